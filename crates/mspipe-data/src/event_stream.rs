@@ -1,0 +1,175 @@
+//! The columnar, time-sorted event stream every other crate consumes.
+
+use crate::{Features, NodeIds};
+
+/// A time-sorted stream of interaction events `(src, dst, t)` over dense node ids, with optional
+/// per-event features, labels and split tags, and optional per-node features.
+///
+/// Columns are separate vectors (not a `Vec<Event>`) because every consumer reads one or two
+/// columns at a time: the sampler reads `dst` and `time`, the model gathers feature rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventStream {
+    pub(crate) src: Vec<u32>,
+    pub(crate) dst: Vec<u32>,
+    pub(crate) time: Vec<f64>,
+    pub(crate) label: Option<Vec<f32>>,
+    pub(crate) ext_roll: Option<Vec<u8>>,
+    pub(crate) edge_feat: Option<Features>,
+    pub(crate) node_feat: Option<Features>,
+    pub(crate) ids: NodeIds,
+    pub(crate) bipartite: bool,
+}
+
+/// Why [`EventStream::from_columns`] refused its input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ColumnsError {
+    #[error("column `{0}` has {1} entries, expected {2}")]
+    Length(&'static str, usize, usize),
+    #[error("event {0} names node {1}, but there are only {2} nodes")]
+    NodeOutOfRange(usize, u32, usize),
+    #[error("timestamp of event {0} is not finite or goes backwards")]
+    Time(usize),
+}
+
+impl EventStream {
+    /// Builds a stream from dense columns, checking lengths, node ranges and time order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_columns(
+        src: Vec<u32>,
+        dst: Vec<u32>,
+        time: Vec<f64>,
+        label: Option<Vec<f32>>,
+        ext_roll: Option<Vec<u8>>,
+        edge_feat: Option<Features>,
+        node_feat: Option<Features>,
+        ids: NodeIds,
+        bipartite: bool,
+    ) -> Result<Self, ColumnsError> {
+        let n = src.len();
+        let len_of = |name, len| {
+            if len == n {
+                Ok(())
+            } else {
+                Err(ColumnsError::Length(name, len, n))
+            }
+        };
+        len_of("dst", dst.len())?;
+        len_of("time", time.len())?;
+        if let Some(l) = &label {
+            len_of("label", l.len())?;
+        }
+        if let Some(r) = &ext_roll {
+            len_of("ext_roll", r.len())?;
+        }
+        if let Some(f) = &edge_feat {
+            len_of("edge_feat", f.rows())?;
+        }
+        if let Some(f) = &node_feat
+            && f.rows() != ids.len()
+        {
+            return Err(ColumnsError::Length("node_feat", f.rows(), ids.len()));
+        }
+        for (i, (&s, &d)) in src.iter().zip(&dst).enumerate() {
+            let bad = s.max(d);
+            if bad as usize >= ids.len() {
+                return Err(ColumnsError::NodeOutOfRange(i, bad, ids.len()));
+            }
+        }
+        for i in 0..n {
+            if !time[i].is_finite() || (i > 0 && time[i] < time[i - 1]) {
+                return Err(ColumnsError::Time(i));
+            }
+        }
+        Ok(EventStream {
+            src,
+            dst,
+            time,
+            label,
+            ext_roll,
+            edge_feat,
+            node_feat,
+            ids,
+            bipartite,
+        })
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+
+    /// Number of nodes (dense ids are `0..num_nodes`).
+    pub fn num_nodes(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Source node of every event.
+    pub fn src(&self) -> &[u32] {
+        &self.src
+    }
+
+    /// Destination node of every event.
+    pub fn dst(&self) -> &[u32] {
+        &self.dst
+    }
+
+    /// Timestamp of every event, non-decreasing.
+    pub fn time(&self) -> &[f64] {
+        &self.time
+    }
+
+    /// Per-event label (JODIE's state label), if the source had one.
+    pub fn labels(&self) -> Option<&[f32]> {
+        self.label.as_deref()
+    }
+
+    /// TGL's per-event split tag (0 train, 1 validation, 2 test), if the source had one.
+    pub fn ext_roll(&self) -> Option<&[u8]> {
+        self.ext_roll.as_deref()
+    }
+
+    /// Edge features, one row per event.
+    pub fn edge_features(&self) -> Option<&Features> {
+        self.edge_feat.as_ref()
+    }
+
+    /// Node features, one row per dense node id.
+    pub fn node_features(&self) -> Option<&Features> {
+        self.node_feat.as_ref()
+    }
+
+    /// The original ids of the nodes.
+    pub fn node_ids(&self) -> &NodeIds {
+        &self.ids
+    }
+
+    /// Whether sources and destinations are disjoint node sets (user–item graphs).
+    pub fn is_bipartite(&self) -> bool {
+        self.bipartite
+    }
+
+    /// Sorted, de-duplicated destination nodes: the candidate set of random negative sampling.
+    pub fn destination_nodes(&self) -> Vec<u32> {
+        let mut seen = vec![false; self.num_nodes()];
+        for &d in &self.dst {
+            seen[d as usize] = true;
+        }
+        (0..self.num_nodes() as u32)
+            .filter(|&d| seen[d as usize])
+            .collect()
+    }
+}
+
+/// Whether the source and destination columns share no node.
+pub(crate) fn sides_disjoint(src: &[u32], dst: &[u32], num_nodes: usize) -> bool {
+    let mut is_src = vec![false; num_nodes];
+    for &s in src {
+        is_src[s as usize] = true;
+    }
+    !src.is_empty() && dst.iter().all(|&d| !is_src[d as usize])
+}

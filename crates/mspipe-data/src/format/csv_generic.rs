@@ -1,0 +1,87 @@
+//! Any CSV with a header: columns found by their common names, or named by the caller.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::columns::{self, Layout};
+use super::source::Sink;
+use super::{csv_error, csv_reader};
+use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
+use crate::{DataError, EventStream, Result};
+
+pub(crate) const SRC_NAMES: &[&str] = &["src", "u", "source", "from", "user_id", "user"];
+pub(crate) const DST_NAMES: &[&str] = &[
+    "dst",
+    "i",
+    "destination",
+    "to",
+    "dest",
+    "target",
+    "item_id",
+    "item",
+];
+pub(crate) const TIME_NAMES: &[&str] = &["t", "ts", "time", "timestamp"];
+pub(crate) const LABEL_NAMES: &[&str] = &["label", "state_label"];
+
+/// Header names for the source, destination, time and label columns of a CSV whose names are not
+/// among the common ones. `None` means "find it by its common names".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnNames {
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub time: Option<String>,
+    pub label: Option<String>,
+}
+
+/// Whether a header row names a source, a destination and a time column by common names.
+pub(crate) fn has_common_names(header: &csv::StringRecord) -> bool {
+    [SRC_NAMES, DST_NAMES, TIME_NAMES]
+        .iter()
+        .all(|names| columns::find(header, names).is_some())
+}
+
+pub(crate) fn read(
+    path: &Path,
+    names: &ColumnNames,
+    order: TimeOrder,
+) -> Result<(EventStream, LoadReport)> {
+    let mut reader = csv_reader(path, true)?;
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let pick = |given: &Option<String>, what: &str, common: &[&str]| match given {
+        Some(name) => columns::require(path, &header, what, &[name.as_str()]),
+        None => columns::require(path, &header, what, common),
+    };
+    let label = match &names.label {
+        Some(name) => Some(columns::require(path, &header, "label", &[name.as_str()])?),
+        None => columns::find(&header, LABEL_NAMES),
+    };
+    let layout = Layout {
+        src: pick(&names.src, "source", SRC_NAMES)?,
+        dst: pick(&names.dst, "destination", DST_NAMES)?,
+        time: pick(&names.time, "time", TIME_NAMES)?,
+        label,
+        ..Default::default()
+    };
+    let parsed = columns::read_rows(path, reader, &layout)?;
+    builder::build(parsed.raw, IdSpace::Compact, order, path)
+}
+
+pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
+    let io = |e| DataError::io(path, e);
+    let mut w = Sink::create(path)?;
+    let labels = stream.labels();
+    writeln!(
+        w,
+        "src,dst,t{}",
+        if labels.is_some() { ",label" } else { "" }
+    )
+    .map_err(io)?;
+    for i in 0..stream.len() {
+        write!(w, "{},{},{}", stream.src[i], stream.dst[i], stream.time[i]).map_err(io)?;
+        if let Some(l) = labels {
+            write!(w, ",{}", l[i]).map_err(io)?;
+        }
+        writeln!(w).map_err(io)?;
+    }
+    w.finish(path)
+}

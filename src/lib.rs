@@ -1,0 +1,1 @@
+pub use mspipe_data as data;
