@@ -1,1 +1,5 @@
+//! mspipe: memory-based temporal GNN training with the MSPipe pipeline. This facade re-exports
+//! the workspace crates under short names.
+
 pub use mspipe_data as data;
+pub use mspipe_sampler as sampler;
