@@ -93,6 +93,20 @@ impl EventStream {
         })
     }
 
+    /// A plain stream of `(src[i], dst[i], time[i])` over nodes `0..num_nodes` (original ids equal
+    /// to dense ids, no features), bipartite when the two columns share no node.
+    pub fn from_edges(
+        src: Vec<u32>,
+        dst: Vec<u32>,
+        time: Vec<f64>,
+        num_nodes: usize,
+    ) -> Result<Self, ColumnsError> {
+        let ids = NodeIds::identity(num_nodes);
+        let mut s = Self::from_columns(src, dst, time, None, None, None, None, ids, false)?;
+        s.bipartite = sides_disjoint(&s.src, &s.dst, num_nodes);
+        Ok(s)
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.src.len()

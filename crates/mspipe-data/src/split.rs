@@ -188,21 +188,9 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NodeIds;
 
     fn stream(src: &[u32], dst: &[u32], time: &[f64], nodes: usize) -> EventStream {
-        EventStream::from_columns(
-            src.to_vec(),
-            dst.to_vec(),
-            time.to_vec(),
-            None,
-            None,
-            None,
-            None,
-            NodeIds::identity(nodes),
-            false,
-        )
-        .unwrap()
+        EventStream::from_edges(src.to_vec(), dst.to_vec(), time.to_vec(), nodes).unwrap()
     }
 
     #[test]

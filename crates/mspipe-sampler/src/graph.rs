@@ -249,19 +249,13 @@ impl TemporalGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mspipe_data::NodeIds;
 
     fn stream() -> EventStream {
-        EventStream::from_columns(
+        EventStream::from_edges(
             vec![0, 1, 0, 2],
             vec![1, 2, 2, 0],
             vec![1.0, 2.0, 2.0, 5.0],
-            None,
-            None,
-            None,
-            None,
-            NodeIds::identity(3),
-            false,
+            3,
         )
         .unwrap()
     }

@@ -1,6 +1,6 @@
 //! Sampling against a brute-force scan of the event list, on random graphs.
 
-use mspipe_data::{EventStream, NodeIds};
+use mspipe_data::EventStream;
 use mspipe_sampler::{
     Direction, NeighborConfig, NeighborSampler, SampledBatch, Strategy as Pick, TemporalGraph,
 };
@@ -33,16 +33,11 @@ fn random_stream() -> impl proptest::strategy::Strategy<Value = EventStream> {
         )
             .prop_map(|(mut ev, nodes)| {
                 ev.sort_by_key(|e| e.2); // integer times: many ties
-                EventStream::from_columns(
+                EventStream::from_edges(
                     ev.iter().map(|e| e.0).collect(),
                     ev.iter().map(|e| e.1).collect(),
                     ev.iter().map(|e| e.2 as f64).collect(),
-                    None,
-                    None,
-                    None,
-                    None,
-                    NodeIds::identity(nodes),
-                    false,
+                    nodes,
                 )
                 .expect("valid columns")
             })
@@ -179,18 +174,7 @@ fn uniform_is_uniform_over_past_events() {
     let src = vec![0u32; n];
     let dst: Vec<u32> = (1..=n as u32).collect();
     let time: Vec<f64> = (0..n).map(|i| i as f64 * 5.0).collect();
-    let s = EventStream::from_columns(
-        src,
-        dst,
-        time,
-        None,
-        None,
-        None,
-        None,
-        NodeIds::identity(n + 1),
-        true,
-    )
-    .unwrap();
+    let s = EventStream::from_edges(src, dst, time, n + 1).unwrap();
     let g = TemporalGraph::from_stream(&s, Direction::Undirected);
     let config = NeighborConfig {
         k: 10,
