@@ -2,4 +2,5 @@
 //! the workspace crates under short names.
 
 pub use mspipe_data as data;
+pub use mspipe_model as model;
 pub use mspipe_sampler as sampler;

@@ -1,0 +1,187 @@
+//! Host-side node memory: per node a memory vector, its last-update time and a FIFO mailbox of the
+//! last `M` mails with their times. Plain buffers with gather/scatter by node id, so the scheduler
+//! can version them and the kernels can replace the gathers.
+
+/// What [`MemoryStore::gather`] returns for a batch's nodes, row-major, in the order asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gathered {
+    /// `[U, dim]` memories.
+    pub memory: Vec<f32>,
+    /// `[U]` last-update times.
+    pub last_update: Vec<f64>,
+    /// `[U, M, mail_dim]` mails, oldest first; empty slots are zero.
+    pub mail: Vec<f32>,
+    /// `[U, M]` mail time minus last-update time.
+    pub mail_dt: Vec<f32>,
+    /// `[U, M]` whether the slot holds a mail.
+    pub mail_mask: Vec<bool>,
+}
+
+/// Memory, last-update times and mailboxes of every node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryStore {
+    dim: usize,
+    mail_dim: usize,
+    slots: usize,
+    memory: Vec<f32>,
+    last_update: Vec<f64>,
+    mail: Vec<f32>,
+    mail_time: Vec<f64>,
+    mail_valid: Vec<bool>,
+}
+
+impl MemoryStore {
+    /// Zero memory for `nodes` nodes of width `dim`, mailboxes of `slots` mails of `mail_dim`.
+    pub fn new(nodes: usize, dim: usize, mail_dim: usize, slots: usize) -> Self {
+        MemoryStore {
+            dim,
+            mail_dim,
+            slots,
+            memory: vec![0.0; nodes * dim],
+            last_update: vec![0.0; nodes],
+            mail: vec![0.0; nodes * slots * mail_dim],
+            mail_time: vec![0.0; nodes * slots],
+            mail_valid: vec![false; nodes * slots],
+        }
+    }
+
+    /// Back to the state of [`MemoryStore::new`] (epoch start).
+    pub fn reset(&mut self) {
+        self.memory.fill(0.0);
+        self.last_update.fill(0.0);
+        self.mail.fill(0.0);
+        self.mail_time.fill(0.0);
+        self.mail_valid.fill(false);
+    }
+
+    /// Memory width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Mail width.
+    pub fn mail_dim(&self) -> usize {
+        self.mail_dim
+    }
+
+    /// Mailbox size.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Number of nodes.
+    pub fn num_nodes(&self) -> usize {
+        self.last_update.len()
+    }
+
+    /// Memory of node `u`.
+    pub fn memory(&self, u: u32) -> &[f32] {
+        &self.memory[u as usize * self.dim..(u as usize + 1) * self.dim]
+    }
+
+    /// Last-update time of node `u`.
+    pub fn last_update(&self, u: u32) -> f64 {
+        self.last_update[u as usize]
+    }
+
+    /// Reads the state of `nodes` into `out` (buffers reused).
+    pub fn gather(&self, nodes: &[u32], out: &mut Gathered) {
+        let (d, m, md) = (self.dim, self.slots, self.mail_dim);
+        out.memory.clear();
+        out.last_update.clear();
+        out.mail.clear();
+        out.mail_dt.clear();
+        out.mail_mask.clear();
+        for &u in nodes {
+            let u = u as usize;
+            let last = self.last_update[u];
+            out.memory
+                .extend_from_slice(&self.memory[u * d..(u + 1) * d]);
+            out.last_update.push(last);
+            out.mail
+                .extend_from_slice(&self.mail[u * m * md..(u + 1) * m * md]);
+            for s in u * m..(u + 1) * m {
+                let valid = self.mail_valid[s];
+                out.mail_dt.push(if valid {
+                    (self.mail_time[s] - last) as f32
+                } else {
+                    0.0
+                });
+                out.mail_mask.push(valid);
+            }
+        }
+    }
+
+    /// Writes `rows` (`[nodes, dim]`) as the memories of `nodes`, last updated at `times`.
+    pub fn write_memory(&mut self, nodes: &[u32], rows: &[f32], times: &[f64]) {
+        let d = self.dim;
+        for (i, &u) in nodes.iter().enumerate() {
+            let u = u as usize;
+            self.memory[u * d..(u + 1) * d].copy_from_slice(&rows[i * d..(i + 1) * d]);
+            self.last_update[u] = times[i];
+        }
+    }
+
+    /// Delivers `mails` (`[targets, mail_dim]`) at `times` to `targets`. A target named several
+    /// times gets only its latest mail (largest time, then last position), pushed into its FIFO.
+    pub fn push_mails(&mut self, targets: &[u32], mails: &[f32], times: &[f64]) {
+        let md = self.mail_dim;
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        // Per target, the winner is the last in (time, position) order.
+        order.sort_by(|&a, &b| {
+            (targets[a], times[a])
+                .partial_cmp(&(targets[b], times[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        for (j, &i) in order.iter().enumerate() {
+            let last_of_target = order.get(j + 1).is_none_or(|&n| targets[n] != targets[i]);
+            if last_of_target {
+                self.push_one(targets[i], &mails[i * md..(i + 1) * md], times[i]);
+            }
+        }
+    }
+
+    fn push_one(&mut self, u: u32, mail: &[f32], time: f64) {
+        let (m, md) = (self.slots, self.mail_dim);
+        let base = u as usize * m;
+        self.mail
+            .copy_within((base + 1) * md..(base + m) * md, base * md);
+        self.mail_time.copy_within(base + 1..base + m, base);
+        self.mail_valid.copy_within(base + 1..base + m, base);
+        let last = base + m - 1;
+        self.mail[last * md..(last + 1) * md].copy_from_slice(mail);
+        self.mail_time[last] = time;
+        self.mail_valid[last] = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_mail_wins_and_fifo_shifts() {
+        let mut s = MemoryStore::new(3, 2, 1, 2);
+        s.push_mails(
+            &[1, 1, 2, 1],
+            &[10.0, 30.0, 5.0, 20.0],
+            &[1.0, 3.0, 1.0, 3.0],
+        );
+        // Node 1: times 1, 3, 3 → the t=3 mail at the last position (20) wins.
+        let mut g = Gathered::default();
+        s.gather(&[1, 2, 0], &mut g);
+        assert_eq!(g.mail, vec![0.0, 20.0, 0.0, 5.0, 0.0, 0.0]);
+        assert_eq!(g.mail_mask, vec![false, true, false, true, false, false]);
+        s.write_memory(&[1], &[7.0, 8.0], &[2.0]);
+        s.push_mails(&[1], &[40.0], &[4.0]);
+        s.gather(&[1], &mut g);
+        assert_eq!(g.memory, vec![7.0, 8.0]);
+        assert_eq!(g.mail, vec![20.0, 40.0]);
+        assert_eq!(g.mail_dt, vec![1.0, 2.0]); // 3 − 2, 4 − 2
+        s.reset();
+        s.gather(&[1], &mut g);
+        assert_eq!(g.mail_mask, vec![false, false]);
+        assert_eq!(g.memory, vec![0.0, 0.0]);
+    }
+}

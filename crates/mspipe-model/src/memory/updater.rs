@@ -1,0 +1,58 @@
+//! The memory updater: turns a node's mailbox into its new memory. Nodes without any mail keep
+//! their memory unchanged.
+
+use burn::prelude::*;
+
+use super::{GruCell, MailboxAttention, RnnCell};
+
+/// How a recurrent updater reduces the mailbox to one input.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// The most recent mail.
+    Last,
+    /// The mean of the mails present.
+    Mean,
+}
+
+/// GRU (TGN), RNN (JODIE) or attention over the mailbox (APAN).
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum MemoryUpdater {
+    Gru(GruCell),
+    Rnn(RnnCell),
+    Transformer(MailboxAttention),
+}
+
+impl MemoryUpdater {
+    /// `memory`: `[N, d]`; `mails`: `[N, M, in]` (mail ⊕ time encoding, oldest first);
+    /// `mask`: `[N, M]`. Returns the updated `[N, d]`.
+    pub fn forward(
+        &self,
+        memory: Tensor<2>,
+        mails: Tensor<3>,
+        mask: Tensor<2, Bool>,
+        combine: Combine,
+    ) -> Tensor<2> {
+        let has_mail: Tensor<2> = mask.clone().float().sum_dim(1).clamp_max(1.0); // [N, 1]
+        let updated = match self {
+            MemoryUpdater::Transformer(att) => att.forward(mails, mask, memory.clone()),
+            MemoryUpdater::Gru(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
+            MemoryUpdater::Rnn(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
+        };
+        updated * has_mail.clone() + memory * (has_mail.neg() + 1.0)
+    }
+}
+
+/// `[N, M, in]` → `[N, in]`: the newest slot (mailboxes fill from the end), or the masked mean.
+fn reduce(mails: Tensor<3>, mask: Tensor<2, Bool>, combine: Combine) -> Tensor<2> {
+    let [n, m, w] = mails.dims();
+    match combine {
+        Combine::Last => mails.narrow(1, m - 1, 1).reshape([n, w]),
+        Combine::Mean => {
+            let keep: Tensor<3> = mask.float().unsqueeze_dim(2);
+            let count: Tensor<2> = keep.clone().sum_dim(1).squeeze_dim::<2>(1).clamp_min(1.0);
+            let sum: Tensor<2> = (mails * keep).sum_dim(1).squeeze_dim(1);
+            sum / count
+        }
+    }
+}

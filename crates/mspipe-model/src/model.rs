@@ -1,0 +1,241 @@
+//! The memory-based TGNN: memory updater, embedding, link decoder, with TGL's presets for TGN,
+//! JODIE and APAN.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{log_sigmoid, relu};
+
+use crate::embedding::{Neighbors, TemporalAttention, TemporalAttentionConfig};
+use crate::embedding::{TimeProjection, TimeProjectionConfig};
+use crate::input::{EmbedInput, MemoryInput};
+use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
+use crate::{LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig};
+
+/// Which memory updater.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum UpdaterKind {
+    Gru,
+    Rnn,
+    Transformer,
+}
+
+/// Which embedding module.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum EmbeddingKind {
+    /// `layers` of temporal graph attention over sampled neighbours.
+    Attention,
+    /// The memory itself.
+    Identity,
+    /// JODIE's h = s ⊙ (1 + w·Δt).
+    TimeProjection,
+}
+
+/// Which message function turns a raw mail (self memory ⊕ other memory ⊕ edge) into the
+/// updater's input.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Identity,
+    /// One linear layer and ReLU, to `memory_dim`.
+    Mlp,
+}
+
+/// Who receives the mails of an event.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Its two endpoints (TGN, JODIE).
+    ToSelf,
+    /// Its endpoints and their sampled neighbours (APAN).
+    ToNeighbors,
+}
+
+/// A memory-based TGNN.
+#[derive(Config, Debug)]
+pub struct MemoryModelConfig {
+    /// Edge-feature width (0: none).
+    pub edge_dim: usize,
+    #[config(default = 100)]
+    pub memory_dim: usize,
+    #[config(default = 100)]
+    pub time_dim: usize,
+    #[config(default = 100)]
+    pub embed_dim: usize,
+    pub updater: UpdaterKind,
+    pub embedding: EmbeddingKind,
+    #[config(default = "MessageKind::Identity")]
+    pub message: MessageKind,
+    #[config(default = "Combine::Last")]
+    pub combine: Combine,
+    #[config(default = "Delivery::ToSelf")]
+    pub delivery: Delivery,
+    /// Mails kept per node.
+    #[config(default = 1)]
+    pub mailbox: usize,
+    /// Attention layers (= sampling hops).
+    #[config(default = 1)]
+    pub layers: usize,
+    #[config(default = 2)]
+    pub heads: usize,
+    /// Neighbours sampled per hop.
+    #[config(default = 10)]
+    pub neighbors: usize,
+    /// Keep the time encoding's frequencies fixed.
+    #[config(default = false)]
+    pub frozen_time: bool,
+}
+
+impl MemoryModelConfig {
+    /// TGN as TGL configures it: GRU, mailbox 1, one attention layer, 10 neighbours, 2 heads.
+    pub fn tgn(edge_dim: usize) -> Self {
+        Self::new(edge_dim, UpdaterKind::Gru, EmbeddingKind::Attention)
+    }
+
+    /// JODIE: RNN updater and the time projection embedding.
+    pub fn jodie(edge_dim: usize) -> Self {
+        Self::new(edge_dim, UpdaterKind::Rnn, EmbeddingKind::TimeProjection)
+    }
+
+    /// APAN: attention over a mailbox of 10, mails delivered to neighbours, memory as embedding.
+    pub fn apan(edge_dim: usize) -> Self {
+        Self::new(edge_dim, UpdaterKind::Transformer, EmbeddingKind::Identity)
+            .with_mailbox(10)
+            .with_delivery(Delivery::ToNeighbors)
+    }
+
+    /// Width of a raw mail: self memory ⊕ other memory ⊕ edge features.
+    pub fn mail_dim(&self) -> usize {
+        2 * self.memory_dim + self.edge_dim
+    }
+
+    /// Width of the embeddings the decoder sees.
+    pub fn output_dim(&self) -> usize {
+        match self.embedding {
+            EmbeddingKind::Attention => self.embed_dim,
+            _ => self.memory_dim,
+        }
+    }
+
+    /// Builds the model on `device`.
+    pub fn init(&self, device: &Device) -> MemoryModel {
+        let d = self.memory_dim;
+        let msg_dim = match self.message {
+            MessageKind::Identity => self.mail_dim(),
+            MessageKind::Mlp => d,
+        };
+        let updater_in = msg_dim + self.time_dim;
+        let updater = match self.updater {
+            UpdaterKind::Gru => MemoryUpdater::Gru(GruCellConfig::new(updater_in, d).init(device)),
+            UpdaterKind::Rnn => MemoryUpdater::Rnn(RnnCellConfig::new(updater_in, d).init(device)),
+            UpdaterKind::Transformer => MemoryUpdater::Transformer(
+                MailboxAttentionConfig::new(updater_in, d)
+                    .with_heads(self.heads)
+                    .init(device),
+            ),
+        };
+        let layers = match self.embedding {
+            EmbeddingKind::Attention => (0..self.layers)
+                .map(|l| {
+                    let input = if l == 0 { d } else { self.embed_dim };
+                    TemporalAttentionConfig::new(
+                        input,
+                        self.edge_dim,
+                        self.time_dim,
+                        self.embed_dim,
+                    )
+                    .with_heads(self.heads)
+                    .init(device)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        MemoryModel {
+            time: TimeEncodingConfig::new(self.time_dim)
+                .with_frozen(self.frozen_time)
+                .init(device),
+            message: (self.message == MessageKind::Mlp)
+                .then(|| LinearConfig::new(self.mail_dim(), d).init(device)),
+            updater,
+            layers,
+            projection: (self.embedding == EmbeddingKind::TimeProjection)
+                .then(|| TimeProjectionConfig::new(d).init(device)),
+            link: LinkPredictorConfig::new(self.output_dim()).init(device),
+            combine: self.combine,
+        }
+    }
+}
+
+/// A memory-based TGNN (see [`MemoryModelConfig`]).
+#[derive(Module, Debug)]
+pub struct MemoryModel {
+    time: TimeEncoding,
+    message: Option<Linear>,
+    updater: MemoryUpdater,
+    layers: Vec<TemporalAttention>,
+    projection: Option<TimeProjection>,
+    link: LinkPredictor,
+    #[module(skip)]
+    combine: Combine,
+}
+
+impl MemoryModel {
+    /// The updated `[U, d]` memories of the batch's unique nodes (differentiable: the updater
+    /// learns through the loss of the embeddings computed from them).
+    pub fn update_memory(&self, input: MemoryInput) -> Tensor<2> {
+        let mail = match &self.message {
+            Some(mlp) => relu(mlp.forward(input.mail)),
+            None => input.mail,
+        };
+        let x = Tensor::cat(vec![mail, self.time.forward(input.mail_dt)], 2);
+        self.updater
+            .forward(input.memory, x, input.mail_mask, self.combine)
+    }
+
+    /// Embeddings `[R, out]` of the roots from the updated memories `[U, d]`.
+    pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
+        let roots = memory.clone().select(0, input.root_index.clone());
+        if let Some(p) = &self.projection {
+            return p.forward(roots, input.root_dt.clone());
+        }
+        if self.layers.is_empty() {
+            return roots;
+        }
+        // reps[j]: representations of level j (0 = roots, j = slots of hop j) at the current layer.
+        let levels = self.layers.len();
+        let mut reps: Vec<Tensor<2>> = std::iter::once(roots)
+            .chain(
+                input.hops[..levels]
+                    .iter()
+                    .map(|h| memory.clone().select(0, h.index.clone())),
+            )
+            .collect();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let next: Vec<Tensor<2>> = (0..levels - l)
+                .map(|j| {
+                    let hop = &input.hops[j];
+                    let [n, k] = hop.dt.dims();
+                    let width = reps[j + 1].dims()[1];
+                    let nbr = Neighbors {
+                        h: reps[j + 1].clone().reshape([n, k, width]),
+                        dt: hop.dt.clone(),
+                        edge: hop.edge.clone(),
+                        mask: hop.mask.clone(),
+                    };
+                    layer.forward(reps[j].clone(), nbr, &self.time)
+                })
+                .collect();
+            reps = next;
+        }
+        reps.swap_remove(0)
+    }
+
+    /// Link logits for the pairs (`src[i]`, `dst[i]`) of embedding rows.
+    pub fn score(&self, h: Tensor<2>, src: Tensor<1, Int>, dst: Tensor<1, Int>) -> Tensor<1> {
+        self.link
+            .forward(h.clone().select(0, src), h.select(0, dst))
+    }
+
+    /// Binary cross-entropy of positive logits (label 1) and negative logits (label 0), each
+    /// averaged over its own count (TGL's loss).
+    pub fn loss(pos: Tensor<1>, neg: Tensor<1>) -> Tensor<1> {
+        log_sigmoid(pos).mean().neg() - log_sigmoid(neg.neg()).mean()
+    }
+}
