@@ -227,6 +227,16 @@ impl MemoryModel {
         reps.swap_remove(0)
     }
 
+    /// The attention layers (empty unless the embedding is attention).
+    pub fn layers(&self) -> &[TemporalAttention] {
+        &self.layers
+    }
+
+    /// The time encoding shared by the updater and the attention layers.
+    pub fn time_encoding(&self) -> &TimeEncoding {
+        &self.time
+    }
+
     /// Link logits for the pairs (`src[i]`, `dst[i]`) of embedding rows.
     pub fn score(&self, h: Tensor<2>, src: Tensor<1, Int>, dst: Tensor<1, Int>) -> Tensor<1> {
         self.link

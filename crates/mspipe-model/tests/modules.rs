@@ -73,3 +73,53 @@ fn record_round_trip_gives_identical_outputs() {
         assert_eq!(run(&loaded), before, "{name}");
     }
 }
+
+/// Two attention layers: hop-1 neighbours are first embedded from their own hop-2 neighbours
+/// (layer 1), then the roots from those (layer 2), as TGL's multi-layer sampling implies.
+#[test]
+fn two_layer_embedding_composes_the_layers() {
+    use mspipe_model::embedding::Neighbors;
+    let dev = Device::flex();
+    let (d, k) = (6, 2);
+    let config = MemoryModelConfig::tgn(0)
+        .with_memory_dim(d)
+        .with_time_dim(4)
+        .with_embed_dim(d)
+        .with_layers(2)
+        .with_neighbors(k);
+    let model = config.init(&dev);
+    let memory: Vec<f32> = (0..5 * d)
+        .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+        .collect();
+    let mem = floats(&memory, [5, d], &dev);
+    // One root (row 0); hop 1: rows 1, 2; hop 2: rows 3, 4 | 0, 3 (last one padded).
+    let hop1 = (vec![1u32, 2], vec![1.0f32, 2.0], vec![true, true]);
+    let hop2 = (
+        vec![3u32, 4, 0, 3],
+        vec![0.5f32, 1.5, 2.5, 3.5],
+        vec![true, true, true, false],
+    );
+    let input = EmbedInput {
+        root_index: indices(&[0], &dev),
+        root_dt: floats(&[0.0], [1], &dev),
+        hops: vec![
+            HopInput::from_host(&hop1.0, &hop1.1, &hop1.2, None, k, &dev),
+            HopInput::from_host(&hop2.0, &hop2.1, &hop2.2, None, k, &dev),
+        ],
+    };
+    let got = to_vec(model.embed(mem.clone(), &input));
+
+    let te = model.time_encoding();
+    let rows = |idx: &[u32]| mem.clone().select(0, indices(idx, &dev));
+    let nbr = |h: Tensor<2>, dt: &[f32], mask: &[bool], n: usize| Neighbors {
+        h: h.reshape([n, k, d]),
+        dt: floats(dt, [n, k], &dev),
+        edge: None,
+        mask: bools(mask, [n, k], &dev),
+    };
+    let [l1, l2] = [&model.layers()[0], &model.layers()[1]];
+    let hop1_reps = l1.forward(rows(&hop1.0), nbr(rows(&hop2.0), &hop2.1, &hop2.2, 2), te);
+    let root_l1 = l1.forward(rows(&[0]), nbr(rows(&hop1.0), &hop1.1, &hop1.2, 1), te);
+    let want = to_vec(l2.forward(root_l1, nbr(hop1_reps, &hop1.1, &hop1.2, 1), te));
+    assert_eq!(got, want);
+}

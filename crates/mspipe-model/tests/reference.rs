@@ -80,45 +80,57 @@ fn rows(v: &[f32], width: usize) -> Vec<Vec<f64>> {
         .collect()
 }
 
-#[test]
-fn gru_cell_matches_the_torch_equations() {
-    let (n, input, hidden) = (5, 7, 6);
-    let cell = GruCellConfig::new(input, hidden).init(&device());
-    let (x, h) = (values(n * input, 1), values(n * hidden, 2));
-    let out = to_vec(cell.forward(
+/// Runs a recurrent cell on random `[n, input]`, `[n, hidden]` inputs and checks it against
+/// `reference(W_i x + b_i, W_h h + b_h, h)` computed in f64 row by row.
+fn check_cell(
+    what: &str,
+    (n, input, hidden): (usize, usize, usize),
+    forward: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
+    (wi, wh): (&Linear, &Linear),
+    reference: impl Fn(&[f64], &[f64], &[f64]) -> Vec<f64>,
+) {
+    let (x, h) = (
+        values(n * input, n as u64),
+        values(n * hidden, 100 + n as u64),
+    );
+    let out = to_vec(forward(
         floats(&x, [n, input], &device()),
         floats(&h, [n, hidden], &device()),
     ));
-    let (wi, wh) = (Lin::of(&cell.input), Lin::of(&cell.hidden));
-    let mut want = vec![];
-    for (xr, hr) in rows(&x, input).iter().zip(rows(&h, hidden)) {
-        let (gi, gh) = (wi.apply(xr), wh.apply(&hr));
-        for j in 0..hidden {
-            let r = sigmoid(gi[j] + gh[j]);
-            let z = sigmoid(gi[hidden + j] + gh[hidden + j]);
-            let c = (gi[2 * hidden + j] + r * gh[2 * hidden + j]).tanh();
-            want.push((1.0 - z) * c + z * hr[j]);
-        }
-    }
-    assert_close(&out, &want, "gru");
+    let (wi, wh) = (Lin::of(wi), Lin::of(wh));
+    let want: Vec<f64> = rows(&x, input)
+        .iter()
+        .zip(rows(&h, hidden))
+        .flat_map(|(xr, hr)| reference(&wi.apply(xr), &wh.apply(&hr), &hr))
+        .collect();
+    assert_close(&out, &want, what);
+}
+
+#[test]
+fn gru_cell_matches_the_torch_equations() {
+    let cell = GruCellConfig::new(7, 6).init(&device());
+    let gru = |gi: &[f64], gh: &[f64], h: &[f64]| {
+        let d = h.len();
+        (0..d)
+            .map(|j| {
+                let r = sigmoid(gi[j] + gh[j]);
+                let z = sigmoid(gi[d + j] + gh[d + j]);
+                let c = (gi[2 * d + j] + r * gh[2 * d + j]).tanh();
+                (1.0 - z) * c + z * h[j]
+            })
+            .collect()
+    };
+    let forward = |x, h| cell.forward(x, h);
+    check_cell("gru", (5, 7, 6), forward, (&cell.input, &cell.hidden), gru);
 }
 
 #[test]
 fn rnn_cell_matches_the_torch_equations() {
-    let (n, input, hidden) = (4, 5, 3);
-    let cell = RnnCellConfig::new(input, hidden).init(&device());
-    let (x, h) = (values(n * input, 3), values(n * hidden, 4));
-    let out = to_vec(cell.forward(
-        floats(&x, [n, input], &device()),
-        floats(&h, [n, hidden], &device()),
-    ));
-    let (wi, wh) = (Lin::of(&cell.input), Lin::of(&cell.hidden));
-    let mut want = vec![];
-    for (xr, hr) in rows(&x, input).iter().zip(rows(&h, hidden)) {
-        let (a, b) = (wi.apply(xr), wh.apply(&hr));
-        want.extend(a.iter().zip(&b).map(|(a, b)| (a + b).tanh()));
-    }
-    assert_close(&out, &want, "rnn");
+    let cell = RnnCellConfig::new(5, 3).init(&device());
+    let rnn =
+        |a: &[f64], b: &[f64], _: &[f64]| a.iter().zip(b).map(|(a, b)| (a + b).tanh()).collect();
+    let forward = |x, h| cell.forward(x, h);
+    check_cell("rnn", (4, 5, 3), forward, (&cell.input, &cell.hidden), rnn);
 }
 
 /// cos(Δt·w + b). The product is rounded to f32 as the model's f32 arithmetic must (for Δt of
