@@ -33,7 +33,7 @@ fn roots(s: &mspipe::data::EventStream) -> Roots {
     let mut n = Negatives::default();
     for start in (0..s.len()).step_by(BATCH) {
         let b = start..(start + BATCH).min(s.len());
-        neg.sample(s, b.clone(), 1, 0, &mut n);
+        neg.sample(s, &b.clone().collect::<Vec<_>>(), 1, 0, &mut n);
         out.nodes
             .push([&s.src()[b.clone()], &s.dst()[b.clone()], &n.dst[..]].concat());
         let t = &s.time()[b];

@@ -4,3 +4,4 @@
 pub use mspipe_data as data;
 pub use mspipe_model as model;
 pub use mspipe_sampler as sampler;
+pub use mspipe_train as train;

@@ -8,8 +8,6 @@
 //! Draws are keyed by `(seed, key, first event of the batch)`, not by call order, so evaluation
 //! scores every epoch and every run on the same negatives.
 
-use std::ops::Range;
-
 use mspipe_data::EventStream;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -90,26 +88,27 @@ impl NegativeSampler {
         }
     }
 
-    /// Negatives for the events `batch` of `stream`: `per_positive` for each. `key` separates
-    /// draws that must differ (training epochs) from those that must repeat (evaluation: pass the
-    /// same key every time).
+    /// Negatives for the events `batch` (indices into `stream`, in time order; training batches
+    /// skip masked events): `per_positive` for each. `key` separates draws that must differ
+    /// (training epochs) from those that must repeat (evaluation: pass the same key every time).
     pub fn sample(
         &self,
         stream: &EventStream,
-        batch: Range<usize>,
+        batch: &[usize],
         per_positive: usize,
         key: u64,
         out: &mut Negatives,
     ) {
+        let first = batch.first().copied().unwrap_or(0);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(key);
-        rng.set_word_pos((batch.start as u128) << 24);
+        rng.set_word_pos((first as u128) << 24);
         let slots = batch.len() * per_positive;
         out.per_positive = per_positive;
         out.src.clear();
         out.dst.clear();
         for s in 0..slots {
-            let positive = batch.start + s / per_positive.max(1);
+            let positive = batch[s / per_positive.max(1)];
             out.src.push(stream.src()[positive]);
             let d = self.candidates[rng.random_range(0..self.candidates.len())];
             out.dst.push(d);
@@ -118,10 +117,10 @@ impl NegativeSampler {
             return;
         }
         let in_batch: FxHashSet<(u32, u32)> = batch
-            .clone()
-            .map(|i| (stream.src()[i], stream.dst()[i]))
+            .iter()
+            .map(|&i| (stream.src()[i], stream.dst()[i]))
             .collect();
-        let past = self.history.before(batch.start);
+        let past = self.history.before(first);
         let picks = distinct_outside(past, &in_batch, slots / 2, &mut rng);
         // Odd slots take the historical edges, so every positive's K negatives mix both kinds.
         for (n, &(s, d)) in picks.iter().enumerate() {
@@ -180,6 +179,10 @@ mod tests {
     use super::*;
     use mspipe_data::synthetic::{SyntheticConfig, generate};
 
+    fn range(r: std::ops::Range<usize>) -> Vec<usize> {
+        r.collect()
+    }
+
     fn stream() -> EventStream {
         generate(&SyntheticConfig {
             events: 4_000,
@@ -195,7 +198,7 @@ mod tests {
         let s = stream();
         let sampler = NegativeSampler::new(NegativeStrategy::Random, &s, |_| true, 3);
         let mut out = Negatives::default();
-        sampler.sample(&s, 1_000..1_200, 5, 0, &mut out);
+        sampler.sample(&s, &range(1_000..1_200), 5, 0, &mut out);
         assert_eq!(out.dst.len(), 1_000);
         let users = s.node_ids().users().unwrap() as u32;
         for (j, (&a, &b)) in out.src.iter().zip(&out.dst).enumerate() {
@@ -209,10 +212,10 @@ mod tests {
         let s = stream();
         let sampler = NegativeSampler::new(NegativeStrategy::Historical, &s, |_| true, 3);
         let (mut a, mut b, mut c) = Default::default();
-        sampler.sample(&s, 2_000..2_300, 1, 7, &mut a);
-        sampler.sample(&s, 0..600, 1, 7, &mut b); // another batch in between changes nothing
-        sampler.sample(&s, 2_000..2_300, 1, 7, &mut b);
-        sampler.sample(&s, 2_000..2_300, 1, 8, &mut c);
+        sampler.sample(&s, &range(2_000..2_300), 1, 7, &mut a);
+        sampler.sample(&s, &range(0..600), 1, 7, &mut b); // another batch in between changes nothing
+        sampler.sample(&s, &range(2_000..2_300), 1, 7, &mut b);
+        sampler.sample(&s, &range(2_000..2_300), 1, 8, &mut c);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -223,7 +226,7 @@ mod tests {
         let sampler = NegativeSampler::new(NegativeStrategy::Historical, &s, |_| true, 3);
         let batch = 3_000..3_200;
         let mut out = Negatives::default();
-        sampler.sample(&s, batch.clone(), 2, 0, &mut out);
+        sampler.sample(&s, &range(batch.clone()), 2, 0, &mut out);
         let past: FxHashSet<(u32, u32)> =
             (0..batch.start).map(|i| (s.src()[i], s.dst()[i])).collect();
         let now: FxHashSet<(u32, u32)> = batch.map(|i| (s.src()[i], s.dst()[i])).collect();
@@ -242,7 +245,7 @@ mod tests {
         let train_end = 2_500;
         let sampler = NegativeSampler::new(NegativeStrategy::Inductive, &s, |i| i < train_end, 3);
         let mut out = Negatives::default();
-        sampler.sample(&s, 3_500..3_600, 1, 0, &mut out);
+        sampler.sample(&s, &range(3_500..3_600), 1, 0, &mut out);
         let trained: FxHashSet<(u32, u32)> =
             (0..train_end).map(|i| (s.src()[i], s.dst()[i])).collect();
         let past: FxHashSet<(u32, u32)> = (0..3_500).map(|i| (s.src()[i], s.dst()[i])).collect();

@@ -1,0 +1,350 @@
+//! The run configuration: TGL's sections (`sampling`, `memory`, `gnn`, `train`) plus `data` and
+//! `pipeline`, read from TOML. Presets for TGN, JODIE and APAN are compiled in; a config file and
+//! `--set section.key=value` overrides are layered on top, so every key can be set from the
+//! command line.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Everything a run needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelName,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    #[serde(default)]
+    pub memory: MemoryConfig,
+    #[serde(default)]
+    pub gnn: GnnConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelName {
+    Tgn,
+    Jodie,
+    Apan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// A shipped dataset name or a path.
+    pub dataset: String,
+    /// `auto` or one of snap, dyglib, jodie, tgl, csv.
+    pub format: String,
+    pub val_fraction: f64,
+    pub test_fraction: f64,
+    /// Share of nodes hidden from training (TGN's inductive protocol).
+    pub new_node_fraction: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// `recent` or `uniform`.
+    pub strategy: String,
+    pub neighbors: usize,
+    pub layers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// `gru`, `rnn` or `transformer`.
+    pub updater: String,
+    pub dim: usize,
+    pub time_dim: usize,
+    pub mailbox: usize,
+    /// `last` or `mean`.
+    pub combine: String,
+    /// `identity` or `mlp`.
+    pub message: String,
+    /// `self` or `neighbors`.
+    pub delivery: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GnnConfig {
+    /// `attention`, `identity` or `time-projection`.
+    pub embedding: String,
+    pub dim: usize,
+    pub heads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Stop after this many epochs without a better validation AP.
+    pub patience: usize,
+    /// Worker threads (0: all cores).
+    pub threads: usize,
+    /// Evaluation negatives: `random`, `historical` or `inductive`.
+    pub eval_negatives: String,
+    /// Negatives per positive for MRR (0: no MRR).
+    pub mrr_negatives: usize,
+    /// JODIE's time projection sees Δt multiplied by this.
+    pub time_scale: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// `off`, `mspipe` or `fixed:K`.
+    pub mode: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "wikipedia".into(),
+            format: "auto".into(),
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+            new_node_fraction: 0.1,
+        }
+    }
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig {
+            strategy: "recent".into(),
+            neighbors: 10,
+            layers: 1,
+        }
+    }
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            updater: "gru".into(),
+            dim: 100,
+            time_dim: 100,
+            mailbox: 1,
+            combine: "last".into(),
+            message: "identity".into(),
+            delivery: "self".into(),
+        }
+    }
+}
+
+impl Default for GnnConfig {
+    fn default() -> Self {
+        GnnConfig {
+            embedding: "attention".into(),
+            dim: 100,
+            heads: 2,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 5,
+            batch_size: 600,
+            lr: 1e-4,
+            seed: 0,
+            patience: 3,
+            threads: 0,
+            eval_negatives: "random".into(),
+            mrr_negatives: 0,
+            time_scale: 1e-4,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { mode: "off".into() }
+    }
+}
+
+/// The compiled-in preset of `model`.
+pub fn preset(model: ModelName) -> &'static str {
+    match model {
+        ModelName::Tgn => include_str!("../presets/tgn.toml"),
+        ModelName::Jodie => include_str!("../presets/jodie.toml"),
+        ModelName::Apan => include_str!("../presets/apan.toml"),
+    }
+}
+
+/// Preset of `model`, then the file (if any), then `key=value` overrides, in that order.
+pub fn resolve(model: ModelName, file: Option<&str>, overrides: &[String]) -> Result<Config> {
+    let mut value: toml::Table = toml::from_str(preset(model)).context("built-in preset")?;
+    if let Some(text) = file {
+        let table: toml::Table = toml::from_str(text)?;
+        merge(&mut value, table);
+    }
+    value.insert("model".into(), toml::Value::String(name(model).into()));
+    for item in overrides {
+        set(&mut value, item)?;
+    }
+    let config: Config = value.try_into().context("invalid configuration")?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn name(model: ModelName) -> &'static str {
+    match model {
+        ModelName::Tgn => "tgn",
+        ModelName::Jodie => "jodie",
+        ModelName::Apan => "apan",
+    }
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Applies `section.key=value`; the value is parsed as TOML (numbers, booleans) or kept a string.
+fn set(table: &mut toml::Table, item: &str) -> Result<()> {
+    let Some((path, raw)) = item.split_once('=') else {
+        bail!("override {item:?} is not section.key=value");
+    };
+    let Some((section, key)) = path.trim().split_once('.') else {
+        bail!("override {item:?}: the key must be section.key (e.g. train.lr)");
+    };
+    let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.trim().into()),
+    };
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(key.to_string(), parsed);
+            Ok(())
+        }
+        _ => bail!("override {item:?}: {section} is not a section"),
+    }
+}
+
+impl Config {
+    /// Refuses values no run can use, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let one_of = |key: &str, v: &str, allowed: &[&str]| {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                bail!("{key} = {v:?}: expected one of {}", allowed.join(", "))
+            }
+        };
+        one_of(
+            "sampling.strategy",
+            &self.sampling.strategy,
+            &["recent", "uniform"],
+        )?;
+        one_of(
+            "memory.updater",
+            &self.memory.updater,
+            &["gru", "rnn", "transformer"],
+        )?;
+        one_of("memory.combine", &self.memory.combine, &["last", "mean"])?;
+        one_of("memory.message", &self.memory.message, &["identity", "mlp"])?;
+        one_of(
+            "memory.delivery",
+            &self.memory.delivery,
+            &["self", "neighbors"],
+        )?;
+        one_of(
+            "gnn.embedding",
+            &self.gnn.embedding,
+            &["attention", "identity", "time-projection"],
+        )?;
+        one_of(
+            "train.eval_negatives",
+            &self.train.eval_negatives,
+            &["random", "historical", "inductive"],
+        )?;
+        if self.pipeline.mode != "off" {
+            bail!(
+                "pipeline.mode = {:?}: only \"off\" is available until the scheduler lands",
+                self.pipeline.mode
+            );
+        }
+        let positive = [
+            ("sampling.neighbors", self.sampling.neighbors),
+            ("sampling.layers", self.sampling.layers),
+            ("memory.dim", self.memory.dim),
+            ("memory.time_dim", self.memory.time_dim),
+            ("memory.mailbox", self.memory.mailbox),
+            ("gnn.dim", self.gnn.dim),
+            ("gnn.heads", self.gnn.heads),
+            ("train.epochs", self.train.epochs),
+            ("train.batch_size", self.train.batch_size),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                bail!("{key} must be at least 1");
+            }
+        }
+        if !self.gnn.dim.is_multiple_of(self.gnn.heads)
+            || !self.memory.dim.is_multiple_of(self.gnn.heads)
+        {
+            bail!(
+                "gnn.heads = {} must divide gnn.dim and memory.dim",
+                self.gnn.heads
+            );
+        }
+        if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
+            bail!("train.lr = {} must be positive", self.train.lr);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_resolve_and_overrides_win() {
+        for m in [ModelName::Tgn, ModelName::Jodie, ModelName::Apan] {
+            resolve(m, None, &[]).unwrap();
+        }
+        let file = "[train]\nepochs = 9\nlr = 0.5\n";
+        let c = resolve(
+            ModelName::Tgn,
+            Some(file),
+            &["train.lr=0.001".into(), "data.dataset=mathoverflow".into()],
+        )
+        .unwrap();
+        assert_eq!((c.train.epochs, c.train.lr), (9, 0.001));
+        assert_eq!(c.data.dataset, "mathoverflow");
+        assert_eq!(c.memory.updater, "gru");
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let e = resolve(ModelName::Tgn, None, &["train.lrr=1".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("lrr"), "{e:#}");
+        let e = resolve(ModelName::Tgn, None, &["memory.updater=lstm".into()]).unwrap_err();
+        assert!(e.to_string().contains("memory.updater"), "{e}");
+        let e = resolve(ModelName::Tgn, None, &["gnn.heads=3".into()]).unwrap_err();
+        assert!(e.to_string().contains("gnn.heads"), "{e}");
+        assert!(resolve(ModelName::Tgn, None, &["lr=1".into()]).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! # mspipe-train
+//!
+//! Training and evaluation of memory-based temporal GNNs end to end: configuration
+//! ([`config`]), the batch loop with TGL's semantics ([`session::Session`]), the evaluation
+//! protocol and outputs ([`run`]), and metrics ([`metrics`]). The `mspipe-train` binary is a thin
+//! command line over [`run::train`].
+//!
+//! ```no_run
+//! use mspipe_train::config::{resolve, ModelName};
+//!
+//! let config = resolve(ModelName::Tgn, None, &["train.epochs=1".into()]).expect("valid");
+//! let summary = mspipe_train::run::train(&config, "runs/doc".as_ref(), false).expect("trains");
+//! println!("test AP {}", summary["test_ap"]);
+//! ```
+
+pub mod config;
+pub mod metrics;
+pub mod run;
+pub mod session;

@@ -1,0 +1,163 @@
+//! `mspipe-train`: train (the default), evaluate or print the configuration of a memory-based
+//! temporal GNN. With no arguments: TGN on the shipped Wikipedia edges.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use mspipe_train::config::{ModelName, resolve};
+
+#[derive(Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: Common,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train and evaluate (the default).
+    Train(Common),
+    /// Print the resolved configuration as TOML.
+    Config(Common),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// A TOML config layered over the model's preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Shipped dataset name (wikipedia, collegemsg, mathoverflow, uslegis, bitcoin-alpha) or path.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Force the file format (snap, dyglib, jodie, tgl, csv).
+    #[arg(long)]
+    format: Option<String>,
+    /// Model preset.
+    #[arg(long, value_enum, default_value = "tgn")]
+    model: ModelName,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory (default: runs/<model>-<dataset>-seed<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// off | mspipe | fixed:K (only `off` until the scheduler lands).
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Any config key: --set section.key=value (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl Common {
+    fn config(&self) -> Result<mspipe_train::config::Config> {
+        let file = match (&self.resume, &self.config) {
+            (Some(dir), _) => Some(dir.join("config.toml")),
+            (None, file) => file.clone(),
+        };
+        let text = file
+            .as_ref()
+            .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display())))
+            .transpose()?;
+        let mut sets = Vec::new();
+        let mut flag = |key: &str, v: Option<String>| {
+            if let Some(v) = v {
+                sets.push(format!("{key}={v}"));
+            }
+        };
+        flag(
+            "data.dataset",
+            self.dataset.clone().map(|d| format!("{d:?}")),
+        );
+        flag("data.format", self.format.clone().map(|f| format!("{f:?}")));
+        flag("train.epochs", self.epochs.map(|v| v.to_string()));
+        flag("train.batch_size", self.batch_size.map(|v| v.to_string()));
+        flag("train.lr", self.lr.map(|v| format!("{v:e}")));
+        flag("train.threads", self.threads.map(|v| v.to_string()));
+        flag("train.seed", self.seed.map(|v| v.to_string()));
+        flag(
+            "pipeline.mode",
+            self.pipeline.clone().map(|p| format!("{p:?}")),
+        );
+        sets.extend(self.overrides.iter().cloned());
+        let model = if self.resume.is_some() {
+            saved_model(text.as_deref()).unwrap_or(self.model)
+        } else {
+            self.model
+        };
+        resolve(model, text.as_deref(), &sets)
+    }
+}
+
+/// The model named in a saved config, so `--resume` needs no `--model`.
+fn saved_model(text: Option<&str>) -> Option<ModelName> {
+    let table: toml::Table = toml::from_str(text?).ok()?;
+    table.get("model")?.clone().try_into().ok()
+}
+
+fn train(args: &Common) -> Result<()> {
+    let config = args.config()?;
+    let threads = config.train.threads;
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let out = match (&args.resume, &args.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => PathBuf::from("runs").join(
+            format!(
+                "{:?}-{}-seed{}",
+                config.model, config.data.dataset, config.train.seed
+            )
+            .to_lowercase(),
+        ),
+    };
+    let summary = mspipe_train::run::train(&config, &out, args.resume.is_some())?;
+    eprintln!(
+        "test AP {:.4}  test AUC {:.4}  ({} epochs, best {}; run directory {})",
+        summary["test_ap"].as_f64().unwrap_or(f64::NAN),
+        summary["test_auc"].as_f64().unwrap_or(f64::NAN),
+        summary["epochs"],
+        summary["best_epoch"],
+        out.display()
+    );
+    println!("{summary}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => train(&cli.train),
+        Some(Command::Train(args)) => train(args),
+        Some(Command::Config(args)) => args
+            .config()
+            .and_then(|c| Ok(toml::to_string(&c)?))
+            .map(|text| print!("{text}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! A training run: load and split the data, train epoch by epoch, score validation then test
+//! after each epoch (memory carried forward), keep the best epoch by validation AP with early
+//! stopping, and write the run directory.
+//!
+//! Checkpoints are taken at epoch boundaries: node memory and mailboxes are reset at every epoch
+//! start and every sampler and negative draw is keyed by (seed, epoch, batch), so the model, the
+//! optimizer state and the history are the whole state; a resumed run repeats the interrupted
+//! epoch exactly.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use mspipe_data::{
+    Format, LoadOptions, ReadOptions, Split, SplitConfig, default_cache_dir, load, registry,
+};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::metrics::{average_precision, mrr, roc_auc};
+use crate::session::{Scores, Session};
+
+const EMBEDDED_WIKIPEDIA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wikipedia.csv.gz"));
+
+/// The git revision the binary was built from.
+pub const GIT_REV: &str = env!("MSPIPE_GIT_REV");
+
+/// The dataset file for `name`: a path, a shipped dataset, or (for `wikipedia` when the
+/// repository is not at hand) the copy compiled into the binary, unpacked into the cache dir.
+pub fn dataset_path(name: &str) -> Result<(PathBuf, Option<Format>)> {
+    let root = registry::default_root();
+    let (path, format) = registry::resolve(name, &root)?;
+    if path.exists() || !name.eq_ignore_ascii_case("wikipedia") {
+        return Ok((path, format));
+    }
+    let dir = default_cache_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("wikipedia.csv.gz");
+    if !path.exists() {
+        let tmp = dir.join("wikipedia.csv.gz.tmp");
+        std::fs::write(&tmp, EMBEDDED_WIKIPEDIA)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok((path, format))
+}
+
+/// Loads and splits the configured dataset.
+pub fn data(config: &Config) -> Result<(mspipe_data::EventStream, Split)> {
+    let (path, named_format) = dataset_path(&config.data.dataset)?;
+    let format = match config.data.format.as_str() {
+        "auto" => named_format,
+        f => Some(f.parse()?),
+    };
+    let options = LoadOptions {
+        read: ReadOptions {
+            format,
+            ..Default::default()
+        },
+        cache_dir: Some(default_cache_dir()),
+    };
+    let stream = load(&path, &options)
+        .with_context(|| format!("loading {}", path.display()))?
+        .stream;
+    let split_config = SplitConfig {
+        val_fraction: config.data.val_fraction,
+        test_fraction: config.data.test_fraction,
+        new_node_fraction: config.data.new_node_fraction,
+        seed: config.train.seed,
+    };
+    let split = if stream.ext_roll().is_some() {
+        Split::from_ext_roll(&stream, &split_config)?
+    } else {
+        Split::chronological(&stream, &split_config)?
+    };
+    Ok((stream, split))
+}
+
+/// AP/AUC of all events and of the new-node ones, MRR when there are several negatives.
+fn metrics(prefix: &str, s: &Scores) -> Value {
+    let k = s.neg.len() / s.pos.len().max(1);
+    let first_neg: Vec<f32> = s.neg.iter().step_by(k.max(1)).copied().collect();
+    let pick = |keep: &dyn Fn(usize) -> bool| -> (Vec<f32>, Vec<f32>) {
+        (0..s.pos.len())
+            .filter(|&i| keep(i))
+            .map(|i| (s.pos[i], first_neg[i]))
+            .unzip()
+    };
+    let (np, nn) = pick(&|i| s.new_node[i]);
+    let mut m = json!({
+        format!("{prefix}_ap"): average_precision(&s.pos, &first_neg),
+        format!("{prefix}_auc"): roc_auc(&s.pos, &first_neg),
+        format!("{prefix}_ap_inductive"): average_precision(&np, &nn),
+        format!("{prefix}_auc_inductive"): roc_auc(&np, &nn),
+    });
+    if k > 1 {
+        m[format!("{prefix}_mrr")] = json!(mrr(&s.pos, &s.neg));
+    }
+    m
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Saves model + optimizer + history into `out/checkpoint`, replacing the previous one only once
+/// the new one is complete.
+fn checkpoint(session: &Session, out: &Path, history: &[Value]) -> Result<()> {
+    let tmp = out.join("checkpoint.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    session.save(&tmp)?;
+    std::fs::write(tmp.join("history.json"), serde_json::to_string(history)?)?;
+    let dir = out.join("checkpoint");
+    let old = out.join("checkpoint.old");
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(&dir, &old)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn progress(len: usize, label: String) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(label);
+    bar
+}
+
+/// Trains with `config`, writing the run directory `out`; with `resume`, continues from the
+/// checkpoint in `out`. Returns the summary (also written to `out/summary.json`).
+pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+    std::fs::create_dir_all(out)?;
+    write_atomic(&out.join("config.toml"), &toml::to_string(config)?)?;
+    let meta = json!({
+        "seed": config.train.seed,
+        "git_revision": GIT_REV,
+        "command": std::env::args().collect::<Vec<_>>(),
+    });
+    write_atomic(&out.join("run.json"), &serde_json::to_string_pretty(&meta)?)?;
+
+    let (stream, split) = data(config)?;
+    let mut session = Session::new(config.clone(), stream, split)?;
+    let mut history: Vec<Value> = Vec::new();
+    if resume {
+        let dir = out.join("checkpoint");
+        session
+            .load(&dir)
+            .with_context(|| format!("resuming from {}", dir.display()))?;
+        history = serde_json::from_str(&std::fs::read_to_string(dir.join("history.json"))?)?;
+    }
+    let mrr_k = config.train.mrr_negatives.max(1);
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(out.join("metrics.jsonl"))?;
+    for line in &history {
+        writeln!(metrics_file, "{line}")?;
+    }
+    let epochs_bar = progress(config.train.epochs, "epochs".into());
+    epochs_bar.set_position(history.len() as u64);
+    for epoch in history.len()..config.train.epochs {
+        if stop_early(&history, config.train.patience) {
+            break;
+        }
+        session.reset_memory();
+        let batches = session.train_batches();
+        let bar = progress(batches, format!("epoch {}", epoch + 1));
+        let start = Instant::now();
+        let mut losses = Vec::with_capacity(batches);
+        for b in 0..batches {
+            losses.push(session.train_batch(epoch, b)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_seconds = start.elapsed().as_secs_f64();
+        let val_range = session.split.val.clone();
+        let test_range = session.split.test.clone();
+        let val = session.evaluate(val_range, mrr_k);
+        let test = session.evaluate(test_range, mrr_k);
+        let mut line = json!({
+            "epoch": epoch + 1,
+            "loss": losses.iter().sum::<f64>() / losses.len() as f64,
+            "train_seconds": train_seconds,
+            "train_events_per_sec": session.train_event_count() as f64 / train_seconds,
+            "seconds": start.elapsed().as_secs_f64(),
+        });
+        merge(&mut line, metrics("val", &val));
+        merge(&mut line, metrics("test", &test));
+        writeln!(metrics_file, "{line}")?;
+        history.push(line);
+        checkpoint(&session, out, &history)?;
+        epochs_bar.inc(1);
+    }
+    epochs_bar.finish_and_clear();
+    let summary = summarize(config, &history);
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    Ok(summary)
+}
+
+/// Whether the last `patience` epochs brought no better validation AP than the one before them.
+fn stop_early(history: &[Value], patience: usize) -> bool {
+    if patience == 0 || history.len() <= patience {
+        return false;
+    }
+    let best = best_epoch(history);
+    history.len() - 1 - best >= patience
+}
+
+fn best_epoch(history: &[Value]) -> usize {
+    let ap = |v: &Value| v["val_ap"].as_f64().unwrap_or(f64::NEG_INFINITY);
+    (0..history.len())
+        .max_by(|&a, &b| ap(&history[a]).total_cmp(&ap(&history[b])).then(b.cmp(&a)))
+        .unwrap_or(0)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
+        a.extend(b);
+    }
+}
+
+fn summarize(config: &Config, history: &[Value]) -> Value {
+    let best = best_epoch(history);
+    let at = |k: &str| history.get(best).map_or(Value::Null, |h| h[k].clone());
+    let train_seconds: f64 = history
+        .iter()
+        .filter_map(|h| h["train_seconds"].as_f64())
+        .sum();
+    let events: f64 = history
+        .iter()
+        .filter_map(|h| Some(h["train_events_per_sec"].as_f64()? * h["train_seconds"].as_f64()?))
+        .sum();
+    json!({
+        "model": config.model,
+        "dataset": config.data.dataset,
+        "backend": "flex",
+        "seed": config.train.seed,
+        "git_revision": GIT_REV,
+        "epochs": history.len(),
+        "best_epoch": best + 1,
+        "val_ap": at("val_ap"),
+        "val_auc": at("val_auc"),
+        "test_ap": at("test_ap"),
+        "test_auc": at("test_auc"),
+        "test_ap_inductive": at("test_ap_inductive"),
+        "test_auc_inductive": at("test_auc_inductive"),
+        "train_events_per_sec": if train_seconds > 0.0 { events / train_seconds } else { 0.0 },
+        "train_seconds": train_seconds,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "pipeline": {"mode": config.pipeline.mode, "mean_staleness": 0.0, "max_staleness": 0},
+    })
+}
