@@ -5,7 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
 
-use crate::embedding::{Neighbors, TemporalAttention, TemporalAttentionConfig};
+use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
 use crate::input::{EmbedInput, MemoryInput};
 use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
@@ -198,35 +198,34 @@ impl MemoryModel {
         if self.layers.is_empty() {
             return roots;
         }
-        // reps[j]: representations of level j (0 = roots, j = slots of hop j) at the current layer.
+        // reps[j]: representations of level j (0 = roots, j = slots of hop j) at the current
+        // layer. At layer 0 the deeper levels are rows of the memory table, so the first layer
+        // projects the table and gathers (see `NeighborRows::Gather`).
         let levels = self.layers.len();
-        let mut reps: Vec<Tensor<2>> = std::iter::once(roots)
-            .chain(
-                input.hops[..levels]
-                    .iter()
-                    .map(|h| memory.clone().select(0, h.index.clone())),
-            )
+        let mut reps: Vec<NeighborRows> = std::iter::once(NeighborRows::Dense(roots.unsqueeze()))
+            .chain(input.hops[..levels].iter().map(|h| NeighborRows::Gather {
+                table: memory.clone(),
+                index: h.index.clone(),
+            }))
             .collect();
         for (l, layer) in self.layers.iter().enumerate() {
-            let next: Vec<Tensor<2>> = (0..levels - l)
+            let next: Vec<NeighborRows> = (0..levels - l)
                 .map(|j| {
                     let hop = &input.hops[j];
-                    let [n, k] = hop.dt.dims();
-                    let width = reps[j + 1].dims()[1];
                     let nbr = Neighbors {
-                        h: reps[j + 1].clone().reshape([n, k, width]),
+                        h: reps[j + 1].clone(),
                         dt: hop.dt.clone(),
                         edge: hop.edge.clone(),
                         mask: hop.mask.clone(),
                     };
-                    layer.forward(reps[j].clone(), nbr, &self.time)
+                    let out = layer.forward(rows(reps[j].clone()), nbr, &self.time);
+                    NeighborRows::Dense(out.unsqueeze())
                 })
                 .collect();
             reps = next;
         }
-        reps.swap_remove(0)
+        rows(reps.swap_remove(0))
     }
-
     /// The attention layers (empty unless the embedding is attention).
     pub fn layers(&self) -> &[TemporalAttention] {
         &self.layers
@@ -247,5 +246,16 @@ impl MemoryModel {
     /// averaged over its own count (TGL's loss).
     pub fn loss(pos: Tensor<1>, neg: Tensor<1>) -> Tensor<1> {
         log_sigmoid(pos).mean().neg() - log_sigmoid(neg.neg()).mean()
+    }
+}
+
+/// The representations as `[n, width]` rows.
+fn rows(r: NeighborRows) -> Tensor<2> {
+    match r {
+        NeighborRows::Dense(t) => {
+            let [a, b, c] = t.dims();
+            t.reshape([a * b, c])
+        }
+        NeighborRows::Gather { table, index } => table.select(0, index),
     }
 }

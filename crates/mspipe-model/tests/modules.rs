@@ -78,7 +78,7 @@ fn record_round_trip_gives_identical_outputs() {
 /// (layer 1), then the roots from those (layer 2), as TGL's multi-layer sampling implies.
 #[test]
 fn two_layer_embedding_composes_the_layers() {
-    use mspipe_model::embedding::Neighbors;
+    use mspipe_model::embedding::{NeighborRows, Neighbors};
     let dev = Device::flex();
     let (d, k) = (6, 2);
     let config = MemoryModelConfig::tgn(0)
@@ -112,7 +112,7 @@ fn two_layer_embedding_composes_the_layers() {
     let te = model.time_encoding();
     let rows = |idx: &[u32]| mem.clone().select(0, indices(idx, &dev));
     let nbr = |h: Tensor<2>, dt: &[f32], mask: &[bool], n: usize| Neighbors {
-        h: h.reshape([n, k, d]),
+        h: NeighborRows::Dense(h.reshape([n, k, d])),
         dt: floats(dt, [n, k], &dev),
         edge: None,
         mask: bools(mask, [n, k], &dev),

@@ -3,7 +3,7 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use mspipe_model::embedding::{Neighbors, TemporalAttentionConfig};
+use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
 use mspipe_model::memory::{GruCellConfig, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, to_vec};
 use mspipe_model::{TimeEncoding, TimeEncodingConfig};
@@ -248,7 +248,7 @@ fn temporal_attention_matches_reference_and_ignores_padding() {
             to_vec(layer.forward(
                 floats(&root, [r, input], &dev),
                 Neighbors {
-                    h: floats(h, [r, k, input], &dev),
+                    h: NeighborRows::Dense(floats(h, [r, k, input], &dev)),
                     dt: floats(&dt, [r, k], &dev),
                     edge: Some(floats(e, [r, k, edge], &dev)),
                     mask: bools(&mask, [r, k], &dev),

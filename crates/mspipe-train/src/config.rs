@@ -155,9 +155,9 @@ impl Default for GnnConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 5,
+            epochs: 4,
             batch_size: 600,
-            lr: 1e-4,
+            lr: 1e-3,
             seed: 0,
             patience: 3,
             threads: 0,

@@ -43,11 +43,24 @@ pub struct TemporalAttention {
     pub heads: usize,
 }
 
+/// Where the neighbours' representations come from.
+#[derive(Debug, Clone)]
+pub enum NeighborRows {
+    /// `[R, K, input]`, one row per slot.
+    Dense(Tensor<3>),
+    /// Rows `index` (`[R·K]`) of `table` (`[U, input]`): the projection is applied to the `U`
+    /// table rows before the gather, which is cheaper when slots repeat nodes (`R·K ≫ U`).
+    Gather {
+        table: Tensor<2>,
+        index: Tensor<1, Int>,
+    },
+}
+
 /// The neighbours of the roots of one layer.
 #[derive(Debug, Clone)]
 pub struct Neighbors {
-    /// `[R, K, input]` neighbour representations.
-    pub h: Tensor<3>,
+    /// The neighbour representations.
+    pub h: NeighborRows,
     /// `[R, K]` root time minus event time.
     pub dt: Tensor<2>,
     /// `[R, K, edge]` edge features, if the layer has any.
@@ -74,26 +87,62 @@ impl TemporalAttentionConfig {
 
 impl TemporalAttention {
     /// `root`: `[R, input]` → `[R, output]`.
+    ///
+    /// Keys and values are `[h ‖ e ‖ φ(Δt)]·W + b`, computed as `h·W_h + e·W_e + φ(Δt)·W_t + b`
+    /// with keys and values side by side: the node part on the distinct rows only, and no
+    /// concatenated `[R·K, input + edge + time]` input is materialised.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
-        let [r, k, _] = nbr.h.dims();
+        let [r, k] = nbr.dt.dims();
+        let input = root.dims()[1];
         let device = root.device();
-        let zero_t: Tensor<2> = time.forward(Tensor::<1>::zeros([r], &device));
-        let q_in = Tensor::cat(vec![root.clone(), zero_t], 1);
-        let mut kv = vec![nbr.h, time.forward(nbr.dt)];
-        if let Some(e) = nbr.edge {
-            kv.insert(1, e);
-        }
-        let kv_in = Tensor::cat(kv, 2);
         let out = self.query.weight.dims()[1];
         let dh = out / self.heads;
-        let q = self.query.forward(q_in).reshape([r, self.heads, dh]);
-        let key = self
-            .key
-            .forward(kv_in.clone())
-            .reshape([r, k, self.heads, dh]);
-        let value = self.value.forward(kv_in).reshape([r, k, self.heads, dh]);
+
+        // Query: [h_root ‖ φ(0)]·W_q + b; φ(0) is one row shared by every root.
+        let wq = self.query.weight.val();
+        let time_dim = wq.dims()[0] - input;
+        let zero_t: Tensor<2> = time.forward(Tensor::<1>::zeros([1], &device));
+        let q = root.clone().matmul(wq.clone().narrow(0, 0, input))
+            + zero_t.matmul(wq.narrow(0, input, time_dim))
+            + bias(&self.query, out);
+        let q = q.reshape([r, self.heads, dh]);
+
+        // Keys and values together: W = [W_k | W_v], [input + edge + time, 2·out].
+        let w = Tensor::cat(vec![self.key.weight.val(), self.value.weight.val()], 1);
+        let edge_dim = w.dims()[0] - input - time_dim;
+        let node_part = match nbr.h {
+            NeighborRows::Dense(h) => h
+                .reshape([r * k, input])
+                .matmul(w.clone().narrow(0, 0, input)),
+            NeighborRows::Gather { table, index } => {
+                table.matmul(w.clone().narrow(0, 0, input)).select(0, index)
+            }
+        };
+        let phi: Tensor<3> = time.forward(nbr.dt);
+        let mut kv = node_part
+            + phi.reshape([r * k, time_dim]).matmul(w.clone().narrow(
+                0,
+                input + edge_dim,
+                time_dim,
+            ))
+            + Tensor::cat(vec![bias(&self.key, out), bias(&self.value, out)], 1);
+        if let Some(e) = nbr.edge {
+            kv = kv
+                + e.reshape([r * k, edge_dim])
+                    .matmul(w.narrow(0, input, edge_dim));
+        }
+        let key = kv.clone().narrow(1, 0, out).reshape([r, k, self.heads, dh]);
+        let value = kv.narrow(1, out, out).reshape([r, k, self.heads, dh]);
         let a = attend(q, key, value, nbr.mask);
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
         self.merge_out.forward(merged)
+    }
+}
+
+/// A layer's bias as a `[1, out]` row (zeros when it has none).
+fn bias(layer: &Linear, out: usize) -> Tensor<2> {
+    match &layer.bias {
+        Some(b) => b.val().unsqueeze(),
+        None => Tensor::zeros([1, out], &layer.weight.device()),
     }
 }

@@ -3,5 +3,5 @@
 mod attention;
 mod time_projection;
 
-pub use attention::{Neighbors, TemporalAttention, TemporalAttentionConfig};
+pub use attention::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 pub use time_projection::{TimeProjection, TimeProjectionConfig};
