@@ -45,6 +45,7 @@ pub struct TemporalAttention {
 
 /// Where the neighbours' representations come from.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived, one per layer per batch: boxing buys nothing
 pub enum NeighborRows {
     /// `[R, K, input]`, one row per slot.
     Dense(Tensor<3>),
