@@ -37,8 +37,20 @@ struct Cli {
 enum Command {
     /// Train and evaluate (the default).
     Train(Common),
+    /// Score the checkpoint of a run directory on a split.
+    Eval(EvalArgs),
     /// Print the resolved configuration as TOML.
     Config(Common),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The run directory (its config.toml and checkpoint/ are used).
+    #[arg(long)]
+    run: PathBuf,
+    /// `val` or `test`.
+    #[arg(long, default_value = "test")]
+    split: String,
 }
 
 #[derive(Args, Clone)]
@@ -159,12 +171,24 @@ fn train(args: &Common) -> Result<()> {
     Ok(())
 }
 
+fn eval(args: &EvalArgs) -> Result<()> {
+    let file = args.run.join("config.toml");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let model = saved_model(Some(&text)).context("config.toml names no model")?;
+    let config = resolve(model, Some(&text), &[])?;
+    let metrics = mspipe_train::run::evaluate(&config, &args.run, &args.split)?;
+    println!("{metrics}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     keep_freed_pages();
     let cli = Cli::parse();
     let result = match &cli.command {
         None => train(&cli.train),
         Some(Command::Train(args)) => train(args),
+        Some(Command::Eval(args)) => eval(args),
         Some(Command::Config(args)) => args
             .config()
             .and_then(|c| Ok(toml::to_string(&c)?))

@@ -196,10 +196,10 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         }
         bar.finish_and_clear();
         let train_seconds = start.elapsed().as_secs_f64();
-        let val_range = session.split.val.clone();
-        let test_range = session.split.test.clone();
-        let val = session.evaluate(val_range, mrr_k);
-        let test = session.evaluate(test_range, mrr_k);
+        let val_events: Vec<usize> = session.split.val.clone().collect();
+        let test_events: Vec<usize> = session.split.test.clone().collect();
+        let val = session.evaluate(&val_events, mrr_k);
+        let test = session.evaluate(&test_events, mrr_k);
         let mut line = json!({
             "epoch": epoch + 1,
             "loss": losses.iter().sum::<f64>() / losses.len() as f64,
@@ -221,6 +221,33 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         &serde_json::to_string_pretty(&summary)?,
     )?;
     Ok(summary)
+}
+
+/// Scores the checkpoint of run `out` on `split` (`val` or `test`): memory is rebuilt by
+/// replaying the training events (and validation, for test) without training, then the split
+/// is scored as during training.
+pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
+    let (stream, data_split) = data(config)?;
+    let mut session = Session::new(config.clone(), stream, data_split)?;
+    let dir = out.join("checkpoint");
+    session
+        .load(&dir)
+        .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+    let k = config.train.mrr_negatives.max(1);
+    let train: Vec<usize> = session.train_events().to_vec();
+    let val: Vec<usize> = session.split.val.clone().collect();
+    let test: Vec<usize> = session.split.test.clone().collect();
+    session.reset_memory();
+    session.evaluate(&train, 1);
+    let scores = match split {
+        "val" => session.evaluate(&val, k),
+        "test" => {
+            session.evaluate(&val, k);
+            session.evaluate(&test, k)
+        }
+        other => anyhow::bail!("--split {other:?}: expected val or test"),
+    };
+    Ok(metrics(split, &scores))
 }
 
 /// Whether the last `patience` epochs brought no better validation AP than the one before them.

@@ -211,13 +211,17 @@ impl Session {
         Ok(value)
     }
 
-    /// Scores events `range` in batches without training, inserting them into memory as they are
+    /// The events trained on (training period minus events of hidden nodes), in time order.
+    pub fn train_events(&self) -> &[usize] {
+        &self.train_events
+    }
+
+    /// Scores `events` in batches without training, inserting them into memory as they are
     /// scored (TGL's evaluation): `per_positive` fixed negatives each.
-    pub fn evaluate(&mut self, range: std::ops::Range<usize>, per_positive: usize) -> Scores {
+    pub fn evaluate(&mut self, events: &[usize], per_positive: usize) -> Scores {
         let mut scores = Scores::default();
         let size = self.config.train.batch_size;
-        let all: Vec<usize> = range.collect();
-        for events in all.chunks(size) {
+        for events in events.chunks(size) {
             self.eval_negatives.sample(
                 &self.stream,
                 events,

@@ -24,13 +24,13 @@ fn dataset(dir: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn command(data: &str, out: &Path) -> Command {
+fn command(data: &str, out: &Path, epochs: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mspipe-train"));
     c.args([
         "--dataset",
         data,
         "--epochs",
-        EPOCHS,
+        epochs,
         "--seed",
         "7",
         "--out",
@@ -76,12 +76,17 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dataset(dir.path());
     let full = dir.path().join("full");
-    assert!(command(&data, &full).status().expect("run").success());
+    assert!(
+        command(&data, &full, EPOCHS)
+            .status()
+            .expect("run")
+            .success()
+    );
     let reference = metrics(&full);
     assert_eq!(reference.len(), 4);
 
     let cut = dir.path().join("cut");
-    let mut child = command(&data, &cut).spawn().expect("spawn");
+    let mut child = command(&data, &cut, EPOCHS).spawn().expect("spawn");
     // Wait for the first checkpoint, then kill the run during the second epoch.
     let history = cut.join("checkpoint").join("history.json");
     let start = Instant::now();
@@ -136,4 +141,31 @@ fn bad_configuration_fails_with_the_key_named() {
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.csv"));
+}
+
+#[test]
+fn eval_scores_a_checkpoint_like_the_training_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dataset(dir.path());
+    let run = dir.path().join("run");
+    assert!(command(&data, &run, "1").status().expect("train").success());
+    let out = Command::new(env!("CARGO_BIN_EXE_mspipe-train"))
+        .args(["eval", "--split", "test", "--run"])
+        .arg(&run)
+        .output()
+        .expect("eval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scored: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    // Replaying training without learning is not the training pass itself, so the score differs
+    // slightly from the epoch's; it must be the same model's quality, far above chance.
+    let trained = &metrics(&run)[0];
+    let (a, b) = (
+        scored["test_ap"].as_f64().expect("ap"),
+        trained["test_ap"].as_f64().expect("ap"),
+    );
+    assert!((a - b).abs() < 0.05 && a > 0.6, "eval {a} vs training {b}");
 }
