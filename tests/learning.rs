@@ -56,8 +56,8 @@ fn learns(model: ModelName) -> (f64, f64, f64) {
         }
         last = losses.iter().sum::<f64>() / losses.len() as f64;
     }
-    let test = session.split.test.clone();
-    let scores = session.evaluate(test, 1);
+    let test: Vec<usize> = session.split.test.clone().collect();
+    let scores = session.evaluate(&test, 1);
     (first, last, average_precision(&scores.pos, &scores.neg))
 }
 
