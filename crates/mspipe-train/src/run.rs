@@ -286,7 +286,7 @@ fn summarize(config: &Config, history: &[Value]) -> Value {
     json!({
         "model": config.model,
         "dataset": config.data.dataset,
-        "backend": "flex",
+        "backend": crate::session::BACKEND,
         "seed": config.train.seed,
         "git_revision": GIT_REV,
         "epochs": history.len(),

@@ -59,6 +59,26 @@ pub struct Session {
     scratch: Scratch,
 }
 
+/// The device models run on: CUDA's first GPU when built with `--features cuda`, else burn's flex
+/// CPU backend (the fastest CPU backend here).
+pub fn base_device() -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        Device::cuda(0)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Device::flex()
+    }
+}
+
+/// Name of the backend of [`base_device`], for run summaries.
+pub const BACKEND: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else {
+    "flex"
+};
+
 /// Key of the evaluation negatives: the same in every epoch and run with the same seed.
 const EVAL_KEY: u64 = u64::MAX;
 
@@ -112,7 +132,7 @@ impl Session {
     /// Builds everything for `config` over `stream` split by `split`; the model is initialised
     /// from the config's seed.
     pub fn new(config: Config, stream: EventStream, split: Split) -> Result<Self> {
-        let device = Device::flex().autodiff();
+        let device = base_device().autodiff();
         device.seed(config.train.seed);
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
@@ -304,7 +324,7 @@ impl Session {
         let device = if train {
             self.device.clone()
         } else {
-            Device::flex()
+            base_device()
         };
         let memory = model.update_memory(MemoryInput::from_host(g, d, m, &device));
         let scale = self.config.train.time_scale;
