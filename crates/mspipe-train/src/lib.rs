@@ -15,5 +15,6 @@
 
 pub mod config;
 pub mod metrics;
+pub mod plot;
 pub mod run;
 pub mod session;

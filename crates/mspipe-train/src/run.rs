@@ -212,6 +212,7 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         writeln!(metrics_file, "{line}")?;
         history.push(line);
         checkpoint(&session, out, &history)?;
+        crate::plot::write(out, &history)?;
         epochs_bar.inc(1);
     }
     epochs_bar.finish_and_clear();
