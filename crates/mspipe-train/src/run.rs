@@ -204,7 +204,7 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
             "epoch": epoch + 1,
             "loss": losses.iter().sum::<f64>() / losses.len() as f64,
             "train_seconds": train_seconds,
-            "train_events_per_sec": session.train_event_count() as f64 / train_seconds,
+            "train_events_per_sec": session.train_events().len() as f64 / train_seconds,
             "seconds": start.elapsed().as_secs_f64(),
         });
         merge(&mut line, metrics("val", &val));

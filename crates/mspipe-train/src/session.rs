@@ -195,11 +195,6 @@ impl Session {
             .div_ceil(self.config.train.batch_size)
     }
 
-    /// Number of events trained on per epoch.
-    pub fn train_event_count(&self) -> usize {
-        self.train_events.len()
-    }
-
     /// Clears node memory and mailboxes (each epoch starts from empty memory).
     pub fn reset_memory(&mut self) {
         self.store.reset();
@@ -218,7 +213,8 @@ impl Session {
             &mut self.scratch.negatives,
         );
         let negatives = std::mem::take(&mut self.scratch.negatives);
-        let (loss, _, _) = self.step(&events, &negatives, true);
+        let model = self.model.clone();
+        let (loss, _, _) = self.step(&model, &events, &negatives, true);
         self.scratch.negatives = negatives;
         let value = to_vec(loss.clone())[0] as f64;
         if !value.is_finite() {
@@ -241,6 +237,8 @@ impl Session {
     pub fn evaluate(&mut self, events: &[usize], per_positive: usize) -> Scores {
         let mut scores = Scores::default();
         let size = self.config.train.batch_size;
+        // Inference copy of the parameters, made once per pass rather than once per batch.
+        let model = self.model.valid();
         for events in events.chunks(size) {
             self.eval_negatives.sample(
                 &self.stream,
@@ -250,7 +248,7 @@ impl Session {
                 &mut self.scratch.negatives,
             );
             let negatives = std::mem::take(&mut self.scratch.negatives);
-            let (_, pos, neg) = self.step(events, &negatives, false);
+            let (_, pos, neg) = self.step(&model, events, &negatives, false);
             self.scratch.negatives = negatives;
             scores.pos.extend(to_vec(pos));
             scores.neg.extend(to_vec(neg));
@@ -263,9 +261,11 @@ impl Session {
         scores
     }
 
-    /// One batch: returns (loss, positive logits, negative logits) and writes memory back.
+    /// One batch with `model` (the autodiff model when `train`, its inference copy otherwise):
+    /// returns (loss, positive logits, negative logits) and writes memory back.
     fn step(
         &mut self,
+        model: &MemoryModel,
         events: &[usize],
         neg: &Negatives,
         train: bool,
@@ -316,11 +316,6 @@ impl Session {
                 }
             })
             .collect();
-        let model = if train {
-            self.model.clone()
-        } else {
-            self.model.valid()
-        };
         let device = if train {
             self.device.clone()
         } else {
