@@ -97,6 +97,8 @@ pub struct TrainConfig {
     pub mrr_negatives: usize,
     /// JODIE's time projection sees Δt multiplied by this.
     pub time_scale: f64,
+    /// Also checkpoint every this many training batches inside an epoch (0: epoch ends only).
+    pub checkpoint_every: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +166,7 @@ impl Default for TrainConfig {
             eval_negatives: "random".into(),
             mrr_negatives: 0,
             time_scale: 1e-4,
+            checkpoint_every: 100,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `mspipe-train`: train (the default), evaluate or print the configuration of a memory-based
 //! temporal GNN. With no arguments: TGN on the shipped Wikipedia edges.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -138,6 +138,14 @@ fn saved_model(text: Option<&str>) -> Option<ModelName> {
     table.get("model")?.clone().try_into().ok()
 }
 
+/// A dataset name or path as a single directory-name component: `../x/wiki.csv.gz` → `wiki`.
+fn dataset_label(dataset: &str) -> String {
+    let name = Path::new(dataset)
+        .file_name()
+        .map_or(dataset.into(), |n| n.to_string_lossy());
+    name.split('.').next().unwrap_or_default().to_string()
+}
+
 fn train(args: &Common) -> Result<()> {
     let config = args.config()?;
     let threads = config.train.threads;
@@ -153,7 +161,9 @@ fn train(args: &Common) -> Result<()> {
         (None, None) => PathBuf::from("runs").join(
             format!(
                 "{:?}-{}-seed{}",
-                config.model, config.data.dataset, config.train.seed
+                config.model,
+                dataset_label(&config.data.dataset),
+                config.train.seed
             )
             .to_lowercase(),
         ),

@@ -2,10 +2,10 @@
 //! after each epoch (memory carried forward), keep the best epoch by validation AP with early
 //! stopping, and write the run directory.
 //!
-//! Checkpoints are taken at epoch boundaries: node memory and mailboxes are reset at every epoch
-//! start and every sampler and negative draw is keyed by (seed, epoch, batch), so the model, the
-//! optimizer state and the history are the whole state; a resumed run repeats the interrupted
-//! epoch exactly.
+//! Checkpoints hold the model, the optimizer state, the per-epoch history and, when taken inside
+//! an epoch, the node memory with mailboxes and the epoch's progress. Every sampler and negative
+//! draw is keyed by (seed, epoch, batch) rather than drawn from a running generator, so that is
+//! the whole state: a resumed run continues bit-identically.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mspipe_data::{
     Format, LoadOptions, ReadOptions, Split, SplitConfig, default_cache_dir, load, registry,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -116,14 +117,36 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Saves model + optimizer + history into `out/checkpoint`, replacing the previous one only once
-/// the new one is complete.
-fn checkpoint(session: &Session, out: &Path, history: &[Value]) -> Result<()> {
+/// How far an interrupted epoch got.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct EpochProgress {
+    epoch: usize,
+    next_batch: usize,
+    losses: Vec<f64>,
+    /// Seconds spent in training batches (checkpoint writes excluded).
+    train_seconds: f64,
+}
+
+const PROGRESS: &str = "progress.json";
+const MEMORY: &str = "memory.bin";
+
+/// Saves model + optimizer + history (+ node memory and progress inside an epoch) into
+/// `out/checkpoint`, replacing the previous one only once the new one is complete.
+fn checkpoint(
+    session: &Session,
+    out: &Path,
+    history: &[Value],
+    progress: Option<&EpochProgress>,
+) -> Result<()> {
     let tmp = out.join("checkpoint.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     session.save(&tmp)?;
     std::fs::write(tmp.join("history.json"), serde_json::to_string(history)?)?;
+    if let Some(p) = progress {
+        session.save_memory(&tmp.join(MEMORY))?;
+        std::fs::write(tmp.join(PROGRESS), serde_json::to_string(p)?)?;
+    }
     let dir = out.join("checkpoint");
     let old = out.join("checkpoint.old");
     if dir.exists() {
@@ -133,6 +156,26 @@ fn checkpoint(session: &Session, out: &Path, history: &[Value]) -> Result<()> {
     std::fs::rename(&tmp, &dir)?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Restores the checkpoint in `out` into `session`: the history, and the interrupted epoch's
+/// progress if it was taken inside one.
+fn restore(session: &mut Session, out: &Path) -> Result<(Vec<Value>, Option<EpochProgress>)> {
+    let dir = out.join("checkpoint");
+    let context = || format!("resuming from {}", dir.display());
+    session.load(&dir).with_context(context)?;
+    let history = serde_json::from_str(&std::fs::read_to_string(dir.join("history.json"))?)
+        .with_context(context)?;
+    let progress_file = dir.join(PROGRESS);
+    if !progress_file.exists() {
+        return Ok((history, None));
+    }
+    session
+        .load_memory(&dir.join(MEMORY))
+        .with_context(context)?;
+    let progress =
+        serde_json::from_str(&std::fs::read_to_string(&progress_file)?).with_context(context)?;
+    Ok((history, Some(progress)))
 }
 
 fn progress(len: usize, label: String) -> ProgressBar {
@@ -151,6 +194,8 @@ fn progress(len: usize, label: String) -> ProgressBar {
 /// Trains with `config`, writing the run directory `out`; with `resume`, continues from the
 /// checkpoint in `out`. Returns the summary (also written to `out/summary.json`).
 pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+    // Load first: a bad dataset must not leave a half-made run directory behind.
+    let (stream, split) = data(config)?;
     std::fs::create_dir_all(out)?;
     write_atomic(&out.join("config.toml"), &toml::to_string(config)?)?;
     let meta = json!({
@@ -159,17 +204,12 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         "command": std::env::args().collect::<Vec<_>>(),
     });
     write_atomic(&out.join("run.json"), &serde_json::to_string_pretty(&meta)?)?;
-
-    let (stream, split) = data(config)?;
     let mut session = Session::new(config.clone(), stream, split)?;
-    let mut history: Vec<Value> = Vec::new();
-    if resume {
-        let dir = out.join("checkpoint");
-        session
-            .load(&dir)
-            .with_context(|| format!("resuming from {}", dir.display()))?;
-        history = serde_json::from_str(&std::fs::read_to_string(dir.join("history.json"))?)?;
-    }
+    let (mut history, mut interrupted) = if resume {
+        restore(&mut session, out)?
+    } else {
+        (Vec::new(), None)
+    };
     let mrr_k = config.train.mrr_negatives.max(1);
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
@@ -185,17 +225,31 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         if stop_early(&history, config.train.patience) {
             break;
         }
-        session.reset_memory();
+        let mut p = interrupted.take().unwrap_or_else(|| {
+            session.reset_memory();
+            EpochProgress {
+                epoch,
+                ..Default::default()
+            }
+        });
         let batches = session.train_batches();
         let bar = progress(batches, format!("epoch {}", epoch + 1));
+        bar.set_position(p.next_batch as u64);
         let start = Instant::now();
-        let mut losses = Vec::with_capacity(batches);
-        for b in 0..batches {
-            losses.push(session.train_batch(epoch, b)?);
+        while p.next_batch < batches {
+            let batch_start = Instant::now();
+            p.losses.push(session.train_batch(epoch, p.next_batch)?);
+            p.train_seconds += batch_start.elapsed().as_secs_f64();
+            p.next_batch += 1;
             bar.inc(1);
+            let every = config.train.checkpoint_every;
+            if every > 0 && p.next_batch % every == 0 && p.next_batch < batches {
+                checkpoint(&session, out, &history, Some(&p))?;
+            }
         }
         bar.finish_and_clear();
-        let train_seconds = start.elapsed().as_secs_f64();
+        let train_seconds = p.train_seconds;
+        let losses = p.losses;
         let val_events: Vec<usize> = session.split.val.clone().collect();
         let test_events: Vec<usize> = session.split.test.clone().collect();
         let val = session.evaluate(&val_events, mrr_k);
@@ -211,7 +265,7 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         merge(&mut line, metrics("test", &test));
         writeln!(metrics_file, "{line}")?;
         history.push(line);
-        checkpoint(&session, out, &history)?;
+        checkpoint(&session, out, &history, None)?;
         crate::plot::write(out, &history)?;
         epochs_bar.inc(1);
     }

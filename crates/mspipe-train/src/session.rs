@@ -3,7 +3,7 @@
 //! negative links, step the optimizer, then write back the endpoints' updated memories (detached)
 //! and the batch's mails — latest event winning for a node that occurs several times.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -435,6 +435,22 @@ impl Session {
         self.model.clone().save_file(dir.join("model.bpk"))?;
         self.optim.save(dir.join("optim.bpk"))?;
         Ok(())
+    }
+
+    /// Saves node memory and mailboxes to `path` (mid-epoch checkpoints).
+    pub fn save_memory(&self, path: &std::path::Path) -> Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        self.store.write_to(&mut w)?;
+        std::io::Write::flush(&mut w)?;
+        Ok(())
+    }
+
+    /// Restores what [`Session::save_memory`] wrote.
+    pub fn load_memory(&mut self, path: &std::path::Path) -> Result<()> {
+        let mut r = std::io::BufReader::new(std::fs::File::open(path)?);
+        self.store
+            .read_from(&mut r)
+            .with_context(|| format!("reading {}", path.display()))
     }
 
     /// Loads what [`Session::save`] wrote.

@@ -50,7 +50,12 @@ fn command(data: &str, out: &Path, epochs: &str) -> Command {
         "--set",
         "sampling.neighbors=5",
     ])
-    .args(["--set", "train.patience=0"])
+    .args([
+        "--set",
+        "train.patience=0",
+        "--set",
+        "train.checkpoint_every=10",
+    ])
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     c
@@ -87,16 +92,26 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
 
     let cut = dir.path().join("cut");
     let mut child = command(&data, &cut, EPOCHS).spawn().expect("spawn");
-    // Wait for the first checkpoint, then kill the run during the second epoch.
-    let history = cut.join("checkpoint").join("history.json");
+    // Wait for a checkpoint taken inside the second epoch, then kill the run.
+    let progress = cut.join("checkpoint").join("progress.json");
     let start = Instant::now();
-    while !history.exists() {
+    loop {
         assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
+        let epoch = std::fs::read_to_string(&progress)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epoch"].as_u64());
+        if epoch == Some(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(150));
     child.kill().expect("kill");
     child.wait().expect("reap");
+    assert!(
+        progress.exists(),
+        "the checkpoint left behind is a mid-epoch one (memory and progress included)"
+    );
     let done_before_resume = metrics(&cut).len();
     assert!(
         done_before_resume < 4,
@@ -135,12 +150,19 @@ fn bad_configuration_fails_with_the_key_named() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("memory.updater"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
     let out = Command::new(env!("CARGO_BIN_EXE_mspipe-train"))
-        .args(["--dataset", "/no/such/file.csv", "--epochs", "1"])
+        .args(["--dataset", "/no/such/file.csv", "--epochs", "1", "--out"])
+        .arg(&run)
         .output()
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.csv"));
+    assert!(
+        !run.exists(),
+        "a failed load must not leave a run directory"
+    );
 }
 
 #[test]

@@ -2,6 +2,11 @@
 //! last `M` mails with their times. Plain buffers with gather/scatter by node id, so the scheduler
 //! can version them and the kernels can replace the gathers.
 
+use std::io::{self, Read, Write};
+
+/// First bytes of a saved store (format version 1).
+const MAGIC: &[u8; 8] = b"MSPMEM01";
+
 /// What [`MemoryStore::gather`] returns for a batch's nodes, row-major, in the order asked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Gathered {
@@ -142,6 +147,64 @@ impl MemoryStore {
         }
     }
 
+    /// Writes the whole store (checkpoints): a header of the shape, then every buffer in
+    /// little-endian order.
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(MAGIC)?;
+        for n in [self.num_nodes(), self.dim, self.mail_dim, self.slots] {
+            w.write_all(&(n as u64).to_le_bytes())?;
+        }
+        for x in &self.memory {
+            w.write_all(&x.to_le_bytes())?;
+        }
+        for x in &self.mail {
+            w.write_all(&x.to_le_bytes())?;
+        }
+        for x in self.last_update.iter().chain(&self.mail_time) {
+            w.write_all(&x.to_le_bytes())?;
+        }
+        let valid: Vec<u8> = self.mail_valid.iter().map(|&v| v as u8).collect();
+        w.write_all(&valid)
+    }
+
+    /// Restores what [`MemoryStore::write_to`] wrote into this store, which must have the same
+    /// shape (the checkpoint belongs to the same dataset and configuration).
+    pub fn read_from(&mut self, r: &mut impl Read) -> io::Result<()> {
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(invalid("not a node-memory file".into()));
+        }
+        let mut word = [0u8; 8];
+        let want = [self.num_nodes(), self.dim, self.mail_dim, self.slots];
+        let mut got = [0usize; 4];
+        for g in &mut got {
+            r.read_exact(&mut word)?;
+            *g = u64::from_le_bytes(word) as usize;
+        }
+        if got != want {
+            return Err(invalid(format!(
+                "node memory of shape (nodes, dim, mail_dim, slots) = {got:?}, expected {want:?}"
+            )));
+        }
+        let mut half = [0u8; 4];
+        for x in self.memory.iter_mut().chain(&mut self.mail) {
+            r.read_exact(&mut half)?;
+            *x = f32::from_le_bytes(half);
+        }
+        for x in self.last_update.iter_mut().chain(&mut self.mail_time) {
+            r.read_exact(&mut word)?;
+            *x = f64::from_le_bytes(word);
+        }
+        let mut valid = vec![0u8; self.mail_valid.len()];
+        r.read_exact(&mut valid)?;
+        for (v, &b) in self.mail_valid.iter_mut().zip(&valid) {
+            *v = b != 0;
+        }
+        Ok(())
+    }
+
     fn push_one(&mut self, u: u32, mail: &[f32], time: f64) {
         let (m, md) = (self.slots, self.mail_dim);
         let base = u as usize * m;
@@ -179,6 +242,15 @@ mod tests {
         assert_eq!(g.memory, vec![7.0, 8.0]);
         assert_eq!(g.mail, vec![20.0, 40.0]);
         assert_eq!(g.mail_dt, vec![1.0, 2.0]); // 3 − 2, 4 − 2
+        let mut bytes = Vec::new();
+        s.write_to(&mut bytes).expect("write");
+        let mut back = MemoryStore::new(3, 2, 1, 2);
+        back.read_from(&mut &bytes[..]).expect("read");
+        assert_eq!(back, s);
+        let mut other_shape = MemoryStore::new(4, 2, 1, 2);
+        let err = other_shape.read_from(&mut &bytes[..]).expect_err("shape");
+        assert!(err.to_string().contains("expected [4, 2, 1, 2]"), "{err}");
+        assert!(back.read_from(&mut &bytes[..bytes.len() - 1]).is_err());
         s.reset();
         s.gather(&[1], &mut g);
         assert_eq!(g.mail_mask, vec![false, false]);
