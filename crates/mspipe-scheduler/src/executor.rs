@@ -1,0 +1,427 @@
+//! Runs the five stages of a stream of iterations on their own threads, joined by bounded queues,
+//! over a [`Versioned`] memory: S → F → M → C → U.
+//!
+//! Sampling and feature fetch run ahead freely (they do not read memory). The memory fetch of
+//! iteration `i` reads under the plan's staleness bound. Compute runs on the caller's thread (it
+//! owns the model and optimizer) and hands its memory update over as soon as it has one — after
+//! the forward pass — so the update can commit while the backward pass runs.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Mutex, PoisonError};
+use std::thread::{self, ScopedJoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::plan::{PlanInput, plan_fetch};
+use crate::versioned::{ReadVersion, Versioned};
+use crate::{BoxError, Mode, Profile, SchedulerError, Stage, Timeline};
+
+/// The stages of one iteration, called from the executor's threads.
+pub trait Stages: Sync {
+    /// Output of sampling.
+    type Sampled: Send;
+    /// Output of the feature fetch.
+    type Prepared: Send;
+    /// Output of the memory fetch, consumed by compute.
+    type Fetched: Send;
+    /// The memory update compute hands over.
+    type Update: Send;
+    /// An update made ready to apply.
+    type Write: Send;
+    /// The node memory.
+    type Memory: Send + Sync;
+
+    /// S(i).
+    fn sample(&self, i: usize) -> Result<Self::Sampled, BoxError>;
+    /// F(i).
+    fn fetch_features(&self, i: usize, sampled: Self::Sampled) -> Result<Self::Prepared, BoxError>;
+    /// M(i): `memory` holds the updates of iterations `0..version.committed`, `stamps` the
+    /// iteration that last wrote each row.
+    fn fetch_memory(
+        &self,
+        i: usize,
+        prepared: Self::Prepared,
+        memory: &Self::Memory,
+        stamps: &[u32],
+        version: ReadVersion,
+    ) -> Result<Self::Fetched, BoxError>;
+    /// U(i), first part, outside the memory lock: turn the update into what is written
+    /// (memory rows, mails), so fetches are blocked only while [`Stages::apply_update`] copies.
+    fn prepare_update(&self, i: usize, update: Self::Update) -> Result<Self::Write, BoxError>;
+    /// U(i), second part, under the write lock: apply `write` to `memory`; returns the rows
+    /// written (they are stamped `i`).
+    fn apply_update(&self, i: usize, write: Self::Write, memory: &mut Self::Memory) -> Vec<u32>;
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Executor {
+    pub mode: Mode,
+    /// Iterations sampling and feature fetch may run ahead of the memory fetch.
+    pub queue: usize,
+    /// Weight of the newest measurement in the stage-time averages.
+    pub alpha: f64,
+}
+
+impl Executor {
+    pub fn new(mode: Mode) -> Self {
+        Executor {
+            mode,
+            queue: 2,
+            alpha: 0.2,
+        }
+    }
+}
+
+/// Shared bookkeeping: what ran when, the stage-time profile, the first error.
+struct Shared<'m, M> {
+    start: Instant,
+    memory: Versioned<&'m mut M>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    timeline: Timeline,
+    profile: Option<Profile>,
+    /// Start of each compute step begun so far.
+    compute_started: Vec<f64>,
+    /// When each update was handed over.
+    emitted: Vec<f64>,
+    /// Moving average of compute start → update handed over (the forward pass).
+    emit_offset: f64,
+    error: Option<SchedulerError>,
+}
+
+impl<M> Shared<'_, M> {
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `stage` of iteration `i` as having run from `start` until now.
+    fn record(&self, i: usize, stage: Stage, start: f64) {
+        let end = self.now();
+        let mut s = self.lock();
+        s.timeline.record(i, stage, start, end);
+        if let Some(p) = s.profile.as_mut() {
+            p.record(stage, end - start);
+        }
+    }
+
+    /// Keeps the first error and stops every waiting stage.
+    fn fail(&self, error: SchedulerError) {
+        self.lock().error.get_or_insert(error);
+        self.memory.abort();
+    }
+
+    fn stage_error(&self, stage: Stage, iteration: usize, source: BoxError) {
+        self.fail(SchedulerError::Stage {
+            stage,
+            iteration,
+            source,
+        });
+    }
+
+    fn failed(&self) -> bool {
+        self.lock().error.is_some()
+    }
+}
+
+impl State {
+    fn tau(&self, stage: Stage) -> f64 {
+        self.profile.as_ref().map_or(0.0, |p| p.times().get(stage))
+    }
+
+    /// Expected start of C(j) seen at `now`.
+    fn compute_start(&self, j: usize, now: f64) -> f64 {
+        match (self.compute_started.get(j), j.checked_sub(1)) {
+            (Some(&s), _) => s,
+            (None, Some(p)) => self.compute_end(p, now).max(now),
+            (None, None) => now,
+        }
+    }
+
+    /// Expected end of C(j).
+    fn compute_end(&self, j: usize, now: f64) -> f64 {
+        let done = self
+            .timeline
+            .iterations
+            .get(j)
+            .and_then(|it| it.end(Stage::Compute));
+        done.unwrap_or_else(|| (self.compute_start(j, now) + self.tau(Stage::Compute)).max(now))
+    }
+
+    /// Expected end of U(j): after its hand-over and after U(j − 1) (updates commit in order).
+    fn update_end(&self, j: usize, now: f64) -> f64 {
+        let done = self
+            .timeline
+            .iterations
+            .get(j)
+            .and_then(|it| it.end(Stage::Update));
+        done.unwrap_or_else(|| {
+            let handed = match self.emitted.get(j) {
+                Some(&e) => e,
+                None => self.compute_start(j, now) + self.emit_offset,
+            };
+            let previous = j.checked_sub(1).map_or(now, |p| self.update_end(p, now));
+            handed.max(previous).max(now) + self.tau(Stage::Update)
+        })
+    }
+}
+
+/// Receives from `rx`, or `None` when the sender is gone (shutdown).
+fn next<T>(rx: &Receiver<T>) -> Option<T> {
+    rx.recv().ok()
+}
+
+impl Executor {
+    /// Runs `iterations` iterations of `stages` over `memory` (`rows` rows), calling `compute`
+    /// for each on this thread with the fetched inputs and a callback to hand over the memory
+    /// update (exactly once per iteration). Returns the timeline.
+    pub fn run<S, C>(
+        &self,
+        stages: &S,
+        memory: &mut S::Memory,
+        rows: usize,
+        iterations: usize,
+        mut compute: C,
+    ) -> Result<Timeline, SchedulerError>
+    where
+        S: Stages,
+        C: FnMut(usize, S::Fetched, &mut dyn FnMut(S::Update)) -> Result<(), BoxError>,
+    {
+        let exact = !matches!(self.mode, Mode::Adaptive { .. });
+        let shared = Shared {
+            start: Instant::now(),
+            memory: Versioned::new(memory, rows, exact),
+            state: Mutex::new(State {
+                profile: Some(Profile::new(self.alpha)),
+                ..State::default()
+            }),
+        };
+        let queue = self.queue.max(1);
+        let (s_tx, s_rx) = sync_channel(queue);
+        let (f_tx, f_rx) = sync_channel(queue);
+        let (m_tx, m_rx) = sync_channel(1);
+        let (u_tx, u_rx) = sync_channel(self.mode.bound() + 2);
+        let shared = &shared;
+        thread::scope(|scope| {
+            let handles: [(Stage, ScopedJoinHandle<'_, ()>); 4] = [
+                (
+                    Stage::Sample,
+                    scope.spawn(move || sampler(shared, stages, iterations, s_tx)),
+                ),
+                (
+                    Stage::Feature,
+                    scope.spawn(move || features(shared, stages, s_rx, f_tx)),
+                ),
+                (
+                    Stage::Memory,
+                    scope.spawn(move || self.fetcher(shared, stages, f_rx, m_tx)),
+                ),
+                (
+                    Stage::Update,
+                    scope.spawn(move || self.updater(shared, stages, iterations, u_rx)),
+                ),
+            ];
+            // A panic in compute unwinds through here: release the stages waiting on memory first.
+            struct AbortOnUnwind<'a, 'm, M>(&'a Shared<'m, M>);
+            impl<M> Drop for AbortOnUnwind<'_, '_, M> {
+                fn drop(&mut self) {
+                    if thread::panicking() {
+                        self.0.memory.abort();
+                    }
+                }
+            }
+            let guard = AbortOnUnwind(shared);
+            computer::<S, C>(shared, iterations, m_rx, u_tx, &mut compute);
+            drop(guard);
+            for (stage, h) in handles {
+                if h.join().is_err() {
+                    // A stage that panicked never reported; name it.
+                    shared.fail(SchedulerError::Panicked(stage));
+                }
+            }
+        });
+        let state = std::mem::take(&mut *shared.lock());
+        match state.error {
+            Some(e) => Err(e),
+            None => Ok(state.timeline),
+        }
+    }
+
+    /// M: plans each fetch, waits as the plan says, reads.
+    fn fetcher<S: Stages>(
+        &self,
+        shared: &Shared<'_, S::Memory>,
+        stages: &S,
+        rx: Receiver<(usize, S::Prepared)>,
+        tx: SyncSender<S::Fetched>,
+    ) {
+        let mut previous = None;
+        while let Some((i, prepared)) = next(&rx) {
+            let now = shared.now();
+            let k = match self.mode.fixed_staleness(i) {
+                Some(k) => k,
+                None => {
+                    let plan = {
+                        let st = shared.lock();
+                        let input = PlanInput {
+                            iteration: i,
+                            feature_end: now,
+                            compute_start: match i {
+                                0 => now,
+                                _ => st.compute_end(i - 1, now),
+                            },
+                            memory_time: st.tau(Stage::Memory),
+                            previous,
+                        };
+                        plan_fetch(input, self.mode.bound(), |j| st.update_end(j, now))
+                    };
+                    // Delay to the planned start: the later the read, the fresher the memory.
+                    let wait = (plan.start - now).clamp(0.0, 1.0);
+                    thread::sleep(Duration::from_secs_f64(wait));
+                    plan.staleness
+                }
+            };
+            previous = Some(k);
+            // The span starts once the bound is met: waiting for an update is not fetch time.
+            let fetched = shared.memory.read(i, k, |memory, stamps, version| {
+                let start = shared.now();
+                (
+                    stages.fetch_memory(i, prepared, memory, stamps, version),
+                    version,
+                    start,
+                )
+            });
+            let Ok((fetched, version, start)) = fetched else {
+                return;
+            };
+            match fetched {
+                Ok(f) => {
+                    shared.record(i, Stage::Memory, start);
+                    let mut st = shared.lock();
+                    let it = st.timeline.at(i);
+                    it.staleness = k;
+                    it.observed = version.staleness();
+                    drop(st);
+                    if tx.send(f).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => return shared.stage_error(Stage::Memory, i, e),
+            }
+        }
+    }
+
+    /// U: commits updates in order.
+    fn updater<S: Stages>(
+        &self,
+        shared: &Shared<'_, S::Memory>,
+        stages: &S,
+        iterations: usize,
+        rx: Receiver<(usize, S::Update)>,
+    ) {
+        while let Some((i, update)) = next(&rx) {
+            let start = shared.now();
+            // Exact modes: the update of i stays out of the memory until M(i + K) has read.
+            let hold = self.mode.bound().min(iterations - 1 - i);
+            let write = match stages.prepare_update(i, update) {
+                Ok(w) => w,
+                Err(e) => return shared.stage_error(Stage::Update, i, e),
+            };
+            let apply = |memory: &mut &mut S::Memory| stages.apply_update(i, write, memory);
+            if shared.memory.commit(i, hold, apply).is_err() {
+                return;
+            }
+            shared.record(i, Stage::Update, start);
+        }
+    }
+}
+
+/// S: samples every iteration in order.
+fn sampler<S: Stages>(
+    shared: &Shared<'_, S::Memory>,
+    stages: &S,
+    iterations: usize,
+    tx: SyncSender<(usize, S::Sampled)>,
+) {
+    for i in 0..iterations {
+        if shared.failed() {
+            return;
+        }
+        let start = shared.now();
+        match stages.sample(i) {
+            Ok(s) => {
+                shared.record(i, Stage::Sample, start);
+                if tx.send((i, s)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => return shared.stage_error(Stage::Sample, i, e),
+        }
+    }
+}
+
+/// F: fetches features for each sampled iteration.
+fn features<S: Stages>(
+    shared: &Shared<'_, S::Memory>,
+    stages: &S,
+    rx: Receiver<(usize, S::Sampled)>,
+    tx: SyncSender<(usize, S::Prepared)>,
+) {
+    while let Some((i, sampled)) = next(&rx) {
+        let start = shared.now();
+        match stages.fetch_features(i, sampled) {
+            Ok(p) => {
+                shared.record(i, Stage::Feature, start);
+                if tx.send((i, p)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => return shared.stage_error(Stage::Feature, i, e),
+        }
+    }
+}
+
+/// C: the caller's compute step for each fetched iteration.
+fn computer<S, C>(
+    shared: &Shared<'_, S::Memory>,
+    iterations: usize,
+    rx: Receiver<S::Fetched>,
+    tx: SyncSender<(usize, S::Update)>,
+    compute: &mut C,
+) where
+    S: Stages,
+    C: FnMut(usize, S::Fetched, &mut dyn FnMut(S::Update)) -> Result<(), BoxError>,
+{
+    for i in 0..iterations {
+        let Some(fetched) = next(&rx) else { return };
+        let start = shared.now();
+        shared.lock().compute_started.push(start);
+        let mut emitted = false;
+        let mut emit = |update: S::Update| {
+            if emitted {
+                return;
+            }
+            emitted = true;
+            let at = shared.now();
+            {
+                let mut st = shared.lock();
+                st.emitted.push(at);
+                st.emit_offset += 0.2 * ((at - start) - st.emit_offset);
+            }
+            // A closed queue means the updater stopped on an error already recorded.
+            let _ = tx.send((i, update));
+        };
+        let result = compute(i, fetched, &mut emit);
+        match result {
+            Ok(()) if emitted => shared.record(i, Stage::Compute, start),
+            Ok(()) => return shared.fail(SchedulerError::NoUpdate(i)),
+            Err(e) => return shared.stage_error(Stage::Compute, i, e),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The staleness plan: which iteration's memory update each memory fetch may miss, and when the
+//! fetch starts.
+//!
+//! Staleness `k_i` means the memory fetch of iteration `i` (M(i)) waits for the update of
+//! iteration `i − 1 − k_i` and may miss the `k_i` updates after it; `k = 0` is sequential
+//! semantics. MSPipe's rule: compute C(i) starts when C(i − 1) ends (`b_C(i)`); pick the smallest
+//! `k` such that M(i) — startable once F(i) and U(i − 1 − k) have ended — still finishes by
+//! `b_C(i)`, then start M(i) as late as that allows, `b_M = max(e_U(i−1−k), e_F(i), b_C(i) − τ_M)`,
+//! so it reads the freshest memory that does not stall compute.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::SchedulerError;
+
+/// How staleness is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sequential semantics: every fetch sees every earlier update (sampling and feature fetch
+    /// still run ahead, they do not depend on memory). Results equal the sequential loop's.
+    Off,
+    /// Every fetch misses exactly `K` updates (fewer for the first `K` iterations):
+    /// deterministic for a seed, as the update of `i − K` waits until M(i) has read.
+    Fixed(usize),
+    /// MSPipe: the smallest staleness that keeps compute busy, chosen online per iteration from
+    /// the profiled stage times, at most `k_max`; fetches read the freshest memory committed.
+    Adaptive { k_max: usize },
+}
+
+impl Mode {
+    /// The largest staleness the mode allows.
+    pub fn bound(self) -> usize {
+        match self {
+            Mode::Off => 0,
+            Mode::Fixed(k) => k,
+            Mode::Adaptive { k_max } => k_max,
+        }
+    }
+
+    /// Staleness of iteration `i` for the non-adaptive modes (an iteration cannot miss updates
+    /// of iterations that never existed).
+    pub fn fixed_staleness(self, i: usize) -> Option<usize> {
+        match self {
+            Mode::Off => Some(0),
+            Mode::Fixed(k) => Some(k.min(i)),
+            Mode::Adaptive { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Off => write!(f, "off"),
+            Mode::Fixed(k) => write!(f, "fixed:{k}"),
+            Mode::Adaptive { .. } => write!(f, "mspipe"),
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = SchedulerError;
+
+    /// `off`, `mspipe` (adaptive, k_max 4: the paper's bound is set separately with
+    /// [`Mode::Adaptive`]) or `fixed:K`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || SchedulerError::Mode(s.to_string());
+        match s {
+            "off" => Ok(Mode::Off),
+            "mspipe" => Ok(Mode::Adaptive { k_max: 4 }),
+            _ => {
+                let k = s.strip_prefix("fixed:").ok_or_else(bad)?;
+                k.parse().map(Mode::Fixed).map_err(|_| bad())
+            }
+        }
+    }
+}
+
+/// What the planner knows when it plans M(i): end times are absolute, on one clock.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput {
+    /// Iteration being planned.
+    pub iteration: usize,
+    /// End of F(i).
+    pub feature_end: f64,
+    /// Start of C(i): the (expected) end of C(i − 1).
+    pub compute_start: f64,
+    /// τ_M.
+    pub memory_time: f64,
+    /// Staleness of the previous iteration: a fetch never reads older memory than the fetch
+    /// before it, so `k_i ≤ k_{i−1} + 1`.
+    pub previous: Option<usize>,
+}
+
+/// The plan of one memory fetch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchPlan {
+    /// Staleness bound k_i.
+    pub staleness: usize,
+    /// Planned start b_M.
+    pub start: f64,
+}
+
+/// MSPipe's rule for M(i). `update_end(j)` is the (expected) end of U(j); iterations before the
+/// first have ended at −∞.
+pub fn plan_fetch(input: PlanInput, k_max: usize, update_end: impl Fn(usize) -> f64) -> FetchPlan {
+    let i = input.iteration;
+    let end_of = |k: usize| {
+        if k >= i {
+            f64::NEG_INFINITY
+        } else {
+            update_end(i - 1 - k)
+        }
+    };
+    // C(i) is not stalled by M(i) iff M(i) can start by `latest`.
+    let latest = input
+        .feature_end
+        .max(input.compute_start - input.memory_time);
+    let cap = input.previous.map_or(k_max, |p| (p + 1).min(k_max)).min(i);
+    let staleness = (0..=cap).find(|&k| end_of(k) <= latest).unwrap_or(cap);
+    FetchPlan {
+        staleness,
+        start: end_of(staleness).max(latest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_print() {
+        assert_eq!("off".parse::<Mode>().ok(), Some(Mode::Off));
+        assert_eq!("fixed:3".parse::<Mode>().ok(), Some(Mode::Fixed(3)));
+        assert_eq!(
+            "mspipe".parse::<Mode>().ok(),
+            Some(Mode::Adaptive { k_max: 4 })
+        );
+        for bad in ["fixed:", "fixed:-1", "on", ""] {
+            let err = bad.parse::<Mode>().unwrap_err().to_string();
+            assert!(err.contains("off, mspipe or fixed:K"), "{err}");
+        }
+        assert_eq!(Mode::Fixed(2).to_string(), "fixed:2");
+        assert_eq!(Mode::Fixed(2).fixed_staleness(1), Some(1));
+    }
+
+    #[test]
+    fn smallest_staleness_that_does_not_stall_compute_and_latest_start() {
+        // U(0..4) ended at 10, 20, 30, 40; C(5) starts at 38, M takes 5, F(5) ended at 12.
+        let ends = [10.0, 20.0, 30.0, 40.0, 50.0];
+        let input = PlanInput {
+            iteration: 5,
+            feature_end: 12.0,
+            compute_start: 38.0,
+            memory_time: 5.0,
+            previous: None,
+        };
+        // latest start 33: U(4) = 50 and U(3) = 40 too late, U(2) = 30 fits → k = 2, start 33.
+        let plan = plan_fetch(input, 4, |j| ends[j]);
+        assert_eq!(
+            plan,
+            FetchPlan {
+                staleness: 2,
+                start: 33.0
+            }
+        );
+        // Capped: k_max 1 → the fetch waits for U(3) and compute stalls.
+        let plan = plan_fetch(input, 1, |j| ends[j]);
+        assert_eq!(
+            plan,
+            FetchPlan {
+                staleness: 1,
+                start: 40.0
+            }
+        );
+        // Never older than the previous fetch + 1.
+        let plan = plan_fetch(input, 4, |j| ends[j]).staleness;
+        let capped = plan_fetch(
+            PlanInput {
+                previous: Some(0),
+                ..input
+            },
+            4,
+            |j| ends[j],
+        );
+        assert_eq!((plan, capped.staleness, capped.start), (2, 1, 40.0));
+        // A slow feature fetch: compute waits for F anyway, and the fetch takes U(4) if it has
+        // ended by then.
+        let late_f = PlanInput {
+            feature_end: 55.0,
+            ..input
+        };
+        assert_eq!(
+            plan_fetch(late_f, 4, |j| ends[j]),
+            FetchPlan {
+                staleness: 0,
+                start: 55.0
+            }
+        );
+        // The first iteration has nothing to wait for.
+        let first = PlanInput {
+            iteration: 0,
+            ..input
+        };
+        assert_eq!(plan_fetch(first, 4, |_| unreachable!()).staleness, 0);
+    }
+}

@@ -1,0 +1,154 @@
+//! Discrete-event simulation of a plan: every stage has its own resource (one lane, iterations in
+//! order), with the dependencies of MTGNN training — F(i) after S(i), M(i) after F(i) and
+//! U(i − 1 − k_i), C(i) after M(i) and C(i − 1), U(i) after C(i) and U(i − 1).
+
+use crate::plan::{FetchPlan, PlanInput, plan_fetch};
+use crate::{Mode, Stage, StageTimes, Timeline};
+
+/// Simulates `iterations` iterations with fixed stage durations `times` under `mode`.
+pub fn simulate(times: StageTimes, iterations: usize, mode: Mode) -> Timeline {
+    let mut tl = Timeline::default();
+    let tau = |s: Stage| times.get(s);
+    for i in 0..iterations {
+        // End of `stage` of iteration `j`, 0 before the first iteration.
+        let end = |tl: &Timeline, j: Option<usize>, stage: Stage| {
+            j.and_then(|j| tl.iterations[j].end(stage)).unwrap_or(0.0)
+        };
+        let (me, prev) = (Some(i), i.checked_sub(1));
+        let s0 = end(&tl, prev, Stage::Sample);
+        tl.record(i, Stage::Sample, s0, s0 + tau(Stage::Sample));
+        let f0 = end(&tl, me, Stage::Sample).max(end(&tl, prev, Stage::Feature));
+        tl.record(i, Stage::Feature, f0, f0 + tau(Stage::Feature));
+        let feature_end = end(&tl, me, Stage::Feature);
+        let compute_start = end(&tl, prev, Stage::Compute);
+        let plan = match mode.fixed_staleness(i) {
+            Some(k) => FetchPlan {
+                staleness: k,
+                start: end(&tl, (i - k).checked_sub(1), Stage::Update).max(feature_end),
+            },
+            None => plan_fetch(
+                PlanInput {
+                    iteration: i,
+                    feature_end,
+                    compute_start,
+                    memory_time: tau(Stage::Memory),
+                    previous: prev.map(|p| tl.iterations[p].staleness),
+                },
+                mode.bound(),
+                |j| end(&tl, Some(j), Stage::Update),
+            ),
+        };
+        // Each lane runs its iterations in order.
+        let m0 = plan.start.max(end(&tl, prev, Stage::Memory)).max(0.0);
+        tl.record(i, Stage::Memory, m0, m0 + tau(Stage::Memory));
+        let c0 = end(&tl, me, Stage::Memory).max(compute_start);
+        tl.record(i, Stage::Compute, c0, c0 + tau(Stage::Compute));
+        let u0 = end(&tl, me, Stage::Compute).max(end(&tl, prev, Stage::Update));
+        tl.record(i, Stage::Update, u0, u0 + tau(Stage::Update));
+        // In the simulation every fetch reads exactly what it waited for.
+        let it = tl.at(i);
+        it.staleness = plan.staleness;
+        it.observed = plan.staleness;
+    }
+    tl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TGN on GDELT with 4 GPUs as MSPipe reports it (seconds per epoch).
+    fn gdelt() -> StageTimes {
+        StageTimes::new(107.8, 40.1, 55.9, 133.3, 29.5)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn sequential_plan_is_the_sum_of_stages_per_iteration_but_prefetches_sampling() {
+        let tl = simulate(gdelt(), 3, Mode::Off);
+        // Iteration 0: S 0–107.8, F –147.9, M –203.8, C –337.1, U –366.6.
+        assert_eq!(tl.iterations[0].span(Stage::Compute), Some((203.8, 337.1)));
+        // Iteration 1: S, F ran ahead (F ended at 255.7) but M waits for U(0) = 366.6.
+        let m1 = tl.iterations[1].span(Stage::Memory).expect("ran");
+        assert!(close(m1.0, 366.6) && close(m1.1, 422.5), "{m1:?}");
+        // Each later iteration takes M + C + U = 218.7 (the S/F chain is shorter).
+        assert!(
+            close(tl.makespan(), 366.6 + 2.0 * 218.7),
+            "{}",
+            tl.makespan()
+        );
+        assert_eq!(tl.staleness(), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn mspipe_plan_on_the_gdelt_profile_keeps_compute_busy_with_staleness_one() {
+        let tl = simulate(gdelt(), 10, Mode::Adaptive { k_max: 4 });
+        // Iteration 1: C(1) starts at e_C(0) = 337.1, so M(1) must start by 281.2; U(0) ends at
+        // 366.6 → k = 1, and M(1) starts exactly at 281.2 (as late as possible).
+        let m1 = tl.iterations[1].span(Stage::Memory).expect("ran");
+        assert!(close(m1.0, 281.2) && close(m1.1, 337.1), "{m1:?}");
+        // Iteration 2: M(2) must start by 470.4 − 55.9 = 414.5; U(1) ends at 499.9, U(0) at
+        // 366.6 → k = 1 again.
+        assert!(close(
+            tl.iterations[2].span(Stage::Memory).expect("ran").0,
+            414.5
+        ));
+        assert_eq!(tl.staleness(), vec![0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        // Compute runs back to back from 203.8: makespan = 203.8 + 10·133.3 + 29.5.
+        for w in tl.iterations.windows(2) {
+            let (a, b) = (w[0].span(Stage::Compute), w[1].span(Stage::Compute));
+            assert!(close(a.expect("ran").1, b.expect("ran").0));
+        }
+        assert!(
+            close(tl.makespan(), 203.8 + 1333.0 + 29.5),
+            "{}",
+            tl.makespan()
+        );
+        let sequential = simulate(gdelt(), 10, Mode::Off).makespan();
+        let speedup = sequential / tl.makespan();
+        // Sequential: 366.6 for the first iteration, then M + C + U = 218.7 each.
+        assert!(
+            (speedup - (366.6 + 9.0 * 218.7) / 1566.3).abs() < 1e-9,
+            "{speedup}"
+        );
+        // Long runs approach Στ / τ_C = 366.6 / 133.3 against strictly serial training, and
+        // compute utilisation approaches 1.
+        let long = simulate(gdelt(), 1000, Mode::Adaptive { k_max: 4 });
+        assert!(long.compute_utilisation() > 0.998);
+        let serial = 1000.0 * gdelt().total();
+        assert!((serial / long.makespan() - 366.6 / 133.3).abs() < 0.01);
+    }
+
+    #[test]
+    fn fixed_staleness_waits_for_exactly_k_updates_back() {
+        // Compute-light profile: U(i−1) is late, so fixed:2 reads U(i−3)'s memory.
+        let t = StageTimes::new(1.0, 1.0, 1.0, 2.0, 3.0);
+        let tl = simulate(t, 6, Mode::Fixed(2));
+        assert_eq!(tl.staleness(), vec![0, 1, 2, 2, 2, 2]);
+        for i in 3..6 {
+            let m = tl.iterations[i].span(Stage::Memory).expect("ran").0;
+            let u = tl.iterations[i - 3].end(Stage::Update).expect("ran");
+            assert!(m >= u);
+        }
+        // The update lane (3 per iteration) is the bottleneck: it runs back to back.
+        for w in tl.iterations[1..].windows(2) {
+            assert_eq!(
+                w[0].end(Stage::Update),
+                w[1].span(Stage::Update).map(|s| s.0)
+            );
+        }
+    }
+
+    #[test]
+    fn adaptive_never_exceeds_k_max_and_never_jumps_back_more_than_one() {
+        // Memory fetch dominates: no staleness helps, and k stays within its caps.
+        let t = StageTimes::new(1.0, 1.0, 9.0, 1.0, 5.0);
+        let tl = simulate(t, 30, Mode::Adaptive { k_max: 3 });
+        let k = tl.staleness();
+        assert!(k.iter().all(|&k| k <= 3), "{k:?}");
+        assert!(k.windows(2).all(|w| w[1] <= w[0] + 1), "{k:?}");
+    }
+}

@@ -1,0 +1,242 @@
+//! The executor on toy stages with random delays: bounds, ordering, completion, failures.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mspipe_scheduler::{BoxError, Executor, Mode, ReadVersion, SchedulerError, Stage, Stages};
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const ROWS: usize = 8;
+
+/// Memory: row 0 counts committed updates; update i adds i + 1 to row (i mod 7) + 1.
+struct Toy {
+    seed: u64,
+    /// Per stage: fixed delay, plus a random one of up to `jitter_us`.
+    delay_us: [u64; 5],
+    jitter_us: u64,
+    /// Compute time after the update is handed over (the backward pass).
+    backward_us: u64,
+    fail: Option<(Stage, usize)>,
+    /// (iteration, updates visible in row 0, version) of every fetch.
+    reads: Mutex<Vec<(usize, u64, ReadVersion)>>,
+}
+
+impl Toy {
+    fn new(seed: u64, jitter_us: u64) -> Self {
+        Toy {
+            seed,
+            delay_us: [0; 5],
+            jitter_us,
+            backward_us: 0,
+            fail: None,
+            reads: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pause(&self, stage: Stage, i: usize) -> Result<(), BoxError> {
+        let key = self.seed ^ ((i as u64) << 8) ^ stage as u64;
+        let jitter = ChaCha8Rng::seed_from_u64(key).random_range(0..=self.jitter_us);
+        let us = self.delay_us[stage.index()] + jitter;
+        std::thread::sleep(Duration::from_micros(us));
+        if self.fail == Some((stage, i)) {
+            return Err(format!("injected failure at {i}").into());
+        }
+        Ok(())
+    }
+}
+
+impl Stages for Toy {
+    type Sampled = usize;
+    type Prepared = usize;
+    type Fetched = u64;
+    type Update = u64;
+    type Write = u64;
+    type Memory = Vec<u64>;
+
+    fn sample(&self, i: usize) -> Result<usize, BoxError> {
+        self.pause(Stage::Sample, i).map(|()| i)
+    }
+
+    fn fetch_features(&self, i: usize, s: usize) -> Result<usize, BoxError> {
+        assert_eq!(s, i, "iterations arrive in order");
+        self.pause(Stage::Feature, i).map(|()| i)
+    }
+
+    fn fetch_memory(
+        &self,
+        i: usize,
+        p: usize,
+        memory: &Vec<u64>,
+        stamps: &[u32],
+        version: ReadVersion,
+    ) -> Result<u64, BoxError> {
+        assert_eq!(p, i);
+        self.pause(Stage::Memory, i)?;
+        // Row 0 is written by every update: its stamp is the last committed iteration.
+        let newest = version
+            .committed
+            .checked_sub(1)
+            .map_or(u32::MAX, |c| c as u32);
+        assert_eq!(stamps[0], newest);
+        self.reads.lock().unwrap().push((i, memory[0], version));
+        Ok(memory.iter().sum())
+    }
+
+    fn prepare_update(&self, i: usize, u: u64) -> Result<u64, BoxError> {
+        self.pause(Stage::Update, i).map(|()| u)
+    }
+
+    fn apply_update(&self, i: usize, u: u64, memory: &mut Vec<u64>) -> Vec<u32> {
+        assert_eq!(memory[0], i as u64, "updates commit in order, once each");
+        let row = i % (ROWS - 1) + 1;
+        memory[0] += 1;
+        memory[row] += u;
+        vec![0, row as u32]
+    }
+}
+
+/// Runs `n` iterations; compute sleeps, checks its input, hands over `i + 1`.
+fn run(
+    toy: &Toy,
+    mode: Mode,
+    n: usize,
+) -> (Result<mspipe_scheduler::Timeline, SchedulerError>, Vec<u64>) {
+    let mut memory = vec![0u64; ROWS];
+    let mut seen = Vec::new();
+    // Compute works (forward), hands its update over, works on (backward).
+    let result = Executor::new(mode).run(toy, &mut memory, ROWS, n, |i, fetched, emit| {
+        seen.push(fetched);
+        toy.pause(Stage::Compute, i)?;
+        emit(i as u64 + 1);
+        std::thread::sleep(Duration::from_micros(toy.backward_us));
+        Ok(())
+    });
+    drop(seen);
+    (result, memory)
+}
+
+/// Sum of the memory after the first `c` updates.
+fn sum_after(c: u64) -> u64 {
+    c + c * (c + 1) / 2
+}
+
+fn check(toy: &Toy, mode: Mode, n: usize) {
+    let (result, memory) = run(toy, mode, n);
+    let tl = result.expect("completes");
+    assert_eq!(memory[0], n as u64, "every update committed once");
+    assert_eq!(memory.iter().sum::<u64>(), sum_after(n as u64));
+    assert_eq!(tl.iterations.len(), n);
+    for it in &tl.iterations {
+        assert!(
+            it.spans.iter().all(Option::is_some),
+            "all five stages ran: {it:?}"
+        );
+        assert!(it.observed <= it.staleness && it.staleness <= mode.bound());
+    }
+    let ends: Vec<f64> = tl
+        .iterations
+        .iter()
+        .map(|it| it.end(Stage::Update).unwrap())
+        .collect();
+    assert!(ends.windows(2).all(|w| w[0] <= w[1]), "commits in order");
+    let reads = toy.reads.lock().unwrap();
+    assert_eq!(reads.len(), n);
+    for (j, &(i, visible, v)) in reads.iter().enumerate() {
+        assert_eq!(i, j, "fetches in order");
+        assert_eq!(visible as usize, v.committed);
+        let bound = tl.iterations[i].staleness;
+        assert!(
+            v.staleness() <= bound,
+            "iteration {i} missed {} > {bound}",
+            v.staleness()
+        );
+        assert_eq!(v.staleness(), tl.iterations[i].observed);
+        if let Some(k) = mode.fixed_staleness(i) {
+            assert_eq!(v.staleness(), k, "fixed modes read exactly k back");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_delays_never_break_the_bounds(seed in any::<u64>(), k in 0usize..4, adaptive in any::<bool>()) {
+        let mode = if adaptive { Mode::Adaptive { k_max: k } } else { Mode::Fixed(k) };
+        check(&Toy::new(seed, 300), mode, 40);
+    }
+}
+
+#[test]
+fn off_mode_reproduces_sequential_inputs() {
+    let toy = Toy::new(7, 200);
+    let (result, _) = run(&toy, Mode::Off, 30);
+    result.expect("completes");
+    for &(i, visible, _) in toy.reads.lock().unwrap().iter() {
+        assert_eq!(visible, i as u64, "iteration {i} saw every earlier update");
+    }
+}
+
+#[test]
+fn adaptive_mode_uses_staleness_only_when_updates_lag_behind_compute() {
+    // Forward 2 ms, backward 1 ms, update 2 ms: the update of i ends 1 ms after compute of i,
+    // so a fetch that waited for it would stall compute; the planner reads one update back.
+    let mut toy = Toy::new(3, 0);
+    toy.delay_us = [100, 100, 200, 2_000, 2_000];
+    toy.backward_us = 1_000;
+    let (result, _) = run(&toy, Mode::Adaptive { k_max: 3 }, 40);
+    let tl = result.expect("completes");
+    let (mean, max) = tl.observed_staleness();
+    assert!(mean > 0.5 && max <= 3, "mean {mean}, max {max}");
+    assert!(tl.svg(0..10).contains("k="));
+    // Instant updates: no staleness is needed (an update commits before the next fetch plans).
+    let mut toy = Toy::new(3, 0);
+    toy.delay_us = [100, 100, 200, 2_000, 0];
+    toy.backward_us = 1_000;
+    let (result, _) = run(&toy, Mode::Adaptive { k_max: 3 }, 40);
+    let (mean, _) = result.expect("completes").observed_staleness();
+    assert!(mean < 0.5, "mean {mean}");
+}
+
+#[test]
+fn a_failing_stage_stops_the_pipeline_with_its_name_and_iteration() {
+    for stage in [
+        Stage::Sample,
+        Stage::Feature,
+        Stage::Memory,
+        Stage::Compute,
+        Stage::Update,
+    ] {
+        for mode in [Mode::Off, Mode::Fixed(2), Mode::Adaptive { k_max: 2 }] {
+            let mut toy = Toy::new(1, 50);
+            toy.fail = Some((stage, 5));
+            let err = run(&toy, mode, 20).0.expect_err("fails");
+            let text = err.to_string();
+            assert!(
+                matches!(err, SchedulerError::Stage { stage: s, iteration: 5, .. } if s == stage),
+                "{text}"
+            );
+            assert!(
+                text.contains(stage.name()) && text.contains("injected failure at 5"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn compute_that_never_hands_over_an_update_is_an_error() {
+    let toy = Toy::new(1, 0);
+    let mut memory = vec![0u64; ROWS];
+    let err = Executor::new(Mode::Off)
+        .run(&toy, &mut memory, ROWS, 5, |i, _, emit| {
+            if i != 3 {
+                emit(1);
+            }
+            Ok(())
+        })
+        .expect_err("fails");
+    assert!(matches!(err, SchedulerError::NoUpdate(3)), "{err}");
+}
