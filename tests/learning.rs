@@ -57,7 +57,7 @@ fn learns(model: ModelName) -> (f64, f64, f64) {
         last = losses.iter().sum::<f64>() / losses.len() as f64;
     }
     let test: Vec<usize> = session.split.test.clone().collect();
-    let scores = session.evaluate(&test, 1);
+    let scores = session.evaluate(&test, 1).expect("evaluates");
     (first, last, average_precision(&scores.pos, &scores.neg))
 }
 

@@ -104,8 +104,40 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// `off`, `mspipe` or `fixed:K`.
+    /// `off` (sequential semantics, sampling still runs ahead), `mspipe` (staleness chosen per
+    /// iteration, at most `k_max`) or `fixed:K`.
     pub mode: String,
+    /// Largest staleness `mspipe` may choose.
+    pub k_max: usize,
+    /// Blend stale memories with similar fresher ones (when a fetch missed updates).
+    pub mitigation: bool,
+    /// Weight of a stale node's own memory in the blend.
+    pub lambda: f32,
+    /// Similar nodes averaged per stale node.
+    pub top: usize,
+    /// Δt quantile of the batch above which a node also counts as stale.
+    pub quantile: f64,
+    /// Batches sampling and feature fetch may run ahead of the memory fetch.
+    pub queue: usize,
+}
+
+impl PipelineConfig {
+    /// The scheduler mode (checked by [`Config::validate`]).
+    pub fn scheduler_mode(&self) -> Result<mspipe_scheduler::Mode> {
+        Ok(match self.mode.parse()? {
+            mspipe_scheduler::Mode::Adaptive { .. } => {
+                mspipe_scheduler::Mode::Adaptive { k_max: self.k_max }
+            }
+            mode => mode,
+        })
+    }
+
+    /// The executor for this configuration.
+    pub fn executor(&self) -> Result<mspipe_scheduler::Executor> {
+        let mut executor = mspipe_scheduler::Executor::new(self.scheduler_mode()?);
+        executor.queue = self.queue;
+        Ok(executor)
+    }
 }
 
 impl Default for DataConfig {
@@ -173,7 +205,15 @@ impl Default for TrainConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { mode: "off".into() }
+        PipelineConfig {
+            mode: "off".into(),
+            k_max: 4,
+            mitigation: true,
+            lambda: 0.9,
+            top: 10,
+            quantile: 0.99,
+            queue: 2,
+        }
     }
 }
 
@@ -282,10 +322,17 @@ impl Config {
             &self.train.eval_negatives,
             &["random", "historical", "inductive"],
         )?;
-        if self.pipeline.mode != "off" {
+        self.pipeline.scheduler_mode().context("pipeline.mode")?;
+        if !(0.0..=1.0).contains(&self.pipeline.lambda) {
             bail!(
-                "pipeline.mode = {:?}: only \"off\" is available until the scheduler lands",
-                self.pipeline.mode
+                "pipeline.lambda = {}: must lie in [0, 1]",
+                self.pipeline.lambda
+            );
+        }
+        if !(0.0..=1.0).contains(&self.pipeline.quantile) {
+            bail!(
+                "pipeline.quantile = {}: must lie in [0, 1]",
+                self.pipeline.quantile
             );
         }
         let positive = [
@@ -298,6 +345,8 @@ impl Config {
             ("gnn.heads", self.gnn.heads),
             ("train.epochs", self.train.epochs),
             ("train.batch_size", self.train.batch_size),
+            ("pipeline.top", self.pipeline.top),
+            ("pipeline.queue", self.pipeline.queue),
         ];
         for (key, v) in positive {
             if v == 0 {

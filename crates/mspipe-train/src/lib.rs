@@ -1,7 +1,8 @@
 //! # mspipe-train
 //!
 //! Training and evaluation of memory-based temporal GNNs end to end: configuration
-//! ([`config`]), the batch loop with TGL's semantics ([`session::Session`]), the evaluation
+//! ([`config`]), a batch as MSPipe's five stages ([`batch`]), run back to back or pipelined by
+//! the scheduler ([`pipeline`], [`session::Session`]), the evaluation
 //! protocol and outputs ([`run`]), and metrics ([`metrics`]). The `mspipe-train` binary is a thin
 //! command line over [`run::train`].
 //!
@@ -13,8 +14,10 @@
 //! println!("test AP {}", summary["test_ap"]);
 //! ```
 
+pub mod batch;
 pub mod config;
 pub mod metrics;
+pub mod pipeline;
 pub mod plot;
 pub mod run;
 pub mod session;

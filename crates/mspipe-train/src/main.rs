@@ -84,7 +84,7 @@ struct Common {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// off | mspipe | fixed:K (only `off` until the scheduler lands).
+    /// off (sequential semantics) | mspipe (adaptive staleness) | fixed:K.
     #[arg(long)]
     pipeline: Option<String>,
     /// Any config key: --set section.key=value (repeatable).

@@ -19,6 +19,8 @@ use mspipe_data::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use mspipe_scheduler::{Stage, Timeline};
+
 use crate::config::Config;
 use crate::metrics::{average_precision, mrr, roc_auc};
 use crate::session::{Scores, Session};
@@ -125,9 +127,39 @@ struct EpochProgress {
     losses: Vec<f64>,
     /// Seconds spent in training batches (checkpoint writes excluded).
     train_seconds: f64,
+    /// Updates each batch's memory fetch missed.
+    staleness: Vec<usize>,
+    /// Busy seconds per stage (S, F, M, C, U).
+    stage_seconds: [f64; 5],
+}
+
+impl EpochProgress {
+    /// Adds a stretch of the pipeline.
+    fn add(&mut self, timeline: &Timeline) {
+        self.staleness
+            .extend(timeline.iterations.iter().map(|it| it.observed));
+        for s in Stage::ALL {
+            self.stage_seconds[s.index()] += timeline.busy(s);
+        }
+    }
+
+    /// The epoch's staleness and per-stage busy seconds (stages overlap: their sum exceeds the
+    /// epoch's wall time when pipelining works).
+    fn pipeline_stats(&self) -> Value {
+        let n = self.staleness.len().max(1) as f64;
+        let mean = self.staleness.iter().sum::<usize>() as f64 / n;
+        let max = self.staleness.iter().copied().max().unwrap_or(0);
+        let busy: serde_json::Map<String, Value> = Stage::ALL
+            .iter()
+            .map(|&s| (s.name().to_string(), json!(self.stage_seconds[s.index()])))
+            .collect();
+        json!({"mean_staleness": mean, "max_staleness": max, "stage_seconds": busy})
+    }
 }
 
 const PROGRESS: &str = "progress.json";
+/// Iterations drawn in the run directory's `gantt.svg` (past the pipeline's warm-up).
+const GANTT_WINDOW: std::ops::Range<usize> = 10..26;
 const MEMORY: &str = "memory.bin";
 
 /// Saves model + optimizer + history (+ node memory and progress inside an epoch) into
@@ -211,6 +243,7 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         (Vec::new(), None)
     };
     let mrr_k = config.train.mrr_negatives.max(1);
+    let executor = config.pipeline.executor()?;
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -236,30 +269,44 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         let bar = progress(batches, format!("epoch {}", epoch + 1));
         bar.set_position(p.next_batch as u64);
         let start = Instant::now();
+        // The pipeline runs in stretches between mid-epoch checkpoints (it drains at each).
+        let every = match config.train.checkpoint_every {
+            0 => batches,
+            n => n,
+        };
         while p.next_batch < batches {
-            let batch_start = Instant::now();
-            p.losses.push(session.train_batch(epoch, p.next_batch)?);
-            p.train_seconds += batch_start.elapsed().as_secs_f64();
-            p.next_batch += 1;
-            bar.inc(1);
-            let every = config.train.checkpoint_every;
-            if every > 0 && p.next_batch % every == 0 && p.next_batch < batches {
+            let end = ((p.next_batch / every + 1) * every).min(batches);
+            let stretch_start = Instant::now();
+            let losses = &mut p.losses;
+            let stretch = session.train_pipelined(epoch, p.next_batch..end, &executor, |loss| {
+                losses.push(loss);
+                bar.inc(1);
+            })?;
+            p.train_seconds += stretch_start.elapsed().as_secs_f64();
+            p.next_batch = end;
+            if p.staleness.is_empty() {
+                std::fs::write(out.join("gantt.svg"), stretch.svg(GANTT_WINDOW))?;
+            }
+            p.add(&stretch);
+            if end < batches {
                 checkpoint(&session, out, &history, Some(&p))?;
             }
         }
         bar.finish_and_clear();
         let train_seconds = p.train_seconds;
+        let pipeline = p.pipeline_stats();
         let losses = p.losses;
         let val_events: Vec<usize> = session.split.val.clone().collect();
         let test_events: Vec<usize> = session.split.test.clone().collect();
-        let val = session.evaluate(&val_events, mrr_k);
-        let test = session.evaluate(&test_events, mrr_k);
+        let val = session.evaluate(&val_events, mrr_k)?;
+        let test = session.evaluate(&test_events, mrr_k)?;
         let mut line = json!({
             "epoch": epoch + 1,
             "loss": losses.iter().sum::<f64>() / losses.len() as f64,
             "train_seconds": train_seconds,
             "train_events_per_sec": session.train_events().len() as f64 / train_seconds,
             "seconds": start.elapsed().as_secs_f64(),
+            "pipeline": pipeline,
         });
         merge(&mut line, metrics("val", &val));
         merge(&mut line, metrics("test", &test));
@@ -293,12 +340,12 @@ pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
     let val: Vec<usize> = session.split.val.clone().collect();
     let test: Vec<usize> = session.split.test.clone().collect();
     session.reset_memory();
-    session.evaluate(&train, 1);
+    session.evaluate(&train, 1)?;
     let scores = match split {
-        "val" => session.evaluate(&val, k),
+        "val" => session.evaluate(&val, k)?,
         "test" => {
-            session.evaluate(&val, k);
-            session.evaluate(&test, k)
+            session.evaluate(&val, k)?;
+            session.evaluate(&test, k)?
         }
         other => anyhow::bail!("--split {other:?}: expected val or test"),
     };
@@ -338,6 +385,14 @@ fn summarize(config: &Config, history: &[Value]) -> Value {
         .iter()
         .filter_map(|h| Some(h["train_events_per_sec"].as_f64()? * h["train_seconds"].as_f64()?))
         .sum();
+    let staleness = |h: &Value| h["pipeline"]["mean_staleness"].as_f64();
+    let mean_staleness =
+        history.iter().filter_map(staleness).sum::<f64>() / history.len().max(1) as f64;
+    let max_staleness = history
+        .iter()
+        .filter_map(|h| h["pipeline"]["max_staleness"].as_u64())
+        .max()
+        .unwrap_or(0);
     json!({
         "model": config.model,
         "dataset": config.data.dataset,
@@ -355,6 +410,10 @@ fn summarize(config: &Config, history: &[Value]) -> Value {
         "train_events_per_sec": if train_seconds > 0.0 { events / train_seconds } else { 0.0 },
         "train_seconds": train_seconds,
         "peak_rss_bytes": peak_rss_bytes(),
-        "pipeline": {"mode": config.pipeline.mode, "mean_staleness": 0.0, "max_staleness": 0},
+        "pipeline": {
+            "mode": config.pipeline.mode,
+            "mean_staleness": mean_staleness,
+            "max_staleness": max_staleness,
+        },
     })
 }

@@ -1,25 +1,28 @@
-//! One training run's state and its batch step, with TGL's semantics: gather the batch's node
-//! memories and mailboxes, update them (differentiably), embed the roots, score positive and
-//! negative links, step the optimizer, then write back the endpoints' updated memories (detached)
-//! and the batch's mails — latest event winning for a node that occurs several times.
+//! One training run's state — model, optimizer, node memory, graphs, samplers — and its batch
+//! loops: sequential ([`Session::train_batch`], evaluation) and pipelined
+//! ([`Session::train_pipelined`]), both running the stages of [`crate::batch`].
+
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::{EventStream, Split};
-use mspipe_model::memory::{Combine, Gathered, MemoryStore};
-use mspipe_model::tensors::{floats, indices, to_vec};
+use mspipe_model::memory::{Combine, MemoryStore};
+use mspipe_model::tensors::to_vec;
 use mspipe_model::{
-    Delivery, EmbedInput, EmbeddingKind, HopInput, MemoryInput, MemoryModel, MemoryModelConfig,
-    MessageKind, UpdaterKind,
+    Delivery, EmbeddingKind, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
 };
 use mspipe_sampler::{
-    Direction, NegativeSampler, NegativeStrategy, Negatives, NeighborConfig, NeighborSampler,
-    SampledBatch, Strategy, TemporalGraph,
+    Direction, NegativeSampler, NegativeStrategy, NeighborConfig, NeighborSampler, Strategy,
+    TemporalGraph,
 };
+use mspipe_scheduler::{Executor, Mitigation, Timeline};
 
+use crate::batch::{self, SampleContext};
 use crate::config::Config;
+use crate::pipeline::{TrainStages, Trainer, batch_events};
 
 /// Scores of a stretch of events.
 #[derive(Debug, Clone, Default)]
@@ -30,14 +33,6 @@ pub struct Scores {
     pub neg: Vec<f32>,
     /// Whether each positive involves a node unseen in training.
     pub new_node: Vec<bool>,
-}
-
-/// Reused per-batch buffers.
-#[derive(Default)]
-struct Scratch {
-    batch: SampledBatch,
-    gathered: Gathered,
-    negatives: Negatives,
 }
 
 /// The model, its optimizer, the node memory, the graphs and the samplers of a run.
@@ -56,7 +51,6 @@ pub struct Session {
     eval_negatives: NegativeSampler,
     train_events: Vec<usize>,
     device: Device,
-    scratch: Scratch,
 }
 
 /// The device models run on: CUDA's first GPU when built with `--features cuda`, else burn's flex
@@ -182,7 +176,6 @@ impl Session {
             eval_negatives,
             train_events,
             device,
-            scratch: Scratch::default(),
             stream,
             split,
         })
@@ -200,31 +193,35 @@ impl Session {
         self.store.reset();
     }
 
-    /// Trains on batch `b` of epoch `epoch`; returns its loss.
+    /// Trains on batch `b` of epoch `epoch`, the five stages back to back; returns its loss.
     pub fn train_batch(&mut self, epoch: usize, b: usize) -> Result<f64> {
-        let size = self.config.train.batch_size;
-        let end = ((b + 1) * size).min(self.train_events.len());
-        let events: Vec<usize> = self.train_events[b * size..end].to_vec();
-        self.train_negatives.sample(
-            &self.stream,
-            &events,
-            1,
-            epoch as u64,
-            &mut self.scratch.negatives,
-        );
-        let negatives = std::mem::take(&mut self.scratch.negatives);
-        let model = self.model.clone();
-        let (loss, _, _) = self.step(&model, &events, &negatives, true);
-        self.scratch.negatives = negatives;
-        let value = to_vec(loss.clone())[0] as f64;
-        if !value.is_finite() {
-            bail!("loss became {value} at epoch {epoch}, batch {b}: stopping (lower train.lr?)");
+        let events = batch_events(&self.train_events, self.config.train.batch_size, b);
+        let cx = SampleContext {
+            stream: &self.stream,
+            graph: &self.train_graph,
+            negatives: &self.train_negatives,
+            negative_key: epoch as u64,
+            per_positive: 1,
+        };
+        let sampled = batch::sample(cx, &mut self.sampler, events)?;
+        let prepared = batch::fetch_features(&self.stream, sampled);
+        let fetched = batch::fetch_memory(&self.store, prepared, None);
+        let mut update = None;
+        let loss = self
+            .trainer()
+            .step(epoch, b, fetched, |u| update = Some(u))?;
+        if let Some(u) = update {
+            let write = batch::prepare_write(&self.stream, self.model_config.delivery, u);
+            batch::apply_write(&mut self.store, write);
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optim
-            .step(self.config.train.lr, self.model.clone(), grads);
-        Ok(value)
+        Ok(loss)
+    }
+
+    /// The compute stage's view of the session.
+    fn trainer(&mut self) -> Trainer<'_> {
+        let dims = (self.store.dim(), self.store.slots());
+        let train = &self.config.train;
+        Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device)
     }
 
     /// The events trained on (training period minus events of hidden nodes), in time order.
@@ -234,200 +231,78 @@ impl Session {
 
     /// Scores `events` in batches without training, inserting them into memory as they are
     /// scored (TGL's evaluation): `per_positive` fixed negatives each.
-    pub fn evaluate(&mut self, events: &[usize], per_positive: usize) -> Scores {
+    pub fn evaluate(&mut self, events: &[usize], per_positive: usize) -> Result<Scores> {
         let mut scores = Scores::default();
-        let size = self.config.train.batch_size;
         // Inference copy of the parameters, made once per pass rather than once per batch.
         let model = self.model.valid();
-        for events in events.chunks(size) {
-            self.eval_negatives.sample(
-                &self.stream,
-                events,
+        let device = base_device();
+        let dims = (self.store.dim(), self.store.slots());
+        for events in events.chunks(self.config.train.batch_size) {
+            let cx = SampleContext {
+                stream: &self.stream,
+                graph: &self.full_graph,
+                negatives: &self.eval_negatives,
+                negative_key: EVAL_KEY,
                 per_positive,
-                EVAL_KEY,
-                &mut self.scratch.negatives,
-            );
-            let negatives = std::mem::take(&mut self.scratch.negatives);
-            let (_, pos, neg) = self.step(&model, events, &negatives, false);
-            self.scratch.negatives = negatives;
-            scores.pos.extend(to_vec(pos));
-            scores.neg.extend(to_vec(neg));
+            };
+            let sampled = batch::sample(cx, &mut self.sampler, events.to_vec())?;
+            let prepared = batch::fetch_features(&self.stream, sampled);
+            let fetched = batch::fetch_memory(&self.store, prepared, None);
+            let f = batch::forward(&model, fetched, dims, self.config.train.time_scale, &device);
+            let write = batch::prepare_write(&self.stream, self.model_config.delivery, f.update);
+            batch::apply_write(&mut self.store, write);
+            scores.pos.extend(to_vec(f.pos));
+            scores.neg.extend(to_vec(f.neg));
             scores.new_node.extend(
                 events
                     .iter()
                     .map(|&i| self.split.involves_new_node(&self.stream, i)),
             );
         }
-        scores
+        Ok(scores)
     }
 
-    /// One batch with `model` (the autodiff model when `train`, its inference copy otherwise):
-    /// returns (loss, positive logits, negative logits) and writes memory back.
-    fn step(
+    /// Trains on batches `range` of epoch `epoch` through the MSPipe executor; `on_loss` gets
+    /// each batch's loss in order. Returns the timeline of the stages.
+    pub fn train_pipelined(
         &mut self,
-        model: &MemoryModel,
-        events: &[usize],
-        neg: &Negatives,
-        train: bool,
-    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-        let s = &self.stream;
-        let b = events.len();
-        let k_neg = neg.per_positive;
-        let times: Vec<f64> = events.iter().map(|&i| s.time()[i]).collect();
-        // Roots: positive sources, positive destinations, negative destinations, then the
-        // negative sources that differ from their positive's source (historical/inductive).
-        let mut roots: Vec<u32> = events.iter().map(|&i| s.src()[i]).collect();
-        roots.extend(events.iter().map(|&i| s.dst()[i]));
-        roots.extend_from_slice(&neg.dst);
-        let mut root_times: Vec<f64> = [&times[..], &times[..]].concat();
-        root_times.extend((0..b * k_neg).map(|j| times[j / k_neg]));
-        let mut neg_src_row: Vec<u32> = Vec::with_capacity(b * k_neg);
-        for j in 0..b * k_neg {
-            let p = j / k_neg;
-            if neg.src[j] == roots[p] {
-                neg_src_row.push(p as u32);
-            } else {
-                neg_src_row.push(roots.len() as u32);
-                roots.push(neg.src[j]);
-                root_times.push(times[p]);
-            }
-        }
-        let graph = if train {
-            &self.train_graph
-        } else {
-            &self.full_graph
+        epoch: usize,
+        range: std::ops::Range<usize>,
+        executor: &Executor,
+        mut on_loss: impl FnMut(f64),
+    ) -> Result<Timeline> {
+        let pipeline = &self.config.pipeline;
+        let stages = TrainStages {
+            cx: SampleContext {
+                stream: &self.stream,
+                graph: &self.train_graph,
+                negatives: &self.train_negatives,
+                negative_key: epoch as u64,
+                per_positive: 1,
+            },
+            sampler: Mutex::new(&mut self.sampler),
+            events: &self.train_events,
+            batch_size: self.config.train.batch_size,
+            first: range.start,
+            delivery: self.model_config.delivery,
+            mitigation: pipeline.mitigation.then_some(Mitigation {
+                lambda: pipeline.lambda,
+                top: pipeline.top,
+            }),
+            quantile: pipeline.quantile,
         };
-        let key = events.first().copied().unwrap_or(0) as u64;
-        let sb = &mut self.scratch.batch;
-        self.sampler
-            .sample(graph, &roots, &root_times, key, sb)
-            .expect("roots are graph nodes");
-        self.store
-            .gather(&sb.unique_nodes, &mut self.scratch.gathered);
-        let g = &self.scratch.gathered;
-        let (d, m) = (self.store.dim(), self.store.slots());
-        let mem_time: Vec<f64> = (0..sb.unique_nodes.len())
-            .map(|u| {
-                let newest = u * m + m - 1;
-                if g.mail_mask[newest] {
-                    g.last_update[u] + g.mail_dt[newest] as f64
-                } else {
-                    g.last_update[u]
-                }
-            })
-            .collect();
-        let device = if train {
-            self.device.clone()
-        } else {
-            base_device()
-        };
-        let memory = model.update_memory(MemoryInput::from_host(g, d, m, &device));
-        let scale = self.config.train.time_scale;
-        let root_dt: Vec<f32> = sb
-            .root_index
-            .iter()
-            .zip(&root_times)
-            .map(|(&u, &t)| ((t - mem_time[u as usize]) * scale) as f32)
-            .collect();
-        let k = sb.k;
-        let features = s.edge_features();
-        let mut edge_rows = Vec::new();
-        let hops = sb
-            .hops
-            .iter()
-            .map(|h| {
-                let edge = features.map(|f| {
-                    edge_rows.clear();
-                    for (slot, &e) in h.eid.iter().enumerate() {
-                        if h.mask[slot] {
-                            edge_rows.extend_from_slice(f.row(e as usize));
-                        } else {
-                            edge_rows.extend(std::iter::repeat_n(0.0, f.dim()));
-                        }
-                    }
-                    (&edge_rows[..], f.dim())
-                });
-                HopInput::from_host(&h.index, &h.dt, &h.mask, edge, k, &device)
-            })
-            .collect();
-        let input = EmbedInput {
-            root_index: indices(&sb.root_index, &device),
-            root_dt: floats(&root_dt, [roots.len()], &device),
-            hops,
-        };
-        let h = model.embed(memory.clone(), &input);
-        let pos_src: Vec<u32> = (0..b as u32).collect();
-        let pos_dst: Vec<u32> = (b as u32..2 * b as u32).collect();
-        let neg_dst: Vec<u32> = (2 * b as u32..(2 * b + b * k_neg) as u32).collect();
-        let pos = model.score(
-            h.clone(),
-            indices(&pos_src, &device),
-            indices(&pos_dst, &device),
-        );
-        let negl = model.score(
-            h,
-            indices(&neg_src_row, &device),
-            indices(&neg_dst, &device),
-        );
-        let loss = MemoryModel::loss(pos.clone(), negl.clone());
-        self.write_back(events, &roots, &times, to_vec(memory.detach()), &mem_time);
-        (loss, pos.detach(), negl.detach())
-    }
-
-    /// Endpoints of the batch take their updated memories; the batch's mails are delivered to
-    /// the endpoints (and their sampled neighbours for APAN).
-    fn write_back(
-        &mut self,
-        events: &[usize],
-        roots: &[u32],
-        times: &[f64],
-        rows: Vec<f32>,
-        mem_time: &[f64],
-    ) {
-        let sb = &self.scratch.batch;
-        let s = &self.stream;
-        let b = events.len();
-        let d = self.store.dim();
-        let row = |r: usize| {
-            let u = sb.root_index[r] as usize;
-            &rows[u * d..(u + 1) * d]
-        };
-        let mut nodes = Vec::with_capacity(2 * b);
-        let mut node_rows = Vec::with_capacity(2 * b * d);
-        let mut node_times = Vec::with_capacity(2 * b);
-        for (r, &node) in roots[..2 * b].iter().enumerate() {
-            nodes.push(node);
-            node_rows.extend_from_slice(row(r));
-            node_times.push(mem_time[sb.root_index[r] as usize]);
-        }
-        self.store.write_memory(&nodes, &node_rows, &node_times);
-        let edge = s.edge_features();
-        let neighbors = self.model_config.delivery == Delivery::ToNeighbors;
-        let k = sb.k;
-        let (mut targets, mut mails, mut mail_times) = (vec![], vec![], vec![]);
-        for (i, (&e, &t)) in events.iter().zip(times).enumerate() {
-            for (me, other) in [(i, b + i), (b + i, i)] {
-                let mut mail = [row(me), row(other)].concat();
-                if let Some(f) = edge {
-                    mail.extend_from_slice(f.row(e));
-                }
-                let mut deliver = |target: u32| {
-                    targets.push(target);
-                    mails.extend_from_slice(&mail);
-                    mail_times.push(t);
-                };
-                deliver(roots[me]);
-                if neighbors {
-                    let hop = &sb.hops[0];
-                    for slot in me * k..(me + 1) * k {
-                        if hop.mask[slot] {
-                            deliver(hop.nbr[slot]);
-                        }
-                    }
-                }
-            }
-        }
-        self.store.push_mails(&targets, &mails, &mail_times);
+        let dims = (self.store.dim(), self.store.slots());
+        let train = &self.config.train;
+        let mut trainer = Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device);
+        let rows = self.store.num_nodes();
+        let first = range.start;
+        let timeline =
+            executor.run(&stages, &mut self.store, rows, range.len(), |i, f, emit| {
+                let loss = trainer.step(epoch, first + i, f, emit)?;
+                on_loss(loss);
+                Ok(())
+            })?;
+        Ok(timeline)
     }
 
     /// Saves the model and the optimizer state under `dir` (files `model.bpk`, `optim.bpk`).

@@ -1,0 +1,154 @@
+//! The training batch's stages as the scheduler's [`Stages`]: sampling and feature fetch read
+//! only immutable data (graph, stream), the memory fetch and update go through the executor's
+//! versioned store, and compute ([`Trainer`]) stays on the caller's thread with the model.
+
+use std::sync::Mutex;
+
+use anyhow::{Result, bail};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use mspipe_model::memory::MemoryStore;
+use mspipe_model::tensors::to_vec;
+use mspipe_model::{Delivery, MemoryModel};
+use mspipe_sampler::NeighborSampler;
+use mspipe_scheduler::{BoxError, Mitigation, ReadVersion, Stages};
+
+use crate::batch::{self, Fetched, Prepared, SampleContext, Sampled, StaleFix, Update, Write};
+use crate::config::TrainConfig;
+
+/// The events of batch `b` of `size` events.
+pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
+    let end = ((b + 1) * size).min(events.len());
+    events[b * size..end].to_vec()
+}
+
+/// Compute: forward, hand the memory update over, backward, optimizer step.
+pub struct Trainer<'a> {
+    pub model: &'a mut MemoryModel,
+    pub optim: &'a mut ModuleOptimizer,
+    pub lr: f64,
+    /// Memory width and mailbox slots.
+    pub dims: (usize, usize),
+    pub time_scale: f64,
+    pub device: &'a Device,
+}
+
+impl<'a> Trainer<'a> {
+    /// The trainer of `model` with `optim` and the learning rate and time scale of `train`.
+    pub fn new(
+        model: &'a mut MemoryModel,
+        optim: &'a mut ModuleOptimizer,
+        train: &TrainConfig,
+        dims: (usize, usize),
+        device: &'a Device,
+    ) -> Self {
+        Trainer {
+            model,
+            optim,
+            lr: train.lr,
+            dims,
+            time_scale: train.time_scale,
+            device,
+        }
+    }
+
+    /// Trains on `fetched` (batch `b` of `epoch`); `emit` gets the memory update as soon as the
+    /// forward pass has produced it. Returns the loss.
+    pub fn step(
+        &mut self,
+        epoch: usize,
+        b: usize,
+        fetched: Fetched,
+        emit: impl FnOnce(Update),
+    ) -> Result<f64> {
+        let f = batch::forward(self.model, fetched, self.dims, self.time_scale, self.device);
+        emit(f.update);
+        let value = to_vec(f.loss.clone())[0] as f64;
+        if !value.is_finite() {
+            bail!("loss became {value} at epoch {epoch}, batch {b}: stopping (lower train.lr?)");
+        }
+        let grads = GradientsParams::from_grads(f.loss.backward(), &*self.model);
+        *self.model = self.optim.step(self.lr, self.model.clone(), grads);
+        Ok(value)
+    }
+}
+
+/// Sampling, feature fetch, memory fetch and update of training batches `first..`.
+pub struct TrainStages<'a> {
+    pub cx: SampleContext<'a>,
+    /// Only the sampling thread uses it; the lock is never contended.
+    pub sampler: Mutex<&'a mut NeighborSampler>,
+    pub events: &'a [usize],
+    pub batch_size: usize,
+    /// Batch of iteration 0.
+    pub first: usize,
+    pub delivery: Delivery,
+    /// Applied to fetches that missed updates; `None` switches mitigation off.
+    pub mitigation: Option<Mitigation>,
+    pub quantile: f64,
+}
+
+impl TrainStages<'_> {
+    /// Sorted endpoints of the batches of iterations `from..to`.
+    fn endpoints(&self, from: usize, to: usize) -> Vec<u32> {
+        let s = self.cx.stream;
+        let mut nodes: Vec<u32> = (self.first + from..self.first + to)
+            .flat_map(|b| batch_events(self.events, self.batch_size, b))
+            .flat_map(|e| [s.src()[e], s.dst()[e]])
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+}
+
+impl Stages for TrainStages<'_> {
+    type Sampled = Sampled;
+    type Prepared = Prepared;
+    type Fetched = Fetched;
+    type Update = Update;
+    type Write = Write;
+    type Memory = MemoryStore;
+
+    fn sample(&self, i: usize) -> Result<Sampled, BoxError> {
+        let events = batch_events(self.events, self.batch_size, self.first + i);
+        let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(batch::sample(self.cx, &mut sampler, events)?)
+    }
+
+    fn fetch_features(&self, _: usize, sampled: Sampled) -> Result<Prepared, BoxError> {
+        Ok(batch::fetch_features(self.cx.stream, sampled))
+    }
+
+    fn fetch_memory(
+        &self,
+        i: usize,
+        prepared: Prepared,
+        memory: &MemoryStore,
+        _stamps: &[u32],
+        version: ReadVersion,
+    ) -> Result<Fetched, BoxError> {
+        let missed = match self.mitigation {
+            Some(_) if version.staleness() > 0 => self.endpoints(version.committed, i),
+            _ => Vec::new(),
+        };
+        let is_missed = |n: u32| missed.binary_search(&n).is_ok();
+        let fix = self
+            .mitigation
+            .filter(|_| !missed.is_empty())
+            .map(|mitigation| StaleFix {
+                mitigation,
+                quantile: self.quantile,
+                missed: &is_missed,
+            });
+        Ok(batch::fetch_memory(memory, prepared, fix))
+    }
+
+    fn prepare_update(&self, _: usize, update: Update) -> Result<Write, BoxError> {
+        Ok(batch::prepare_write(self.cx.stream, self.delivery, update))
+    }
+
+    fn apply_update(&self, _: usize, write: Write, memory: &mut MemoryStore) -> Vec<u32> {
+        batch::apply_write(memory, write)
+    }
+}
