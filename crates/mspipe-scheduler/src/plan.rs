@@ -6,7 +6,9 @@
 //! semantics. MSPipe's rule: compute C(i) starts when C(i − 1) ends (`b_C(i)`); pick the smallest
 //! `k` such that M(i) — startable once F(i) and U(i − 1 − k) have ended — still finishes by
 //! `b_C(i)`, then start M(i) as late as that allows, `b_M = max(e_U(i−1−k), e_F(i), b_C(i) − τ_M)`,
-//! so it reads the freshest memory that does not stall compute.
+//! so it reads the freshest memory that does not stall compute. One refinement: when `k = 0`
+//! nothing fresher exists, so M(i) starts at `max(e_U(i−1), e_F(i))` — delaying it would only
+//! risk stalling compute when the compute estimate runs long.
 
 use std::fmt;
 use std::str::FromStr;
@@ -118,10 +120,12 @@ pub fn plan_fetch(input: PlanInput, k_max: usize, update_end: impl Fn(usize) -> 
         .max(input.compute_start - input.memory_time);
     let cap = input.previous.map_or(k_max, |p| (p + 1).min(k_max)).min(i);
     let staleness = (0..=cap).find(|&k| end_of(k) <= latest).unwrap_or(cap);
-    FetchPlan {
-        staleness,
-        start: end_of(staleness).max(latest),
-    }
+    // Waiting past U(i − 1) buys no freshness: with k = 0 the fetch starts as soon as it can.
+    let start = match staleness {
+        0 => end_of(0).max(input.feature_end),
+        k => end_of(k).max(latest),
+    };
+    FetchPlan { staleness, start }
 }
 
 #[cfg(test)]
@@ -195,6 +199,18 @@ mod tests {
             FetchPlan {
                 staleness: 0,
                 start: 55.0
+            }
+        );
+        // k = 0 is not delayed: U(4) ended at 50, before the latest start 53.
+        let early = PlanInput {
+            compute_start: 58.0,
+            ..input
+        };
+        assert_eq!(
+            plan_fetch(early, 4, |j| ends[j]),
+            FetchPlan {
+                staleness: 0,
+                start: 50.0
             }
         );
         // The first iteration has nothing to wait for.

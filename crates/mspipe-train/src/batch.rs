@@ -80,6 +80,8 @@ pub struct Forward {
     pub loss: Tensor<1>,
     pub pos: Tensor<1>,
     pub neg: Tensor<1>,
+    /// `[B, out]` embeddings of the positive sources (detached), for node classification.
+    pub sources: Tensor<2>,
     pub update: Update,
 }
 
@@ -261,6 +263,7 @@ pub fn forward(
     };
     let h = model.embed(memory.clone(), &input);
     let b = sampled.events.len() as u32;
+    let sources = h.clone().slice(0..b as usize).detach();
     let n_neg = sampled.neg_src_row.len() as u32;
     let pos_src: Vec<u32> = (0..b).collect();
     let pos_dst: Vec<u32> = (b..2 * b).collect();
@@ -280,6 +283,7 @@ pub fn forward(
         loss,
         pos: pos.detach(),
         neg: neg.detach(),
+        sources,
         update: Update {
             rows: to_vec(memory.detach()),
             mem_time,

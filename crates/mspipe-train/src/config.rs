@@ -99,6 +99,8 @@ pub struct TrainConfig {
     pub time_scale: f64,
     /// Also checkpoint every this many training batches inside an epoch (0: epoch ends only).
     pub checkpoint_every: usize,
+    /// After training, score dynamic node classification when the stream has labels.
+    pub node_classification: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +201,7 @@ impl Default for TrainConfig {
             mrr_negatives: 0,
             time_scale: 1e-4,
             checkpoint_every: 100,
+            node_classification: true,
         }
     }
 }

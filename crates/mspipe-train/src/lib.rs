@@ -14,7 +14,9 @@
 //! println!("test AP {}", summary["test_ap"]);
 //! ```
 
+pub mod alloc;
 pub mod batch;
+pub mod classify;
 pub mod config;
 pub mod metrics;
 pub mod pipeline;

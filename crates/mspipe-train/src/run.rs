@@ -317,7 +317,12 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         epochs_bar.inc(1);
     }
     epochs_bar.finish_and_clear();
-    let summary = summarize(config, &history);
+    let mut summary = summarize(config, &history);
+    if config.train.node_classification
+        && let Some(node) = crate::classify::node_classification(&mut session)?
+    {
+        merge(&mut summary, node);
+    }
     write_atomic(
         &out.join("summary.json"),
         &serde_json::to_string_pretty(&summary)?,

@@ -18,7 +18,7 @@ use mspipe_sampler::{
     Direction, NegativeSampler, NegativeStrategy, NeighborConfig, NeighborSampler, Strategy,
     TemporalGraph,
 };
-use mspipe_scheduler::{Executor, Mitigation, Timeline};
+use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
 
 use crate::batch::{self, SampleContext};
 use crate::config::Config;
@@ -33,6 +33,13 @@ pub struct Scores {
     pub neg: Vec<f32>,
     /// Whether each positive involves a node unseen in training.
     pub new_node: Vec<bool>,
+}
+
+/// What an inference pass yields per batch.
+struct Inference {
+    pos: Tensor<1>,
+    neg: Tensor<1>,
+    sources: Tensor<2>,
 }
 
 /// The model, its optimizer, the node memory, the graphs and the samplers of a run.
@@ -193,28 +200,57 @@ impl Session {
         self.store.reset();
     }
 
-    /// Trains on batch `b` of epoch `epoch`, the five stages back to back; returns its loss.
+    /// Trains on batch `b` of epoch `epoch`; returns its loss.
     pub fn train_batch(&mut self, epoch: usize, b: usize) -> Result<f64> {
-        let events = batch_events(&self.train_events, self.config.train.batch_size, b);
-        let cx = SampleContext {
-            stream: &self.stream,
-            graph: &self.train_graph,
-            negatives: &self.train_negatives,
-            negative_key: epoch as u64,
-            per_positive: 1,
-        };
-        let sampled = batch::sample(cx, &mut self.sampler, events)?;
-        let prepared = batch::fetch_features(&self.stream, sampled);
-        let fetched = batch::fetch_memory(&self.store, prepared, None);
-        let mut update = None;
-        let loss = self
-            .trainer()
-            .step(epoch, b, fetched, |u| update = Some(u))?;
-        if let Some(u) = update {
-            let write = batch::prepare_write(&self.stream, self.model_config.delivery, u);
-            batch::apply_write(&mut self.store, write);
-        }
+        let mut loss = f64::NAN;
+        self.train_sequential(epoch, b..b + 1, |l| loss = l)?;
         Ok(loss)
+    }
+
+    /// Trains on batches `range` of epoch `epoch`, the five stages of each batch back to back
+    /// (the reference the pipeline is measured against); `on_loss` gets each batch's loss.
+    /// Returns the stages' timeline.
+    pub fn train_sequential(
+        &mut self,
+        epoch: usize,
+        range: std::ops::Range<usize>,
+        mut on_loss: impl FnMut(f64),
+    ) -> Result<Timeline> {
+        let clock = std::time::Instant::now();
+        let now = || clock.elapsed().as_secs_f64();
+        let mut tl = Timeline::default();
+        for (i, b) in range.enumerate() {
+            let events = batch_events(&self.train_events, self.config.train.batch_size, b);
+            let cx = SampleContext {
+                stream: &self.stream,
+                graph: &self.train_graph,
+                negatives: &self.train_negatives,
+                negative_key: epoch as u64,
+                per_positive: 1,
+            };
+            let t = now();
+            let sampled = batch::sample(cx, &mut self.sampler, events)?;
+            tl.record(i, Stage::Sample, t, now());
+            let t = now();
+            let prepared = batch::fetch_features(&self.stream, sampled);
+            tl.record(i, Stage::Feature, t, now());
+            let t = now();
+            let fetched = batch::fetch_memory(&self.store, prepared, None);
+            tl.record(i, Stage::Memory, t, now());
+            let (t, mut update) = (now(), None);
+            on_loss(
+                self.trainer()
+                    .step(epoch, b, fetched, |u| update = Some(u))?,
+            );
+            tl.record(i, Stage::Compute, t, now());
+            let t = now();
+            if let Some(u) = update {
+                let write = batch::prepare_write(&self.stream, self.model_config.delivery, u);
+                batch::apply_write(&mut self.store, write);
+            }
+            tl.record(i, Stage::Update, t, now());
+        }
+        Ok(tl)
     }
 
     /// The compute stage's view of the session.
@@ -233,6 +269,34 @@ impl Session {
     /// scored (TGL's evaluation): `per_positive` fixed negatives each.
     pub fn evaluate(&mut self, events: &[usize], per_positive: usize) -> Result<Scores> {
         let mut scores = Scores::default();
+        self.replay(events, per_positive, |events, f, session| {
+            scores.pos.extend(to_vec(f.pos));
+            scores.neg.extend(to_vec(f.neg));
+            let s = &session.stream;
+            let new = events
+                .iter()
+                .map(|&i| session.split.involves_new_node(s, i));
+            scores.new_node.extend(new);
+        })?;
+        Ok(scores)
+    }
+
+    /// `[events, out]` embeddings of each event's source at its time, inserting the events into
+    /// memory as they go (dynamic node classification's inputs).
+    pub fn source_embeddings(&mut self, events: &[usize]) -> Result<Vec<f32>> {
+        let mut rows = Vec::new();
+        self.replay(events, 1, |_, f, _| rows.extend(to_vec(f.sources)))?;
+        Ok(rows)
+    }
+
+    /// Runs `events` through the inference model batch by batch, in order, writing memory back;
+    /// `each` sees every batch's events and forward output.
+    fn replay(
+        &mut self,
+        events: &[usize],
+        per_positive: usize,
+        mut each: impl FnMut(&[usize], Inference, &Self),
+    ) -> Result<()> {
         // Inference copy of the parameters, made once per pass rather than once per batch.
         let model = self.model.valid();
         let device = base_device();
@@ -251,15 +315,24 @@ impl Session {
             let f = batch::forward(&model, fetched, dims, self.config.train.time_scale, &device);
             let write = batch::prepare_write(&self.stream, self.model_config.delivery, f.update);
             batch::apply_write(&mut self.store, write);
-            scores.pos.extend(to_vec(f.pos));
-            scores.neg.extend(to_vec(f.neg));
-            scores.new_node.extend(
-                events
-                    .iter()
-                    .map(|&i| self.split.involves_new_node(&self.stream, i)),
-            );
+            let out = Inference {
+                pos: f.pos,
+                neg: f.neg,
+                sources: f.sources,
+            };
+            each(events, out, self);
         }
-        Ok(scores)
+        Ok(())
+    }
+
+    /// Width of the embeddings the decoders see.
+    pub fn embedding_dim(&self) -> usize {
+        self.model_config.output_dim()
+    }
+
+    /// The device training runs on (autodiff).
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Trains on batches `range` of epoch `epoch` through the MSPipe executor; `on_loss` gets
