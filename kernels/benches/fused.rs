@@ -1,0 +1,212 @@
+//! Fused kernels against the same math in burn ops, on the cubecl runtime that runs here (wgpu
+//! on lavapipe): batch 600 and 6,000 roots, memory dim 100, k = 10 neighbours, 2 heads. Each
+//! group also times a device copy of the bytes the fused kernel moves, so "GB/s" of the two can be
+//! compared with what the memory system gives in the same run.
+//!
+//! `bash .ci/setup-vulkan.sh && cargo bench -p mspipe-kernels`
+
+use burn::prelude::*;
+use burn::tensor::{DeviceKind, Distribution};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mspipe_kernels::{DeviceMemory, cube, reference};
+
+const DIM: usize = 100;
+const SLOTS: usize = 10;
+const HEADS: usize = 2;
+const NODES: usize = 20_000;
+/// TGN's mail: source memory ⊕ destination memory (no edge features).
+const MAIL: usize = 2 * DIM;
+
+fn device() -> Device {
+    let device = Device::wgpu(DeviceKind::DefaultDevice);
+    Tensor::<1>::from_floats([0.0], &device).into_data();
+    device
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+}
+
+fn sync(device: &Device) {
+    device.sync().expect("device sync");
+}
+
+/// A copy of `bytes` bytes (half read, half written) on `device`.
+fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
+    let x = random([bytes / 8], device);
+    let device = device.clone();
+    move || {
+        let _ = x.clone() + 0.0;
+        sync(&device);
+    }
+}
+
+fn attention(c: &mut Criterion) {
+    let device = device();
+    let mut group = c.benchmark_group("attention");
+    for roots in [600usize, 6_000] {
+        let dh = DIM / HEADS;
+        let q = random([roots, HEADS, dh], &device);
+        let k = random([roots, SLOTS, HEADS, dh], &device);
+        let v = random([roots, SLOTS, HEADS, dh], &device);
+        let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
+        let bytes = 4 * (2 * roots * SLOTS * DIM + roots * DIM + roots * SLOTS + roots * DIM);
+        group.throughput(Throughput::Bytes(bytes as u64));
+        let run = |fused: bool| {
+            let (q, k, v, keep, device) = (
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                keep.clone(),
+                device.clone(),
+            );
+            move || {
+                let out = if fused {
+                    cube::attention(q.clone(), k.clone(), v.clone(), keep.clone())
+                } else {
+                    reference::attention(q.clone(), k.clone(), v.clone(), keep.clone())
+                };
+                drop(out);
+                sync(&device);
+            }
+        };
+        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
+        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+        group.bench_function(BenchmarkId::new("copy", roots), |b| {
+            b.iter(copy_of(bytes, &device))
+        });
+    }
+    group.finish();
+}
+
+fn attention_backward(c: &mut Criterion) {
+    let device = device().autodiff();
+    let mut group = c.benchmark_group("attention_forward_backward");
+    for roots in [600usize, 6_000] {
+        let dh = DIM / HEADS;
+        let q = random([roots, HEADS, dh], &device);
+        let k = random([roots, SLOTS, HEADS, dh], &device);
+        let v = random([roots, SLOTS, HEADS, dh], &device);
+        let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
+        let run = |fused: bool| {
+            let (q, k, v, keep, device) = (
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                keep.clone(),
+                device.clone(),
+            );
+            move || {
+                let (q, k, v) = (
+                    q.clone().require_grad(),
+                    k.clone().require_grad(),
+                    v.clone().require_grad(),
+                );
+                let out = if fused {
+                    cube::attention(q, k, v, keep.clone())
+                } else {
+                    reference::attention(q, k, v, keep.clone())
+                };
+                drop(out.sum().backward());
+                sync(&device);
+            }
+        };
+        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
+        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+    }
+    group.finish();
+}
+
+fn store(device: &Device) -> DeviceMemory {
+    DeviceMemory {
+        memory: random([NODES, DIM], device),
+        last_update: Tensor::random([NODES], Distribution::Uniform(0.0, 1e3), device),
+        mail: random([NODES, 1, MAIL], device),
+        mail_time: Tensor::random([NODES, 1], Distribution::Uniform(0.0, 1e3), device),
+        mail_valid: Tensor::ones([NODES, 1], device),
+    }
+}
+
+fn nodes(count: usize, device: &Device) -> Tensor<1, Int> {
+    let ids: Vec<i64> = (0..count).map(|i| ((i * 7_919) % NODES) as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [count]), device)
+}
+
+fn memory(c: &mut Criterion) {
+    let device = device();
+    let state = store(&device);
+    let (w, b) = (random([DIM], &device), random([DIM], &device));
+    let mut group = c.benchmark_group("memory");
+    for batch in [600usize, 6_000] {
+        let ids = nodes(batch, &device);
+        // Read memory, mail, times; write memory rows and the updater input.
+        let bytes = 4 * batch * (2 * DIM + 2 * MAIL + DIM + 4);
+        group.throughput(Throughput::Bytes(bytes as u64));
+        let fetch = |fused: bool| {
+            let (state, ids, w, b, device) = (
+                state.clone(),
+                ids.clone(),
+                w.clone(),
+                b.clone(),
+                device.clone(),
+            );
+            move || {
+                let out = if fused {
+                    cube::fetch(&state, ids.clone(), w.clone(), b.clone())
+                } else {
+                    reference::fetch(&state, ids.clone(), w.clone(), b.clone())
+                };
+                drop(out);
+                sync(&device);
+            }
+        };
+        group.bench_function(BenchmarkId::new("fetch_fused", batch), |b| {
+            b.iter(fetch(true))
+        });
+        group.bench_function(BenchmarkId::new("fetch_unfused", batch), |b| {
+            b.iter(fetch(false))
+        });
+        group.bench_function(BenchmarkId::new("fetch_copy", batch), |b| {
+            b.iter(copy_of(bytes, &device))
+        });
+
+        let times: Tensor<1> = Tensor::random([batch], Distribution::Uniform(1e3, 2e3), &device);
+        let rows = random([batch, DIM], &device);
+        let mails = random([batch, MAIL], &device);
+        let update = |fused: bool| {
+            let (mut state, ids, times, rows, mails, device) = (
+                store(&device),
+                ids.clone(),
+                times.clone(),
+                rows.clone(),
+                mails.clone(),
+                device.clone(),
+            );
+            move || {
+                let (n, t, r, m) = (ids.clone(), times.clone(), rows.clone(), mails.clone());
+                let s =
+                    std::mem::replace(&mut state, DeviceMemory::zeros(0, DIM, MAIL, 1, &device));
+                state = if fused {
+                    cube::update(s, n, t, r, m)
+                } else {
+                    reference::update(s, n, t, r, m)
+                };
+                sync(&device);
+            }
+        };
+        group.bench_function(BenchmarkId::new("update_fused", batch), |b| {
+            b.iter(update(true))
+        });
+        group.bench_function(BenchmarkId::new("update_unfused", batch), |b| {
+            b.iter(update(false))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(2));
+    targets = attention, attention_backward, memory
+}
+criterion_main!(benches);

@@ -1,0 +1,210 @@
+//! [`KernelBackend`] under autodiff: attention gets the backward kernel, the fetch a backward for
+//! the time-encoding parameters (its only gradient path), the update none (memories are stored
+//! detached).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, AutodiffBackend};
+use burn::tensor::{Shape, Slice};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::tensor::CubeTensor;
+
+use super::{KernelBackend, Store};
+
+type B = CubeBackend;
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<B, 3> for AttentionBackward {
+    type State = (CubeTensor, CubeTensor, CubeTensor, CubeTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (q, k, v, keep) = ops.state;
+        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// What the fetch's backward needs to recompute Δt: last-update times, mail times, validity,
+/// node ids, `w`, `b` and the mail width.
+type FetchState = (
+    CubeTensor,
+    CubeTensor,
+    CubeTensor,
+    CubeTensor,
+    CubeTensor,
+    CubeTensor,
+    usize,
+);
+
+#[derive(Debug)]
+struct FetchBackward;
+
+impl Backward<B, 2> for FetchBackward {
+    type State = FetchState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (last_update, mail_time, mail_valid, nodes, w, b, mail_dim) = ops.state;
+        let shape = grad.meta.shape().clone();
+        let (count, slots, time_dim) = (shape[0], shape[1], shape[2] - mail_dim);
+        if count == 0 {
+            // Nothing fetched: zero gradients (and no burn op on an empty tensor).
+            let [w_node, b_node] = ops.parents;
+            for (node, like) in [(w_node, w), (b_node, b)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::float_mul_scalar(like, 0.0.into()));
+                }
+            }
+            return;
+        }
+        let all = Slice {
+            start: 0,
+            end: None,
+            step: 1,
+        };
+        let time_part = Slice {
+            start: mail_dim as isize,
+            end: None,
+            step: 1,
+        };
+        let g = B::float_slice(grad, &[all, all, time_part]);
+        // Δt = (mail time − last update)·valid, as in the forward.
+        let last = B::float_select(last_update, 0, nodes.clone());
+        let last = B::float_reshape(last, Shape::new([count, 1]));
+        let dt = B::float_mul(
+            B::float_sub(B::float_select(mail_time, 0, nodes.clone()), last),
+            B::float_select(mail_valid, 0, nodes),
+        );
+        let dt = B::float_reshape(dt, Shape::new([count, slots, 1]));
+        let row = |t| B::float_reshape(t, Shape::new([1, 1, time_dim]));
+        let phase = B::float_add(B::float_mul(dt.clone(), row(w)), row(b));
+        // d cos(x)/dx = −sin(x); x = Δt·w + b.
+        let dphase = B::float_mul(B::float_neg(B::float_sin(phase)), g);
+        let sum = |t| B::float_reshape(B::float_sum_dims(t, &[0, 1]), Shape::new([time_dim]));
+        let [w_node, b_node] = ops.parents;
+        if let Some(node) = w_node {
+            grads.register::<B>(node.id, sum(B::float_mul(dphase.clone(), dt)));
+        }
+        if let Some(node) = b_node {
+            grads.register::<B>(node.id, sum(dphase));
+        }
+    }
+}
+
+/// An output with no gradient path.
+fn constant<C: CheckpointStrategy>(t: CubeTensor) -> FloatTensor<Autodiff<B, C>> {
+    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
+}
+
+impl<C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn temporal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let keep = keep.into_primitive();
+        let prep = AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful();
+        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        let out = B::temporal_attention(q.clone(), k.clone(), v.clone(), keep.clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((q, k, v, keep), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn temporal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dq, dk, dv) = B::temporal_attention_backward(
+            q.into_primitive(),
+            k.into_primitive(),
+            v.into_primitive(),
+            keep.into_primitive(),
+            grad.into_primitive(),
+        );
+        (constant::<C>(dq), constant::<C>(dk), constant::<C>(dv))
+    }
+
+    fn memory_fetch(
+        store: Store<Self>,
+        nodes: IntTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let prep = FetchBackward
+            .prepare::<C>([w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let store = inner(store);
+        let mail_dim = store.mail.meta.shape()[2];
+        let (w, b) = (w.into_primitive(), b.into_primitive());
+        let state = (
+            store.last_update.clone(),
+            store.mail_time.clone(),
+            store.mail_valid.clone(),
+            nodes.clone(),
+            w.clone(),
+            b.clone(),
+            mail_dim,
+        );
+        let (out_memory, input, keep) = B::memory_fetch(store, nodes, w, b);
+        let input = match prep {
+            OpsKind::Tracked(prep) => prep.finish(state, input),
+            OpsKind::UnTracked(prep) => prep.finish(input),
+        };
+        (constant::<C>(out_memory), input, constant::<C>(keep))
+    }
+
+    fn memory_update(
+        store: Store<Self>,
+        nodes: IntTensor<Self>,
+        times: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
+        mails: FloatTensor<Self>,
+    ) -> Store<Self> {
+        let out = B::memory_update(
+            inner(store),
+            nodes,
+            times.into_primitive(),
+            rows.into_primitive(),
+            mails.into_primitive(),
+        );
+        Store {
+            memory: constant::<C>(out.memory),
+            last_update: constant::<C>(out.last_update),
+            mail: constant::<C>(out.mail),
+            mail_time: constant::<C>(out.mail_time),
+            mail_valid: constant::<C>(out.mail_valid),
+        }
+    }
+}
+
+/// The store's primitives without their autodiff wrappers (the store is never differentiated).
+fn inner<C: CheckpointStrategy>(store: Store<Autodiff<B, C>>) -> Store<B> {
+    Store {
+        memory: store.memory.into_primitive(),
+        last_update: store.last_update.into_primitive(),
+        mail: store.mail.into_primitive(),
+        mail_time: store.mail_time.into_primitive(),
+        mail_valid: store.mail_valid.into_primitive(),
+    }
+}

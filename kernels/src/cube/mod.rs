@@ -1,0 +1,180 @@
+//! The cubecl route: a burn backend extension ([`KernelBackend`]) implemented for
+//! [`CubeBackend`] by `#[cube]` kernels and for `Autodiff<CubeBackend>` with hand-written backward
+//! passes, plus the tensor-level calls the crate root routes to on cubecl devices.
+
+mod attention;
+mod autodiff;
+mod fetch;
+mod launch;
+mod update;
+
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, DispatchDevice, ExtensionType, backend_extension};
+use burn::prelude::*;
+use burn_cubecl::CubeBackend;
+
+use crate::{DeviceMemory, Fetched};
+
+/// [`DeviceMemory`] on backend primitives.
+#[derive(ExtensionType, Debug, Clone)]
+pub struct Store<B: Backend> {
+    pub memory: FloatTensor<B>,
+    pub last_update: FloatTensor<B>,
+    pub mail: FloatTensor<B>,
+    pub mail_time: FloatTensor<B>,
+    pub mail_valid: FloatTensor<B>,
+}
+
+/// The fused operations, on backend primitives. Shapes as in the crate-level functions.
+#[backend_extension(Cube, Autodiff)]
+pub trait KernelBackend: Backend {
+    /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
+    fn temporal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Gradients of [`KernelBackend::temporal_attention`] for `q`, `k`, `v` given the output's.
+    fn temporal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The store, `nodes`, `w`, `b` → (memory rows, updater input, keep).
+    fn memory_fetch(
+        #[extension_type] store: Store<Self>,
+        nodes: IntTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The store and the batch's `nodes`, `times`, memory rows and mails → the updated store.
+    fn memory_update(
+        #[extension_type] store: Store<Self>,
+        nodes: IntTensor<Self>,
+        times: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
+        mails: FloatTensor<Self>,
+    ) -> Store<Self>;
+}
+
+impl KernelBackend for CubeBackend {
+    fn temporal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        attention::forward(q, k, v, keep)
+    }
+
+    fn temporal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        attention::backward(q, k, v, keep, grad)
+    }
+
+    fn memory_fetch(
+        store: Store<Self>,
+        nodes: IntTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        fetch::fetch(store, nodes, w, b)
+    }
+
+    fn memory_update(
+        store: Store<Self>,
+        nodes: IntTensor<Self>,
+        times: FloatTensor<Self>,
+        rows: FloatTensor<Self>,
+        mails: FloatTensor<Self>,
+    ) -> Store<Self> {
+        update::update(store, nodes, times, rows, mails)
+    }
+}
+
+/// Whether `device` is a cubecl device (directly or under autodiff), where the kernels run.
+pub fn runs_on(device: &Device) -> bool {
+    match device.as_dispatch() {
+        DispatchDevice::Cube(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Cube(_)),
+        _ => false,
+    }
+}
+
+type Ext = burn::backend::Dispatch;
+
+/// Fused [`crate::attention`].
+pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Ext as KernelBackend>::temporal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        keep.into_dispatch(),
+    ))
+}
+
+impl Store<Ext> {
+    fn from_tensors(state: DeviceMemory) -> Self {
+        Store {
+            memory: state.memory.into_dispatch(),
+            last_update: state.last_update.into_dispatch(),
+            mail: state.mail.into_dispatch(),
+            mail_time: state.mail_time.into_dispatch(),
+            mail_valid: state.mail_valid.into_dispatch(),
+        }
+    }
+
+    fn into_tensors(self) -> DeviceMemory {
+        DeviceMemory {
+            memory: Tensor::from_dispatch(self.memory),
+            last_update: Tensor::from_dispatch(self.last_update),
+            mail: Tensor::from_dispatch(self.mail),
+            mail_time: Tensor::from_dispatch(self.mail_time),
+            mail_valid: Tensor::from_dispatch(self.mail_valid),
+        }
+    }
+}
+
+/// Fused [`crate::fetch`].
+pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+    let (memory, input, keep) = <Ext as KernelBackend>::memory_fetch(
+        Store::from_tensors(state.clone()),
+        nodes.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+    );
+    Fetched {
+        memory: Tensor::from_dispatch(memory),
+        input: Tensor::from_dispatch(input),
+        keep: Tensor::from_dispatch(keep),
+    }
+}
+
+/// Fused [`crate::update`].
+pub fn update(
+    state: DeviceMemory,
+    nodes: Tensor<1, Int>,
+    times: Tensor<1>,
+    memory: Tensor<2>,
+    mails: Tensor<2>,
+) -> DeviceMemory {
+    <Ext as KernelBackend>::memory_update(
+        Store::from_tensors(state),
+        nodes.into_dispatch(),
+        times.into_dispatch(),
+        memory.into_dispatch(),
+        mails.into_dispatch(),
+    )
+    .into_tensors()
+}

@@ -1,0 +1,111 @@
+//! # mspipe-kernels
+//!
+//! The three hot spots of a memory-based temporal GNN as fused kernels: the **memory fetch**
+//! (gather memories, mailboxes and times, encode Δt, build the updater's input), the **memory
+//! update** (scatter memories and mails, latest event wins, mailbox FIFO) and **temporal
+//! attention** (scores, padding mask, softmax and weighted sum per root and head, with its backward).
+//!
+//! One call per operation, in burn 0.22's device-dispatch idiom: on a cubecl device (wgpu, CUDA,
+//! compiled in with the `wgpu` / `cuda` features) it runs the `#[cube]` kernels through the
+//! [`cube::KernelBackend`] extension (with a custom backward under autodiff); on every other backend
+//! it runs the same math in ordinary burn ops ([`reference`]), so one model runs fused where it can
+//! and unfused elsewhere with the same results.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use mspipe_kernels::attention;
+//!
+//! let device = Device::flex();
+//! // One root, two heads of width 1, two slots of which the second is padding.
+//! let q = Tensor::<3>::from_floats([[[1.0], [0.0]]], &device);
+//! let k = Tensor::<4>::from_floats([[[[1.0], [1.0]], [[9.0], [9.0]]]], &device);
+//! let v = Tensor::<4>::from_floats([[[[2.0], [3.0]], [[7.0], [7.0]]]], &device);
+//! let keep = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
+//! let out = attention(q, k, v, keep);
+//! // The only real slot takes all the weight in both heads.
+//! out.into_data().assert_approx_eq::<f32>(
+//!     &TensorData::from([[2.0f32, 3.0]]),
+//!     burn::tensor::Tolerance::default(),
+//! );
+//! ```
+
+use burn::prelude::*;
+
+#[cfg(feature = "cube")]
+pub mod cube;
+pub mod reference;
+
+/// Node memory resident on a device: what [`fetch`] reads and [`update`] writes.
+#[derive(Debug, Clone)]
+pub struct DeviceMemory {
+    /// `[N, d]` memories.
+    pub memory: Tensor<2>,
+    /// `[N]` last-update times.
+    pub last_update: Tensor<1>,
+    /// `[N, M, mail_dim]` mailboxes, oldest first.
+    pub mail: Tensor<3>,
+    /// `[N, M]` mail times.
+    pub mail_time: Tensor<2>,
+    /// `[N, M]` 1 where the slot holds a mail, else 0.
+    pub mail_valid: Tensor<2>,
+}
+
+impl DeviceMemory {
+    /// Zero state for `nodes` nodes: memories of width `dim`, `slots` mails of width `mail_dim`.
+    pub fn zeros(nodes: usize, dim: usize, mail_dim: usize, slots: usize, device: &Device) -> Self {
+        DeviceMemory {
+            memory: Tensor::zeros([nodes, dim], device),
+            last_update: Tensor::zeros([nodes], device),
+            mail: Tensor::zeros([nodes, slots, mail_dim], device),
+            mail_time: Tensor::zeros([nodes, slots], device),
+            mail_valid: Tensor::zeros([nodes, slots], device),
+        }
+    }
+}
+
+/// What [`fetch`] returns for `U` nodes.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// `[U, d]` memories.
+    pub memory: Tensor<2>,
+    /// `[U, M, mail_dim + T]`: each mail ⊕ cos(Δt·w + b), Δt = mail time − last update (0 for an
+    /// empty slot).
+    pub input: Tensor<3>,
+    /// `[U, M]` 1 where the slot holds a mail.
+    pub keep: Tensor<2>,
+}
+
+/// Masked multi-head attention of one query over `K` slots per row; see [`reference::attention`].
+pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "cube")]
+    if cube::runs_on(&q.device()) {
+        return cube::attention(q, k, v, keep);
+    }
+    reference::attention(q, k, v, keep)
+}
+
+/// Gathers `nodes`' state and builds the updater input, with time encoding parameters `w`, `b`
+/// (`[T]`); see [`reference::fetch`]. Gradients flow to `w` and `b`.
+pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+    #[cfg(feature = "cube")]
+    if cube::runs_on(&w.device()) {
+        return cube::fetch(state, nodes, w, b);
+    }
+    reference::fetch(state, nodes, w, b)
+}
+
+/// Writes a batch's memories (`[B, d]`) and mails (`[B, mail_dim]`) for `nodes` at `times`;
+/// see [`reference::update`]. Not differentiable (memories are stored detached).
+pub fn update(
+    state: DeviceMemory,
+    nodes: Tensor<1, Int>,
+    times: Tensor<1>,
+    memory: Tensor<2>,
+    mails: Tensor<2>,
+) -> DeviceMemory {
+    #[cfg(feature = "cube")]
+    if cube::runs_on(&times.device()) {
+        return cube::update(state, nodes, times, memory, mails);
+    }
+    reference::update(state, nodes, times, memory, mails)
+}

@@ -1,0 +1,141 @@
+//! The math of every kernel in ordinary burn tensor ops: what runs on backends without a cubecl
+//! runtime (flex, ndarray, …), and the reference the kernels are tested against. Autodiff comes
+//! for free here, so the kernels' hand-written backward is checked against it too.
+
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+use burn::tensor::activation::softmax;
+
+use crate::{DeviceMemory, Fetched};
+
+/// Masked multi-head attention: `q` `[N, H, dh]`, `k`, `v` `[N, K, H, dh]`, `keep` `[N, K]`
+/// (1 = real slot, 0 = padding) → `[N, H·dh]`. Padded slots get exactly zero weight; a row without
+/// a real slot gives zeros.
+pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
+    let [n, _, heads, dh] = k.dims();
+    let scale = 1.0 / (dh as f64).sqrt();
+    let scores: Tensor<3> = (q.unsqueeze_dim::<4>(1) * k).sum_dim(3).squeeze_dim(3) * scale;
+    let keep: Tensor<3> = keep.unsqueeze_dim(2); // [N, K, 1]
+    let scores = scores * keep.clone() + (keep.clone().neg() + 1.0) * -1e9;
+    let weights = softmax(scores, 1) * keep; // [N, K, H]
+    let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * v)
+        .sum_dim(1)
+        .squeeze_dim(1);
+    out.reshape([n, heads * dh])
+}
+
+/// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]).
+pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+    let time_dim = w.dims()[0];
+    let last: Tensor<2> = state
+        .last_update
+        .clone()
+        .select(0, nodes.clone())
+        .unsqueeze_dim(1);
+    let valid = state.mail_valid.clone().select(0, nodes.clone());
+    let dt = (state.mail_time.clone().select(0, nodes.clone()) - last) * valid.clone();
+    let phase: Tensor<3> =
+        dt.unsqueeze_dim::<3>(2) * w.reshape([1, 1, time_dim]) + b.reshape([1, 1, time_dim]);
+    let mail = state.mail.clone().select(0, nodes.clone());
+    Fetched {
+        memory: state.memory.clone().select(0, nodes),
+        input: Tensor::cat(vec![mail, phase.cos()], 2),
+        keep: valid,
+    }
+}
+
+/// Writes the batch's memories and mails: per node the latest event wins (largest time, ties by
+/// position); its memory row and last-update time are replaced, and its mailbox shifts one slot
+/// towards the front with the new mail appended. Every blend below is exact (a row is multiplied
+/// by exactly 0 or 1 and added to exactly 0), so the result equals a scatter bit for bit.
+pub fn update(
+    state: DeviceMemory,
+    nodes: Tensor<1, Int>,
+    times: Tensor<1>,
+    memory: Tensor<2>,
+    mails: Tensor<2>,
+) -> DeviceMemory {
+    let device = times.device();
+    let [n, slots, mail_dim] = state.mail.dims();
+    let batch = nodes.dims()[0];
+    let winner = winners(nodes.clone(), times.clone());
+    let touched: Tensor<1> = Tensor::zeros([n], &device).select_assign(
+        0,
+        nodes.clone(),
+        winner.clone(),
+        IndexingUpdateOp::Add,
+    );
+    let old = touched.clone().neg() + 1.0;
+    let scatter_rows = |rows: Tensor<2>| -> Tensor<2> {
+        let width = rows.dims()[1];
+        Tensor::zeros([n, width], &device).select_assign(
+            0,
+            nodes.clone(),
+            rows * winner.clone().unsqueeze_dim(1),
+            IndexingUpdateOp::Add,
+        )
+    };
+    let last_slot = |rows: Tensor<2>| -> Tensor<2> {
+        // [B, w] → [B, M·w] with the rows in the last slot.
+        let width = rows.dims()[1];
+        if slots == 1 {
+            return rows;
+        }
+        Tensor::cat(
+            vec![Tensor::zeros([batch, (slots - 1) * width], &device), rows],
+            1,
+        )
+    };
+    let shift = |t: Tensor<2>, width: usize| -> Tensor<2> {
+        // Slot s takes slot s + 1; the last slot empties.
+        if slots == 1 {
+            return Tensor::zeros([n, width], &device);
+        }
+        Tensor::cat(
+            vec![
+                t.narrow(1, width, (slots - 1) * width),
+                Tensor::zeros([n, width], &device),
+            ],
+            1,
+        )
+    };
+    let fifo = |t: Tensor<2>, width: usize, new: Tensor<2>| -> Tensor<2> {
+        t.clone() * old.clone().unsqueeze_dim(1)
+            + shift(t, width) * touched.clone().unsqueeze_dim(1)
+            + scatter_rows(last_slot(new))
+    };
+    let mail = fifo(state.mail.reshape([n, slots * mail_dim]), mail_dim, mails);
+    let ones: Tensor<2> = Tensor::ones([batch, 1], &device);
+    DeviceMemory {
+        memory: state.memory * old.clone().unsqueeze_dim(1) + scatter_rows(memory),
+        last_update: state.last_update * old.clone()
+            + scatter_rows(times.clone().unsqueeze_dim(1)).reshape([n]),
+        mail: mail.reshape([n, slots, mail_dim]),
+        mail_time: fifo(state.mail_time, 1, times.unsqueeze_dim(1)),
+        mail_valid: fifo(state.mail_valid, 1, ones),
+    }
+}
+
+/// `[B]` 1 where position `p` is its node's latest event in the batch (largest time, ties by the
+/// later position), else 0.
+pub fn winners(nodes: Tensor<1, Int>, times: Tensor<1>) -> Tensor<1> {
+    let batch = nodes.dims()[0];
+    let device = times.device();
+    let same = nodes
+        .clone()
+        .unsqueeze_dim::<2>(1)
+        .equal(nodes.unsqueeze_dim(0)); // [p, q]
+    let t_p: Tensor<2> = times.clone().unsqueeze_dim(1);
+    let t_q: Tensor<2> = times.unsqueeze_dim(0);
+    let pos: Tensor<1, Int> = Tensor::arange(0..batch as i64, &device);
+    let after = pos
+        .clone()
+        .unsqueeze_dim::<2>(0)
+        .greater(pos.unsqueeze_dim(1)); // q > p
+    let later = t_q
+        .clone()
+        .greater(t_p.clone())
+        .bool_or(t_q.equal(t_p).bool_and(after));
+    let beaten: Tensor<1, Bool> = same.bool_and(later).any_dim(1).reshape([batch]);
+    beaten.bool_not().float()
+}
