@@ -57,9 +57,10 @@ def average_precision(y, s):
 
 def roc_auc(y, s):
     """Mann-Whitney AUC with ties counted half."""
-    from scipy.stats import rankdata  # torch_geometric depends on scipy
-
-    r = rankdata(s)
+    # 1-based ranks, ties given their average rank (scipy's rankdata, without scipy).
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    end = np.cumsum(counts)
+    r = ((end - counts + 1 + end) / 2)[inverse]
     pos = y == 1
     n_pos, n_neg = pos.sum(), (~pos).sum()
     return float((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

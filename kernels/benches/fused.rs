@@ -6,9 +6,9 @@
 //! `bash .ci/setup-vulkan.sh && cargo bench -p mspipe-kernels`
 
 use burn::prelude::*;
-use burn::tensor::{DeviceKind, Distribution};
+use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mspipe_kernels::{DeviceMemory, cube, reference};
+use mspipe_kernels::{DeviceMemory, cube, reference, runtime};
 
 const DIM: usize = 100;
 const SLOTS: usize = 10;
@@ -18,9 +18,7 @@ const NODES: usize = 20_000;
 const MAIL: usize = 2 * DIM;
 
 fn device() -> Device {
-    let device = Device::wgpu(DeviceKind::DefaultDevice);
-    Tensor::<1>::from_floats([0.0], &device).into_data();
-    device
+    runtime::wgpu_device().expect("no wgpu adapter: run `bash .ci/setup-vulkan.sh` first")
 }
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {

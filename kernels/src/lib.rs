@@ -34,6 +34,8 @@ use burn::prelude::*;
 #[cfg(feature = "cube")]
 pub mod cube;
 pub mod reference;
+#[cfg(feature = "wgpu")]
+pub mod runtime;
 
 /// Node memory resident on a device: what [`fetch`] reads and [`update`] writes.
 #[derive(Debug, Clone)]

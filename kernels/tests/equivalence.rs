@@ -9,26 +9,9 @@
 #![cfg(feature = "wgpu")]
 
 use burn::prelude::*;
-use burn::tensor::{DeviceKind, Distribution, Tolerance};
+use burn::tensor::{Distribution, Tolerance};
+use mspipe_kernels::runtime::test_device;
 use mspipe_kernels::{DeviceMemory, attention, fetch, reference, update};
-
-fn wgpu() -> Option<Device> {
-    let probe = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(DeviceKind::DefaultDevice);
-        Tensor::<1>::from_floats([1.0], &device).into_data();
-        device
-    });
-    match probe {
-        Ok(device) => Some(device),
-        Err(_) if std::env::var_os("MSPIPE_REQUIRE_KERNEL_RUNTIME").is_some() => {
-            panic!("no wgpu adapter: run .ci/setup-vulkan.sh (lavapipe) first")
-        }
-        Err(_) => {
-            eprintln!("skipped: no wgpu adapter (install lavapipe with .ci/setup-vulkan.sh)");
-            None
-        }
-    }
-}
 
 fn close<const D: usize>(got: Tensor<D>, want: Tensor<D>) {
     got.into_data()
@@ -63,7 +46,7 @@ const SHAPES: [[usize; 4]; 5] = [
 
 #[test]
 fn attention_forward_matches_reference() {
-    let Some(gpu) = wgpu() else { return };
+    let Some(gpu) = test_device() else { return };
     let cpu = Device::flex();
     for [n, k, h, dh] in SHAPES {
         let q = random([n, h, dh], &gpu);
@@ -97,7 +80,7 @@ fn attention_forward_matches_reference() {
 /// reference on flex.
 #[test]
 fn attention_backward_matches_reference() {
-    let Some(gpu) = wgpu() else { return };
+    let Some(gpu) = test_device() else { return };
     let cpu = Device::flex().autodiff();
     let gpu = gpu.autodiff();
     for [n, k, h, dh] in SHAPES {
@@ -147,13 +130,24 @@ fn store(nodes: usize, dim: usize, mail_dim: usize, slots: usize, device: &Devic
     }
 }
 
+/// The same store on another device.
+fn store_on(s: &DeviceMemory, device: &Device) -> DeviceMemory {
+    DeviceMemory {
+        memory: to(&s.memory, device),
+        last_update: to(&s.last_update, device),
+        mail: to(&s.mail, device),
+        mail_time: to(&s.mail_time, device),
+        mail_valid: to(&s.mail_valid, device),
+    }
+}
+
 fn ids(values: &[i64], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
 }
 
 #[test]
 fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
-    let Some(gpu) = wgpu() else { return };
+    let Some(gpu) = test_device() else { return };
     let gpu = gpu.autodiff();
     let cpu = Device::flex().autodiff();
     for (slots, nodes) in [
@@ -165,13 +159,7 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
         let w = random([4], &gpu);
         let b = random([4], &gpu);
         let run = |device: &Device, fused: bool| {
-            let s = DeviceMemory {
-                memory: to(&s.memory, device),
-                last_update: to(&s.last_update, device),
-                mail: to(&s.mail, device),
-                mail_time: to(&s.mail_time, device),
-                mail_valid: to(&s.mail_valid, device),
-            };
+            let s = store_on(&s, device);
             let (w, b) = (to(&w, device).require_grad(), to(&b, device).require_grad());
             let nodes = ids(&nodes, device);
             let out = if fused {
@@ -226,7 +214,7 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
 
 #[test]
 fn update_matches_reference_latest_event_wins() {
-    let Some(gpu) = wgpu() else { return };
+    let Some(gpu) = test_device() else { return };
     let cpu = Device::flex();
     // Node 4 three times (times 5, 9, 9: the later 9 wins), node 1 twice (times 7, 2: 7 wins).
     let nodes = [4i64, 1, 4, 0, 1, 4, 8];
@@ -236,13 +224,7 @@ fn update_matches_reference_latest_event_wins() {
         let rows = random([nodes.len(), 6], &gpu);
         let mails = random([nodes.len(), 5], &gpu);
         let run = |device: &Device, fused: bool| {
-            let s = DeviceMemory {
-                memory: to(&s.memory, device),
-                last_update: to(&s.last_update, device),
-                mail: to(&s.mail, device),
-                mail_time: to(&s.mail_time, device),
-                mail_valid: to(&s.mail_valid, device),
-            };
+            let s = store_on(&s, device);
             let args = (
                 ids(&nodes, device),
                 Tensor::<1>::from_floats(times, device),
