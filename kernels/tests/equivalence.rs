@@ -287,3 +287,46 @@ fn winners_by_hand() {
     w.into_data()
         .assert_eq(&TensorData::from([0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0]), false);
 }
+
+/// Large random batches with many repeated nodes and tied times (integers 0..10, some negative
+/// zero), sizes that are no multiple of a cube.
+#[test]
+fn update_matches_reference_on_random_batches() {
+    let Some(gpu) = test_device() else { return };
+    let cpu = Device::flex();
+    for (batch, slots) in [(301usize, 2usize), (1_000, 1)] {
+        let s = store(40, 6, 5, slots, &gpu);
+        let nodes: Vec<i64> = (0..batch).map(|i| ((i * 7 + i / 3) % 40) as i64).collect();
+        let times: Vec<f32> = (0..batch)
+            .map(|i| match (i * 13) % 11 {
+                10 => -0.0,
+                t => t as f32,
+            })
+            .collect();
+        let rows = random([batch, 6], &gpu);
+        let mails = random([batch, 5], &gpu);
+        let run = |device: &Device, fused: bool| {
+            let s = store_on(&s, device);
+            let (n, t) = (
+                ids(&nodes, device),
+                Tensor::<1>::from_floats(&times[..], device),
+            );
+            let (r, m) = (to(&rows, device), to(&mails, device));
+            let out = if fused {
+                update(s, n, t, r, m)
+            } else {
+                reference::update(s, n, t, r, m)
+            };
+            [
+                out.memory.into_data(),
+                out.last_update.into_data(),
+                out.mail.into_data(),
+            ]
+        };
+        let got = run(&gpu, true);
+        let want = run(&cpu, false);
+        for (g, w) in got.iter().zip(&want) {
+            g.assert_eq(w, false);
+        }
+    }
+}
