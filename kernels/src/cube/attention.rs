@@ -7,8 +7,8 @@ use cubecl::prelude::*;
 
 use super::launch::{floats, grid, output};
 
-/// Masked scores `scale·⟨q, k_j⟩` (−1e9 on padding, as the reference), softmax probabilities
-/// into `prob`; returns nothing, `prob[j]` = softmax weight before masking.
+/// Fills `prob[j]` with the softmax over `j` of the masked scores `scale·⟨q, k_j⟩` (−1e9 on
+/// padding, as in the reference), before the mask is applied to the weights.
 #[cube]
 fn probabilities<F: Float>(
     q: &[F],
