@@ -4,10 +4,11 @@
 //! loop ([`mspipe::train::session::Session`]).
 
 use mspipe::data::synthetic::{SyntheticConfig, generate};
-use mspipe::data::{Split, SplitConfig};
-use mspipe::train::config::{ModelName, resolve};
+use mspipe::train::config::ModelName;
 use mspipe::train::metrics::average_precision;
-use mspipe::train::session::Session;
+
+mod common;
+use common::small_session;
 
 const EPOCHS: usize = 15;
 
@@ -22,29 +23,8 @@ fn learns(model: ModelName) -> (f64, f64, f64) {
         ..Default::default()
     })
     .expect("generate");
-    let split = Split::chronological(
-        &stream,
-        &SplitConfig {
-            val_fraction: 0.0,
-            test_fraction: 0.2,
-            new_node_fraction: 0.0,
-            seed: 0,
-        },
-    )
-    .expect("split");
-    let small = [
-        "memory.dim=32",
-        "memory.time_dim=16",
-        "gnn.dim=32",
-        "sampling.neighbors=5",
-        "train.batch_size=200",
-        "train.lr=0.001",
-        "train.time_scale=0.001",
-        "train.seed=42",
-    ];
-    let overrides: Vec<String> = small.iter().map(|s| s.to_string()).collect();
-    let config = resolve(model, None, &overrides).expect("config");
-    let mut session = Session::new(config, stream, split).expect("session");
+    let overrides = ["train.batch_size=200", "train.lr=0.001", "train.seed=42"].map(String::from);
+    let mut session = small_session(model, stream, (0.0, 0.2), &overrides);
     let (mut first, mut last) = (0.0, 0.0);
     for epoch in 0..EPOCHS {
         session.reset_memory();

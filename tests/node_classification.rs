@@ -4,10 +4,13 @@
 //! memory and the time encoding carry how active a node is; streams without labels report nothing.
 
 use mspipe::data::synthetic::{SyntheticConfig, generate};
-use mspipe::data::{EventStream, NodeIds, Split, SplitConfig};
+use mspipe::data::{EventStream, NodeIds};
 use mspipe::train::classify::node_classification;
-use mspipe::train::config::{ModelName, resolve};
+use mspipe::train::config::ModelName;
 use mspipe::train::session::Session;
+
+mod common;
+use common::small_session;
 
 const USERS: u32 = 300;
 const BUSY: u32 = 60;
@@ -49,30 +52,11 @@ fn busy_and_quiet(events: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>, Vec<f32>) {
 }
 
 fn session(stream: EventStream) -> Session {
-    let split = Split::chronological(
-        &stream,
-        &SplitConfig {
-            val_fraction: 0.15,
-            test_fraction: 0.15,
-            new_node_fraction: 0.0,
-            seed: 0,
-        },
-    )
-    .expect("split");
-    let overrides: Vec<String> = [
-        "memory.dim=32",
-        "memory.time_dim=16",
-        "gnn.dim=32",
-        "sampling.neighbors=5",
-        "train.batch_size=200",
-        "train.time_scale=0.001",
-        "train.seed=4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let config = resolve(ModelName::Tgn, None, &overrides).expect("config");
-    Session::new(config, stream, split).expect("session")
+    let overrides = [
+        "train.batch_size=200".to_string(),
+        "train.seed=4".to_string(),
+    ];
+    small_session(ModelName::Tgn, stream, (0.15, 0.15), &overrides)
 }
 
 /// One test: sessions seed burn's global (flex) parameter RNG, so they are built in turn.

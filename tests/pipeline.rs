@@ -3,11 +3,13 @@
 //! stays within its bound and still learns.
 
 use mspipe::data::synthetic::{SyntheticConfig, generate};
-use mspipe::data::{Split, SplitConfig};
 use mspipe::scheduler::Timeline;
-use mspipe::train::config::{ModelName, resolve};
+use mspipe::train::config::ModelName;
 use mspipe::train::metrics::average_precision;
 use mspipe::train::session::Session;
+
+mod common;
+use common::small_session;
 
 const EPOCHS: usize = 3;
 
@@ -21,31 +23,12 @@ fn session(mode: &str) -> Session {
         ..Default::default()
     })
     .expect("generate");
-    let split = Split::chronological(
-        &stream,
-        &SplitConfig {
-            val_fraction: 0.0,
-            test_fraction: 0.2,
-            new_node_fraction: 0.0,
-            seed: 0,
-        },
-    )
-    .expect("split");
-    let overrides: Vec<String> = [
-        "memory.dim=32",
-        "memory.time_dim=16",
-        "gnn.dim=32",
-        "sampling.neighbors=5",
-        "train.batch_size=150",
-        "train.time_scale=0.001",
-        "train.seed=9",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("pipeline.mode={mode:?}")])
-    .collect();
-    let config = resolve(ModelName::Tgn, None, &overrides).expect("config");
-    Session::new(config, stream, split).expect("session")
+    let overrides = [
+        "train.batch_size=150".to_string(),
+        "train.seed=9".to_string(),
+        format!("pipeline.mode={mode:?}"),
+    ];
+    small_session(ModelName::Tgn, stream, (0.0, 0.2), &overrides)
 }
 
 /// Trains `EPOCHS` epochs through the executor, each in two stretches (as between mid-epoch
