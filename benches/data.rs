@@ -22,15 +22,6 @@ fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
     t[runs / 2]
 }
 
-fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn main() {
     let mut args = std::env::args().skip_while(|a| a != "--events").skip(1);
     let events: usize = args
@@ -87,7 +78,7 @@ fn main() {
             "edge_feat_dim": 172,
             "seconds": gen_secs,
             "events_per_sec": events as f64 / gen_secs,
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": mspipe::train::run::peak_rss_bytes(),
             "feature_bytes": events * 172 * 4,
         },
     });

@@ -3,7 +3,8 @@ LastNeighborLoader(10), one TransformerConv layer (2 heads), dims 100, Adam, bat
 negative destination per positive, chronological 70/15/15 split by time quantiles (TGN's).
 
 Prints one JSON object per epoch on stdout: train events/s (training loop only) and val/test AP/AUC.
-Run through ab.py, which creates the throw-away venv; never needed by cargo test.
+Run by the benchmark suite (`cargo bench --bench suite`), which creates the throw-away venv; never
+needed by cargo test.
 """
 
 import argparse

@@ -59,14 +59,28 @@ pub fn find(name: &str) -> Option<&'static Dataset> {
 
 /// `$MSPIPE_DATASETS` if set, else the repository's `datasets/` folder.
 pub fn default_root() -> PathBuf {
-    match std::env::var_os("MSPIPE_DATASETS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let workspace = crate_dir.ancestors().nth(2).unwrap_or(crate_dir);
-            workspace.join("datasets")
-        }
+    if let Some(dir) = std::env::var_os("MSPIPE_DATASETS").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
     }
+    // Where cargo runs us from first (it sets CARGO_MANIFEST_DIR for `cargo run/test/bench`),
+    // then the working directory, then where this crate was compiled: a build cache shared
+    // between checkouts can hold an artifact compiled in another checkout.
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+        Some(compiled.clone()),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .map(|a| a.join("datasets"))
+                .find(|d| d.join("README.md").is_file())
+        })
+        .unwrap_or_else(|| compiled.join("../../datasets"))
 }
 
 /// An existing path as given, else the file of the shipped dataset of that name under `root`.

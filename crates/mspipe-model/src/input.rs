@@ -42,8 +42,8 @@ impl MemoryInput {
 pub struct HopInput {
     /// `[n·k]` rows of the unique-node memory.
     pub index: Tensor<1, Int>,
-    /// `[n, k]` root time minus event time.
-    pub dt: Tensor<2>,
+    /// Root time minus event time of the `n·k` slots.
+    pub dt: SlotTimes,
     /// `[n, k, edge]` edge features.
     pub edge: Option<Tensor<3>>,
     /// `[n, k]`.
@@ -63,10 +63,68 @@ impl HopInput {
         let n = index.len() / k.max(1);
         HopInput {
             index: indices(index, device),
-            dt: floats(dt, [n, k], device),
+            dt: SlotTimes::from_host(dt, device),
             edge: edge.map(|(e, d)| floats(e, [n, k, d], device)),
             mask: bools(mask, [n, k], device),
         }
+    }
+}
+
+/// The Δt of a hop's slots as its distinct values and, per slot, which value it holds.
+///
+/// Slots repeat Δt often (a pair's repeated events sit in both endpoints' neighbourhoods at the
+/// same root time, and every padding slot holds 0): on the shipped datasets about half the slots
+/// hold a distinct value, so encoding and projecting the distinct values and gathering the
+/// result halves the time encoding's work, the largest product of a TGN step.
+#[derive(Debug, Clone)]
+pub struct SlotTimes {
+    /// `[D]` distinct Δt.
+    pub values: Tensor<1>,
+    /// `[slots]` position of each slot's Δt in `values`.
+    pub index: Tensor<1, Int>,
+}
+
+impl SlotTimes {
+    /// From one Δt per slot (equal values are those with equal bits).
+    pub fn from_host(dt: &[f32], device: &Device) -> Self {
+        let (values, index) = distinct(dt);
+        SlotTimes {
+            values: floats(&values, [values.len()], device),
+            index: indices(&index, device),
+        }
+    }
+}
+
+/// The distinct values of `x` in ascending bit order, and each element's position among them.
+fn distinct(x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    let mut order: Vec<u32> = (0..x.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| x[i as usize].to_bits());
+    let mut values: Vec<f32> = Vec::new();
+    let mut index = vec![0u32; x.len()];
+    for i in order {
+        let v = x[i as usize];
+        if values.last().is_none_or(|l| l.to_bits() != v.to_bits()) {
+            values.push(v);
+        }
+        index[i as usize] = values.len() as u32 - 1;
+    }
+    (values, index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct;
+
+    #[test]
+    fn distinct_values_index_every_element() {
+        let x = [3.0, 0.0, 3.0, 1.5, 0.0, -0.0, 7.25];
+        let (values, index) = distinct(&x);
+        // -0.0 and 0.0 differ in bits and are kept apart; everything else appears once.
+        assert_eq!(values.len(), 5);
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(values[index[i] as usize].to_bits(), v.to_bits());
+        }
+        assert!(distinct(&[]).0.is_empty());
     }
 }
 

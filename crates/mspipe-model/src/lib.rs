@@ -44,7 +44,7 @@ pub mod tensors;
 mod time_encoding;
 
 pub use decoder::{LinkPredictor, LinkPredictorConfig, NodeClassifier, NodeClassifierConfig};
-pub use input::{EmbedInput, HopInput, MemoryInput};
+pub use input::{EmbedInput, HopInput, MemoryInput, SlotTimes};
 pub use model::{
     Delivery, EmbeddingKind, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
 };

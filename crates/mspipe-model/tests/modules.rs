@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use mspipe_model::memory::{Combine, Gathered, MemoryStore, MemoryUpdater, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, indices, to_vec};
-use mspipe_model::{EmbedInput, HopInput, MemoryInput, MemoryModelConfig};
+use mspipe_model::{EmbedInput, HopInput, MemoryInput, MemoryModelConfig, SlotTimes};
 
 #[test]
 fn nodes_without_mail_keep_their_memory_and_mean_averages_present_mails() {
@@ -113,7 +113,7 @@ fn two_layer_embedding_composes_the_layers() {
     let rows = |idx: &[u32]| mem.clone().select(0, indices(idx, &dev));
     let nbr = |h: Tensor<2>, dt: &[f32], mask: &[bool], n: usize| Neighbors {
         h: NeighborRows::Dense(h.reshape([n, k, d])),
-        dt: floats(dt, [n, k], &dev),
+        dt: SlotTimes::from_host(dt, &dev),
         edge: None,
         mask: bools(mask, [n, k], &dev),
     };

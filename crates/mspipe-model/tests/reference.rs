@@ -6,7 +6,7 @@ use burn::prelude::*;
 use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
 use mspipe_model::memory::{GruCellConfig, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, to_vec};
-use mspipe_model::{TimeEncoding, TimeEncodingConfig};
+use mspipe_model::{SlotTimes, TimeEncoding, TimeEncodingConfig};
 
 fn device() -> Device {
     Device::flex()
@@ -235,7 +235,12 @@ fn temporal_attention_matches_reference_and_ignores_padding() {
         let root = values(r * input, 10);
         let mut h = values(r * k * input, 11);
         let mut e = values(r * k * edge, 12);
-        let dt: Vec<f32> = values(r * k, 13).iter().map(|x| (x + 1.0) * 50.0).collect();
+        // Every third slot repeats one Δt: the layer encodes distinct values once and gathers.
+        let dt: Vec<f32> = values(r * k, 13)
+            .iter()
+            .enumerate()
+            .map(|(s, x)| if s % 3 == 0 { 25.0 } else { (x + 1.0) * 50.0 })
+            .collect();
         // Row 0 all real, row 1 last slot padded (when k > 1), row 2 entirely padded.
         let mask: Vec<bool> = (0..r * k)
             .map(|s| match s / k {
@@ -249,7 +254,7 @@ fn temporal_attention_matches_reference_and_ignores_padding() {
                 floats(&root, [r, input], &dev),
                 Neighbors {
                     h: NeighborRows::Dense(floats(h, [r, k, input], &dev)),
-                    dt: floats(&dt, [r, k], &dev),
+                    dt: SlotTimes::from_host(&dt, &dev),
                     edge: Some(floats(e, [r, k, edge], &dev)),
                     mask: bools(&mask, [r, k], &dev),
                 },

@@ -136,13 +136,7 @@ fn dataset_label(dataset: &str) -> String {
 
 fn train(args: &Common) -> Result<()> {
     let config = args.config()?;
-    let threads = config.train.threads;
-    if threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("setting the thread count")?;
-    }
+    mspipe_train::run::use_threads(config.train.threads)?;
     let out = match (&args.resume, &args.out) {
         (Some(dir), _) => dir.clone(),
         (None, Some(dir)) => dir.clone(),

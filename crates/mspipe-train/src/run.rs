@@ -103,7 +103,8 @@ fn metrics(prefix: &str, s: &Scores) -> Value {
     m
 }
 
-fn peak_rss_bytes() -> u64 {
+/// The process's peak resident set so far (Linux `VmHWM`; 0 where unavailable).
+pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -221,6 +222,18 @@ fn progress(len: usize, label: String) -> ProgressBar {
     );
     bar.set_message(label);
     bar
+}
+
+/// Sizes the worker pool training runs on (burn's CPU backend and the samplers share rayon's
+/// global pool); 0 keeps one thread per core. Call once, before any training.
+pub fn use_threads(threads: usize) -> Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    Ok(())
 }
 
 /// Trains with `config`, writing the run directory `out`; with `resume`, continues from the

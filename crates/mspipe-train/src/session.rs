@@ -220,16 +220,8 @@ impl Session {
         let now = || clock.elapsed().as_secs_f64();
         let mut tl = Timeline::default();
         for (i, b) in range.enumerate() {
-            let events = batch_events(&self.train_events, self.config.train.batch_size, b);
-            let cx = SampleContext {
-                stream: &self.stream,
-                graph: &self.train_graph,
-                negatives: &self.train_negatives,
-                negative_key: epoch as u64,
-                per_positive: 1,
-            };
             let t = now();
-            let sampled = batch::sample(cx, &mut self.sampler, events)?;
+            let sampled = self.sample_train_batch(epoch, b)?;
             tl.record(i, Stage::Sample, t, now());
             let t = now();
             let prepared = batch::fetch_features(&self.stream, sampled);
@@ -251,6 +243,20 @@ impl Session {
             tl.record(i, Stage::Update, t, now());
         }
         Ok(tl)
+    }
+
+    /// Stage S alone for training batch `b` of `epoch`: what that batch's compute would see
+    /// (for cost models and benchmarks; training samples through [`Session::train_sequential`]).
+    pub fn sample_train_batch(&mut self, epoch: usize, b: usize) -> Result<batch::Sampled> {
+        let events = batch_events(&self.train_events, self.config.train.batch_size, b);
+        let cx = SampleContext {
+            stream: &self.stream,
+            graph: &self.train_graph,
+            negatives: &self.train_negatives,
+            negative_key: epoch as u64,
+            per_positive: 1,
+        };
+        batch::sample(cx, &mut self.sampler, events)
     }
 
     /// The compute stage's view of the session.

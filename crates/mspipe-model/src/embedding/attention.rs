@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 
 use crate::TimeEncoding;
 use crate::attention::attend;
+use crate::input::SlotTimes;
 
 /// Configuration of a [`TemporalAttention`] layer.
 #[derive(Config, Debug)]
@@ -62,8 +63,8 @@ pub enum NeighborRows {
 pub struct Neighbors {
     /// The neighbour representations.
     pub h: NeighborRows,
-    /// `[R, K]` root time minus event time.
-    pub dt: Tensor<2>,
+    /// Root time minus event time of the `R·K` slots.
+    pub dt: SlotTimes,
     /// `[R, K, edge]` edge features, if the layer has any.
     pub edge: Option<Tensor<3>>,
     /// `[R, K]` real (true) or padding (false).
@@ -93,7 +94,7 @@ impl TemporalAttention {
     /// with keys and values side by side: the node part on the distinct rows only, and no
     /// concatenated `[R·K, input + edge + time]` input is materialised.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
-        let [r, k] = nbr.dt.dims();
+        let [r, k] = nbr.mask.dims();
         let input = root.dims()[1];
         let device = root.device();
         let out = self.query.weight.dims()[1];
@@ -119,13 +120,13 @@ impl TemporalAttention {
                 table.matmul(w.clone().narrow(0, 0, input)).select(0, index)
             }
         };
-        let phi: Tensor<3> = time.forward(nbr.dt);
+        // φ(Δt)·W_t once per distinct Δt, then gathered to the slots.
+        let phi: Tensor<2> = time.forward(nbr.dt.values);
+        let time_part = phi
+            .matmul(w.clone().narrow(0, input + edge_dim, time_dim))
+            .select(0, nbr.dt.index);
         let mut kv = node_part
-            + phi.reshape([r * k, time_dim]).matmul(w.clone().narrow(
-                0,
-                input + edge_dim,
-                time_dim,
-            ))
+            + time_part
             + Tensor::cat(vec![bias(&self.key, out), bias(&self.value, out)], 1);
         if let Some(e) = nbr.edge {
             kv = kv

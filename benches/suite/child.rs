@@ -1,0 +1,64 @@
+//! Every measured run happens in a child process (the bench binary re-run with `--child JOB`), so
+//! each gets its own peak RSS and no run inherits another's heap or thread pools.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use mspipe::train::config::{ModelName, resolve};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Job {
+    /// `mspipe-train` with `model` and config `overrides`, in a throw-away run directory.
+    Train {
+        model: ModelName,
+        overrides: Vec<String>,
+    },
+    /// One TGN training window over a synthetic stream (see [`crate::scale`]).
+    Scale(crate::scale::ScaleJob),
+}
+
+/// Runs `job` in a child process; returns the JSON object it printed last.
+pub fn spawn(job: &Job) -> Result<Value> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let output = Command::new(exe)
+        .arg("--child")
+        .arg(serde_json::to_string(job)?)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting a child run")?;
+    if !output.status.success() {
+        bail!("child run {job:?} failed: {}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().context("the child printed nothing")?;
+    serde_json::from_str(last).with_context(|| format!("child output {last:?}"))
+}
+
+/// Child side: runs the job and returns what it measured.
+pub fn run(job: &str) -> Result<Value> {
+    match serde_json::from_str(job).context("parsing the child job")? {
+        Job::Train { model, overrides } => train(model, &overrides),
+        Job::Scale(job) => crate::scale::measure(&job),
+    }
+}
+
+/// A training run's summary plus its per-epoch history (`metrics.jsonl`).
+fn train(model: ModelName, overrides: &[String]) -> Result<Value> {
+    let config = resolve(model, None, overrides)?;
+    mspipe::train::run::use_threads(config.train.threads)?;
+    let dir = tempfile::tempdir()?;
+    let mut summary = mspipe::train::run::train(&config, dir.path(), false)?;
+    summary["history"] = history(&dir.path().join("metrics.jsonl"))?;
+    Ok(summary)
+}
+
+fn history(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)?;
+    let lines: Result<Vec<Value>, _> = text.lines().map(serde_json::from_str).collect();
+    Ok(json!(lines?))
+}

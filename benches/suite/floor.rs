@@ -1,0 +1,225 @@
+//! The FLOP floor of a TGN training step: the floating-point work of one batch's matrix products
+//! (forward, and twice that for backward), each timed as a GEMM of the same shape on the training
+//! backend, summed. Shapes come from real batches: roots `R` and unique nodes `U` of the
+//! dataset's training batches as the sampler produces them. Element-wise work (time encoding,
+//! activations, softmax) is left out, so the floor is a lower bound on a step.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use mspipe::train::config::{Config, ModelName, resolve};
+use mspipe::train::session::{Session, base_device};
+use serde_json::{Value, json};
+
+/// One matrix product of the forward pass: `[m, k] × [k, n]`.
+struct Gemm {
+    name: &'static str,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+impl Gemm {
+    fn flops(&self) -> f64 {
+        2.0 * (self.m * self.k * self.n) as f64
+    }
+}
+
+/// TGN's forward products for a batch of `shape` (see `mspipe-model`: GRU updater on every unique
+/// node, one attention layer over `k` neighbours whose time part runs once per distinct Δt, the
+/// link predictor on the positive and negative pairs).
+fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<Gemm> {
+    let (r, u) = (
+        shape.roots.round() as usize,
+        shape.unique_nodes.round() as usize,
+    );
+    let distinct = shape.distinct_dt.round() as usize;
+    let (d, t, out, k) = (
+        c.memory.dim,
+        c.memory.time_dim,
+        c.gnn.dim,
+        c.sampling.neighbors,
+    );
+    let updater_in = 2 * d + edge + t;
+    let mut g = vec![
+        Gemm {
+            name: "GRU input",
+            m: u,
+            k: updater_in,
+            n: 3 * d,
+        },
+        Gemm {
+            name: "GRU hidden",
+            m: u,
+            k: d,
+            n: 3 * d,
+        },
+        Gemm {
+            name: "attention query",
+            m: r,
+            k: d,
+            n: out,
+        },
+        Gemm {
+            name: "attention key/value (nodes)",
+            m: u,
+            k: d,
+            n: 2 * out,
+        },
+        Gemm {
+            name: "attention key/value (time)",
+            m: distinct,
+            k: t,
+            n: 2 * out,
+        },
+        // Scores and the weighted sum: r·k·out multiply-adds each.
+        Gemm {
+            name: "attention scores + sum",
+            m: r * k,
+            k: out,
+            n: 2,
+        },
+        Gemm {
+            name: "merge hidden",
+            m: r,
+            k: out + d,
+            n: out,
+        },
+        Gemm {
+            name: "merge out",
+            m: r,
+            k: out,
+            n: out,
+        },
+        Gemm {
+            name: "link src + dst",
+            m: 4 * pairs,
+            k: out,
+            n: out,
+        },
+        Gemm {
+            name: "link out",
+            m: 2 * pairs,
+            k: out,
+            n: 1,
+        },
+    ];
+    if edge > 0 {
+        g.push(Gemm {
+            name: "attention key/value (edges)",
+            m: r * k,
+            k: edge,
+            n: 2 * out,
+        });
+    }
+    g
+}
+
+/// Median seconds of `[m, k] × [k, n]` on `device` over 7 runs after a warm-up.
+fn time_gemm(g: &Gemm, device: &Device) -> f64 {
+    let a = Tensor::<2>::random([g.m, g.k], Distribution::Default, device);
+    let b = Tensor::<2>::random([g.k, g.n], Distribution::Default, device);
+    let mut times: Vec<f64> = (0..8)
+        .map(|_| {
+            let start = Instant::now();
+            let c = a.clone().matmul(b.clone());
+            device.sync().expect("sync");
+            drop(c);
+            start.elapsed().as_secs_f64()
+        })
+        .skip(1)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Mean sizes of a dataset's training batches (TGN preset), as the sampler produces them.
+struct BatchShape {
+    roots: f64,
+    unique_nodes: f64,
+    /// Distinct Δt among the first hop's slots (the time encoding runs once per distinct value).
+    distinct_dt: f64,
+    valid_slots: f64,
+    batches: usize,
+}
+
+fn batch_shape(session: &mut Session) -> Result<BatchShape> {
+    let n = session.train_batches();
+    let mut sums = [0usize; 4];
+    for b in 0..n {
+        let s = session.sample_train_batch(0, b)?;
+        let h = &s.batch.hops[0];
+        let mut dt: Vec<u32> = h.dt.iter().map(|d| d.to_bits()).collect();
+        dt.sort_unstable();
+        dt.dedup();
+        let counts = [
+            s.batch.roots.len(),
+            s.batch.unique_nodes.len(),
+            dt.len(),
+            h.valid(),
+        ];
+        for (sum, c) in sums.iter_mut().zip(counts) {
+            *sum += c;
+        }
+    }
+    let mean = |i: usize| sums[i] as f64 / n as f64;
+    Ok(BatchShape {
+        roots: mean(0),
+        unique_nodes: mean(1),
+        distinct_dt: mean(2),
+        valid_slots: mean(3),
+        batches: n,
+    })
+}
+
+/// The floor for `dataset`, against the measured sequential step of `measured` (a matrix row of
+/// TGN on this dataset with the pipeline off: its train seconds and compute-stage seconds).
+pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
+    let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
+    let (stream, split) = mspipe::train::run::data(&config)?;
+    let mut session = Session::new(config, stream, split)?;
+    let shape = batch_shape(&mut session)?;
+    let edge = session.stream.edge_features().map_or(0, |f| f.dim());
+    let gemms = tgn_gemms(
+        &shape,
+        session.config.train.batch_size,
+        &session.config,
+        edge,
+    );
+    let batches = shape.batches;
+    let device = base_device();
+    let mut terms = Vec::new();
+    let (mut flops, mut seconds) = (0.0, 0.0);
+    for g in &gemms {
+        let s = time_gemm(g, &device);
+        flops += 3.0 * g.flops();
+        seconds += 3.0 * s;
+        terms.push(json!({
+            "name": g.name, "m": g.m, "k": g.k, "n": g.n,
+            "forward_gflop": g.flops() / 1e9, "gflops_per_sec": g.flops() / s / 1e9,
+        }));
+    }
+    let mut out = json!({
+        "dataset": dataset,
+        "roots_per_batch": shape.roots,
+        "unique_nodes_per_batch": shape.unique_nodes,
+        "distinct_dt_per_batch": shape.distinct_dt,
+        "valid_slots_per_batch": shape.valid_slots,
+        "slots_per_batch": shape.roots * session.config.sampling.neighbors as f64,
+        "batches": batches,
+        "gflop_per_step": flops / 1e9,
+        "floor_seconds_per_step": seconds,
+        "gemm_gflops_per_sec": flops / seconds / 1e9,
+        "terms": terms,
+    });
+    if let Some(m) = measured {
+        let step = m["train_seconds"].as_f64().unwrap_or(f64::NAN) / batches as f64;
+        let compute = m["stage_seconds"]["compute"].as_f64().unwrap_or(f64::NAN) / batches as f64;
+        out["measured_seconds_per_step"] = json!(step);
+        out["measured_compute_seconds_per_step"] = json!(compute);
+        out["measured_over_floor"] = json!(step / seconds);
+    }
+    Ok(out)
+}

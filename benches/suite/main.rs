@@ -1,0 +1,168 @@
+//! The benchmark suite: `cargo bench --bench suite` (options after `--`; `--help` lists them).
+//!
+//! In one run on one machine: mspipe on the shipped datasets × TGN/JODIE/APAN with the pipeline
+//! off and on ([`matrix`]); TGN against PyTorch Geometric's TGN, alternated A B A B ([`peer`]);
+//! the FLOP floor of a TGN step ([`floor`]); the scale test on synthetic streams ([`scale`]).
+//! Writes `results.json`, `report.md` and `chart.svg` into `--out` (default `benches/report`).
+//! Run it on a quiet machine: a build beside it halves every number.
+
+mod child;
+mod floor;
+mod matrix;
+mod peer;
+mod report;
+mod scale;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use mspipe::train::config::ModelName;
+use serde_json::json;
+
+/// The allocator mspipe-train runs with: allocation costs are part of the step.
+#[global_allocator]
+static ALLOCATOR: mspipe::train::alloc::MiMalloc = mspipe::train::alloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Matrix,
+    Peer,
+    Floor,
+    Scale,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "mspipe's benchmark suite: throughput, accuracy, the PyG peer, the FLOP floor, scale"
+)]
+struct Args {
+    /// Report directory.
+    #[arg(long, default_value = "benches/report")]
+    out: PathBuf,
+    /// Parts to run.
+    #[arg(long, value_delimiter = ',', default_value = "matrix,peer,floor,scale")]
+    parts: Vec<Part>,
+    /// Datasets (shipped names or paths).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "wikipedia,collegemsg,mathoverflow"
+    )]
+    datasets: Vec<String>,
+    /// Models of the matrix.
+    #[arg(long, value_delimiter = ',', default_value = "tgn,jodie,apan")]
+    models: Vec<ModelName>,
+    /// Epochs of each matrix run.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Epochs of each peer run (both systems).
+    #[arg(long, default_value_t = 3)]
+    peer_epochs: usize,
+    /// A B rounds per dataset in the peer comparison.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Learning rate of both systems in the peer comparison (PyG's TGN example uses 1e-4).
+    #[arg(long, default_value_t = 1e-4)]
+    peer_lr: f64,
+    /// Synthetic stream sizes of the scale test (events).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000000,10000000,100000000"
+    )]
+    scale: Vec<usize>,
+    /// Size of the scale run with 172-dim edge features (0: none).
+    #[arg(long, default_value_t = 10_000_000)]
+    feature_scale: usize,
+    /// Nodes of the synthetic streams.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_nodes: usize,
+    /// Training events measured per scale run (0: whole epochs — hours at 100M on 2 cores).
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_window: usize,
+    /// Internal: run one measurement (a JSON job) and print its result.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn proc_field(file: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+fn machine() -> serde_json::Value {
+    let memory_kb: f64 = proc_field("/proc/meminfo", "MemTotal")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    json!({
+        "cpu": proc_field("/proc/cpuinfo", "model name"),
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "memory_bytes": memory_kb * 1024.0,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+        "backend": mspipe::train::session::BACKEND,
+        "git_revision": mspipe::train::run::GIT_REV,
+        "command": std::env::args().skip(1).filter(|a| a != "--bench").collect::<Vec<_>>().join(" "),
+    })
+}
+
+fn suite(args: &Args) -> Result<()> {
+    let mut results = report::Results {
+        machine: machine(),
+        ..Default::default()
+    };
+    let has = |p| args.parts.contains(&p);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if has(Part::Matrix) {
+        results.matrix = matrix::run(&args.datasets, &args.models, args.epochs)?;
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Peer) {
+        let protocol = peer::Protocol {
+            epochs: args.peer_epochs,
+            rounds: args.rounds,
+            lr: args.peer_lr,
+            batch_size: 600,
+            threads: cores,
+        };
+        let scratch = tempfile::tempdir()?;
+        results.peer = peer::run(&args.datasets, &protocol, scratch.path())?;
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Floor) {
+        let dataset = &args.datasets[0];
+        let measured = results.matrix.iter().find(|r| {
+            r["dataset"] == dataset.as_str() && r["model"] == "tgn" && r["mode"] == matrix::MODES[0]
+        });
+        results.floor = Some(floor::run(dataset, measured)?);
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Scale) {
+        let features = (args.feature_scale > 0).then_some(args.feature_scale);
+        results.scale = scale::run(&args.scale, features, args.scale_nodes, args.scale_window)?;
+        report::write(&args.out, &results)?;
+    }
+    eprintln!("report: {}", args.out.join("report.md").display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    mspipe::train::alloc::keep_freed_pages();
+    let args = Args::parse();
+    let result = match &args.child {
+        Some(job) => child::run(job).map(|value| println!("{value}")),
+        None => suite(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Datasets × models × pipeline modes: every run trains `epochs` epochs with the model's preset
+//! and reports training events/s, peak RSS and test AP/AUC after the last epoch.
+
+use anyhow::Result;
+use mspipe::train::config::ModelName;
+use serde_json::{Value, json};
+
+use crate::child::{Job, spawn};
+
+/// The pipeline modes compared: TGL's sequential order, and MSPipe's online plan.
+pub const MODES: [&str; 2] = ["off", "mspipe"];
+
+/// One row per (dataset, model, mode).
+pub fn run(datasets: &[String], models: &[ModelName], epochs: usize) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for dataset in datasets {
+        for &model in models {
+            for mode in MODES {
+                let overrides = vec![
+                    format!("data.dataset={dataset:?}"),
+                    format!("train.epochs={epochs}"),
+                    format!("pipeline.mode={mode:?}"),
+                    "train.patience=0".into(),
+                    "train.node_classification=false".into(),
+                ];
+                let run = spawn(&Job::Train { model, overrides })?;
+                let row = row(dataset, model, mode, &run);
+                eprintln!("matrix: {row}");
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The figures of one run: throughput over all epochs, accuracy of the last epoch.
+fn row(dataset: &str, model: ModelName, mode: &str, run: &Value) -> Value {
+    let last = run["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    json!({
+        "dataset": dataset,
+        "model": model,
+        "mode": mode,
+        "epochs": run["epochs"],
+        "train_events_per_sec": run["train_events_per_sec"],
+        "peak_rss_bytes": run["peak_rss_bytes"],
+        "test_ap": last["test_ap"],
+        "test_auc": last["test_auc"],
+        "mean_staleness": run["pipeline"]["mean_staleness"],
+        "stage_seconds": last["pipeline"]["stage_seconds"],
+        "train_seconds": last["train_seconds"],
+    })
+}

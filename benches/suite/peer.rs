@@ -1,0 +1,185 @@
+//! The peer: PyTorch Geometric's TGN (`benches/peer/pyg_tgn.py`) against mspipe's TGN on the same
+//! events, split, negatives, batch size, dims, learning rate and thread count, alternated
+//! A B A B per dataset so that drifts of the machine hit both alike.
+//!
+//! torch and torch_geometric come from PyPI into a throw-away venv (`$MSPIPE_PEER_VENV`, default
+//! `peer-venv` under the cargo target directory); `cargo test` never needs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use mspipe::data::{Format, format};
+use mspipe::train::config::{ModelName, resolve};
+use serde_json::{Value, json};
+
+use crate::child::{Job, spawn};
+
+/// What both systems train with.
+pub struct Protocol {
+    pub epochs: usize,
+    pub rounds: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub threads: usize,
+}
+
+/// The venv's python, created and filled on first use.
+fn venv_python() -> Result<PathBuf> {
+    let venv = match std::env::var_os("MSPIPE_PEER_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+            .join("peer-venv"),
+    };
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!(
+            "peer: creating {} (torch, torch_geometric from PyPI)",
+            venv.display()
+        );
+        command(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        command(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "torch",
+            "torch_geometric",
+        ]))?;
+    }
+    command(Command::new(&python).args(["-c", "import torch, torch_geometric"]))
+        .context("the peer venv lacks torch or torch_geometric")?;
+    Ok(python)
+}
+
+fn command(c: &mut Command) -> Result<String> {
+    let out = c.output().with_context(|| format!("running {c:?}"))?;
+    if !out.status.success() {
+        bail!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes `dataset` as `src,dst,t` CSV with mspipe's dense node ids for the peer to read.
+fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
+    let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
+    let (stream, _) = mspipe::train::run::data(&config)?;
+    let path = dir.join(format!("{dataset}.csv"));
+    format::write(&stream, Format::Csv, &path)?;
+    Ok(path)
+}
+
+/// Mean training events/s over the epochs and the last epoch's test AP/AUC, from per-epoch lines.
+fn summarize(epochs: &[Value]) -> Value {
+    let n = epochs.len().max(1) as f64;
+    let eps = epochs
+        .iter()
+        .filter_map(|e| e["train_events_per_sec"].as_f64())
+        .sum::<f64>()
+        / n;
+    let last = epochs.last().cloned().unwrap_or_default();
+    json!({
+        "train_events_per_sec": eps,
+        "test_ap": last["test_ap"],
+        "test_auc": last["test_auc"],
+        "test_ap_per_epoch": epochs.iter().map(|e| e["test_ap"].clone()).collect::<Vec<_>>(),
+    })
+}
+
+fn mspipe_run(dataset: &str, p: &Protocol) -> Result<Value> {
+    let overrides = vec![
+        format!("data.dataset={dataset:?}"),
+        format!("train.epochs={}", p.epochs),
+        format!("train.lr={}", p.lr),
+        format!("train.batch_size={}", p.batch_size),
+        format!("train.threads={}", p.threads),
+        "train.patience=0".into(),
+        "train.node_classification=false".into(),
+    ];
+    let run = spawn(&Job::Train {
+        model: ModelName::Tgn,
+        overrides,
+    })?;
+    Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
+}
+
+fn pyg_run(python: &Path, data: &Path, p: &Protocol) -> Result<Value> {
+    // Cargo sets the variable when it runs the bench; the compile-time value may be another
+    // checkout's when the build cache is shared.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let script = root.join("benches/peer/pyg_tgn.py");
+    let out = command(
+        Command::new(python)
+            .arg(script)
+            .arg("--data")
+            .arg(data)
+            .args(["--epochs", &p.epochs.to_string(), "--lr", &p.lr.to_string()])
+            .args([
+                "--batch-size",
+                &p.batch_size.to_string(),
+                "--threads",
+                &p.threads.to_string(),
+            ]),
+    )?;
+    let epochs: Result<Vec<Value>, _> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect();
+    Ok(summarize(&epochs?))
+}
+
+fn median(runs: &[Value], key: &str) -> f64 {
+    let mut v: Vec<f64> = runs.iter().filter_map(|r| r[key].as_f64()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One row per dataset: every run of both systems, medians, and the ratios the targets name.
+pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Value>> {
+    let python = venv_python()?;
+    let mut rows = Vec::new();
+    for dataset in datasets {
+        let data = export(dataset, scratch)?;
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=p.rounds {
+            ours.push(mspipe_run(dataset, p)?);
+            eprintln!(
+                "peer {dataset} round {round} mspipe: {}",
+                ours[ours.len() - 1]
+            );
+            theirs.push(pyg_run(&python, &data, p)?);
+            eprintln!(
+                "peer {dataset} round {round} pyg: {}",
+                theirs[theirs.len() - 1]
+            );
+        }
+        let m = |runs: &[Value]| {
+            json!({
+                "train_events_per_sec": median(runs, "train_events_per_sec"),
+                "test_ap": median(runs, "test_ap"),
+                "test_auc": median(runs, "test_auc"),
+            })
+        };
+        let (a, b) = (m(&ours), m(&theirs));
+        let ratio = |k: &str| a[k].as_f64().unwrap_or(f64::NAN) / b[k].as_f64().unwrap_or(f64::NAN);
+        let ap_points = 100.0
+            * (a["test_ap"].as_f64().unwrap_or(f64::NAN)
+                - b["test_ap"].as_f64().unwrap_or(f64::NAN));
+        rows.push(json!({
+            "dataset": dataset,
+            "epochs": p.epochs, "lr": p.lr, "batch_size": p.batch_size, "threads": p.threads,
+            "mspipe_runs": ours, "pyg_runs": theirs,
+            "mspipe": a, "pyg": b,
+            "speed_ratio": ratio("train_events_per_sec"),
+            "test_ap_difference_points": ap_points,
+        }));
+    }
+    Ok(rows)
+}

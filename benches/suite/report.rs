@@ -1,0 +1,387 @@
+//! The suite's output: `results.json` (every figure), `report.md` (tables, targets met or missed
+//! with the dominating stage named) and `chart.svg` (throughput ratios and test AP per dataset
+//! and model).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use serde_json::{Value, json};
+
+use crate::matrix::MODES;
+
+/// Everything one suite run measured.
+#[derive(Default)]
+pub struct Results {
+    pub machine: Value,
+    pub matrix: Vec<Value>,
+    pub peer: Vec<Value>,
+    pub scale: Vec<Value>,
+    pub floor: Option<Value>,
+}
+
+const STAGES: [&str; 5] = ["sample", "feature", "memory", "compute", "update"];
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn find<'a>(rows: &'a [Value], dataset: &Value, model: &Value, mode: &str) -> Option<&'a Value> {
+    rows.iter()
+        .find(|r| &r["dataset"] == dataset && &r["model"] == model && r["mode"] == mode)
+}
+
+/// The largest stage of a row and its share of the stages' busy time.
+fn dominant(row: &Value) -> (String, f64) {
+    let secs: Vec<f64> = STAGES.iter().map(|s| f(&row["stage_seconds"][s])).collect();
+    let total: f64 = secs.iter().sum();
+    let (i, max) = secs.iter().enumerate().fold(
+        (0, 0.0),
+        |best, (i, &s)| if s > best.1 { (i, s) } else { best },
+    );
+    (STAGES[i].to_string(), max / total)
+}
+
+/// MSPipe's ideal speed-up over the sequential order on `cores` cores, from the sequential
+/// run's stage seconds: Στ / max(max τ, Στ / cores).
+pub fn ideal_speedup(off: &Value, cores: f64) -> f64 {
+    let secs: Vec<f64> = STAGES.iter().map(|s| f(&off["stage_seconds"][s])).collect();
+    let total: f64 = secs.iter().sum();
+    let max = secs.iter().copied().fold(0.0, f64::max);
+    total / max.max(total / cores)
+}
+
+fn mark(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn gib(v: &Value) -> String {
+    format!("{:.2}", f(v) / (1u64 << 30) as f64)
+}
+
+/// Writes the three files into `dir`.
+pub fn write(dir: &Path, r: &Results) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let all = json!({
+        "machine": r.machine, "matrix": r.matrix, "peer": r.peer, "scale": r.scale, "floor": r.floor,
+    });
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    std::fs::write(dir.join("report.md"), markdown(r))?;
+    chart(&dir.join("chart.svg"), r)
+}
+
+fn markdown(r: &Results) -> String {
+    let mut md = String::from("# mspipe benchmark report\n\n");
+    let m = &r.machine;
+    let _ = writeln!(
+        md,
+        "Machine: {} ({} cores, {} GiB), Linux {}; backend {}; git revision `{}`; {}.\n",
+        m["cpu"].as_str().unwrap_or("?"),
+        m["cores"],
+        gib(&m["memory_bytes"]),
+        m["kernel"].as_str().unwrap_or("?"),
+        m["backend"].as_str().unwrap_or("?"),
+        m["git_revision"].as_str().unwrap_or("?"),
+        m["command"].as_str().unwrap_or(""),
+    );
+    matrix_section(&mut md, r);
+    peer_section(&mut md, r);
+    floor_section(&mut md, r);
+    scale_section(&mut md, r);
+    md
+}
+
+fn matrix_section(md: &mut String, r: &Results) {
+    if r.matrix.is_empty() {
+        return;
+    }
+    let cores = f(&r.machine["cores"]);
+    md.push_str("## Datasets × models, pipeline off vs mspipe\n\n");
+    md.push_str("Training events/s over all epochs, test AP/AUC after the last epoch, peak RSS of the run's process. Ideal speed-up: Στ / max(max τ, Στ / cores) from the `off` run's stage seconds.\n\n");
+    md.push_str("| dataset | model | off ev/s | mspipe ev/s | speed-up | ideal | % of ideal | off AP / AUC | mspipe AP / AUC | peak RSS GiB (off, mspipe) | largest stage (off) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for off in r.matrix.iter().filter(|x| x["mode"] == MODES[0]) {
+        let Some(on) = find(&r.matrix, &off["dataset"], &off["model"], MODES[1]) else {
+            continue;
+        };
+        let speedup = f(&on["train_events_per_sec"]) / f(&off["train_events_per_sec"]);
+        let ideal = ideal_speedup(off, cores);
+        let (stage, share) = dominant(off);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.0} | {:.3}× | {:.3}× | {:.1}% ({}) | {:.4} / {:.4} | {:.4} / {:.4} | {}, {} | {} {:.1}% |",
+            off["dataset"].as_str().unwrap_or("?"),
+            off["model"].as_str().unwrap_or("?"),
+            f(&off["train_events_per_sec"]),
+            f(&on["train_events_per_sec"]),
+            speedup,
+            ideal,
+            100.0 * speedup / ideal,
+            mark(speedup / ideal >= 0.9),
+            f(&off["test_ap"]),
+            f(&off["test_auc"]),
+            f(&on["test_ap"]),
+            f(&on["test_auc"]),
+            gib(&off["peak_rss_bytes"]),
+            gib(&on["peak_rss_bytes"]),
+            stage,
+            100.0 * share,
+        );
+    }
+    md.push_str("\nTarget: pipelined ≥ 90% of its ideal (column \"% of ideal\").\n\n");
+}
+
+fn peer_section(md: &mut String, r: &Results) {
+    if r.peer.is_empty() {
+        return;
+    }
+    let p = &r.peer[0];
+    let _ = writeln!(
+        md,
+        "## TGN: mspipe vs PyTorch Geometric\n\nSame events, chronological split, one random negative per positive, batch {}, dims 100, Adam lr {}, {} threads, {} epochs; runs alternated A B A B ({} rounds); medians. Events/s is the mean over epochs of the training loop; AP after the last epoch.\n",
+        p["batch_size"],
+        p["lr"],
+        p["threads"],
+        p["epochs"],
+        p["mspipe_runs"].as_array().map_or(0, Vec::len),
+    );
+    md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2×) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | largest stage (mspipe, matrix run) |\n|---|---|---|---|---|---|---|---|\n");
+    for row in &r.peer {
+        let ratio = f(&row["speed_ratio"]);
+        let diff = f(&row["test_ap_difference_points"]);
+        let tgn = Value::from("tgn");
+        let stage = find(&r.matrix, &row["dataset"], &tgn, MODES[0])
+            .map(dominant)
+            .map_or("–".to_string(), |(s, share)| {
+                format!("{s} {:.1}%", 100.0 * share)
+            });
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {:.2}× ({}) | {:.4} | {:.4} | {:+.2} ({}) | {} |",
+            row["dataset"].as_str().unwrap_or("?"),
+            f(&row["mspipe"]["train_events_per_sec"]),
+            f(&row["pyg"]["train_events_per_sec"]),
+            ratio,
+            mark(ratio >= 2.0),
+            f(&row["mspipe"]["test_ap"]),
+            f(&row["pyg"]["test_ap"]),
+            diff,
+            mark(diff >= -0.5),
+            stage,
+        );
+    }
+    md.push('\n');
+}
+
+fn floor_section(md: &mut String, r: &Results) {
+    let Some(fl) = &r.floor else { return };
+    let ratio = f(&fl["measured_over_floor"]);
+    let _ = writeln!(
+        md,
+        "## FLOP floor (TGN, {})\n\nA training step's matrix products (forward, ×3 for forward + backward) with the shapes of the real batches (per batch on average: {:.0} roots, {:.0} unique nodes, {:.0} of {:.0} neighbour slots valid, {:.0} distinct Δt), each timed as a GEMM of that shape on the training backend: {:.2} GFLOP per step at {:.1} GFLOP/s → floor {:.1} ms per step. Measured sequential step: {:.1} ms (compute stage {:.1} ms) → **{:.2}× the floor** (target ≤ 1.5×: {}).\n",
+        fl["dataset"].as_str().unwrap_or("?"),
+        f(&fl["roots_per_batch"]),
+        f(&fl["unique_nodes_per_batch"]),
+        f(&fl["valid_slots_per_batch"]),
+        f(&fl["slots_per_batch"]),
+        f(&fl["distinct_dt_per_batch"]),
+        f(&fl["gflop_per_step"]),
+        f(&fl["gemm_gflops_per_sec"]),
+        1e3 * f(&fl["floor_seconds_per_step"]),
+        1e3 * f(&fl["measured_seconds_per_step"]),
+        1e3 * f(&fl["measured_compute_seconds_per_step"]),
+        ratio,
+        mark(ratio <= 1.5),
+    );
+    md.push_str("| product | m × k × n | forward GFLOP | GFLOP/s |\n|---|---|---|---|\n");
+    for t in fl["terms"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "| {} | {} × {} × {} | {:.3} | {:.1} |",
+            t["name"].as_str().unwrap_or("?"),
+            t["m"],
+            t["k"],
+            t["n"],
+            f(&t["forward_gflop"]),
+            f(&t["gflops_per_sec"]),
+        );
+    }
+    md.push('\n');
+}
+
+fn scale_section(md: &mut String, r: &Results) {
+    if r.scale.is_empty() {
+        return;
+    }
+    md.push_str("## Scale: synthetic streams over 1M nodes, TGN\n\nEach size in its own process: generation, set-up (split, T-CSR graphs, memory, samplers), then training on the epoch's first `trained` events (the whole epoch when it is smaller) with every structure at full size. Peak RSS is the process's high-water mark.\n\n");
+    md.push_str("| events | edge features | epoch events | trained | ev/s | generate s | set-up s | set-up µs/event | projected epoch s | peak RSS GiB |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for s in &r.scale {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
+            s["events"],
+            s["edge_feat_dim"],
+            s["epoch_events"],
+            s["trained_events"],
+            f(&s["train_events_per_sec"]),
+            f(&s["generate_seconds"]),
+            f(&s["setup_seconds"]),
+            1e6 * f(&s["setup_seconds"]) / f(&s["events"]),
+            f(&s["projected_epoch_seconds"]),
+            gib(&s["peak_rss_bytes"]),
+        );
+    }
+    let plain: Vec<&Value> = r.scale.iter().filter(|s| s["edge_feat_dim"] == 0).collect();
+    if let (Some(a), Some(b)) = (plain.first(), plain.last())
+        && a["events"] != b["events"]
+    {
+        let ratio = f(&a["train_events_per_sec"]) / f(&b["train_events_per_sec"]);
+        let fits = f(&b["peak_rss_bytes"]) < 24.0 * (1u64 << 30) as f64;
+        let _ = writeln!(
+            md,
+            "\nLinearity: events/s at {} ÷ at {} = {:.3} (target within 20%: {}); peak RSS at {} events {} GiB (target < 24 GiB: {}).",
+            a["events"],
+            b["events"],
+            ratio,
+            mark((ratio - 1.0).abs() <= 0.2),
+            b["events"],
+            gib(&b["peak_rss_bytes"]),
+            mark(fits),
+        );
+    }
+    md.push('\n');
+}
+
+/// Two panels: throughput ratios (mspipe ÷ off; TGN ÷ PyG) and test AP (off, mspipe, PyG) per
+/// dataset and model.
+fn chart(path: &Path, r: &Results) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
+    let groups: Vec<&Value> = r.matrix.iter().filter(|x| x["mode"] == MODES[0]).collect();
+    let labels: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            format!(
+                "{}/{}",
+                g["dataset"].as_str().unwrap_or("?"),
+                g["model"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let peer = |g: &Value| {
+        (g["model"] == "tgn")
+            .then(|| r.peer.iter().find(|p| p["dataset"] == g["dataset"]))
+            .flatten()
+    };
+    let mut ratios: Vec<[f64; 2]> = Vec::new();
+    let mut aps: Vec<[f64; 3]> = Vec::new();
+    for g in &groups {
+        let on = find(&r.matrix, &g["dataset"], &g["model"], MODES[1]);
+        let on_eps = on.map_or(f64::NAN, |o| f(&o["train_events_per_sec"]));
+        let p = peer(g);
+        ratios.push([
+            on_eps / f(&g["train_events_per_sec"]),
+            p.map_or(f64::NAN, |p| f(&p["speed_ratio"])),
+        ]);
+        aps.push([
+            f(&g["test_ap"]),
+            on.map_or(f64::NAN, |o| f(&o["test_ap"])),
+            p.map_or(f64::NAN, |p| f(&p["pyg"]["test_ap"])),
+        ]);
+    }
+    let width = (160 + 130 * groups.len().max(1)) as u32;
+    let root = SVGBackend::new(path, (width, 720)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(360);
+    let ratio_max = ratios
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(2.2, f64::max);
+    bars(
+        &top,
+        "training throughput ratio",
+        &labels,
+        &ratios.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+        &["mspipe ÷ off", "mspipe TGN ÷ PyG TGN"],
+        ratio_max * 1.1,
+        Some(1.0),
+    )
+    .map_err(|e| err(&e))?;
+    bars(
+        &bottom,
+        "test AP",
+        &labels,
+        &aps.iter().map(|a| a.to_vec()).collect::<Vec<_>>(),
+        &["off", "mspipe", "PyG TGN"],
+        1.0,
+        None,
+    )
+    .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Grouped bars: one group per label, one bar per series (NaN: no bar); `line` draws a
+/// horizontal reference.
+fn bars(
+    area: &Area<'_>,
+    title: &str,
+    labels: &[String],
+    values: &[Vec<f64>],
+    series: &[&str],
+    y_max: f64,
+    line: Option<f64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let n = labels.len().max(1);
+    let mut c = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_max)?;
+    let label = |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    c.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&label)
+        .draw()?;
+    let w = 0.8 / series.len() as f64;
+    for (s, name) in series.iter().enumerate() {
+        let color = Palette99::pick(s).to_rgba();
+        let rects = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v[s].is_finite())
+            .map(move |(i, v)| {
+                let x0 = i as f64 - 0.4 + s as f64 * w;
+                Rectangle::new([(x0, 0.0), (x0 + w * 0.9, v[s])], color.filled())
+            });
+        c.draw_series(rects)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    if let Some(y) = line {
+        c.draw_series(LineSeries::new(
+            [(-0.5, y), (n as f64 - 0.5, y)],
+            BLACK.stroke_width(1),
+        ))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
