@@ -107,7 +107,10 @@ fn machine() -> serde_json::Value {
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "backend": mspipe::train::session::BACKEND,
         "git_revision": mspipe::train::run::GIT_REV,
-        "command": std::env::args().skip(1).filter(|a| a != "--bench").collect::<Vec<_>>().join(" "),
+    "command": std::iter::once("cargo bench --bench suite --".to_string())
+            .chain(std::env::args().skip(1).filter(|a| a != "--bench"))
+            .collect::<Vec<_>>()
+            .join(" "),
     })
 }
 

@@ -216,7 +216,7 @@ fn scale_section(md: &mut String, r: &Results) {
     if r.scale.is_empty() {
         return;
     }
-    md.push_str("## Scale: synthetic streams over 1M nodes, TGN\n\nEach size in its own process: generation, set-up (split, T-CSR graphs, memory, samplers), then training on the epoch's first `trained` events (the whole epoch when it is smaller) with every structure at full size. Peak RSS is the process's high-water mark.\n\n");
+    md.push_str("## Scale: synthetic streams over 1M nodes, TGN\n\nEach size in its own process: generation, set-up (split, T-CSR graphs, memory, samplers), then training on the epoch's last `trained` events (the whole epoch when it is smaller; the end of an epoch is its most expensive stretch: the longest neighbour lists) with every structure at full size; \"projected epoch\" scales the window's time to the whole epoch. Peak RSS is the process's high-water mark.\n\n");
     md.push_str("| events | edge features | epoch events | trained | ev/s | generate s | set-up s | set-up µs/event | projected epoch s | peak RSS GiB |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.scale {
         let _ = writeln!(

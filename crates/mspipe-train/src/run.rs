@@ -162,6 +162,8 @@ const PROGRESS: &str = "progress.json";
 /// Iterations drawn in the run directory's `gantt.svg` (past the pipeline's warm-up).
 const GANTT_WINDOW: std::ops::Range<usize> = 10..26;
 const MEMORY: &str = "memory.bin";
+/// Directory of the model of the best epoch by validation AP.
+const BEST: &str = "best";
 
 /// Saves model + optimizer + history (+ node memory and progress inside an epoch) into
 /// `out/checkpoint`, replacing the previous one only once the new one is complete.
@@ -171,22 +173,30 @@ fn checkpoint(
     history: &[Value],
     progress: Option<&EpochProgress>,
 ) -> Result<()> {
-    let tmp = out.join("checkpoint.tmp");
+    write_dir(&out.join("checkpoint"), |tmp| {
+        session.save(tmp)?;
+        std::fs::write(tmp.join("history.json"), serde_json::to_string(history)?)?;
+        if let Some(p) = progress {
+            session.save_memory(&tmp.join(MEMORY))?;
+            std::fs::write(tmp.join(PROGRESS), serde_json::to_string(p)?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Fills a fresh temporary directory with `fill`, then puts it in place of `dir`: a crash leaves
+/// either the old directory or the new one, never a mix.
+fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    session.save(&tmp)?;
-    std::fs::write(tmp.join("history.json"), serde_json::to_string(history)?)?;
-    if let Some(p) = progress {
-        session.save_memory(&tmp.join(MEMORY))?;
-        std::fs::write(tmp.join(PROGRESS), serde_json::to_string(p)?)?;
-    }
-    let dir = out.join("checkpoint");
-    let old = out.join("checkpoint.old");
+    fill(&tmp)?;
+    let old = dir.with_extension("old");
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(&dir, &old)?;
+        std::fs::rename(dir, &old)?;
     }
-    std::fs::rename(&tmp, &dir)?;
+    std::fs::rename(&tmp, dir)?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
@@ -325,12 +335,22 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         merge(&mut line, metrics("test", &test));
         writeln!(metrics_file, "{line}")?;
         history.push(line);
+        // The best model first: a checkpoint that counts this epoch always has its best model.
+        if best_epoch(&history) + 1 == history.len() {
+            write_dir(&out.join(BEST), |tmp| session.save_model(tmp))?;
+        }
         checkpoint(&session, out, &history, None)?;
         crate::plot::write(out, &history)?;
         epochs_bar.inc(1);
     }
     epochs_bar.finish_and_clear();
     let mut summary = summarize(config, &history);
+    // Node classification freezes the link model of the epoch the summary reports (runs made
+    // before best models were kept have none: they keep the last epoch's).
+    let best = out.join(BEST);
+    if best.exists() {
+        session.load_model(&best)?;
+    }
     if config.train.node_classification
         && let Some(node) = crate::classify::node_classification(&mut session)?
     {
@@ -343,16 +363,16 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     Ok(summary)
 }
 
-/// Scores the checkpoint of run `out` on `split` (`val` or `test`): memory is rebuilt by
-/// replaying the training events (and validation, for test) without training, then the split
-/// is scored as during training.
+/// Scores the best epoch's model of run `out` (the one its summary reports) on `split` (`val` or
+/// `test`): memory is rebuilt by replaying the training events (and validation, for test)
+/// without training, then the split is scored as during training.
 pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
     let (stream, data_split) = data(config)?;
     let mut session = Session::new(config.clone(), stream, data_split)?;
-    let dir = out.join("checkpoint");
+    let dir = out.join(BEST);
     session
-        .load(&dir)
-        .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+        .load_model(&dir)
+        .with_context(|| format!("loading the best model in {}", dir.display()))?;
     let k = config.train.mrr_negatives.max(1);
     let train: Vec<usize> = session.train_events().to_vec();
     let val: Vec<usize> = session.split.val.clone().collect();

@@ -386,8 +386,20 @@ impl Session {
 
     /// Saves the model and the optimizer state under `dir` (files `model.bpk`, `optim.bpk`).
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        self.model.clone().save_file(dir.join("model.bpk"))?;
+        self.save_model(dir)?;
         self.optim.save(dir.join("optim.bpk"))?;
+        Ok(())
+    }
+
+    /// Saves the model alone under `dir` (file `model.bpk`).
+    pub fn save_model(&self, dir: &std::path::Path) -> Result<()> {
+        self.model.clone().save_file(dir.join("model.bpk"))?;
+        Ok(())
+    }
+
+    /// Loads what [`Session::save_model`] wrote.
+    pub fn load_model(&mut self, dir: &std::path::Path) -> Result<()> {
+        self.model = self.model.clone().try_load_file(dir.join("model.bpk"))?;
         Ok(())
     }
 
@@ -409,7 +421,7 @@ impl Session {
 
     /// Loads what [`Session::save`] wrote.
     pub fn load(&mut self, dir: &std::path::Path) -> Result<()> {
-        self.model = self.model.clone().try_load_file(dir.join("model.bpk"))?;
+        self.load_model(dir)?;
         let record = burn::optim::OptimizerRecord::load(dir.join("optim.bpk"))?;
         self.optim = AdamConfig::new().init().load_record(record);
         Ok(())

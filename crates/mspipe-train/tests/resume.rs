@@ -189,9 +189,18 @@ fn eval_scores_a_checkpoint_like_the_training_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let scored: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    // Replaying training without learning is not the training pass itself, so the score differs
-    // slightly from the epoch's; it must be the same model's quality, far above chance.
-    let trained = &metrics(&run)[1];
+    // eval scores the best epoch's model. Replaying training without learning is not the
+    // training pass itself, so the score differs slightly from the epoch's; it must be the same
+    // model's quality, far above chance.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary"))
+            .expect("json");
+    let best = summary["best_epoch"].as_u64().expect("best epoch") as usize;
+    assert!(
+        run.join("best/model.bpk").is_file(),
+        "the best model is kept"
+    );
+    let trained = &metrics(&run)[best - 1];
     let (a, b) = (
         scored["test_ap"].as_f64().expect("ap"),
         trained["test_ap"].as_f64().expect("ap"),
