@@ -11,6 +11,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use mspipe::train::config::{Config, ModelName, resolve};
 use mspipe::train::session::{Session, base_device};
+
+use crate::shape::{BatchShape, merge};
 use serde_json::{Value, json};
 
 /// One matrix product of the forward pass: `[m, k] × [k, n]`.
@@ -135,43 +137,14 @@ fn time_gemm(g: &Gemm, device: &Device) -> f64 {
     times[times.len() / 2]
 }
 
-/// Mean sizes of a dataset's training batches (TGN preset), as the sampler produces them.
-struct BatchShape {
-    roots: f64,
-    unique_nodes: f64,
-    /// Distinct Δt among the first hop's slots (the time encoding runs once per distinct value).
-    distinct_dt: f64,
-    valid_slots: f64,
-    batches: usize,
-}
-
-fn batch_shape(session: &mut Session) -> Result<BatchShape> {
-    let n = session.train_batches();
-    let mut sums = [0usize; 4];
-    for b in 0..n {
-        let s = session.sample_train_batch(0, b)?;
-        let h = &s.batch.hops[0];
-        let mut dt: Vec<u32> = h.dt.iter().map(|d| d.to_bits()).collect();
-        dt.sort_unstable();
-        dt.dedup();
-        let counts = [
-            s.batch.roots.len(),
-            s.batch.unique_nodes.len(),
-            dt.len(),
-            h.valid(),
-        ];
-        for (sum, c) in sums.iter_mut().zip(counts) {
-            *sum += c;
-        }
-    }
-    let mean = |i: usize| sums[i] as f64 / n as f64;
-    Ok(BatchShape {
-        roots: mean(0),
-        unique_nodes: mean(1),
-        distinct_dt: mean(2),
-        valid_slots: mean(3),
-        batches: n,
-    })
+/// GFLOP of the matrix products of a TGN training step (forward + backward) with the preset's
+/// dimensions, for batches of `pairs` events with the sizes of `shape` (a
+/// [`BatchShape::to_json`] object) and `edge` edge features: the work a step must do, to set
+/// throughputs of differently dense streams side by side.
+pub fn step_gflop(shape: &Value, pairs: usize, edge: usize) -> Result<f64> {
+    let config = resolve(ModelName::Tgn, None, &[])?;
+    let gemms = tgn_gemms(&BatchShape::from_json(shape), pairs, &config, edge);
+    Ok(gemms.iter().map(|g| 3.0 * g.flops()).sum::<f64>() / 1e9)
 }
 
 /// The floor for `dataset`, against the measured sequential step of `measured` (a matrix row of
@@ -180,7 +153,8 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
     let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
     let (stream, split) = mspipe::train::run::data(&config)?;
     let mut session = Session::new(config, stream, split)?;
-    let shape = batch_shape(&mut session)?;
+    let all = session.train_batches();
+    let shape = BatchShape::measure(&mut session, 0..all)?;
     let edge = session.stream.edge_features().map_or(0, |f| f.dim());
     let gemms = tgn_gemms(
         &shape,
@@ -203,17 +177,13 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
     }
     let mut out = json!({
         "dataset": dataset,
-        "roots_per_batch": shape.roots,
-        "unique_nodes_per_batch": shape.unique_nodes,
-        "distinct_dt_per_batch": shape.distinct_dt,
-        "valid_slots_per_batch": shape.valid_slots,
-        "slots_per_batch": shape.roots * session.config.sampling.neighbors as f64,
         "batches": batches,
         "gflop_per_step": flops / 1e9,
         "floor_seconds_per_step": seconds,
         "gemm_gflops_per_sec": flops / seconds / 1e9,
         "terms": terms,
     });
+    merge(&mut out, shape.to_json());
     if let Some(m) = measured {
         let step = m["train_seconds"].as_f64().unwrap_or(f64::NAN) / batches as f64;
         let compute = m["stage_seconds"]["compute"].as_f64().unwrap_or(f64::NAN) / batches as f64;

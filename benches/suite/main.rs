@@ -12,6 +12,7 @@ mod matrix;
 mod peer;
 mod report;
 mod scale;
+mod shape;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Part {
     Peer,
     Floor,
     Scale,
+    /// Measure nothing: rewrite `report.md` and `chart.svg` from the directory's `results.json`.
+    Report,
 }
 
 #[derive(Parser, Debug)]
@@ -106,8 +109,22 @@ fn machine() -> serde_json::Value {
         "memory_bytes": memory_kb * 1024.0,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "backend": mspipe::train::session::BACKEND,
+    })
+}
+
+fn part_names(parts: &[Part]) -> Vec<String> {
+    parts
+        .iter()
+        .map(|p| format!("{p:?}").to_lowercase())
+        .collect()
+}
+
+/// What this run measures, at which revision, by which command.
+fn this_run(parts: &[Part]) -> serde_json::Value {
+    json!({
+        "parts": part_names(parts),
         "git_revision": mspipe::train::run::GIT_REV,
-    "command": std::iter::once("cargo bench --bench suite --".to_string())
+        "command": std::iter::once("cargo bench --bench suite --".to_string())
             .chain(std::env::args().skip(1).filter(|a| a != "--bench"))
             .collect::<Vec<_>>()
             .join(" "),
@@ -115,10 +132,22 @@ fn machine() -> serde_json::Value {
 }
 
 fn suite(args: &Args) -> Result<()> {
-    let mut results = report::Results {
-        machine: machine(),
-        ..Default::default()
-    };
+    let mut results = report::Results::load(&args.out)?;
+    if args.parts == [Part::Report] {
+        return report::write(&args.out, &results);
+    }
+    results.machine = machine();
+    // Earlier runs keep only the parts this one does not measure again.
+    let now = part_names(&args.parts);
+    for run in &mut results.runs {
+        if let Some(parts) = run["parts"].as_array_mut() {
+            parts.retain(|p| !now.iter().any(|n| p == n.as_str()));
+        }
+    }
+    results
+        .runs
+        .retain(|r| r["parts"].as_array().is_some_and(|p| !p.is_empty()));
+    results.runs.push(this_run(&args.parts));
     let has = |p| args.parts.contains(&p);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if has(Part::Matrix) {

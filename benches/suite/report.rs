@@ -7,18 +7,35 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::matrix::MODES;
 
-/// Everything one suite run measured.
-#[derive(Default)]
+/// Everything the report shows. A run replaces the parts it measures and keeps the others from
+/// the directory's previous `results.json`; `runs` records which run measured what.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Results {
     pub machine: Value,
+    /// Per suite run: its parts, git revision and command line.
+    pub runs: Vec<Value>,
     pub matrix: Vec<Value>,
     pub peer: Vec<Value>,
     pub scale: Vec<Value>,
     pub floor: Option<Value>,
+}
+
+impl Results {
+    /// The previous results in `dir`, if any.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("results.json");
+        if !path.exists() {
+            return Ok(Results::default());
+        }
+        let text = std::fs::read_to_string(&path)?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
 }
 
 const STAGES: [&str; 5] = ["sample", "feature", "memory", "compute", "update"];
@@ -63,13 +80,7 @@ fn gib(v: &Value) -> String {
 /// Writes the three files into `dir`.
 pub fn write(dir: &Path, r: &Results) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let all = json!({
-        "machine": r.machine, "matrix": r.matrix, "peer": r.peer, "scale": r.scale, "floor": r.floor,
-    });
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(&all)?,
-    )?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
     std::fs::write(dir.join("report.md"), markdown(r))?;
     chart(&dir.join("chart.svg"), r)
 }
@@ -79,15 +90,28 @@ fn markdown(r: &Results) -> String {
     let m = &r.machine;
     let _ = writeln!(
         md,
-        "Machine: {} ({} cores, {} GiB), Linux {}; backend {}; git revision `{}`; {}.\n",
+        "Machine: {} ({} cores, {} GiB), Linux {}; training backend {}.\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
         gib(&m["memory_bytes"]),
         m["kernel"].as_str().unwrap_or("?"),
         m["backend"].as_str().unwrap_or("?"),
-        m["git_revision"].as_str().unwrap_or("?"),
-        m["command"].as_str().unwrap_or(""),
     );
+    for run in &r.runs {
+        let _ = writeln!(
+            md,
+            "- {}: git revision `{}`, `{}`",
+            run["parts"].as_array().map_or(String::new(), |p| {
+                p.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            run["git_revision"].as_str().unwrap_or("?"),
+            run["command"].as_str().unwrap_or("?"),
+        );
+    }
+    md.push('\n');
     matrix_section(&mut md, r);
     peer_section(&mut md, r);
     floor_section(&mut md, r);
@@ -217,11 +241,12 @@ fn scale_section(md: &mut String, r: &Results) {
         return;
     }
     md.push_str("## Scale: synthetic streams over 1M nodes, TGN\n\nEach size in its own process: generation, set-up (split, T-CSR graphs, memory, samplers), then training on the epoch's last `trained` events (the whole epoch when it is smaller; the end of an epoch is its most expensive stretch: the longest neighbour lists) with every structure at full size; \"projected epoch\" scales the window's time to the whole epoch. Peak RSS is the process's high-water mark.\n\n");
-    md.push_str("| events | edge features | epoch events | trained | ev/s | generate s | set-up s | set-up µs/event | projected epoch s | peak RSS GiB |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| events | edge features | epoch events | trained | ev/s | generate s | set-up s | set-up µs/event | projected epoch s | peak RSS GiB | valid slots / unique nodes / distinct Δt per batch | GEMM GFLOP/s | largest stage |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.scale {
+        let (stage, share) = dominant(s);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} | {} | {:.0} / {:.0} / {:.0} | {:.1} | {} {:.1}% |",
             s["events"],
             s["edge_feat_dim"],
             s["epoch_events"],
@@ -232,6 +257,12 @@ fn scale_section(md: &mut String, r: &Results) {
             1e6 * f(&s["setup_seconds"]) / f(&s["events"]),
             f(&s["projected_epoch_seconds"]),
             gib(&s["peak_rss_bytes"]),
+            f(&s["valid_slots_per_batch"]),
+            f(&s["unique_nodes_per_batch"]),
+            f(&s["distinct_dt_per_batch"]),
+            gemm_rate(s),
+            stage,
+            100.0 * share,
         );
     }
     let plain: Vec<&Value> = r.scale.iter().filter(|s| s["edge_feat_dim"] == 0).collect();
@@ -239,14 +270,16 @@ fn scale_section(md: &mut String, r: &Results) {
         && a["events"] != b["events"]
     {
         let ratio = f(&a["train_events_per_sec"]) / f(&b["train_events_per_sec"]);
+        let work = gemm_rate(a) / gemm_rate(b);
         let fits = f(&b["peak_rss_bytes"]) < 24.0 * (1u64 << 30) as f64;
         let _ = writeln!(
             md,
-            "\nLinearity: events/s at {} ÷ at {} = {:.3} (target within 20%: {}); peak RSS at {} events {} GiB (target < 24 GiB: {}).",
+            "\nLinearity: events/s at {} ÷ at {} = {:.3} (target within 20%: {}); the same ratio of GEMM work done per second (the step's matrix products at each size's measured batch sizes: denser streams fill more neighbour slots, so an event costs more) = {:.3}. Peak RSS at {} events {} GiB (target < 24 GiB: {}).",
             a["events"],
             b["events"],
             ratio,
             mark((ratio - 1.0).abs() <= 0.2),
+            work,
             b["events"],
             gib(&b["peak_rss_bytes"]),
             mark(fits),
@@ -255,8 +288,18 @@ fn scale_section(md: &mut String, r: &Results) {
     md.push('\n');
 }
 
-/// Two panels: throughput ratios (mspipe ÷ off; TGN ÷ PyG) and test AP (off, mspipe, PyG) per
-/// dataset and model.
+/// GFLOP/s of matrix-product work a scale row sustained (see [`crate::floor::step_gflop`]).
+fn gemm_rate(row: &Value) -> f64 {
+    let edge = row["edge_feat_dim"].as_u64().unwrap_or(0) as usize;
+    let gflop = crate::floor::step_gflop(row, BATCH, edge).unwrap_or(f64::NAN);
+    gflop * f(&row["train_events_per_sec"]) / BATCH as f64
+}
+
+/// Batch size of the scale runs (the TGN preset's).
+const BATCH: usize = 600;
+
+/// Two panels: throughput ratios (mspipe ÷ off; TGN ÷ PyG) and test AP per dataset and model
+/// (the matrix's off and mspipe runs; for TGN also both systems under the peer protocol).
 fn chart(path: &Path, r: &Results) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
     let groups: Vec<&Value> = r.matrix.iter().filter(|x| x["mode"] == MODES[0]).collect();
@@ -276,7 +319,7 @@ fn chart(path: &Path, r: &Results) -> Result<()> {
             .flatten()
     };
     let mut ratios: Vec<[f64; 2]> = Vec::new();
-    let mut aps: Vec<[f64; 3]> = Vec::new();
+    let mut aps: Vec<[f64; 4]> = Vec::new();
     for g in &groups {
         let on = find(&r.matrix, &g["dataset"], &g["model"], MODES[1]);
         let on_eps = on.map_or(f64::NAN, |o| f(&o["train_events_per_sec"]));
@@ -288,6 +331,7 @@ fn chart(path: &Path, r: &Results) -> Result<()> {
         aps.push([
             f(&g["test_ap"]),
             on.map_or(f64::NAN, |o| f(&o["test_ap"])),
+            p.map_or(f64::NAN, |p| f(&p["mspipe"]["test_ap"])),
             p.map_or(f64::NAN, |p| f(&p["pyg"]["test_ap"])),
         ]);
     }
@@ -316,8 +360,13 @@ fn chart(path: &Path, r: &Results) -> Result<()> {
         "test AP",
         &labels,
         &aps.iter().map(|a| a.to_vec()).collect::<Vec<_>>(),
-        &["off", "mspipe", "PyG TGN"],
-        1.0,
+        &[
+            "off (matrix epochs)",
+            "mspipe (matrix epochs)",
+            "mspipe TGN (peer protocol)",
+            "PyG TGN (peer protocol)",
+        ],
+        1.3,
         None,
     )
     .map_err(|e| err(&e))?;

@@ -11,10 +11,13 @@ use std::time::Instant;
 use anyhow::Result;
 use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::data::{Split, SplitConfig};
+use mspipe::scheduler::Stage;
 use mspipe::train::config::{ModelName, resolve};
 use mspipe::train::session::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::shape::{BatchShape, merge};
 
 /// One size of the scale test.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,9 +67,16 @@ pub fn measure(job: &ScaleJob) -> Result<Value> {
     };
     let trained = epoch_events - first * batch;
     let start = Instant::now();
-    session.train_pipelined(0, first..all, &executor, |_| {})?;
+    let timeline = session.train_pipelined(0, first..all, &executor, |_| {})?;
     let train_seconds = start.elapsed().as_secs_f64();
-    Ok(json!({
+    let stage_seconds: serde_json::Map<String, Value> = Stage::ALL
+        .iter()
+        .map(|&s| (s.name().to_string(), json!(timeline.busy(s))))
+        .collect();
+    // Batch sizes over the window, from 20 batches spread across it.
+    let step = ((all - first) / 20).max(1);
+    let shape = BatchShape::measure(&mut session, (first..all).step_by(step))?;
+    let mut row = json!({
         "events": job.events,
         "nodes": job.nodes,
         "edge_feat_dim": job.edge_feat_dim,
@@ -78,7 +88,10 @@ pub fn measure(job: &ScaleJob) -> Result<Value> {
         "train_events_per_sec": trained as f64 / train_seconds,
         "projected_epoch_seconds": epoch_events as f64 * train_seconds / trained as f64,
         "peak_rss_bytes": mspipe::train::run::peak_rss_bytes(),
-    }))
+        "stage_seconds": stage_seconds,
+    });
+    merge(&mut row, shape.to_json());
+    Ok(row)
 }
 
 /// Parent side: every size of `sizes`, then the feature-rich run at `feature_size`.
