@@ -90,8 +90,8 @@ impl TemporalAttentionConfig {
 impl TemporalAttention {
     /// `root`: `[R, input]` → `[R, output]`.
     ///
-    /// Keys and values are `[h ‖ e ‖ φ(Δt)]·W + b`, computed as `h·W_h + e·W_e + φ(Δt)·W_t + b`
-    /// with keys and values side by side: the node part on the distinct rows only, and no
+    /// Keys and values are `[h ‖ e ‖ φ(Δt)]·W + b`, computed as `h·W_h + e·W_e + φ(Δt)·W_t + b`:
+    /// the node part on the distinct rows only, the time part on the distinct Δt only, and no
     /// concatenated `[R·K, input + edge + time]` input is materialised.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
         let [r, k] = nbr.mask.dims();
@@ -109,32 +109,34 @@ impl TemporalAttention {
             + bias(&self.query, out);
         let q = q.reshape([r, self.heads, dh]);
 
-        // Keys and values together: W = [W_k | W_v], [input + edge + time, 2·out].
-        let w = Tensor::cat(vec![self.key.weight.val(), self.value.weight.val()], 1);
-        let edge_dim = w.dims()[0] - input - time_dim;
-        let node_part = match nbr.h {
-            NeighborRows::Dense(h) => h
-                .reshape([r * k, input])
-                .matmul(w.clone().narrow(0, 0, input)),
-            NeighborRows::Gather { table, index } => {
-                table.matmul(w.clone().narrow(0, 0, input)).select(0, index)
-            }
-        };
-        // φ(Δt)·W_t once per distinct Δt, then gathered to the slots.
+        // Keys and values, each `[R, K, H, dh]` and contiguous (no column slices to copy).
+        let edge_dim = self.key.weight.dims()[0] - input - time_dim;
+        // φ(Δt) once per distinct Δt; its products are gathered to the slots.
         let phi: Tensor<2> = time.forward(nbr.dt.values);
-        let time_part = phi
-            .matmul(w.clone().narrow(0, input + edge_dim, time_dim))
-            .select(0, nbr.dt.index);
-        let mut kv = node_part
-            + time_part
-            + Tensor::cat(vec![bias(&self.key, out), bias(&self.value, out)], 1);
-        if let Some(e) = nbr.edge {
-            kv = kv
-                + e.reshape([r * k, edge_dim])
-                    .matmul(w.narrow(0, input, edge_dim));
-        }
-        let key = kv.clone().narrow(1, 0, out).reshape([r, k, self.heads, dh]);
-        let value = kv.narrow(1, out, out).reshape([r, k, self.heads, dh]);
+        let edge = nbr.edge.map(|e| e.reshape([r * k, edge_dim]));
+        let project = |layer: &Linear| -> Tensor<4> {
+            let w = layer.weight.val();
+            let node = match &nbr.h {
+                NeighborRows::Dense(h) => h
+                    .clone()
+                    .reshape([r * k, input])
+                    .matmul(w.clone().narrow(0, 0, input)),
+                NeighborRows::Gather { table, index } => table
+                    .clone()
+                    .matmul(w.clone().narrow(0, 0, input))
+                    .select(0, index.clone()),
+            };
+            let time_part = phi
+                .clone()
+                .matmul(w.clone().narrow(0, input + edge_dim, time_dim))
+                .select(0, nbr.dt.index.clone());
+            let mut x = node + time_part + bias(layer, out);
+            if let Some(e) = &edge {
+                x = x + e.clone().matmul(w.narrow(0, input, edge_dim));
+            }
+            x.reshape([r, k, self.heads, dh])
+        };
+        let (key, value) = (project(&self.key), project(&self.value));
         let a = attend(q, key, value, nbr.mask);
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
         self.merge_out.forward(merged)
