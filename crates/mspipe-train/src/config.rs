@@ -62,6 +62,9 @@ pub struct MemoryConfig {
     pub updater: String,
     pub dim: usize,
     pub time_dim: usize,
+    /// Keep the time encoding's frequencies at their initial values (GraphMixer's fixed
+    /// encoding): no gradient flows through its cos, which makes a TGN step cheaper on CPU.
+    pub time_fixed: bool,
     pub mailbox: usize,
     /// `last` or `mean`.
     pub combine: String,
@@ -170,6 +173,7 @@ impl Default for MemoryConfig {
             updater: "gru".into(),
             dim: 100,
             time_dim: 100,
+            time_fixed: false,
             mailbox: 1,
             combine: "last".into(),
             message: "identity".into(),

@@ -99,6 +99,7 @@ fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
     )
     .with_memory_dim(c.memory.dim)
     .with_time_dim(c.memory.time_dim)
+    .with_frozen_time(c.memory.time_fixed)
     .with_embed_dim(c.gnn.dim)
     .with_mailbox(c.memory.mailbox)
     .with_layers(c.sampling.layers)
