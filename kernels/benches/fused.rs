@@ -1,7 +1,8 @@
-//! Fused kernels against the same math in burn ops, on the cubecl runtime that runs here (wgpu
-//! on lavapipe): batch 600 and 6,000 roots, memory dim 100, k = 10 neighbours, 2 heads. Each
-//! group also times a device copy of the bytes the fused kernel moves, so "GB/s" of the two can be
-//! compared with what the memory system gives in the same run.
+//! Fused kernels against the same math in burn ops: batch 600 and 6,000 roots, memory dim 100,
+//! k = 10 neighbours, 2 heads; attention and the time encoding on both routes that run here (flex's
+//! host loops, and the cubecl kernels on wgpu over lavapipe), the memory fetch and update on
+//! wgpu. Each forward group also times a device copy of the bytes the fused kernel moves, so "GB/s"
+//! of the two can be compared with what the memory system gives in the same run.
 //!
 //! `bash .ci/setup-vulkan.sh && cargo bench -p mspipe-kernels`
 
@@ -9,6 +10,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mspipe_kernels::{DeviceMemory, cube, reference, runtime};
+use mspipe_kernels::{attention as fused_attention, time_encoding as fused_time_encoding};
 
 const DIM: usize = 100;
 const SLOTS: usize = 10;
@@ -19,6 +21,11 @@ const MAIL: usize = 2 * DIM;
 
 fn device() -> Device {
     runtime::wgpu_device().expect("no wgpu adapter: run `bash .ci/setup-vulkan.sh` first")
+}
+
+/// The devices with a fused route: flex (host loops) and wgpu (cubecl kernels).
+fn devices() -> [(&'static str, Device); 2] {
+    [("flex", Device::flex()), ("wgpu", device())]
 }
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -40,8 +47,13 @@ fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
 }
 
 fn attention(c: &mut Criterion) {
-    let device = device();
-    let mut group = c.benchmark_group("attention");
+    for (name, device) in devices() {
+        attention_on(c, name, device);
+    }
+}
+
+fn attention_on(c: &mut Criterion, name: &str, device: Device) {
+    let mut group = c.benchmark_group(format!("attention/{name}"));
     for roots in [600usize, 6_000] {
         let dh = DIM / HEADS;
         let q = random([roots, HEADS, dh], &device);
@@ -60,7 +72,7 @@ fn attention(c: &mut Criterion) {
             );
             move || {
                 let out = if fused {
-                    cube::attention(q.clone(), k.clone(), v.clone(), keep.clone())
+                    fused_attention(q.clone(), k.clone(), v.clone(), keep.clone())
                 } else {
                     reference::attention(q.clone(), k.clone(), v.clone(), keep.clone())
                 };
@@ -78,8 +90,13 @@ fn attention(c: &mut Criterion) {
 }
 
 fn attention_backward(c: &mut Criterion) {
-    let device = device().autodiff();
-    let mut group = c.benchmark_group("attention_forward_backward");
+    for (name, device) in devices() {
+        attention_backward_on(c, name, device.autodiff());
+    }
+}
+
+fn attention_backward_on(c: &mut Criterion, name: &str, device: Device) {
+    let mut group = c.benchmark_group(format!("attention_forward_backward/{name}"));
     for roots in [600usize, 6_000] {
         let dh = DIM / HEADS;
         let q = random([roots, HEADS, dh], &device);
@@ -101,7 +118,7 @@ fn attention_backward(c: &mut Criterion) {
                     v.clone().require_grad(),
                 );
                 let out = if fused {
-                    cube::attention(q, k, v, keep.clone())
+                    fused_attention(q, k, v, keep.clone())
                 } else {
                     reference::attention(q, k, v, keep.clone())
                 };
@@ -113,6 +130,35 @@ fn attention_backward(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
     }
     group.finish();
+}
+
+/// φ(Δt) of `roots`·k distinct Δt (every slot its own), forward and backward for `w` and `b`.
+fn time_encoding(c: &mut Criterion) {
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        let mut group = c.benchmark_group(format!("time_encoding_forward_backward/{name}"));
+        for roots in [600usize, 6_000] {
+            let dt: Tensor<1> =
+                Tensor::random([roots * SLOTS], Distribution::Uniform(0.0, 1e6), &device);
+            let (w, b) = (random([DIM], &device), random([DIM], &device));
+            let run = |fused: bool| {
+                let (dt, w, b, device) = (dt.clone(), w.clone(), b.clone(), device.clone());
+                move || {
+                    let (w, b) = (w.clone().require_grad(), b.clone().require_grad());
+                    let phi = if fused {
+                        fused_time_encoding(dt.clone(), w, b)
+                    } else {
+                        reference::time_encoding(dt.clone(), w, b)
+                    };
+                    drop(phi.sum().backward());
+                    sync(&device);
+                }
+            };
+            group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
+            group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+        }
+        group.finish();
+    }
 }
 
 fn store(device: &Device) -> DeviceMemory {
@@ -205,6 +251,6 @@ fn memory(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(2));
-    targets = attention, attention_backward, memory
+    targets = attention, attention_backward, time_encoding, memory
 }
 criterion_main!(benches);

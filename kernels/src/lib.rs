@@ -1,15 +1,17 @@
 //! # mspipe-kernels
 //!
-//! The three hot spots of a memory-based temporal GNN as fused kernels: the **memory fetch**
-//! (gather memories, mailboxes and times, encode Δt, build the updater's input), the **memory
-//! update** (scatter memories and mails, latest event wins, mailbox FIFO) and **temporal
-//! attention** (scores, padding mask, softmax and weighted sum per root and head, with its backward).
+//! The hot spots of a memory-based temporal GNN as fused kernels: the **memory fetch** (gather
+//! memories, mailboxes and times, encode Δt, build the updater's input), the **memory update**
+//! (scatter memories and mails, latest event wins, mailbox FIFO), **temporal attention** (scores,
+//! padding mask, softmax and weighted sum per root and head, with its backward) and the **time
+//! encoding** cos(Δt·w + b) with its backward.
 //!
-//! One call per operation, in burn 0.22's device-dispatch idiom: on a cubecl device (wgpu, CUDA,
-//! compiled in with the `wgpu` / `cuda` features) it runs the `#[cube]` kernels through the
-//! [`cube::KernelBackend`] extension (with a custom backward under autodiff); on every other backend
-//! it runs the same math in ordinary burn ops ([`reference`]), so one model runs fused where it can
-//! and unfused elsewhere with the same results.
+//! One call per operation, in burn 0.22's device-dispatch idiom. Attention and the time encoding
+//! go through the [`backend::FusedBackend`] extension (with hand-written backward passes under
+//! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`), host loops on flex
+//! (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
+//! on cubecl devices ([`cube::MemoryBackend`]). Everywhere else the calls run the same math in
+//! ordinary burn ops ([`reference`]), which is also what the fused paths are tested against.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -31,8 +33,14 @@
 
 use burn::prelude::*;
 
+#[cfg(feature = "fused")]
+mod autodiff;
+#[cfg(feature = "fused")]
+pub mod backend;
 #[cfg(feature = "cube")]
 pub mod cube;
+#[cfg(feature = "flex")]
+mod flex;
 pub mod reference;
 #[cfg(feature = "wgpu")]
 pub mod runtime;
@@ -79,11 +87,21 @@ pub struct Fetched {
 
 /// Masked multi-head attention of one query over `K` slots per row; see [`reference::attention`].
 pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
-    #[cfg(feature = "cube")]
-    if cube::runs_on(&q.device()) {
-        return cube::attention(q, k, v, keep);
+    #[cfg(feature = "fused")]
+    if backend::runs_on(&q.device()) {
+        return backend::attention(q, k, v, keep);
     }
     reference::attention(q, k, v, keep)
+}
+
+/// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see
+/// [`reference::time_encoding`]. Gradients flow to `w` and `b` (Δt is data).
+pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
+    #[cfg(feature = "fused")]
+    if backend::runs_on(&w.device()) {
+        return backend::time_encoding(dt, w, b);
+    }
+    reference::time_encoding(dt, w, b)
 }
 
 /// Gathers `nodes`' state and builds the updater input, with time encoding parameters `w`, `b`

@@ -24,6 +24,12 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
     out.reshape([n, heads * dh])
 }
 
+/// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.
+pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
+    let dt: Tensor<2> = dt.unsqueeze_dim(1);
+    (dt * w.unsqueeze() + b.unsqueeze()).cos()
+}
+
 /// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]).
 pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
     let time_dim = w.dims()[0];

@@ -8,41 +8,13 @@
 //! they fail.
 #![cfg(feature = "wgpu")]
 
+mod common;
+
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
+use common::{AttentionCase, SHAPES, assert_grads_close, close, mask, random, to};
 use mspipe_kernels::runtime::test_device;
 use mspipe_kernels::{DeviceMemory, attention, fetch, reference, update};
-
-fn close<const D: usize>(got: Tensor<D>, want: Tensor<D>) {
-    got.into_data()
-        .assert_approx_eq::<f32>(&want.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
-}
-
-/// The same values on another device.
-fn to<const D: usize>(t: &Tensor<D>, device: &Device) -> Tensor<D> {
-    Tensor::from_data(t.to_data(), device)
-}
-
-fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
-}
-
-/// `[N, K]` mask with about a quarter padded, and row 0 (if any) fully padded.
-fn mask(n: usize, k: usize, device: &Device) -> Tensor<2> {
-    let keep: Tensor<2> = Tensor::random([n, k], Distribution::Bernoulli(0.75), device);
-    if n == 0 {
-        return keep;
-    }
-    keep.slice_assign([0..1, 0..k], Tensor::zeros([1, k], device))
-}
-
-const SHAPES: [[usize; 4]; 5] = [
-    [37, 10, 2, 8],
-    [5, 1, 1, 3],
-    [64, 7, 1, 16],
-    [3, 4, 4, 5],
-    [0, 3, 2, 4],
-];
 
 #[test]
 fn attention_forward_matches_reference() {
@@ -83,39 +55,9 @@ fn attention_backward_matches_reference() {
     let Some(gpu) = test_device() else { return };
     let cpu = Device::flex().autodiff();
     let gpu = gpu.autodiff();
-    for [n, k, h, dh] in SHAPES {
-        let q = random([n, h, dh], &gpu);
-        let key = random([n, k, h, dh], &gpu);
-        let v = random([n, k, h, dh], &gpu);
-        let keep = mask(n, k, &gpu);
-        let r = random([n, h * dh], &gpu);
-        let grads_of = |device: &Device, fused: bool| {
-            let (q, key, v) = (
-                to(&q, device).require_grad(),
-                to(&key, device).require_grad(),
-                to(&v, device).require_grad(),
-            );
-            let (keep, r) = (to(&keep, device), to(&r, device));
-            let out = if fused {
-                attention(q.clone(), key.clone(), v.clone(), keep)
-            } else {
-                reference::attention(q.clone(), key.clone(), v.clone(), keep)
-            };
-            let grads = (out * r).sum().backward();
-            let grad = |t: &Tensor<3>| t.grad(&grads).map(|g| g.into_data());
-            let grad4 = |t: &Tensor<4>| t.grad(&grads).map(|g| g.into_data());
-            (grad(&q), grad4(&key), grad4(&v))
-        };
-        let fused = grads_of(&gpu, true);
-        let want = grads_of(&cpu, false);
-        let tol = Tolerance::<f32>::rel_abs(1e-5, 1e-5);
-        for (got, want) in [(fused.0, want.0), (fused.1, want.1), (fused.2, want.2)] {
-            match (got, want) {
-                (Some(g), Some(w)) => g.assert_approx_eq::<f32>(&w, tol),
-                (None, None) => assert_eq!(n, 0),
-                (g, w) => panic!("gradient present {} vs {}", g.is_some(), w.is_some()),
-            }
-        }
+    for shape in SHAPES {
+        let case = AttentionCase::new(shape, &gpu);
+        assert_grads_close(case.grads(&gpu, true), case.grads(&cpu, false), shape[0]);
     }
 }
 

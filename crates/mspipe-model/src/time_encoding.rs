@@ -46,12 +46,14 @@ impl TimeEncodingConfig {
 }
 
 impl TimeEncoding {
-    /// Encodes `dt` of any shape `[..]` into `[.., dim]`.
+    /// Encodes `dt` of any shape `[..]` into `[.., dim]` (fused where the backend has it, see
+    /// [`mspipe_kernels::time_encoding`]; Δt gets no gradient).
     pub fn forward<const D: usize, const O: usize>(&self, dt: Tensor<D>) -> Tensor<O> {
-        let x: Tensor<O> = dt.unsqueeze_dim(D);
-        let w: Tensor<O> = self.w.val().unsqueeze();
-        let b: Tensor<O> = self.b.val().unsqueeze();
-        (x * w + b).cos()
+        let mut shape = dt.dims().to_vec();
+        let flat = dt.reshape([shape.iter().product::<usize>()]);
+        let phi = mspipe_kernels::time_encoding(flat, self.w.val(), self.b.val());
+        shape.push(self.dim());
+        phi.reshape(Shape::from(shape))
     }
 
     /// Current frequencies and phases, for inspection and references.

@@ -1,6 +1,5 @@
-//! [`KernelBackend`] under autodiff: attention gets the backward kernel, the fetch a backward for
-//! the time-encoding parameters (its only gradient path), the update none (memories are stored
-//! detached).
+//! [`MemoryBackend`] under autodiff: the fetch gets a backward for the time-encoding parameters
+//! (its only gradient path), the update none (memories are stored detached).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -13,27 +12,10 @@ use burn::tensor::{Shape, Slice};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::{KernelBackend, Store};
+use super::{MemoryBackend, Store};
+use crate::backend::FusedBackend;
 
 type B = CubeBackend;
-
-#[derive(Debug)]
-struct AttentionBackward;
-
-impl Backward<B, 3> for AttentionBackward {
-    type State = (CubeTensor, CubeTensor, CubeTensor, CubeTensor);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (q, k, v, keep) = ops.state;
-        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, g);
-            }
-        }
-    }
-}
 
 /// What the fetch's backward needs to recompute Δt: last-update times, mail times, validity,
 /// node ids, `w`, `b` and the mail width.
@@ -79,6 +61,7 @@ impl Backward<B, 2> for FetchBackward {
             step: 1,
         };
         let g = B::float_slice(grad, &[all, all, time_part]);
+        let g = B::float_reshape(g, Shape::new([count * slots, time_dim]));
         // Δt = (mail time − last update)·valid, as in the forward.
         let last = B::float_select(last_update, 0, nodes.clone());
         let last = B::float_reshape(last, Shape::new([count, 1]));
@@ -86,18 +69,13 @@ impl Backward<B, 2> for FetchBackward {
             B::float_sub(B::float_select(mail_time, 0, nodes.clone()), last),
             B::float_select(mail_valid, 0, nodes),
         );
-        let dt = B::float_reshape(dt, Shape::new([count, slots, 1]));
-        let row = |t| B::float_reshape(t, Shape::new([1, 1, time_dim]));
-        let phase = B::float_add(B::float_mul(dt.clone(), row(w)), row(b));
-        // d cos(x)/dx = −sin(x); x = Δt·w + b.
-        let dphase = B::float_mul(B::float_neg(B::float_sin(phase)), g);
-        let sum = |t| B::float_reshape(B::float_sum_dims(t, &[0, 1]), Shape::new([time_dim]));
+        let dt = B::float_reshape(dt, Shape::new([count * slots]));
+        let (dw, db) = B::time_encoding_backward(dt, w, b, g);
         let [w_node, b_node] = ops.parents;
-        if let Some(node) = w_node {
-            grads.register::<B>(node.id, sum(B::float_mul(dphase.clone(), dt)));
-        }
-        if let Some(node) = b_node {
-            grads.register::<B>(node.id, sum(dphase));
+        for (node, g) in [(w_node, dw), (b_node, db)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
         }
     }
 }
@@ -107,43 +85,7 @@ fn constant<C: CheckpointStrategy>(t: CubeTensor) -> FloatTensor<Autodiff<B, C>>
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
-impl<C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let keep = keep.into_primitive();
-        let prep = AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful();
-        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-        let out = B::temporal_attention(q.clone(), k.clone(), v.clone(), keep.clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((q, k, v, keep), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
-    }
-
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (dq, dk, dv) = B::temporal_attention_backward(
-            q.into_primitive(),
-            k.into_primitive(),
-            v.into_primitive(),
-            keep.into_primitive(),
-            grad.into_primitive(),
-        );
-        (constant::<C>(dq), constant::<C>(dk), constant::<C>(dv))
-    }
-
+impl<C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
     fn memory_fetch(
         store: Store<Self>,
         nodes: IntTensor<Self>,

@@ -1,11 +1,12 @@
-//! The cubecl route: a burn backend extension ([`KernelBackend`]) implemented for
-//! [`CubeBackend`] by `#[cube]` kernels and for `Autodiff<CubeBackend>` with hand-written backward
-//! passes, plus the tensor-level calls the crate root routes to on cubecl devices.
+//! The cubecl route: [`FusedBackend`] for [`CubeBackend`] by `#[cube]` kernels, and the memory
+//! operations, which only a device-resident store has, as a second extension ([`MemoryBackend`])
+//! implemented for `CubeBackend` and, with the fetch's backward, for `Autodiff<CubeBackend>`.
 
 mod attention;
 mod autodiff;
 mod fetch;
 mod launch;
+mod time_encoding;
 mod update;
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
@@ -13,6 +14,7 @@ use burn::backend::{Backend, DispatchDevice, ExtensionType, backend_extension};
 use burn::prelude::*;
 use burn_cubecl::CubeBackend;
 
+use crate::backend::FusedBackend;
 use crate::{DeviceMemory, Fetched};
 
 /// [`DeviceMemory`] on backend primitives.
@@ -25,26 +27,9 @@ pub struct Store<B: Backend> {
     pub mail_valid: FloatTensor<B>,
 }
 
-/// The fused operations, on backend primitives. Shapes as in the crate-level functions.
+/// The memory fetch and update on backend primitives. Shapes as in the crate-level functions.
 #[backend_extension(Cube, Autodiff)]
-pub trait KernelBackend: Backend {
-    /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// Gradients of [`KernelBackend::temporal_attention`] for `q`, `k`, `v` given the output's.
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
+pub trait MemoryBackend: Backend {
     /// The store, `nodes`, `w`, `b` → (memory rows, updater input, keep).
     fn memory_fetch(
         #[extension_type] store: Store<Self>,
@@ -63,7 +48,7 @@ pub trait KernelBackend: Backend {
     ) -> Store<Self>;
 }
 
-impl KernelBackend for CubeBackend {
+impl FusedBackend for CubeBackend {
     fn temporal_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -83,6 +68,25 @@ impl KernelBackend for CubeBackend {
         attention::backward(q, k, v, keep, grad)
     }
 
+    fn time_encoding(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        time_encoding::forward::<Self>(dt, w, b)
+    }
+
+    fn time_encoding_backward(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        time_encoding::backward::<Self>(dt, w, b, grad)
+    }
+}
+
+impl MemoryBackend for CubeBackend {
     fn memory_fetch(
         store: Store<Self>,
         nodes: IntTensor<Self>,
@@ -103,7 +107,7 @@ impl KernelBackend for CubeBackend {
     }
 }
 
-/// Whether `device` is a cubecl device (directly or under autodiff), where the kernels run.
+/// Whether `device` is a cubecl device (directly or under autodiff), where the memory kernels run.
 pub fn runs_on(device: &Device) -> bool {
     match device.as_dispatch() {
         DispatchDevice::Cube(_) => true,
@@ -115,16 +119,6 @@ pub fn runs_on(device: &Device) -> bool {
 }
 
 type Ext = burn::backend::Dispatch;
-
-/// Fused [`crate::attention`].
-pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Ext as KernelBackend>::temporal_attention(
-        q.into_dispatch(),
-        k.into_dispatch(),
-        v.into_dispatch(),
-        keep.into_dispatch(),
-    ))
-}
 
 impl Store<Ext> {
     fn from_tensors(state: DeviceMemory) -> Self {
@@ -150,7 +144,7 @@ impl Store<Ext> {
 
 /// Fused [`crate::fetch`].
 pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
-    let (memory, input, keep) = <Ext as KernelBackend>::memory_fetch(
+    let (memory, input, keep) = <Ext as MemoryBackend>::memory_fetch(
         Store::from_tensors(state.clone()),
         nodes.into_dispatch(),
         w.into_dispatch(),
@@ -171,7 +165,7 @@ pub fn update(
     memory: Tensor<2>,
     mails: Tensor<2>,
 ) -> DeviceMemory {
-    <Ext as KernelBackend>::memory_update(
+    <Ext as MemoryBackend>::memory_update(
         Store::from_tensors(state),
         nodes.into_dispatch(),
         times.into_dispatch(),

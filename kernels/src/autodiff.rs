@@ -1,0 +1,135 @@
+//! [`FusedBackend`] under autodiff, for any inner backend that implements it: attention and the
+//! time encoding record their inputs and call the inner backend's backward pass.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend};
+
+use crate::backend::FusedBackend;
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: FusedBackend> Backward<B, 3> for AttentionBackward {
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (q, k, v, keep) = ops.state;
+        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TimeEncodingBackward;
+
+impl<B: FusedBackend> Backward<B, 2> for TimeEncodingBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (dt, w, b) = ops.state;
+        let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dw, db]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// An output with no gradient path.
+fn constant<B: FusedBackend, C: CheckpointStrategy>(
+    t: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
+}
+
+impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
+    fn temporal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let keep = keep.into_primitive();
+        let prep = AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful();
+        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        let out = B::temporal_attention(q.clone(), k.clone(), v.clone(), keep.clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((q, k, v, keep), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn temporal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dq, dk, dv) = B::temporal_attention_backward(
+            q.into_primitive(),
+            k.into_primitive(),
+            v.into_primitive(),
+            keep.into_primitive(),
+            grad.into_primitive(),
+        );
+        (
+            constant::<B, C>(dq),
+            constant::<B, C>(dk),
+            constant::<B, C>(dv),
+        )
+    }
+
+    /// Δt is data: gradients flow to `w` and `b` only.
+    fn time_encoding(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let dt = dt.into_primitive();
+        let prep = TimeEncodingBackward
+            .prepare::<C>([w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let (w, b) = (w.into_primitive(), b.into_primitive());
+        let out = B::time_encoding(dt.clone(), w.clone(), b.clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((dt, w, b), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn time_encoding_backward(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::time_encoding_backward(
+            dt.into_primitive(),
+            w.into_primitive(),
+            b.into_primitive(),
+            grad.into_primitive(),
+        );
+        (constant::<B, C>(dw), constant::<B, C>(db))
+    }
+}

@@ -1,0 +1,111 @@
+//! The CPU route: [`FusedBackend`] for burn's pure-Rust `Flex` backend, as host loops over the
+//! tensors' buffers (roots and rows in parallel on rayon's pool, inner loops compiled for AVX2/FMA
+//! or NEON where the CPU has them). Same math as the cubecl kernels and the burn-ops reference.
+
+mod attention;
+mod time_encoding;
+mod trig;
+
+use std::borrow::Cow;
+
+use burn::backend::Flex;
+use burn::backend::TensorMetadata;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{DType, TensorData};
+use burn_flex::FlexTensor;
+
+use crate::backend::FusedBackend;
+use attention::Dims;
+
+/// The values of `t` in row-major order, borrowed when already contiguous.
+fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "mspipe-kernels run in f32, got {:?}",
+        t.dtype()
+    );
+    match t.as_slice::<f32>() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("contiguous")
+                .to_vec(),
+        ),
+    }
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `[n, k, h, dh]` of a key tensor.
+fn dims(k: &FlexTensor) -> Dims {
+    let s = k.shape();
+    Dims {
+        n: s[0],
+        k: s[1],
+        h: s[2],
+        dh: s[3],
+    }
+}
+
+impl FusedBackend for Flex {
+    fn temporal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let d = dims(&k);
+        let out = attention::forward(&floats(&q), &floats(&k), &floats(&v), &floats(&keep), d);
+        tensor(out, [d.n, d.h * d.dh])
+    }
+
+    fn temporal_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let d = dims(&k);
+        let (dq, dk, dv) = attention::backward(
+            &floats(&q),
+            &floats(&k),
+            &floats(&v),
+            &floats(&keep),
+            &floats(&grad),
+            d,
+        );
+        let slots = [d.n, d.k, d.h, d.dh];
+        (
+            tensor(dq, [d.n, d.h, d.dh]),
+            tensor(dk, slots),
+            tensor(dv, slots),
+        )
+    }
+
+    fn time_encoding(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (n, t) = (dt.shape()[0], w.shape()[0]);
+        let out = time_encoding::forward(&floats(&dt), &floats(&w), &floats(&b));
+        tensor(out, [n, t])
+    }
+
+    fn time_encoding_backward(
+        dt: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let t = w.shape()[0];
+        let (dw, db) =
+            time_encoding::backward(&floats(&dt), &floats(&w), &floats(&b), &floats(&grad));
+        (tensor(dw, [t]), tensor(db, [t]))
+    }
+}

@@ -1,0 +1,157 @@
+//! The flex route (host loops) against the burn-ops reference on the same device: attention
+//! forward and gradients on the shapes of the kernel tests, the time encoding forward and its
+//! gradients for `w`, `b` across the range of Δt a dataset in seconds produces, several
+//! parallel blocks, and empty inputs.
+#![cfg(feature = "flex")]
+
+mod common;
+
+use burn::prelude::*;
+use burn::tensor::{Distribution, Tolerance};
+use common::{AttentionCase, SHAPES, assert_grads_close, close};
+use mspipe_kernels::{attention, backend, reference, time_encoding};
+
+#[test]
+fn flex_has_the_fused_route() {
+    assert!(backend::runs_on(&Device::flex()));
+    assert!(backend::runs_on(&Device::flex().autodiff()));
+}
+
+#[test]
+fn attention_matches_reference() {
+    let device = Device::flex();
+    for shape in SHAPES.into_iter().chain([[300, 10, 2, 50]]) {
+        let c = AttentionCase::new(shape, &device);
+        let fused = attention(c.q.clone(), c.k.clone(), c.v.clone(), c.keep.clone());
+        let want = reference::attention(c.q, c.k, c.v, c.keep);
+        assert_eq!(fused.dims(), want.dims());
+        if shape[0] > 0 {
+            // The fully padded first row is exactly zero.
+            let first = fused.clone().narrow(0, 0, 1).into_data();
+            assert!(first.iter::<f32>().all(|x| x == 0.0), "{first:?}");
+        }
+        close(fused, want);
+    }
+}
+
+#[test]
+fn attention_gradients_match_reference() {
+    let device = Device::flex().autodiff();
+    for shape in SHAPES.into_iter().chain([[300, 10, 2, 50]]) {
+        let c = AttentionCase::new(shape, &device);
+        let (got, want) = (c.grads(&device, true), c.grads(&device, false));
+        if shape[0] == 0 {
+            // flex's own backward trips on empty tensors: the fused one must give empty grads.
+            assert!(got.iter().flatten().all(|g| g.num_elements() == 0));
+            continue;
+        }
+        assert_grads_close(got, want, shape[0]);
+    }
+}
+
+/// Δt from 0 to 3·10⁶ s (a month), a few exact multiples of π/2 and negatives; `w` as TGN
+/// initialises it (1 down to 1e-9) plus noise, so phases reach 10⁶ rad.
+fn time_case(n: usize, t: usize, device: &Device) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let special: Vec<f32> = [0.0, -5.0, std::f32::consts::FRAC_PI_2, 1.0e-3]
+        .into_iter()
+        .take(n)
+        .collect();
+    let rest = Tensor::random(
+        [n - special.len()],
+        Distribution::Uniform(0.0, 3.0e6),
+        device,
+    );
+    let dt = Tensor::cat(vec![Tensor::from_floats(&special[..], device), rest], 0);
+    let w: Vec<f32> = (0..t)
+        .map(|i| 10f32.powf(-9.0 * i as f32 / t.max(2) as f32) * (1.0 + 0.01 * i as f32))
+        .collect();
+    let b = Tensor::random([t], Distribution::Uniform(-1.0, 1.0), device);
+    (dt, Tensor::from_floats(&w[..], device), b)
+}
+
+#[test]
+fn time_encoding_matches_reference() {
+    let device = Device::flex();
+    for (n, t) in [(1, 1), (37, 7), (1_000, 100), (0, 5)] {
+        let (dt, w, b) = time_case(n, t, &device);
+        let fused = time_encoding(dt.clone(), w.clone(), b.clone());
+        assert_eq!(fused.dims(), [n, t]);
+        // Both sides round the same f32 phase; the cosines differ by a few ulps at most.
+        fused.into_data().assert_approx_eq::<f32>(
+            &reference::time_encoding(dt, w, b).into_data(),
+            Tolerance::absolute(1e-6),
+        );
+    }
+}
+
+/// ∂/∂w_j = Σ_i −sin(Δt_i·w_j + b_j)·g_ij·Δt_i and ∂/∂b_j = Σ_i −sin(…)·g_ij in f64, each with
+/// Σ_i |term|: the scale that bounds the rounding error of an f32 sum in any order.
+fn exact_grads(dt: &[f32], w: &[f32], b: &[f32], g: &[f32]) -> [Vec<(f64, f64)>; 2] {
+    let t = w.len();
+    let (mut dw, mut db) = (vec![(0.0, 0.0); t], vec![(0.0, 0.0); t]);
+    for (i, &x) in dt.iter().enumerate() {
+        for j in 0..t {
+            let phase = x * w[j] + b[j]; // rounded to f32, as both implementations do
+            let d = -f64::from(phase).sin() * f64::from(g[i * t + j]);
+            for (acc, term) in [(&mut dw[j], d * f64::from(x)), (&mut db[j], d)] {
+                acc.0 += term;
+                acc.1 += term.abs();
+            }
+        }
+    }
+    [dw, db]
+}
+
+/// The fused gradients and the reference's, each within 1e-4 of Σ|term| of the exact sums (Δt up
+/// to 3·10⁶ makes ∂/∂w a sum of large terms that can cancel, so a plain relative bound on the
+/// result would be meaningless).
+#[test]
+fn time_encoding_gradients_match_exact_sums() {
+    let device = Device::flex().autodiff();
+    for (n, t) in [(1, 1), (37, 7), (1_000, 100), (0, 5)] {
+        let (dt, w, b) = time_case(n, t, &device);
+        let g = Tensor::<2>::random([n, t], Distribution::Uniform(-1.0, 1.0), &device);
+        let values = |x: Tensor<1>| x.into_data().try_to_vec::<f32>().expect("f32");
+        let exact = exact_grads(
+            &values(dt.clone()),
+            &values(w.clone()),
+            &values(b.clone()),
+            &g.clone().into_data().try_to_vec::<f32>().expect("f32"),
+        );
+        for fused in [true, false] {
+            let (w, b) = (w.clone().require_grad(), b.clone().require_grad());
+            let phi = if fused {
+                time_encoding(dt.clone(), w.clone(), b.clone())
+            } else {
+                reference::time_encoding(dt.clone(), w.clone(), b.clone())
+            };
+            if n == 0 && !fused {
+                continue; // flex's own backward trips on empty tensors
+            }
+            let grads = (phi * g.clone()).sum().backward();
+            for (param, exact) in [(&w, &exact[0]), (&b, &exact[1])] {
+                let got = values(param.grad(&grads).expect("a gradient"));
+                assert_eq!(got.len(), t);
+                for (j, (&got, &(sum, scale))) in got.iter().zip(exact).enumerate() {
+                    let err = (f64::from(got) - sum).abs();
+                    assert!(
+                        err <= 1e-4 * scale + 1e-6,
+                        "fused {fused}, n {n}, column {j}: {got} vs {sum} (Σ|term| {scale})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fixed encoding: untracked parameters get no gradient and no backward runs.
+#[test]
+fn untracked_parameters_get_no_gradient() {
+    let device = Device::flex().autodiff();
+    let (dt, w, b) = time_case(10, 4, &device);
+    let x = Tensor::<1>::ones([4], &device).require_grad();
+    let phi = time_encoding(dt, w.clone(), b.clone()) * x.clone().unsqueeze();
+    let grads = phi.sum().backward();
+    assert!(w.grad(&grads).is_none() && b.grad(&grads).is_none());
+    assert!(x.grad(&grads).is_some());
+}
