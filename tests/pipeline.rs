@@ -13,7 +13,7 @@ use common::small_session;
 
 const EPOCHS: usize = 3;
 
-fn session(mode: &str) -> Session {
+fn session(mode: &str, seed: u64) -> Session {
     let stream = generate(&SyntheticConfig {
         events: 4_000,
         nodes: 300,
@@ -25,7 +25,7 @@ fn session(mode: &str) -> Session {
     .expect("generate");
     let overrides = [
         "train.batch_size=150".to_string(),
-        "train.seed=9".to_string(),
+        format!("train.seed={seed}"),
         format!("pipeline.mode={mode:?}"),
     ];
     small_session(ModelName::Tgn, stream, (0.0, 0.2), &overrides)
@@ -33,8 +33,8 @@ fn session(mode: &str) -> Session {
 
 /// Trains `EPOCHS` epochs through the executor, each in two stretches (as between mid-epoch
 /// checkpoints); returns the losses, the timelines and the test scores' bits and AP.
-fn pipelined(mode: &str) -> (Vec<f64>, Vec<Timeline>, Vec<u32>, f64) {
-    let mut s = session(mode);
+fn pipelined(mode: &str, seed: u64) -> (Vec<f64>, Vec<Timeline>, Vec<u32>, f64) {
+    let mut s = session(mode, seed);
     let executor = s.config.pipeline.executor().expect("mode");
     let n = s.train_batches();
     let (mut losses, mut timelines) = (Vec::new(), Vec::new());
@@ -67,7 +67,7 @@ fn test_scores(s: &mut Session) -> (Vec<u32>, f64) {
 #[test]
 fn pipelined_training_keeps_its_staleness_contract() {
     // The sequential loop.
-    let mut seq = session("off");
+    let mut seq = session("off", 9);
     let mut seq_losses = Vec::new();
     for epoch in 0..EPOCHS {
         seq.reset_memory();
@@ -75,10 +75,10 @@ fn pipelined_training_keeps_its_staleness_contract() {
             seq_losses.push(seq.train_batch(epoch, b).expect("finite"));
         }
     }
-    let (seq_bits, seq_ap) = test_scores(&mut seq);
+    let (seq_bits, _) = test_scores(&mut seq);
 
     // Off: sampling runs ahead, updates overlap the backward pass — and nothing changes.
-    let (losses, timelines, bits, _) = pipelined("off");
+    let (losses, timelines, bits, _) = pipelined("off", 9);
     let same = |a: &[f64], b: &[f64]| {
         a.iter()
             .map(|x| x.to_bits())
@@ -95,8 +95,8 @@ fn pipelined_training_keeps_its_staleness_contract() {
     assert!(timelines.iter().all(|t| t.observed_staleness().1 == 0));
 
     // fixed:2 reads exactly two updates back (fewer at a stretch's start), reproducibly.
-    let (a_losses, a_tl, a_bits, a_ap) = pipelined("fixed:2");
-    let (b_losses, _, b_bits, _) = pipelined("fixed:2");
+    let (a_losses, a_tl, a_bits, _) = pipelined("fixed:2", 9);
+    let (b_losses, _, b_bits, _) = pipelined("fixed:2", 9);
     assert!(
         same(&a_losses, &b_losses) && a_bits == b_bits,
         "fixed staleness is reproducible"
@@ -110,21 +110,26 @@ fn pipelined_training_keeps_its_staleness_contract() {
         let expected: Vec<usize> = (0..observed.len()).map(|i| i.min(2)).collect();
         assert_eq!(observed, expected);
     }
-    assert!(
-        a_ap > seq_ap - 0.05,
-        "fixed:2 AP {a_ap} vs sequential {seq_ap}"
-    );
 
-    // Adaptive: within k_max, and it learns as well.
-    let (_, tl, _, ap) = pipelined("mspipe");
+    // Adaptive: within k_max.
+    let (_, tl, _, _) = pipelined("mspipe", 9);
     assert!(tl.iter().all(|t| {
         t.iterations
             .iter()
             .all(|it| it.observed <= it.staleness && it.staleness <= 4)
     }));
-    assert!(
-        ap > seq_ap - 0.05 && ap > 0.7,
-        "mspipe AP {ap} vs sequential {seq_ap}"
+
+    // Both learn as well as the sequential loop. One run's test AP on this small stream moves by
+    // ±0.05 with the seed (and with float rounding), so the means over three seeds are compared.
+    let mean_ap = |mode: &str| (1..=3).map(|seed| pipelined(mode, seed).3).sum::<f64>() / 3.0;
+    let (seq_ap, fixed_ap, adaptive_ap) = (mean_ap("off"), mean_ap("fixed:2"), mean_ap("mspipe"));
+    eprintln!(
+        "mean test AP: sequential {seq_ap:.4}, fixed:2 {fixed_ap:.4}, mspipe {adaptive_ap:.4}"
     );
-    eprintln!("test AP: sequential {seq_ap:.4}, fixed:2 {a_ap:.4}, mspipe {ap:.4}");
+    for (mode, ap) in [("fixed:2", fixed_ap), ("mspipe", adaptive_ap)] {
+        assert!(
+            ap > seq_ap - 0.05 && ap > 0.7,
+            "{mode} mean AP {ap} vs sequential {seq_ap}"
+        );
+    }
 }

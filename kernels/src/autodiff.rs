@@ -1,5 +1,5 @@
-//! [`FusedBackend`] under autodiff, for any inner backend that implements it: attention and the
-//! time encoding record their inputs and call the inner backend's backward pass.
+//! [`FusedBackend`] under autodiff, for any inner backend that implements it: each operation
+//! records its inputs and calls the inner backend's backward pass.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -44,6 +44,24 @@ impl<B: FusedBackend> Backward<B, 2> for TimeEncodingBackward {
         let (dt, w, b) = ops.state;
         let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
         for (parent, g) in ops.parents.into_iter().zip([dw, db]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GruBackward;
+
+impl<B: FusedBackend> Backward<B, 3> for GruBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (gi, gh, h) = ops.state;
+        let (dgi, dgh, dh) = B::gru_gates_backward(gi, gh, h, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dgi, dgh, dh]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, g);
             }
@@ -131,5 +149,41 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
             grad.into_primitive(),
         );
         (constant::<B, C>(dw), constant::<B, C>(db))
+    }
+
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = GruBackward
+            .prepare::<C>([gi.node(), gh.node(), h.node()])
+            .compute_bound()
+            .stateful();
+        let (gi, gh, h) = (gi.into_primitive(), gh.into_primitive(), h.into_primitive());
+        let out = B::gru_gates(gi.clone(), gh.clone(), h.clone());
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((gi, gh, h), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn gru_gates_backward(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dgi, dgh, dh) = B::gru_gates_backward(
+            gi.into_primitive(),
+            gh.into_primitive(),
+            h.into_primitive(),
+            grad.into_primitive(),
+        );
+        (
+            constant::<B, C>(dgi),
+            constant::<B, C>(dgh),
+            constant::<B, C>(dh),
+        )
     }
 }

@@ -6,7 +6,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
-/// Attention and the time encoding on backend primitives. Shapes as in the crate-level functions.
+/// Attention, the time encoding and the GRU gates on backend primitives. Shapes as in the crate-level functions.
 #[backend_extension(Cube: cfg(feature = "cube"), Flex: cfg(feature = "flex"), Autodiff)]
 pub trait FusedBackend: Backend {
     /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
@@ -40,6 +40,21 @@ pub trait FusedBackend: Backend {
         b: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `gi`, `gh` `[n, 3d]` (input and hidden products, gates `r | z | n`), `h` `[n, d]` → `h'`.
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Gradients of [`FusedBackend::gru_gates`] for `gi`, `gh` and `h` given the output's.
+    fn gru_gates_backward(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Whether `device` (directly or under autodiff) has a [`FusedBackend`] implementation compiled
@@ -68,6 +83,15 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
         k.into_dispatch(),
         v.into_dispatch(),
         keep.into_dispatch(),
+    ))
+}
+
+/// Fused [`crate::gru_gates`].
+pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Ext as FusedBackend>::gru_gates(
+        gi.into_dispatch(),
+        gh.into_dispatch(),
+        h.into_dispatch(),
     ))
 }
 

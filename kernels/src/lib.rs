@@ -3,11 +3,11 @@
 //! The hot spots of a memory-based temporal GNN as fused kernels: the **memory fetch** (gather
 //! memories, mailboxes and times, encode Δt, build the updater's input), the **memory update**
 //! (scatter memories and mails, latest event wins, mailbox FIFO), **temporal attention** (scores,
-//! padding mask, softmax and weighted sum per root and head, with its backward) and the **time
-//! encoding** cos(Δt·w + b) with its backward.
+//! padding mask, softmax and weighted sum per root and head, with its backward), the **time
+//! encoding** cos(Δt·w + b) and the **GRU gates**, each with its backward.
 //!
-//! One call per operation, in burn 0.22's device-dispatch idiom. Attention and the time encoding
-//! go through the [`backend::FusedBackend`] extension (with hand-written backward passes under
+//! One call per operation, in burn 0.22's device-dispatch idiom. Attention, the time encoding and
+//! the GRU gates go through the [`backend::FusedBackend`] extension (with hand-written backward passes under
 //! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`), host loops on flex
 //! (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
 //! on cubecl devices ([`cube::MemoryBackend`]). Everywhere else the calls run the same math in
@@ -92,6 +92,16 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
         return backend::attention(q, k, v, keep);
     }
     reference::attention(q, k, v, keep)
+}
+
+/// The GRU cell's gates from its two products: `gi`, `gh` `[n, 3d]`, `h` `[n, d]` → `h'`; see
+/// [`reference::gru_gates`].
+pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "fused")]
+    if backend::runs_on(&h.device()) {
+        return backend::gru_gates(gi, gh, h);
+    }
+    reference::gru_gates(gi, gh, h)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

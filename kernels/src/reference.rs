@@ -4,7 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax, tanh};
 
 use crate::{DeviceMemory, Fetched};
 
@@ -28,6 +28,18 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
 pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
     let dt: Tensor<2> = dt.unsqueeze_dim(1);
     (dt * w.unsqueeze() + b.unsqueeze()).cos()
+}
+
+/// The GRU cell's gates (`torch.nn.GRUCell`): `gi`, `gh` `[n, 3d]` are the input's and the hidden
+/// state's products, gates stacked `r | z | n`; `h` `[n, d]` → `h' = (1 − z)·n + z·h` with
+/// r = σ(gi_r + gh_r), z = σ(gi_z + gh_z), n = tanh(gi_n + r·gh_n).
+pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    let d = h.dims()[1];
+    let part = |t: &Tensor<2>, i: usize| t.clone().narrow(1, i * d, d);
+    let r = sigmoid(part(&gi, 0) + part(&gh, 0));
+    let z = sigmoid(part(&gi, 1) + part(&gh, 1));
+    let n = tanh(part(&gi, 2) + r * part(&gh, 2));
+    (z.clone().neg() + 1.0) * n + z * h
 }
 
 /// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]).

@@ -1,5 +1,5 @@
-//! The flex route (host loops) against the burn-ops reference on the same device: attention
-//! forward and gradients on the shapes of the kernel tests, the time encoding forward and its
+//! The flex route (host loops) against the burn-ops reference on the same device: attention and
+//! the GRU gates, forward and gradients, on the shapes of the kernel tests, the time encoding forward and its
 //! gradients for `w`, `b` across the range of Δt a dataset in seconds produces, several
 //! parallel blocks, and empty inputs.
 #![cfg(feature = "flex")]
@@ -8,7 +8,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use common::{AttentionCase, SHAPES, assert_grads_close, close};
+use common::{AttentionCase, GRU_SHAPES, GruCase, SHAPES, assert_grads_close, close};
 use mspipe_kernels::{attention, backend, reference, time_encoding};
 
 #[test]
@@ -154,4 +154,21 @@ fn untracked_parameters_get_no_gradient() {
     let grads = phi.sum().backward();
     assert!(w.grad(&grads).is_none() && b.grad(&grads).is_none());
     assert!(x.grad(&grads).is_some());
+}
+
+#[test]
+fn gru_gates_match_reference() {
+    let device = Device::flex().autodiff();
+    for shape in GRU_SHAPES {
+        let case = GruCase::new(shape, &device);
+        let (out, grads) = case.run(&device, true);
+        assert_eq!(out.shape().to_vec(), shape.to_vec());
+        if shape[0] == 0 {
+            assert!(grads.iter().flatten().all(|g| g.num_elements() == 0));
+            continue;
+        }
+        let (want_out, want_grads) = case.run(&device, false);
+        out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-5, 1e-6));
+        assert_grads_close(grads, want_grads, shape[0]);
+    }
 }

@@ -5,6 +5,7 @@
 mod attention;
 mod autodiff;
 mod fetch;
+mod gru;
 mod launch;
 mod time_encoding;
 mod update;
@@ -83,6 +84,23 @@ impl FusedBackend for CubeBackend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         time_encoding::backward::<Self>(dt, w, b, grad)
+    }
+
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        gru::forward(gi, gh, h)
+    }
+
+    fn gru_gates_backward(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        gru::backward(gi, gh, h, grad)
     }
 }
 

@@ -3,6 +3,8 @@
 //! or NEON where the CPU has them). Same math as the cubecl kernels and the burn-ops reference.
 
 mod attention;
+mod exp;
+mod gru;
 mod time_encoding;
 mod trig;
 
@@ -107,5 +109,31 @@ impl FusedBackend for Flex {
         let (dw, db) =
             time_encoding::backward(&floats(&dt), &floats(&w), &floats(&b), &floats(&grad));
         (tensor(dw, [t]), tensor(db, [t]))
+    }
+
+    fn gru_gates(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = h.shape();
+        let out = gru::forward(&floats(&gi), &floats(&gh), &floats(&h), shape[1]);
+        tensor(out, [shape[0], shape[1]])
+    }
+
+    fn gru_gates_backward(
+        gi: FloatTensor<Self>,
+        gh: FloatTensor<Self>,
+        h: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [n, d] = [h.shape()[0], h.shape()[1]];
+        let (dgi, dgh, dh) =
+            gru::backward(&floats(&gi), &floats(&gh), &floats(&h), &floats(&grad), d);
+        (
+            tensor(dgi, [n, 3 * d]),
+            tensor(dgh, [n, 3 * d]),
+            tensor(dh, [n, d]),
+        )
     }
 }

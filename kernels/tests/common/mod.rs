@@ -71,9 +71,9 @@ impl AttentionCase {
         };
         let grads = (out * r).sum().backward();
         [
-            q.grad(&grads).map(|g| g.into_data()),
-            k.grad(&grads).map(|g| g.into_data()),
-            v.grad(&grads).map(|g| g.into_data()),
+            q.grad(&grads).map(|g| owned(g.into_data())),
+            k.grad(&grads).map(|g| owned(g.into_data())),
+            v.grad(&grads).map(|g| owned(g.into_data())),
         ]
     }
 }
@@ -88,4 +88,55 @@ pub fn assert_grads_close(got: [Option<TensorData>; 3], want: [Option<TensorData
             (g, w) => panic!("gradient present {} vs {}", g.is_some(), w.is_some()),
         }
     }
+}
+
+/// Random GRU gate inputs for `n` rows of width `d` (pre-activations spread over ±4, so the
+/// gates reach saturation), and the weights `r` of the loss Σ h' ⊙ r.
+pub struct GruCase {
+    pub gi: Tensor<2>,
+    pub gh: Tensor<2>,
+    pub h: Tensor<2>,
+    pub r: Tensor<2>,
+}
+
+/// The (n, d) of the GRU tests: one element, a row shorter than a vector, several parallel blocks
+/// with a ragged last one, and empty.
+pub const GRU_SHAPES: [[usize; 2]; 4] = [[1, 1], [5, 3], [300, 100], [0, 4]];
+
+impl GruCase {
+    pub fn new([n, d]: [usize; 2], device: &Device) -> Self {
+        let wide = |device| Tensor::random([n, 3 * d], Distribution::Uniform(-4.0, 4.0), device);
+        GruCase {
+            gi: wide(device),
+            gh: wide(device),
+            h: random([n, d], device),
+            r: random([n, d], device),
+        }
+    }
+
+    /// `h'` and the gradients of Σ h' ⊙ r for gi, gh, h on `device` (an autodiff device), through
+    /// the crate's routed call (`fused`) or the burn-ops reference.
+    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, [Option<TensorData>; 3]) {
+        let (gi, gh, h) = (
+            to(&self.gi, device).require_grad(),
+            to(&self.gh, device).require_grad(),
+            to(&self.h, device).require_grad(),
+        );
+        let out = if fused {
+            mspipe_kernels::gru_gates(gi.clone(), gh.clone(), h.clone())
+        } else {
+            mspipe_kernels::reference::gru_gates(gi.clone(), gh.clone(), h.clone())
+        };
+        let value = owned(out.to_data());
+        let grads = (out * to(&self.r, device)).sum().backward();
+        let grad = |t: &Tensor<2>| t.grad(&grads).map(|g| owned(g.into_data()));
+        (value, [grad(&gi), grad(&gh), grad(&h)])
+    }
+}
+
+/// `data` copied into memory of its own. A read-back from wgpu may hand out bytes that a later
+/// read-back reuses, so a value kept across further device work is copied first.
+pub fn owned(data: TensorData) -> TensorData {
+    let shape = data.shape().clone();
+    TensorData::new(data.iter::<f32>().collect::<Vec<_>>(), shape)
 }

@@ -4,7 +4,6 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, tanh};
 
 /// Configuration of a [`GruCell`].
 #[derive(Config, Debug)]
@@ -35,15 +34,11 @@ impl GruCellConfig {
 }
 
 impl GruCell {
-    /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`.
+    /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`. The two products are GEMMs; the
+    /// gates are one fused pass where the backend has it ([`mspipe_kernels::gru_gates`]).
     pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        let d = h.dims()[1];
         let gi = self.input.forward(x);
         let gh = self.hidden.forward(h.clone());
-        let part = |t: &Tensor<2>, i: usize| t.clone().narrow(1, i * d, d);
-        let r = sigmoid(part(&gi, 0) + part(&gh, 0));
-        let z = sigmoid(part(&gi, 1) + part(&gh, 1));
-        let n = tanh(part(&gi, 2) + r * part(&gh, 2));
-        (z.clone().neg() + 1.0) * n + z * h
+        mspipe_kernels::gru_gates(gi, gh, h)
     }
 }
