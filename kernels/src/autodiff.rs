@@ -5,10 +5,22 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend};
 
 use crate::backend::FusedBackend;
+
+/// Registers each gradient with its parent, for the parents that are tracked. (A macro: the
+/// parents' node type is not nameable outside burn-autodiff.)
+macro_rules! register {
+    ($grads:expr, $parents:expr, [$($g:expr),*]) => {
+        for (parent, g) in $parents.into_iter().zip([$($g),*]) {
+            if let Some(node) = parent {
+                $grads.register::<B>(node.id, g);
+            }
+        }
+    };
+}
 
 #[derive(Debug)]
 struct AttentionBackward;
@@ -25,11 +37,7 @@ impl<B: FusedBackend> Backward<B, 3> for AttentionBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (q, k, v, keep) = ops.state;
         let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, g);
-            }
-        }
+        register!(grads, ops.parents, [dq, dk, dv]);
     }
 }
 
@@ -43,11 +51,7 @@ impl<B: FusedBackend> Backward<B, 2> for TimeEncodingBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (dt, w, b) = ops.state;
         let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dw, db]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, g);
-            }
-        }
+        register!(grads, ops.parents, [dw, db]);
     }
 }
 
@@ -61,11 +65,21 @@ impl<B: FusedBackend> Backward<B, 3> for GruBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (gi, gh, h) = ops.state;
         let (dgi, dgh, dh) = B::gru_gates_backward(gi, gh, h, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dgi, dgh, dh]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, g);
-            }
-        }
+        register!(grads, ops.parents, [dgi, dgh, dh]);
+    }
+}
+
+#[derive(Debug)]
+struct GatherAddBackward;
+
+impl<B: FusedBackend> Backward<B, 3> for GatherAddBackward {
+    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>, IntTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (a, ia, b, ib) = ops.state;
+        let (da, db, dbias) = B::gather_add_backward(a, ia, b, ib, grad);
+        register!(grads, ops.parents, [da, db, dbias]);
     }
 }
 
@@ -184,6 +198,50 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
             constant::<B, C>(dgi),
             constant::<B, C>(dgh),
             constant::<B, C>(dh),
+        )
+    }
+
+    fn gather_add(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = GatherAddBackward
+            .prepare::<C>([a.node(), b.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (a, b, bias) = (
+            a.into_primitive(),
+            b.into_primitive(),
+            bias.into_primitive(),
+        );
+        let out = B::gather_add(a.clone(), ia.clone(), b.clone(), ib.clone(), bias);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((a, ia, b, ib), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn gather_add_backward(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (da, db, dbias) = B::gather_add_backward(
+            a.into_primitive(),
+            ia,
+            b.into_primitive(),
+            ib,
+            grad.into_primitive(),
+        );
+        (
+            constant::<B, C>(da),
+            constant::<B, C>(db),
+            constant::<B, C>(dbias),
         )
     }
 }

@@ -2,11 +2,12 @@
 //! kernels on cubecl backends (`cube`), by host loops on flex (`flex`), and under autodiff with
 //! hand-written backward passes (`autodiff`). The crate root routes to it on those devices.
 
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
-/// Attention, the time encoding and the GRU gates on backend primitives. Shapes as in the crate-level functions.
+/// Attention, the time encoding, the GRU gates and the gather-add of keys and values on backend
+/// primitives. Shapes as in the crate-level functions.
 #[backend_extension(Cube: cfg(feature = "cube"), Flex: cfg(feature = "flex"), Autodiff)]
 pub trait FusedBackend: Backend {
     /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
@@ -55,6 +56,24 @@ pub trait FusedBackend: Backend {
         h: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `a` `[Ua, w]` rows `ia` `[n]` + `b` `[Ub, w]` rows `ib` `[n]` + `bias` `[w]` → `[n, w]`.
+    fn gather_add(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Gradients of [`FusedBackend::gather_add`] for `a`, `b` (shaped like them) and `bias`.
+    fn gather_add_backward(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Whether `device` (directly or under autodiff) has a [`FusedBackend`] implementation compiled
@@ -92,6 +111,23 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         gi.into_dispatch(),
         gh.into_dispatch(),
         h.into_dispatch(),
+    ))
+}
+
+/// Fused [`crate::gather_add`].
+pub fn gather_add(
+    a: Tensor<2>,
+    ia: Tensor<1, Int>,
+    b: Tensor<2>,
+    ib: Tensor<1, Int>,
+    bias: Tensor<1>,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Ext as FusedBackend>::gather_add(
+        a.into_dispatch(),
+        ia.into_dispatch(),
+        b.into_dispatch(),
+        ib.into_dispatch(),
+        bias.into_dispatch(),
     ))
 }
 

@@ -4,10 +4,11 @@
 //! memories, mailboxes and times, encode Δt, build the updater's input), the **memory update**
 //! (scatter memories and mails, latest event wins, mailbox FIFO), **temporal attention** (scores,
 //! padding mask, softmax and weighted sum per root and head, with its backward), the **time
-//! encoding** cos(Δt·w + b) and the **GRU gates**, each with its backward.
+//! encoding** cos(Δt·w + b), the **GRU gates** and the **gather-add** that assembles keys and
+//! values from per-node and per-Δt projections, each with its backward.
 //!
-//! One call per operation, in burn 0.22's device-dispatch idiom. Attention, the time encoding and
-//! the GRU gates go through the [`backend::FusedBackend`] extension (with hand-written backward passes under
+//! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
+//! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
 //! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`), host loops on flex
 //! (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
 //! on cubecl devices ([`cube::MemoryBackend`]). Everywhere else the calls run the same math in
@@ -102,6 +103,21 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         return backend::gru_gates(gi, gh, h);
     }
     reference::gru_gates(gi, gh, h)
+}
+
+/// Rows `ia` of `a` plus rows `ib` of `b` plus `bias`; see [`reference::gather_add`].
+pub fn gather_add(
+    a: Tensor<2>,
+    ia: Tensor<1, Int>,
+    b: Tensor<2>,
+    ib: Tensor<1, Int>,
+    bias: Tensor<1>,
+) -> Tensor<2> {
+    #[cfg(feature = "fused")]
+    if backend::runs_on(&a.device()) {
+        return backend::gather_add(a, ia, b, ib, bias);
+    }
+    reference::gather_add(a, ia, b, ib, bias)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

@@ -24,6 +24,18 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
     out.reshape([n, heads * dh])
 }
 
+/// `a` `[Ua, w]` rows `ia` + `b` `[Ub, w]` rows `ib` + `bias` `[w]` → `[n, w]`: a slot's key or
+/// value from its node's projection and its Δt's projection.
+pub fn gather_add(
+    a: Tensor<2>,
+    ia: Tensor<1, Int>,
+    b: Tensor<2>,
+    ib: Tensor<1, Int>,
+    bias: Tensor<1>,
+) -> Tensor<2> {
+    a.select(0, ia) + b.select(0, ib) + bias.unsqueeze()
+}
+
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.
 pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
     let dt: Tensor<2> = dt.unsqueeze_dim(1);

@@ -13,7 +13,8 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use common::{
-    AttentionCase, GRU_SHAPES, GruCase, SHAPES, assert_grads_close, close, mask, random, to,
+    AttentionCase, GATHER_SHAPES, GRU_SHAPES, GatherCase, GruCase, SHAPES, assert_grads_close,
+    close, mask, random, to,
 };
 use mspipe_kernels::runtime::test_device;
 use mspipe_kernels::{DeviceMemory, attention, fetch, reference, update};
@@ -77,6 +78,20 @@ fn gru_gates_match_reference() {
         }
         let (want_out, want_grads) = case.run(&cpu, false);
         out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-5, 1e-6));
+        assert_grads_close(grads, want_grads, shape[0]);
+    }
+}
+
+/// The gather-add on wgpu (the backend's own gathers and scatter) against the reference on flex.
+#[test]
+fn gather_add_matches_reference() {
+    let Some(gpu) = test_device() else { return };
+    let (gpu, cpu) = (gpu.autodiff(), Device::flex().autodiff());
+    for shape in GATHER_SHAPES.into_iter().filter(|s| s[0] > 0) {
+        let case = GatherCase::new(shape, &gpu);
+        let (out, grads) = case.run(&gpu, true);
+        let (want_out, want_grads) = case.run(&cpu, false);
+        out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-6, 1e-6));
         assert_grads_close(grads, want_grads, shape[0]);
     }
 }

@@ -1,5 +1,5 @@
-//! The flex route (host loops) against the burn-ops reference on the same device: attention and
-//! the GRU gates, forward and gradients, on the shapes of the kernel tests, the time encoding forward and its
+//! The flex route (host loops) against the burn-ops reference on the same device: attention, the
+//! GRU gates and the gather-add, forward and gradients, on the shapes of the kernel tests, the time encoding forward and its
 //! gradients for `w`, `b` across the range of Δt a dataset in seconds produces, several
 //! parallel blocks, and empty inputs.
 #![cfg(feature = "flex")]
@@ -8,7 +8,8 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use common::{AttentionCase, GRU_SHAPES, GruCase, SHAPES, assert_grads_close, close};
+use common::{AttentionCase, GATHER_SHAPES, GRU_SHAPES, GatherCase, GruCase, SHAPES};
+use common::{assert_grads_close, close};
 use mspipe_kernels::{attention, backend, reference, time_encoding};
 
 #[test]
@@ -169,6 +170,28 @@ fn gru_gates_match_reference() {
         }
         let (want_out, want_grads) = case.run(&device, false);
         out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-5, 1e-6));
+        assert_grads_close(grads, want_grads, shape[0]);
+    }
+}
+
+#[test]
+fn gather_add_matches_reference() {
+    let device = Device::flex().autodiff();
+    for shape in GATHER_SHAPES {
+        let case = GatherCase::new(shape, &device);
+        let (out, grads) = case.run(&device, true);
+        assert_eq!(out.shape().to_vec(), vec![shape[0], shape[3]]);
+        if shape[0] == 0 {
+            // Nothing gathered: zero gradients of the tables' shapes.
+            let sizes = [shape[1] * shape[3], shape[2] * shape[3], shape[3]];
+            for (g, size) in grads.iter().zip(sizes) {
+                let g = g.as_ref().expect("a gradient");
+                assert!(g.num_elements() == size && g.iter::<f32>().all(|x| x == 0.0));
+            }
+            continue;
+        }
+        let (want_out, want_grads) = case.run(&device, false);
+        out.assert_eq(&want_out, false);
         assert_grads_close(grads, want_grads, shape[0]);
     }
 }

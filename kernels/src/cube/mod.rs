@@ -5,6 +5,7 @@
 mod attention;
 mod autodiff;
 mod fetch;
+mod gather;
 mod gru;
 mod launch;
 mod time_encoding;
@@ -101,6 +102,26 @@ impl FusedBackend for CubeBackend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         gru::backward(gi, gh, h, grad)
+    }
+
+    fn gather_add(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        gather::forward::<Self>(a, ia, b, ib, bias)
+    }
+
+    fn gather_add_backward(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        gather::backward::<Self>(a, ia, b, ib, grad)
     }
 }
 

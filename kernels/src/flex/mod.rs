@@ -4,6 +4,7 @@
 
 mod attention;
 mod exp;
+mod gather;
 mod gru;
 mod time_encoding;
 mod trig;
@@ -12,7 +13,7 @@ use std::borrow::Cow;
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 
@@ -36,6 +37,12 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
                 .to_vec(),
         ),
     }
+}
+
+/// Row indices as `usize` (a negative one becomes out of range and panics where it is used).
+fn rows(t: &FlexTensor) -> Vec<usize> {
+    let data = t.clone().into_data();
+    data.iter::<i64>().map(|i| i as usize).collect()
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
@@ -135,5 +142,30 @@ impl FusedBackend for Flex {
             tensor(dgh, [n, 3 * d]),
             tensor(dh, [n, d]),
         )
+    }
+
+    fn gather_add(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let ia = rows(&ia);
+        let w = bias.shape()[0];
+        let out = gather::forward(&floats(&a), &ia, &floats(&b), &rows(&ib), &floats(&bias));
+        tensor(out, [ia.len(), w])
+    }
+
+    fn gather_add_backward(
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let ([ua, w], ub) = ([a.shape()[0], a.shape()[1]], b.shape()[0]);
+        let (da, db, dbias) = gather::backward(&floats(&grad), &rows(&ia), &rows(&ib), ua, ub, w);
+        (tensor(da, [ua, w]), tensor(db, [ub, w]), tensor(dbias, [w]))
     }
 }

@@ -140,3 +140,63 @@ pub fn owned(data: TensorData) -> TensorData {
     let shape = data.shape().clone();
     TensorData::new(data.iter::<f32>().collect::<Vec<_>>(), shape)
 }
+
+/// Random gather-add inputs: `n` slots over tables of `rows_a` and `rows_b` rows of width `w`, the
+/// indices repeating rows (as slots repeat nodes and Δt), and the weights `r` of Σ out ⊙ r.
+pub struct GatherCase {
+    pub a: Tensor<2>,
+    pub ia: Vec<i64>,
+    pub b: Tensor<2>,
+    pub ib: Vec<i64>,
+    pub bias: Tensor<1>,
+    pub r: Tensor<2>,
+}
+
+/// (n, rows_a, rows_b, w): fewer rows than slots, one of each, ragged parallel blocks, empty.
+pub const GATHER_SHAPES: [[usize; 4]; 4] = [
+    [40, 7, 13, 5],
+    [1, 1, 1, 1],
+    [700, 90, 300, 100],
+    [0, 3, 2, 4],
+];
+
+impl GatherCase {
+    pub fn new([n, rows_a, rows_b, w]: [usize; 4], device: &Device) -> Self {
+        GatherCase {
+            a: random([rows_a, w], device),
+            ia: (0..n).map(|i| ((i * 7 + i / 3) % rows_a) as i64).collect(),
+            b: random([rows_b, w], device),
+            ib: (0..n).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
+            bias: random([w], device),
+            r: random([n, w], device),
+        }
+    }
+
+    /// The output and the gradients for a, b, bias on `device` (an autodiff device).
+    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, [Option<TensorData>; 3]) {
+        let ids =
+            |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+        let (a, b) = (
+            to(&self.a, device).require_grad(),
+            to(&self.b, device).require_grad(),
+        );
+        let bias = Tensor::<1>::from_data(self.bias.to_data(), device).require_grad();
+        let args = (
+            a.clone(),
+            ids(&self.ia),
+            b.clone(),
+            ids(&self.ib),
+            bias.clone(),
+        );
+        let out = if fused {
+            mspipe_kernels::gather_add(args.0, args.1, args.2, args.3, args.4)
+        } else {
+            mspipe_kernels::reference::gather_add(args.0, args.1, args.2, args.3, args.4)
+        };
+        let value = owned(out.to_data());
+        let grads = (out * to(&self.r, device)).sum().backward();
+        let grad2 = |t: &Tensor<2>| t.grad(&grads).map(|g| owned(g.into_data()));
+        let grad1 = bias.grad(&grads).map(|g| owned(g.into_data()));
+        (value, [grad2(&a), grad2(&b), grad1])
+    }
+}

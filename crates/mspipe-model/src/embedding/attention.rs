@@ -116,21 +116,26 @@ impl TemporalAttention {
         let edge = nbr.edge.map(|e| e.reshape([r * k, edge_dim]));
         let project = |layer: &Linear| -> Tensor<4> {
             let w = layer.weight.val();
-            let node = match &nbr.h {
-                NeighborRows::Dense(h) => h
-                    .clone()
-                    .reshape([r * k, input])
-                    .matmul(w.clone().narrow(0, 0, input)),
-                NeighborRows::Gather { table, index } => table
-                    .clone()
-                    .matmul(w.clone().narrow(0, 0, input))
-                    .select(0, index.clone()),
-            };
             let time_part = phi
                 .clone()
-                .matmul(w.clone().narrow(0, input + edge_dim, time_dim))
-                .select(0, nbr.dt.index.clone());
-            let mut x = node + time_part + bias(layer, out);
+                .matmul(w.clone().narrow(0, input + edge_dim, time_dim));
+            let mut x = match &nbr.h {
+                // One pass: each slot's node row + its Δt's row + the bias.
+                NeighborRows::Gather { table, index } => mspipe_kernels::gather_add(
+                    table.clone().matmul(w.clone().narrow(0, 0, input)),
+                    index.clone(),
+                    time_part,
+                    nbr.dt.index.clone(),
+                    bias(layer, out).reshape([out]),
+                ),
+                NeighborRows::Dense(h) => {
+                    h.clone()
+                        .reshape([r * k, input])
+                        .matmul(w.clone().narrow(0, 0, input))
+                        + time_part.select(0, nbr.dt.index.clone())
+                        + bias(layer, out)
+                }
+            };
             if let Some(e) = &edge {
                 x = x + e.clone().matmul(w.narrow(0, input, edge_dim));
             }
