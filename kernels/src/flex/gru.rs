@@ -33,13 +33,30 @@ fn forward_block(gi: &[f32], gh: &[f32], h: &[f32], d: usize, out: &mut [f32]) {
         .zip(h.chunks_exact(d))
         .zip(out.chunks_exact_mut(d))
     {
+        let ([ir, iz, inn], [hr, hz, hn]) = (gates(gi, d), gates(gh, d));
         for j in 0..d {
-            let r = sigmoid(gi[j] + gh[j]);
-            let z = sigmoid(gi[d + j] + gh[d + j]);
-            let n = tanh(gi[2 * d + j] + r * gh[2 * d + j]);
+            let r = sigmoid(ir[j] + hr[j]);
+            let z = sigmoid(iz[j] + hz[j]);
+            let n = tanh(inn[j] + r * hn[j]);
             out[j] = (1.0 - z) * n + z * h[j];
         }
     }
+}
+
+/// A row's three gate slices `r | z | n`, each of length `d` (known lengths let the loops over
+/// them vectorise without bounds checks).
+#[inline(always)]
+fn gates(row: &[f32], d: usize) -> [&[f32]; 3] {
+    let (r, rest) = row.split_at(d);
+    let (z, n) = rest.split_at(d);
+    [r, z, &n[..d]]
+}
+
+#[inline(always)]
+fn gates_mut(row: &mut [f32], d: usize) -> [&mut [f32]; 3] {
+    let (r, rest) = row.split_at_mut(d);
+    let (z, n) = rest.split_at_mut(d);
+    [r, z, &mut n[..d]]
 }
 
 /// Gradients for `gi`, `gh` (`[n, 3d]`) and `h` (`[n, d]`) given the output's.
@@ -73,31 +90,28 @@ type Outputs<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
 #[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 fn backward_block((gi, gh, h, grad): Inputs<'_>, d: usize, (dgi, dgh, dh): Outputs<'_>) {
-    for row in 0..h.len() / d {
-        let (w, s) = (3 * d * row, d * row);
-        let (gi, gh, dgi, dgh) = (
-            &gi[w..w + 3 * d],
-            &gh[w..w + 3 * d],
-            &mut dgi[w..w + 3 * d],
-            &mut dgh[w..w + 3 * d],
-        );
-        let (h, g, dh) = (&h[s..s + d], &grad[s..s + d], &mut dh[s..s + d]);
+    let rows = gi
+        .chunks_exact(3 * d)
+        .zip(gh.chunks_exact(3 * d))
+        .zip(h.chunks_exact(d).zip(grad.chunks_exact(d)))
+        .zip(dgi.chunks_exact_mut(3 * d).zip(dgh.chunks_exact_mut(3 * d)))
+        .zip(dh.chunks_exact_mut(d));
+    for ((((gi, gh), (h, g)), (dgi, dgh)), dh) in rows {
+        let ([ir, iz, inn], [hr, hz, hn]) = (gates(gi, d), gates(gh, d));
+        let ([dir, diz, din], [dhr, dhz, dhn]) = (gates_mut(dgi, d), gates_mut(dgh, d));
+        let (h, g, dh) = (&h[..d], &g[..d], &mut dh[..d]);
         for j in 0..d {
-            let r = sigmoid(gi[j] + gh[j]);
-            let z = sigmoid(gi[d + j] + gh[d + j]);
-            let hn = gh[2 * d + j];
-            let n = tanh(gi[2 * d + j] + r * hn);
+            let r = sigmoid(ir[j] + hr[j]);
+            let z = sigmoid(iz[j] + hz[j]);
+            let n = tanh(inn[j] + r * hn[j]);
             // h' = (1 − z)·n + z·h.
             let dn = g[j] * (1.0 - z) * (1.0 - n * n);
             let dz = g[j] * (h[j] - n) * z * (1.0 - z);
-            let dr = dn * hn * r * (1.0 - r);
+            let dr = dn * hn[j] * r * (1.0 - r);
             dh[j] = g[j] * z;
-            dgi[j] = dr;
-            dgh[j] = dr;
-            dgi[d + j] = dz;
-            dgh[d + j] = dz;
-            dgi[2 * d + j] = dn;
-            dgh[2 * d + j] = dn * r;
+            (dir[j], dhr[j]) = (dr, dr);
+            (diz[j], dhz[j]) = (dz, dz);
+            (din[j], dhn[j]) = (dn, dn * r);
         }
     }
 }
