@@ -99,19 +99,67 @@ fn backward_block((gi, gh, h, grad): Inputs<'_>, d: usize, (dgi, dgh, dh): Outpu
     for ((((gi, gh), (h, g)), (dgi, dgh)), dh) in rows {
         let ([ir, iz, inn], [hr, hz, hn]) = (gates(gi, d), gates(gh, d));
         let ([dir, diz, din], [dhr, dhz, dhn]) = (gates_mut(dgi, d), gates_mut(dgh, d));
-        let (h, g, dh) = (&h[..d], &g[..d], &mut dh[..d]);
-        for j in 0..d {
-            let r = sigmoid(ir[j] + hr[j]);
-            let z = sigmoid(iz[j] + hz[j]);
-            let n = tanh(inn[j] + r * hn[j]);
-            // h' = (1 − z)·n + z·h.
-            let dn = g[j] * (1.0 - z) * (1.0 - n * n);
-            let dz = g[j] * (h[j] - n) * z * (1.0 - z);
-            let dr = dn * hn[j] * r * (1.0 - r);
-            dh[j] = g[j] * z;
-            (dir[j], dhr[j]) = (dr, dr);
-            (diz[j], dhz[j]) = (dz, dz);
-            (din[j], dhn[j]) = (dn, dn * r);
-        }
+        let (h, g) = (&h[..d], &g[..d]);
+        row_backward(
+            [ir, iz, inn],
+            [hr, hz, hn],
+            h,
+            g,
+            &mut *dir,
+            &mut *diz,
+            din,
+            dhn,
+            dh,
+        );
+        dhr.copy_from_slice(dir);
+        dhz.copy_from_slice(diz);
+    }
+}
+
+/// One row's gradients of the pre-activations of `r`, `z`, `n` (shared by the input and the
+/// hidden product, but for `n`'s hidden part `dhn`) and of the hidden state. The outputs come as
+/// separate `&mut` parameters: LLVM then knows they do not overlap (slices split apart from one
+/// row do not carry that), and the loop vectorises.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // separate `&mut` parameters are the point
+fn row_backward(
+    [ir, iz, inn]: [&[f32]; 3],
+    [hr, hz, hn]: [&[f32]; 3],
+    h: &[f32],
+    g: &[f32],
+    dr: &mut [f32],
+    dz: &mut [f32],
+    dn: &mut [f32],
+    dhn: &mut [f32],
+    dh: &mut [f32],
+) {
+    let d = h.len();
+    let (ir, iz, inn, hr, hz, hn, g) = (
+        &ir[..d],
+        &iz[..d],
+        &inn[..d],
+        &hr[..d],
+        &hz[..d],
+        &hn[..d],
+        &g[..d],
+    );
+    let (dr, dz, dn, dhn, dh) = (
+        &mut dr[..d],
+        &mut dz[..d],
+        &mut dn[..d],
+        &mut dhn[..d],
+        &mut dh[..d],
+    );
+    for j in 0..d {
+        let r = sigmoid(ir[j] + hr[j]);
+        let z = sigmoid(iz[j] + hz[j]);
+        let n = tanh(inn[j] + r * hn[j]);
+        // h' = (1 − z)·n + z·h.
+        let dpre_n = g[j] * (1.0 - z) * (1.0 - n * n);
+        dn[j] = dpre_n;
+        dhn[j] = dpre_n * r;
+        dz[j] = g[j] * (h[j] - n) * z * (1.0 - z);
+        dr[j] = dpre_n * hn[j] * r * (1.0 - r);
+        dh[j] = g[j] * z;
     }
 }
