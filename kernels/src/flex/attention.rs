@@ -6,6 +6,8 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::exp::exp;
+
 /// Roots per parallel task.
 const BLOCK: usize = 64;
 
@@ -43,8 +45,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The softmax weights of one (root, head) into `p[..k]` (masked scores at −1e9 as in the
-/// reference), multiplied by the mask afterwards like the reference's weights.
+/// The softmax weights of one (root, head) into `p[..k]`, masked scores at −1e9 as in the
+/// reference (callers multiply by the mask afterwards, as the reference does).
 #[inline(always)]
 fn weights(q: &[f32], k: &[f32], keep: &[f32], d: Dims, head: usize, p: &mut [f32]) {
     let scale = d.scale();
@@ -58,7 +60,7 @@ fn weights(q: &[f32], k: &[f32], keep: &[f32], d: Dims, head: usize, p: &mut [f3
     }
     let mut total = 0.0;
     for pj in p.iter_mut() {
-        *pj = (*pj - top).exp();
+        *pj = exp(*pj - top);
         total += *pj;
     }
     for pj in p.iter_mut() {
