@@ -119,23 +119,22 @@ impl TemporalAttention {
             let time_part = phi
                 .clone()
                 .matmul(w.clone().narrow(0, input + edge_dim, time_dim));
-            let mut x = match &nbr.h {
-                // One pass: each slot's node row + its Δt's row + the bias.
-                NeighborRows::Gather { table, index } => mspipe_kernels::gather_add(
-                    table.clone().matmul(w.clone().narrow(0, 0, input)),
-                    index.clone(),
-                    time_part,
-                    nbr.dt.index.clone(),
-                    bias(layer, out).reshape([out]),
+            // One pass: each slot's node row + its Δt's row + the bias. Dense rows are their own
+            // table, one row per slot.
+            let (table, index) = match &nbr.h {
+                NeighborRows::Gather { table, index } => (table.clone(), index.clone()),
+                NeighborRows::Dense(h) => (
+                    h.clone().reshape([r * k, input]),
+                    Tensor::arange(0..(r * k) as i64, &h.device()),
                 ),
-                NeighborRows::Dense(h) => {
-                    h.clone()
-                        .reshape([r * k, input])
-                        .matmul(w.clone().narrow(0, 0, input))
-                        + time_part.select(0, nbr.dt.index.clone())
-                        + bias(layer, out)
-                }
             };
+            let mut x = mspipe_kernels::gather_add(
+                table.matmul(w.clone().narrow(0, 0, input)),
+                index,
+                time_part,
+                nbr.dt.index.clone(),
+                bias(layer, out).reshape([out]),
+            );
             if let Some(e) = &edge {
                 x = x + e.clone().matmul(w.narrow(0, input, edge_dim));
             }
