@@ -8,9 +8,19 @@ use burn::prelude::*;
 
 /// Attention, the time encoding, the GRU gates and the gather-add of keys and values on backend
 /// primitives. Shapes as in the crate-level functions.
-#[backend_extension(Cube: cfg(feature = "cube"), Flex: cfg(feature = "flex"), Autodiff)]
+///
+/// On a cubecl device burn's backend is `Fusion<CubeBackend>`: each method then registers as one
+/// opaque fusion operation (`#[fusion(...)]` gives its outputs' shapes and types, see
+/// `fusion_meta`) that runs the `CubeBackend` kernel when the stream executes.
+#[backend_extension(
+    Cube: cfg(feature = "cube"),
+    Fusion: cfg(feature = "cube"),
+    Flex: cfg(feature = "flex"),
+    Autodiff
+)]
 pub trait FusedBackend: Backend {
     /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
+    #[fusion(dtype = q, shape = fusion_meta::flatten_heads(q))]
     fn temporal_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -19,6 +29,7 @@ pub trait FusedBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// Gradients of [`FusedBackend::temporal_attention`] for `q`, `k`, `v` given the output's.
+    #[fusion(meta = |q, k, v, _keep, _grad| (q.clone(), k.clone(), v.clone()))]
     fn temporal_attention_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -28,6 +39,7 @@ pub trait FusedBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `dt` `[n]`, `w`, `b` `[T]` → cos(Δt·w + b) `[n, T]`.
+    #[fusion(dtype = w, shape = fusion_meta::outer(dt, w))]
     fn time_encoding(
         dt: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -35,6 +47,7 @@ pub trait FusedBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// Gradients of [`FusedBackend::time_encoding`] for `w` and `b` given the output's.
+    #[fusion(meta = |_dt, w, b, _grad| (w.clone(), b.clone()))]
     fn time_encoding_backward(
         dt: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -43,6 +56,7 @@ pub trait FusedBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// `gi`, `gh` `[n, 3d]` (input and hidden products, gates `r | z | n`), `h` `[n, d]` → `h'`.
+    #[fusion(dtype = h, shape = h)]
     fn gru_gates(
         gi: FloatTensor<Self>,
         gh: FloatTensor<Self>,
@@ -50,6 +64,7 @@ pub trait FusedBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// Gradients of [`FusedBackend::gru_gates`] for `gi`, `gh` and `h` given the output's.
+    #[fusion(meta = |gi, gh, h, _grad| (gi.clone(), gh.clone(), h.clone()))]
     fn gru_gates_backward(
         gi: FloatTensor<Self>,
         gh: FloatTensor<Self>,
@@ -58,6 +73,7 @@ pub trait FusedBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `a` `[Ua, w]` rows `ia` `[n]` + `b` `[Ub, w]` rows `ib` `[n]` + `bias` `[w]` → `[n, w]`.
+    #[fusion(dtype = a, shape = fusion_meta::gathered(ia, a))]
     fn gather_add(
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
@@ -67,6 +83,7 @@ pub trait FusedBackend: Backend {
     ) -> FloatTensor<Self>;
 
     /// Gradients of [`FusedBackend::gather_add`] for `a`, `b` (shaped like them) and `bias`.
+    #[fusion(meta = |a, _ia, b, _ib, _grad| (a.clone(), b.clone(), fusion_meta::row(a)))]
     fn gather_add_backward(
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
@@ -74,6 +91,33 @@ pub trait FusedBackend: Backend {
         ib: IntTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Output shapes of the fused operations for their fusion registration, from the inputs' specs.
+#[cfg(feature = "cube")]
+mod fusion_meta {
+    use burn::backend::fusion::custom::TensorSpec;
+    use burn::tensor::Shape;
+
+    /// `[N, H, dh]` → `[N, H·dh]`.
+    pub fn flatten_heads(q: &Shape) -> Shape {
+        Shape::new([q[0], q[1] * q[2]])
+    }
+
+    /// `[n]`, `[T]` → `[n, T]`.
+    pub fn outer(dt: &Shape, w: &Shape) -> Shape {
+        Shape::new([dt[0], w[0]])
+    }
+
+    /// Indices `[n]` into rows `[U, w]` → `[n, w]`.
+    pub fn gathered(index: &Shape, rows: &Shape) -> Shape {
+        Shape::new([index[0], rows[1]])
+    }
+
+    /// One row of a `[U, w]` table: `[w]`.
+    pub fn row(table: &TensorSpec) -> TensorSpec {
+        TensorSpec::new(Shape::new([table.shape[1]]), table.dtype)
+    }
 }
 
 /// Whether `device` (directly or under autodiff) has a [`FusedBackend`] implementation compiled

@@ -9,8 +9,9 @@
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
-//! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`), host loops on flex
-//! (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
+//! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`; registered as custom
+//! operations of burn's `Fusion`, which is what burn runs on cubecl devices by default), host loops
+//! on flex (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
 //! on cubecl devices ([`cube::MemoryBackend`]). Everywhere else the calls run the same math in
 //! ordinary burn ops ([`reference`]), which is also what the fused paths are tested against.
 //!

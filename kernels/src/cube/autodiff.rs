@@ -1,44 +1,40 @@
-//! [`MemoryBackend`] under autodiff: the fetch gets a backward for the time-encoding parameters
-//! (its only gradient path), the update none (memories are stored detached).
+//! [`MemoryBackend`] under autodiff, for any inner backend that implements it (`CubeBackend`, or
+//! `Fusion<CubeBackend>` when burn fuses): the fetch gets a backward for the time-encoding
+//! parameters (its only gradient path), the update none (memories are stored detached).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Autodiff, AutodiffBackend};
+use burn::backend::{Autodiff, AutodiffBackend, TensorMetadata};
 use burn::tensor::{Shape, Slice};
-use burn_cubecl::CubeBackend;
-use burn_cubecl::tensor::CubeTensor;
 
 use super::{MemoryBackend, Store};
 use crate::backend::FusedBackend;
 
-type B = CubeBackend;
-
 /// What the fetch's backward needs to recompute Δt: last-update times, mail times, validity,
 /// node ids, `w`, `b` and the mail width.
-type FetchState = (
-    CubeTensor,
-    CubeTensor,
-    CubeTensor,
-    CubeTensor,
-    CubeTensor,
-    CubeTensor,
+type FetchState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    IntTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
     usize,
 );
 
 #[derive(Debug)]
 struct FetchBackward;
 
-impl Backward<B, 2> for FetchBackward {
-    type State = FetchState;
+impl<B: MemoryBackend + FusedBackend> Backward<B, 2> for FetchBackward {
+    type State = FetchState<B>;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         let (last_update, mail_time, mail_valid, nodes, w, b, mail_dim) = ops.state;
-        let shape = grad.meta.shape().clone();
+        let shape = grad.shape();
         let (count, slots, time_dim) = (shape[0], shape[1], shape[2] - mail_dim);
         if count == 0 {
             // Nothing fetched: zero gradients (and no burn op on an empty tensor).
@@ -81,11 +77,13 @@ impl Backward<B, 2> for FetchBackward {
 }
 
 /// An output with no gradient path.
-fn constant<C: CheckpointStrategy>(t: CubeTensor) -> FloatTensor<Autodiff<B, C>> {
+fn constant<B: MemoryBackend, C: CheckpointStrategy>(
+    t: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
-impl<C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
+impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
     fn memory_fetch(
         store: Store<Self>,
         nodes: IntTensor<Self>,
@@ -97,7 +95,7 @@ impl<C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
             .compute_bound()
             .stateful();
         let store = inner(store);
-        let mail_dim = store.mail.meta.shape()[2];
+        let mail_dim = store.mail.shape()[2];
         let (w, b) = (w.into_primitive(), b.into_primitive());
         let state = (
             store.last_update.clone(),
@@ -113,7 +111,7 @@ impl<C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
             OpsKind::Tracked(prep) => prep.finish(state, input),
             OpsKind::UnTracked(prep) => prep.finish(input),
         };
-        (constant::<C>(out_memory), input, constant::<C>(keep))
+        (constant::<B, C>(out_memory), input, constant::<B, C>(keep))
     }
 
     fn memory_update(
@@ -131,17 +129,17 @@ impl<C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
             mails.into_primitive(),
         );
         Store {
-            memory: constant::<C>(out.memory),
-            last_update: constant::<C>(out.last_update),
-            mail: constant::<C>(out.mail),
-            mail_time: constant::<C>(out.mail_time),
-            mail_valid: constant::<C>(out.mail_valid),
+            memory: constant::<B, C>(out.memory),
+            last_update: constant::<B, C>(out.last_update),
+            mail: constant::<B, C>(out.mail),
+            mail_time: constant::<B, C>(out.mail_time),
+            mail_valid: constant::<B, C>(out.mail_valid),
         }
     }
 }
 
 /// The store's primitives without their autodiff wrappers (the store is never differentiated).
-fn inner<C: CheckpointStrategy>(store: Store<Autodiff<B, C>>) -> Store<B> {
+fn inner<B: MemoryBackend, C: CheckpointStrategy>(store: Store<Autodiff<B, C>>) -> Store<B> {
     Store {
         memory: store.memory.into_primitive(),
         last_update: store.last_update.into_primitive(),

@@ -11,6 +11,7 @@ mod launch;
 mod time_encoding;
 mod update;
 
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, DispatchDevice, ExtensionType, backend_extension};
 use burn::prelude::*;
@@ -21,6 +22,7 @@ use crate::{DeviceMemory, Fetched};
 
 /// [`DeviceMemory`] on backend primitives.
 #[derive(ExtensionType, Debug, Clone)]
+#[extension_type(fusion)]
 pub struct Store<B: Backend> {
     pub memory: FloatTensor<B>,
     pub last_update: FloatTensor<B>,
@@ -30,9 +32,10 @@ pub struct Store<B: Backend> {
 }
 
 /// The memory fetch and update on backend primitives. Shapes as in the crate-level functions.
-#[backend_extension(Cube, Autodiff)]
+#[backend_extension(Cube, Fusion, Autodiff)]
 pub trait MemoryBackend: Backend {
     /// The store, `nodes`, `w`, `b` → (memory rows, updater input, keep).
+    #[fusion(meta = fetched)]
     fn memory_fetch(
         #[extension_type] store: Store<Self>,
         nodes: IntTensor<Self>,
@@ -41,6 +44,7 @@ pub trait MemoryBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The store and the batch's `nodes`, `times`, memory rows and mails → the updated store.
+    #[fusion(meta = |store, _nodes, _times, _rows, _mails| store.clone())]
     fn memory_update(
         #[extension_type] store: Store<Self>,
         nodes: IntTensor<Self>,
@@ -48,6 +52,24 @@ pub trait MemoryBackend: Backend {
         rows: FloatTensor<Self>,
         mails: FloatTensor<Self>,
     ) -> Store<Self>;
+}
+
+/// Output specs of [`MemoryBackend::memory_fetch`] for its fusion registration: `[U, d]`,
+/// `[U, M, mail_dim + T]`, `[U, M]`.
+fn fetched(
+    store: &StoreMetadata,
+    nodes: &TensorSpec,
+    w: &TensorSpec,
+    _b: &TensorSpec,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    let (count, dim) = (nodes.shape[0], store.memory.shape[1]);
+    let (slots, mail_dim) = (store.mail.shape[1], store.mail.shape[2]);
+    let dtype = store.memory.dtype;
+    (
+        TensorSpec::new(Shape::new([count, dim]), dtype),
+        TensorSpec::new(Shape::new([count, slots, mail_dim + w.shape[0]]), dtype),
+        TensorSpec::new(Shape::new([count, slots]), dtype),
+    )
 }
 
 impl FusedBackend for CubeBackend {
