@@ -96,6 +96,53 @@ fn gather_add_matches_reference() {
     }
 }
 
+/// The time-encoding kernels on wgpu against autodiff of the reference on flex: Δt up to 100 and
+/// `w` from 1 down to 10⁻⁹ (TGN's initialisation), so phases stay where f32 cos/sin of any
+/// implementation agree; rows not a multiple of the backward's block of 64.
+#[test]
+fn time_encoding_matches_reference() {
+    let Some(gpu) = test_device() else { return };
+    let (gpu, cpu) = (gpu.autodiff(), Device::flex().autodiff());
+    for (n, t) in [(1, 1), (37, 7), (130, 3), (1_000, 100), (0, 5)] {
+        let dt: Tensor<1> = Tensor::random([n], Distribution::Uniform(0.0, 100.0), &gpu);
+        let w: Vec<f32> = (0..t)
+            .map(|i| 10f32.powf(-9.0 * i as f32 / t.max(2) as f32))
+            .collect();
+        let w = Tensor::<1>::from_floats(&w[..], &gpu);
+        let b = random([t], &gpu);
+        let g = random([n, t], &gpu);
+        let run = |device: &Device, fused: bool| {
+            let (w, b) = (to(&w, device).require_grad(), to(&b, device).require_grad());
+            let dt = to(&dt, device);
+            let phi = if fused {
+                mspipe_kernels::time_encoding(dt, w.clone(), b.clone())
+            } else {
+                reference::time_encoding(dt, w.clone(), b.clone())
+            };
+            let out = common::owned(phi.to_data());
+            let grads = (phi * to(&g, device)).sum().backward();
+            let grad =
+                |x: &Tensor<1>| common::owned(x.grad(&grads).expect("a gradient").into_data());
+            (out, grad(&w), grad(&b))
+        };
+        let (out, dw, db) = run(&gpu, true);
+        assert_eq!(out.shape().to_vec(), vec![n, t]);
+        if n == 0 {
+            // flex's own backward trips on empty tensors: the fused gradients must be zero.
+            for g in [dw, db] {
+                assert!(g.iter::<f32>().all(|x| x == 0.0), "{g:?}");
+            }
+            continue;
+        }
+        let (want_out, want_dw, want_db) = run(&cpu, false);
+        out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-5, 1e-5));
+        // Column sums over n rows of terms up to 100: an f32 sum's rounding scales with n.
+        let tol = Tolerance::rel_abs(1e-4, 1e-6 * n as f32 * 100.0);
+        dw.assert_approx_eq::<f32>(&want_dw, tol);
+        db.assert_approx_eq::<f32>(&want_db, Tolerance::rel_abs(1e-4, 1e-6 * n as f32));
+    }
+}
+
 /// A store of `nodes` nodes with random memories, times, mails and validity.
 fn store(nodes: usize, dim: usize, mail_dim: usize, slots: usize, device: &Device) -> DeviceMemory {
     DeviceMemory {

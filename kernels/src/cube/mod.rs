@@ -97,7 +97,7 @@ impl FusedBackend for CubeBackend {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        time_encoding::forward::<Self>(dt, w, b)
+        time_encoding::forward(dt, w, b)
     }
 
     fn time_encoding_backward(
@@ -106,7 +106,7 @@ impl FusedBackend for CubeBackend {
         b: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        time_encoding::backward::<Self>(dt, w, b, grad)
+        time_encoding::backward(dt, w, b, grad)
     }
 
     fn gru_gates(
