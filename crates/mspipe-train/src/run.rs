@@ -248,7 +248,15 @@ pub fn use_threads(threads: usize) -> Result<()> {
 
 /// Trains with `config`, writing the run directory `out`; with `resume`, continues from the
 /// checkpoint in `out`. Returns the summary (also written to `out/summary.json`).
+///
+/// The training thread runs as one of rayon's workers: the backend's parallel ops then split
+/// their work with `join` on the calling worker instead of queueing it for the pool and putting
+/// the caller to sleep until done (two context switches per op, some hundreds per step).
 pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+    rayon::scope(|_| train_on_worker(config, out, resume))
+}
+
+fn train_on_worker(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     // Load first: a bad dataset must not leave a half-made run directory behind.
     let (stream, split) = data(config)?;
     std::fs::create_dir_all(out)?;

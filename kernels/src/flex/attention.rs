@@ -101,7 +101,7 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], keep: &[f32], d: Dims) -> Vec<f3
     out
 }
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets = "simd")]
 fn forward_block(q: &[f32], k: &[f32], v: &[f32], keep: &[f32], d: Dims, out: &mut [f32]) {
     let width = d.h * d.dh;
     let mut p = vec![0.0f32; d.k];
@@ -166,7 +166,7 @@ struct Grads<'a> {
     dv: &'a mut [f32],
 }
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets = "simd")]
 fn backward_block(
     q: &[f32],
     k: &[f32],

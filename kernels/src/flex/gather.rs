@@ -3,7 +3,9 @@
 //! two row gathers and two additions over `[n, w]`; the backward scatters the gradient into both
 //! tables and sums it for the bias in one pass each, in row order (deterministic).
 
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+use super::par_filled;
 
 /// Rows per parallel task.
 const BLOCK: usize = 256;
@@ -11,21 +13,21 @@ const BLOCK: usize = 256;
 /// `a` `[.., w]` rows `ia`, plus `b` `[.., w]` rows `ib`, plus `bias` `[w]` → `[n, w]`.
 pub fn forward(a: &[f32], ia: &[usize], b: &[f32], ib: &[usize], bias: &[f32]) -> Vec<f32> {
     let w = bias.len();
-    let mut out = vec![0.0; ia.len() * w];
-    if w == 0 {
-        return out;
-    }
-    out.par_chunks_mut(BLOCK * w)
-        .zip(ia.par_chunks(BLOCK).zip(ib.par_chunks(BLOCK)))
-        .for_each(|(out, (ia, ib))| {
-            for ((row, &i), &j) in out.chunks_exact_mut(w).zip(ia).zip(ib) {
-                let (x, y) = (&a[i * w..(i + 1) * w], &b[j * w..(j + 1) * w]);
-                for (((o, &x), &y), &c) in row.iter_mut().zip(x).zip(y).zip(bias) {
-                    *o = x + y + c;
-                }
+    let fill = |block: usize, out: &mut [MaybeUninit<f32>]| {
+        let rows = block * BLOCK..;
+        for ((row, &i), &j) in out
+            .chunks_exact_mut(w)
+            .zip(&ia[rows.clone()])
+            .zip(&ib[rows])
+        {
+            let (x, y) = (&a[i * w..(i + 1) * w], &b[j * w..(j + 1) * w]);
+            for (((o, &x), &y), &c) in row.iter_mut().zip(x).zip(y).zip(bias) {
+                o.write(x + y + c);
             }
-        });
-    out
+        }
+    };
+    // SAFETY: `fill` writes all `w` elements of each of its block's rows.
+    unsafe { par_filled(ia.len() * w, BLOCK * w, fill) }
 }
 
 /// Gradients for `a` (`[rows_a, w]`), `b` (`[rows_b, w]`) and `bias` given the output's.

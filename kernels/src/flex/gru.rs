@@ -25,7 +25,7 @@ pub fn forward(gi: &[f32], gh: &[f32], h: &[f32], d: usize) -> Vec<f32> {
     out
 }
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets = "simd")]
 fn forward_block(gi: &[f32], gh: &[f32], h: &[f32], d: usize, out: &mut [f32]) {
     for (((gi, gh), h), out) in gi
         .chunks_exact(3 * d)
@@ -88,7 +88,7 @@ pub fn backward(
 type Inputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
 type Outputs<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets = "simd")]
 fn backward_block((gi, gh, h, grad): Inputs<'_>, d: usize, (dgi, dgh, dh): Outputs<'_>) {
     let rows = gi
         .chunks_exact(3 * d)

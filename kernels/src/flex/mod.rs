@@ -1,6 +1,7 @@
 //! The CPU route: [`FusedBackend`] for burn's pure-Rust `Flex` backend, as host loops over the
-//! tensors' buffers (roots and rows in parallel on rayon's pool, inner loops compiled for AVX2/FMA
-//! or NEON where the CPU has them). Same math as the cubecl kernels and the burn-ops reference.
+//! tensors' buffers (roots and rows in parallel on rayon's pool, inner loops compiled for
+//! AVX-512, AVX2/FMA or SVE where the CPU has them, picked at run time). Same math as the cubecl
+//! kernels and the burn-ops reference.
 
 mod attention;
 mod exp;
@@ -10,12 +11,14 @@ mod time_encoding;
 mod trig;
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
+use rayon::prelude::*;
 
 use crate::backend::FusedBackend;
 use attention::Dims;
@@ -43,6 +46,30 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
 fn rows(t: &FlexTensor) -> Vec<usize> {
     let data = t.clone().into_data();
     data.iter::<i64>().map(|i| i as usize).collect()
+}
+
+/// `len` floats written by `fill`, which is handed disjoint chunks of `chunk` floats (the last
+/// may be shorter) with their index, in parallel. The buffer is not zeroed first: the outputs
+/// built this way are overwritten whole, and zeroing them was a pass over megabytes per call.
+///
+/// # Safety
+/// `fill` must write every element of each chunk it is handed.
+unsafe fn par_filled(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| fill(i, c));
+    // SAFETY: the chunks cover the first `len` elements and `fill` wrote each (the contract).
+    unsafe { out.set_len(len) };
+    out
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {

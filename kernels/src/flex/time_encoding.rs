@@ -3,10 +3,12 @@
 //! Column sums are taken per fixed block of rows and the blocks added in order, so the result
 //! does not depend on the thread count.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::trig;
+use super::{par_filled, trig};
 
 /// Rows per parallel task (and per partial column sum).
 const BLOCK: usize = 256;
@@ -14,21 +16,19 @@ const BLOCK: usize = 256;
 /// `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.
 pub fn forward(dt: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let t = w.len();
-    let mut out = vec![0.0; dt.len() * t];
-    if t == 0 {
-        return out;
+    // SAFETY: `encode` writes all `T` elements of each of its block's rows.
+    unsafe {
+        par_filled(dt.len() * t, BLOCK * t, |i, out| {
+            encode(&dt[i * BLOCK..(i * BLOCK + out.len() / t)], w, b, out)
+        })
     }
-    out.par_chunks_mut(BLOCK * t)
-        .zip(dt.par_chunks(BLOCK))
-        .for_each(|(out, dt)| encode(dt, w, b, out));
-    out
 }
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn encode(dt: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+#[multiversion(targets = "simd")]
+fn encode(dt: &[f32], w: &[f32], b: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (row, &x) in out.chunks_exact_mut(w.len()).zip(dt) {
         for ((o, &w), &b) in row.iter_mut().zip(w).zip(b) {
-            *o = trig::cos(x * w + b);
+            o.write(trig::cos(x * w + b));
         }
     }
 }
@@ -57,7 +57,7 @@ pub fn backward(dt: &[f32], w: &[f32], b: &[f32], grad: &[f32]) -> (Vec<f32>, Ve
 }
 
 /// Adds this block's ∂/∂w = Σ −sin(Δt·w + b)·g·Δt and ∂/∂b = Σ −sin(Δt·w + b)·g to `dw`, `db`.
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets = "simd")]
 fn accumulate(dt: &[f32], w: &[f32], b: &[f32], grad: &[f32], dw: &mut [f32], db: &mut [f32]) {
     for (g, &x) in grad.chunks_exact(w.len()).zip(dt) {
         for ((((g, &w), &b), dw), db) in
