@@ -119,8 +119,13 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
     g
 }
 
-/// Median seconds of `[m, k] × [k, n]` on `device` over 7 runs after a warm-up.
+/// Median seconds of `[m, k] × [k, n]` on `device` over 7 runs after a warm-up, timed on one of
+/// rayon's workers as training runs (see `mspipe_train::run::train`).
 fn time_gemm(g: &Gemm, device: &Device) -> f64 {
+    rayon::scope(|_| time_gemm_here(g, device))
+}
+
+fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     let a = Tensor::<2>::random([g.m, g.k], Distribution::Default, device);
     let b = Tensor::<2>::random([g.k, g.n], Distribution::Default, device);
     let mut times: Vec<f64> = (0..8)

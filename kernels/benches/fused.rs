@@ -2,7 +2,9 @@
 //! k = 10 neighbours, 2 heads; attention and the time encoding on both routes that run here (flex's
 //! host loops, and the cubecl kernels on wgpu over lavapipe), the memory fetch and update on
 //! wgpu. Each forward group also times a device copy of the bytes the fused kernel moves, so "GB/s"
-//! of the two can be compared with what the memory system gives in the same run.
+//! of the two can be compared with what the memory system gives in the same run. Outputs stay
+//! alive until the device sync: on wgpu burn runs `Fusion`, which skips work whose results are
+//! dropped unread.
 //!
 //! `bash .ci/setup-vulkan.sh && cargo bench -p mspipe-kernels`
 
@@ -41,8 +43,9 @@ fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
     let x = random([bytes / 8], device);
     let device = device.clone();
     move || {
-        let _ = x.clone() + 0.0;
+        let y = x.clone() + 0.0;
         sync(&device);
+        drop(y);
     }
 }
 
@@ -76,8 +79,8 @@ fn attention_on(c: &mut Criterion, name: &str, device: Device) {
                 } else {
                     reference::attention(q.clone(), k.clone(), v.clone(), keep.clone())
                 };
-                drop(out);
                 sync(&device);
+                drop(out);
             }
         };
         group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
@@ -122,8 +125,9 @@ fn attention_backward_on(c: &mut Criterion, name: &str, device: Device) {
                 } else {
                     reference::attention(q, k, v, keep.clone())
                 };
-                drop(out.sum().backward());
+                let grads = out.sum().backward();
                 sync(&device);
+                drop(grads);
             }
         };
         group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
@@ -150,8 +154,9 @@ fn time_encoding(c: &mut Criterion) {
                     } else {
                         reference::time_encoding(dt.clone(), w, b)
                     };
-                    drop(phi.sum().backward());
+                    let grads = phi.sum().backward();
                     sync(&device);
+                    drop(grads);
                 }
             };
             group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
@@ -200,8 +205,8 @@ fn memory(c: &mut Criterion) {
                 } else {
                     reference::fetch(&state, ids.clone(), w.clone(), b.clone())
                 };
-                drop(out);
                 sync(&device);
+                drop(out);
             }
         };
         group.bench_function(BenchmarkId::new("fetch_fused", batch), |b| {
