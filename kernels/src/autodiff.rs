@@ -70,16 +70,23 @@ impl<B: FusedBackend> Backward<B, 3> for GruBackward {
 }
 
 #[derive(Debug)]
-struct GatherAddBackward;
+struct GatheredAttentionBackward;
 
-impl<B: FusedBackend> Backward<B, 3> for GatherAddBackward {
-    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>, IntTensor<B>);
+impl<B: FusedBackend> Backward<B, 3> for GatheredAttentionBackward {
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        IntTensor<B>,
+        FloatTensor<B>,
+        IntTensor<B>,
+        FloatTensor<B>,
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (a, ia, b, ib) = ops.state;
-        let (da, db, dbias) = B::gather_add_backward(a, ia, b, ib, grad);
-        register!(grads, ops.parents, [da, db, dbias]);
+        let (q, a, ia, b, ib, keep) = ops.state;
+        let (dq, da, db) = B::gathered_attention_backward(q, a, ia, b, ib, keep, grad);
+        register!(grads, ops.parents, [dq, da, db]);
     }
 }
 
@@ -201,47 +208,56 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
         )
     }
 
-    fn gather_add(
+    fn gathered_attention(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
-        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let prep = GatherAddBackward
-            .prepare::<C>([a.node(), b.node(), bias.node()])
+        let keep = keep.into_primitive();
+        let prep = GatheredAttentionBackward
+            .prepare::<C>([q.node(), a.node(), b.node()])
             .compute_bound()
             .stateful();
-        let (a, b, bias) = (
-            a.into_primitive(),
-            b.into_primitive(),
-            bias.into_primitive(),
+        let (q, a, b) = (q.into_primitive(), a.into_primitive(), b.into_primitive());
+        let out = B::gathered_attention(
+            q.clone(),
+            a.clone(),
+            ia.clone(),
+            b.clone(),
+            ib.clone(),
+            keep.clone(),
         );
-        let out = B::gather_add(a.clone(), ia.clone(), b.clone(), ib.clone(), bias);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((a, ia, b, ib), out),
+            OpsKind::Tracked(prep) => prep.finish((q, a, ia, b, ib, keep), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 
-    fn gather_add_backward(
+    fn gathered_attention_backward(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (da, db, dbias) = B::gather_add_backward(
+        let (dq, da, db) = B::gathered_attention_backward(
+            q.into_primitive(),
             a.into_primitive(),
             ia,
             b.into_primitive(),
             ib,
+            keep.into_primitive(),
             grad.into_primitive(),
         );
         (
+            constant::<B, C>(dq),
             constant::<B, C>(da),
             constant::<B, C>(db),
-            constant::<B, C>(dbias),
         )
     }
 }

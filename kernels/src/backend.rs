@@ -6,8 +6,8 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
-/// Attention, the time encoding, the GRU gates and the gather-add of keys and values on backend
-/// primitives. Shapes as in the crate-level functions.
+/// Attention (over given keys and values, and over gathered slot rows), the time encoding and the
+/// GRU gates on backend primitives. Shapes as in the crate-level functions.
 ///
 /// On a cubecl device burn's backend is `Fusion<CubeBackend>`: each method then registers as one
 /// opaque fusion operation (`#[fusion(...)]` gives its outputs' shapes and types, see
@@ -72,23 +72,27 @@ pub trait FusedBackend: Backend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// `a` `[Ua, w]` rows `ia` `[n]` + `b` `[Ub, w]` rows `ib` `[n]` + `bias` `[w]` → `[n, w]`.
-    #[fusion(dtype = a, shape = fusion_meta::gathered(ia, a))]
-    fn gather_add(
+    /// `q` `[N, H, Ca + Cb]`, rows `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep`
+    /// `[N, K]` → `[N, H·(Ca + Cb)]`.
+    #[fusion(dtype = q, shape = fusion_meta::flatten_heads(q))]
+    fn gathered_attention(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
-        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// Gradients of [`FusedBackend::gather_add`] for `a`, `b` (shaped like them) and `bias`.
-    #[fusion(meta = |a, _ia, b, _ib, _grad| (a.clone(), b.clone(), fusion_meta::row(a)))]
-    fn gather_add_backward(
+    /// Gradients of [`FusedBackend::gathered_attention`] for `q`, `a` and `b` given the output's.
+    #[fusion(meta = |q, a, _ia, b, _ib, _keep, _grad| (q.clone(), a.clone(), b.clone()))]
+    fn gathered_attention_backward(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
@@ -96,7 +100,6 @@ pub trait FusedBackend: Backend {
 /// Output shapes of the fused operations for their fusion registration, from the inputs' specs.
 #[cfg(feature = "cube")]
 mod fusion_meta {
-    use burn::backend::fusion::custom::TensorSpec;
     use burn::tensor::Shape;
 
     /// `[N, H, dh]` → `[N, H·dh]`.
@@ -107,16 +110,6 @@ mod fusion_meta {
     /// `[n]`, `[T]` → `[n, T]`.
     pub fn outer(dt: &Shape, w: &Shape) -> Shape {
         Shape::new([dt[0], w[0]])
-    }
-
-    /// Indices `[n]` into rows `[U, w]` → `[n, w]`.
-    pub fn gathered(index: &Shape, rows: &Shape) -> Shape {
-        Shape::new([index[0], rows[1]])
-    }
-
-    /// One row of a `[U, w]` table: `[w]`.
-    pub fn row(table: &TensorSpec) -> TensorSpec {
-        TensorSpec::new(Shape::new([table.shape[1]]), table.dtype)
     }
 }
 
@@ -158,20 +151,22 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// Fused [`crate::gather_add`].
-pub fn gather_add(
+/// Fused [`crate::gathered_attention`].
+pub fn gathered_attention(
+    q: Tensor<3>,
     a: Tensor<2>,
     ia: Tensor<1, Int>,
     b: Tensor<2>,
     ib: Tensor<1, Int>,
-    bias: Tensor<1>,
+    keep: Tensor<2>,
 ) -> Tensor<2> {
-    Tensor::from_dispatch(<Ext as FusedBackend>::gather_add(
+    Tensor::from_dispatch(<Ext as FusedBackend>::gathered_attention(
+        q.into_dispatch(),
         a.into_dispatch(),
         ia.into_dispatch(),
         b.into_dispatch(),
         ib.into_dispatch(),
-        bias.into_dispatch(),
+        keep.into_dispatch(),
     ))
 }
 

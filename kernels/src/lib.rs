@@ -4,8 +4,9 @@
 //! memories, mailboxes and times, encode Δt, build the updater's input), the **memory update**
 //! (scatter memories and mails, latest event wins, mailbox FIFO), **temporal attention** (scores,
 //! padding mask, softmax and weighted sum per root and head, with its backward), the **time
-//! encoding** cos(Δt·w + b), the **GRU gates** and the **gather-add** that assembles keys and
-//! values from per-node and per-Δt projections, each with its backward.
+//! encoding** cos(Δt·w + b), the **GRU gates**, and **attention over gathered rows** (temporal
+//! attention whose keys and values are the slots' node and Δt rows, read straight from per-node
+//! and per-Δt tables, with the projections folded out of the slots), each with its backward.
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
@@ -106,19 +107,22 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     reference::gru_gates(gi, gh, h)
 }
 
-/// Rows `ia` of `a` plus rows `ib` of `b` plus `bias`; see [`reference::gather_add`].
-pub fn gather_add(
+/// Attention over the slots' own rows, gathered from two tables: `q` `[N, H, Ca + Cb]`, rows
+/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]` → `[N, H·(Ca + Cb)]`;
+/// see [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass.
+pub fn gathered_attention(
+    q: Tensor<3>,
     a: Tensor<2>,
     ia: Tensor<1, Int>,
     b: Tensor<2>,
     ib: Tensor<1, Int>,
-    bias: Tensor<1>,
+    keep: Tensor<2>,
 ) -> Tensor<2> {
     #[cfg(feature = "fused")]
-    if backend::runs_on(&a.device()) {
-        return backend::gather_add(a, ia, b, ib, bias);
+    if backend::runs_on(&q.device()) {
+        return backend::gathered_attention(q, a, ia, b, ib, keep);
     }
-    reference::gather_add(a, ia, b, ib, bias)
+    reference::gathered_attention(q, a, ia, b, ib, keep)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

@@ -24,16 +24,36 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
     out.reshape([n, heads * dh])
 }
 
-/// `a` `[Ua, w]` rows `ia` + `b` `[Ub, w]` rows `ib` + `bias` `[w]` → `[n, w]`: a slot's key or
-/// value from its node's projection and its Δt's projection.
-pub fn gather_add(
+/// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
+/// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
+/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[N, H, Ca + Cb]`, `keep`
+/// `[N, K]` → `[N, H·(Ca + Cb)]`; masking as in [`attention`], no scaling.
+///
+/// This is TGAT's attention with its projections taken out of the slots: q·(x·W_k) = (q·W_kᵀ)·x
+/// and Σ_j α_j·x_j·W_v = (Σ_j α_j·x_j)·W_v, so the caller folds W_k into the query and applies
+/// W_v to the output, once per root instead of once per slot.
+pub fn gathered_attention(
+    q: Tensor<3>,
     a: Tensor<2>,
     ia: Tensor<1, Int>,
     b: Tensor<2>,
     ib: Tensor<1, Int>,
-    bias: Tensor<1>,
+    keep: Tensor<2>,
 ) -> Tensor<2> {
-    a.select(0, ia) + b.select(0, ib) + bias.unsqueeze()
+    let [n, heads, width] = q.dims();
+    let k = keep.dims()[1];
+    let x: Tensor<3> =
+        Tensor::cat(vec![a.select(0, ia), b.select(0, ib)], 1).reshape([n, k, width]);
+    let scores: Tensor<3> = (q.unsqueeze_dim::<4>(1) * x.clone().unsqueeze_dim(2))
+        .sum_dim(3)
+        .squeeze_dim(3); // [N, K, H]
+    let keep: Tensor<3> = keep.unsqueeze_dim(2);
+    let scores = scores * keep.clone() + (keep.clone().neg() + 1.0) * -1e9;
+    let weights = softmax(scores, 1) * keep;
+    let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * x.unsqueeze_dim(2))
+        .sum_dim(1)
+        .squeeze_dim(1);
+    out.reshape([n, heads * width])
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.

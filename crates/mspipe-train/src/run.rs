@@ -251,12 +251,17 @@ pub fn use_threads(threads: usize) -> Result<()> {
 ///
 /// The training thread runs as one of rayon's workers: the backend's parallel ops then split
 /// their work with `join` on the calling worker instead of queueing it for the pool and putting
-/// the caller to sleep until done (two context switches per op, some hundreds per step).
+/// the caller to sleep until done (two context switches per op, some hundreds per step). Not
+/// with a single worker: the pipeline's stage threads queue their parallel work (sampling) into
+/// the pool, and that worker would be the training thread waiting for them.
 pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
-    rayon::scope(|_| train_on_worker(config, out, resume))
+    if rayon::current_num_threads() < 2 {
+        return run_training(config, out, resume);
+    }
+    rayon::scope(|_| run_training(config, out, resume))
 }
 
-fn train_on_worker(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     // Load first: a bad dataset must not leave a half-made run directory behind.
     let (stream, split) = data(config)?;
     std::fs::create_dir_all(out)?;

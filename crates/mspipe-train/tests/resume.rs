@@ -207,3 +207,28 @@ fn eval_scores_a_checkpoint_like_the_training_run() {
     );
     assert!((a - b).abs() < 0.05 && a > 0.65, "eval {a} vs training {b}");
 }
+
+/// With one worker thread the training thread must not take the pool's only worker: the
+/// pipeline's sampler queues its parallel work there (this hung before it was fixed).
+#[test]
+fn one_worker_thread_trains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dataset(dir.path());
+    let mut child = command(&data, &dir.path().join("run"), "1")
+        .args(["--threads", "1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("train");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            child.kill().expect("kill");
+            panic!("training with --threads 1 did not finish in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+}

@@ -5,7 +5,7 @@
 mod attention;
 mod autodiff;
 mod fetch;
-mod gather;
+mod gathered;
 mod gru;
 mod launch;
 mod time_encoding;
@@ -126,24 +126,27 @@ impl FusedBackend for CubeBackend {
         gru::backward(gi, gh, h, grad)
     }
 
-    fn gather_add(
+    fn gathered_attention(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
-        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        gather::forward::<Self>(a, ia, b, ib, bias)
+        gathered::forward(q, a, ia, b, ib, keep)
     }
 
-    fn gather_add_backward(
+    fn gathered_attention_backward(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        gather::backward::<Self>(a, ia, b, ib, grad)
+        gathered::backward(q, a, ia, b, ib, keep, grad)
     }
 }
 

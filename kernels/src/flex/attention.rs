@@ -28,7 +28,7 @@ impl Dims {
 
 /// `⟨a, b⟩` with eight partial sums in a fixed order (vectorisable, deterministic).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -50,14 +50,19 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline(always)]
 fn weights(q: &[f32], k: &[f32], keep: &[f32], d: Dims, head: usize, p: &mut [f32]) {
     let scale = d.scale();
-    let mut top = f32::NEG_INFINITY;
     for (j, pj) in p.iter_mut().enumerate() {
         let kj = &k[(j * d.h + head) * d.dh..][..d.dh];
         let real = keep[j];
         let s = dot(q, kj) * scale * real + (1.0 - real) * -1e9;
         *pj = s;
-        top = top.max(s);
     }
+    softmax(p);
+}
+
+/// `p` ← softmax(`p`), in place.
+#[inline(always)]
+pub(super) fn softmax(p: &mut [f32]) {
+    let top = p.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     let mut total = 0.0;
     for pj in p.iter_mut() {
         *pj = exp(*pj - top);

@@ -5,7 +5,7 @@
 
 mod attention;
 mod exp;
-mod gather;
+mod gathered;
 mod gru;
 mod time_encoding;
 mod trig;
@@ -171,28 +171,73 @@ impl FusedBackend for Flex {
         )
     }
 
-    fn gather_add(
+    fn gathered_attention(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
-        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let ia = rows(&ia);
-        let w = bias.shape()[0];
-        let out = gather::forward(&floats(&a), &ia, &floats(&b), &rows(&ib), &floats(&bias));
-        tensor(out, [ia.len(), w])
+        let d = gathered_dims(&q, &a, &b, &keep);
+        let (a, b, ia, ib) = (floats(&a), floats(&b), rows(&ia), rows(&ib));
+        let slots = gathered::Rows {
+            a: &a,
+            ia: &ia,
+            b: &b,
+            ib: &ib,
+        };
+        let out = gathered::forward(&floats(&q), slots, &floats(&keep), d);
+        tensor(out, [d.n, d.h * (d.ca + d.cb)])
     }
 
-    fn gather_add_backward(
+    fn gathered_attention_backward(
+        q: FloatTensor<Self>,
         a: FloatTensor<Self>,
         ia: IntTensor<Self>,
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let ([ua, w], ub) = ([a.shape()[0], a.shape()[1]], b.shape()[0]);
-        let (da, db, dbias) = gather::backward(&floats(&grad), &rows(&ia), &rows(&ib), ua, ub, w);
-        (tensor(da, [ua, w]), tensor(db, [ub, w]), tensor(dbias, [w]))
+        let d = gathered_dims(&q, &a, &b, &keep);
+        let tables = [a.shape()[0], b.shape()[0]];
+        let (a, b, ia, ib) = (floats(&a), floats(&b), rows(&ia), rows(&ib));
+        let slots = gathered::Rows {
+            a: &a,
+            ia: &ia,
+            b: &b,
+            ib: &ib,
+        };
+        let (q, keep, grad) = (floats(&q), floats(&keep), floats(&grad));
+        let (dq, da, db) = gathered::backward(&q, slots, &keep, &grad, d, tables);
+        (
+            tensor(dq, [d.n, d.h, d.ca + d.cb]),
+            tensor(da, [tables[0], d.ca]),
+            tensor(db, [tables[1], d.cb]),
+        )
     }
+}
+
+/// Shapes of a gathered attention from `q` `[n, h, c]`, the tables and `keep` `[n, k]`.
+fn gathered_dims(
+    q: &FlexTensor,
+    a: &FlexTensor,
+    b: &FlexTensor,
+    keep: &FlexTensor,
+) -> gathered::Dims {
+    let (q, keep) = (q.shape(), keep.shape());
+    let d = gathered::Dims {
+        n: q[0],
+        k: keep[1],
+        h: q[1],
+        ca: a.shape()[1],
+        cb: b.shape()[1],
+    };
+    assert_eq!(
+        q[2],
+        d.ca + d.cb,
+        "query width ≠ the tables' widths together"
+    );
+    d
 }

@@ -141,62 +141,67 @@ pub fn owned(data: TensorData) -> TensorData {
     TensorData::new(data.iter::<f32>().collect::<Vec<_>>(), shape)
 }
 
-/// Random gather-add inputs: `n` slots over tables of `rows_a` and `rows_b` rows of width `w`, the
-/// indices repeating rows (as slots repeat nodes and Δt), and the weights `r` of Σ out ⊙ r.
-pub struct GatherCase {
+/// Random inputs of the attention over gathered rows, shaped `[n, k, h, rows_a, ca, rows_b, cb]`:
+/// `n` roots of `k` slots, `h` heads, slot rows of `ca` columns from a table of `rows_a` rows
+/// beside `cb` columns from one of `rows_b` rows (indices repeating rows, as slots repeat nodes and
+/// Δt), and the weights `r` of the loss Σ out ⊙ r.
+pub struct GatheredCase {
+    pub q: Tensor<3>,
     pub a: Tensor<2>,
     pub ia: Vec<i64>,
     pub b: Tensor<2>,
     pub ib: Vec<i64>,
-    pub bias: Tensor<1>,
+    pub keep: Tensor<2>,
     pub r: Tensor<2>,
 }
 
-/// (n, rows_a, rows_b, w): fewer rows than slots, one of each, ragged parallel blocks, empty.
-pub const GATHER_SHAPES: [[usize; 4]; 4] = [
-    [40, 7, 13, 5],
-    [1, 1, 1, 1],
-    [700, 90, 300, 100],
-    [0, 3, 2, 4],
+/// Two heads over TGN-like slots; k = 1 and H = 1 with one-row tables; more heads than
+/// slots; roots not a multiple of the flex block (64); empty.
+pub const GATHERED_SHAPES: [[usize; 7]; 5] = [
+    [37, 10, 2, 11, 8, 50, 5],
+    [5, 1, 1, 1, 3, 1, 2],
+    [3, 4, 4, 2, 5, 12, 7],
+    [130, 7, 3, 40, 16, 300, 9],
+    [0, 3, 2, 4, 4, 3, 2],
 ];
 
-impl GatherCase {
-    pub fn new([n, rows_a, rows_b, w]: [usize; 4], device: &Device) -> Self {
-        GatherCase {
-            a: random([rows_a, w], device),
-            ia: (0..n).map(|i| ((i * 7 + i / 3) % rows_a) as i64).collect(),
-            b: random([rows_b, w], device),
-            ib: (0..n).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
-            bias: random([w], device),
-            r: random([n, w], device),
+impl GatheredCase {
+    pub fn new([n, k, h, rows_a, ca, rows_b, cb]: [usize; 7], device: &Device) -> Self {
+        let slots = n * k;
+        GatheredCase {
+            q: random([n, h, ca + cb], device),
+            a: random([rows_a, ca], device),
+            ia: (0..slots)
+                .map(|i| ((i * 7 + i / 3) % rows_a) as i64)
+                .collect(),
+            b: random([rows_b, cb], device),
+            ib: (0..slots).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
+            keep: mask(n, k, device),
+            r: random([n, h * (ca + cb)], device),
         }
     }
 
-    /// The output and the gradients for a, b, bias on `device` (an autodiff device).
+    /// The output and the gradients of Σ out ⊙ r for q, a, b on `device` (an autodiff device),
+    /// through the crate's routed call (`fused`) or the burn-ops reference.
     pub fn run(&self, device: &Device, fused: bool) -> (TensorData, [Option<TensorData>; 3]) {
         let ids =
             |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
-        let (a, b) = (
+        let (q, a, b) = (
+            to(&self.q, device).require_grad(),
             to(&self.a, device).require_grad(),
             to(&self.b, device).require_grad(),
         );
-        let bias = Tensor::<1>::from_data(self.bias.to_data(), device).require_grad();
-        let args = (
-            a.clone(),
-            ids(&self.ia),
-            b.clone(),
-            ids(&self.ib),
-            bias.clone(),
-        );
+        let (ia, ib, keep) = (ids(&self.ia), ids(&self.ib), to(&self.keep, device));
+        let (qc, ac, bc) = (q.clone(), a.clone(), b.clone());
         let out = if fused {
-            mspipe_kernels::gather_add(args.0, args.1, args.2, args.3, args.4)
+            mspipe_kernels::gathered_attention(qc, ac, ia, bc, ib, keep)
         } else {
-            mspipe_kernels::reference::gather_add(args.0, args.1, args.2, args.3, args.4)
+            mspipe_kernels::reference::gathered_attention(qc, ac, ia, bc, ib, keep)
         };
         let value = owned(out.to_data());
         let grads = (out * to(&self.r, device)).sum().backward();
+        let grad3 = q.grad(&grads).map(|g| owned(g.into_data()));
         let grad2 = |t: &Tensor<2>| t.grad(&grads).map(|g| owned(g.into_data()));
-        let grad1 = bias.grad(&grads).map(|g| owned(g.into_data()));
-        (value, [grad2(&a), grad2(&b), grad1])
+        (value, [grad3, grad2(&a), grad2(&b)])
     }
 }

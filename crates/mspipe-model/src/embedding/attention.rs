@@ -8,7 +8,6 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::TimeEncoding;
-use crate::attention::attend;
 use crate::input::SlotTimes;
 
 /// Configuration of a [`TemporalAttention`] layer.
@@ -90,9 +89,12 @@ impl TemporalAttentionConfig {
 impl TemporalAttention {
     /// `root`: `[R, input]` → `[R, output]`.
     ///
-    /// Keys and values are `[h ‖ e ‖ φ(Δt)]·W + b`, computed as `h·W_h + e·W_e + φ(Δt)·W_t + b`:
-    /// the node part on the distinct rows only, the time part on the distinct Δt only, and no
-    /// concatenated `[R·K, input + edge + time]` input is materialised.
+    /// The projections run per root, not per slot. With a slot's row `x = [h ‖ e ‖ φ(Δt)]`, head
+    /// `h` scores `q_h·(x·W_k + b_k)_h / √dh = x·(W_k,h·q_h) / √dh + c(root, h)`, and the constant
+    /// drops out of the softmax; its output is `Σ α·(x·W_v + b_v)_h = (Σ α·x)·W_v,h + b_v,h`. So
+    /// the query is folded through `W_k` and `W_v` is applied to the weighted row sums: the slots'
+    /// rows are only read, from the distinct nodes' rows and the distinct Δt's encodings
+    /// ([`mspipe_kernels::gathered_attention`]), and no `[R·K, output]` keys or values exist.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
         let [r, k] = nbr.mask.dims();
         let input = root.dims()[1];
@@ -107,44 +109,56 @@ impl TemporalAttention {
         let q = root.clone().matmul(wq.clone().narrow(0, 0, input))
             + zero_t.matmul(wq.narrow(0, input, time_dim))
             + bias(&self.query, out);
-        let q = q.reshape([r, self.heads, dh]);
 
-        // Keys and values, each `[R, K, H, dh]` and contiguous (no column slices to copy).
-        let edge_dim = self.key.weight.dims()[0] - input - time_dim;
-        // φ(Δt) once per distinct Δt; its products are gathered to the slots.
-        let phi: Tensor<2> = time.forward(nbr.dt.values);
-        let edge = nbr.edge.map(|e| e.reshape([r * k, edge_dim]));
-        let project = |layer: &Linear| -> Tensor<4> {
-            let w = layer.weight.val();
-            let time_part = phi
-                .clone()
-                .matmul(w.clone().narrow(0, input + edge_dim, time_dim));
-            // One pass: each slot's node row + its Δt's row + the bias. Dense rows are their own
-            // table, one row per slot.
-            let (table, index) = match &nbr.h {
-                NeighborRows::Gather { table, index } => (table.clone(), index.clone()),
-                NeighborRows::Dense(h) => (
-                    h.clone().reshape([r * k, input]),
-                    Tensor::arange(0..(r * k) as i64, &h.device()),
-                ),
-            };
-            let mut x = mspipe_kernels::gather_add(
-                table.matmul(w.clone().narrow(0, 0, input)),
-                index,
-                time_part,
-                nbr.dt.index.clone(),
-                bias(layer, out).reshape([out]),
-            );
-            if let Some(e) = &edge {
-                x = x + e.clone().matmul(w.narrow(0, input, edge_dim));
-            }
-            x.reshape([r, k, self.heads, dh])
+        // Slot rows: the node part from `table`, the rest ([e ‖ φ(Δt)]) from `other`.
+        let slots = || Tensor::<1, Int>::arange(0..(r * k) as i64, &device);
+        let (table, index) = match nbr.h {
+            NeighborRows::Gather { table, index } => (table, index),
+            NeighborRows::Dense(h) => (h.reshape([r * k, input]), slots()),
         };
-        let (key, value) = (project(&self.key), project(&self.value));
-        let a = attend(q, key, value, nbr.mask);
+        let phi: Tensor<2> = time.forward(nbr.dt.values);
+        let (other, other_index) = match nbr.edge {
+            None => (phi, nbr.dt.index),
+            Some(e) => {
+                let e = e.reshape([r * k, self.key.weight.dims()[0] - input - time_dim]);
+                (
+                    Tensor::cat(vec![e, phi.select(0, nbr.dt.index)], 1),
+                    slots(),
+                )
+            }
+        };
+        let width = self.key.weight.dims()[0];
+        let q = q * (1.0 / (dh as f64).sqrt());
+        let qk = q
+            .matmul(per_head(self.key.weight.val(), self.heads).transpose())
+            .reshape([r, self.heads, width]);
+        let keep = nbr.mask.clone().float();
+        let sums = mspipe_kernels::gathered_attention(qk, table, index, other, other_index, keep);
+        // A root without a real slot has zero weights: zeros, not b_v.
+        let any: Tensor<2> = nbr.mask.any_dim(1).float();
+        let a = sums.matmul(per_head(self.value.weight.val(), self.heads))
+            + bias(&self.value, out) * any;
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
         self.merge_out.forward(merged)
     }
+}
+
+/// `w` `[c, H·dh]` → `[H·c, H·dh]`, block-diagonal with head `h`'s columns of `w` as block `h`:
+/// rows of `H` per-head sums `[R, H·c]` times this are the heads' projections side by side.
+fn per_head(w: Tensor<2>, heads: usize) -> Tensor<2> {
+    if heads == 1 {
+        return w;
+    }
+    let [_, out] = w.dims();
+    let dh = out / heads;
+    let blocks = (0..heads)
+        .map(|h| {
+            let cols: Vec<f32> = (0..out).map(|o| (o / dh == h) as u8 as f32).collect();
+            let cols = Tensor::<2>::from_data(TensorData::new(cols, [1, out]), &w.device());
+            w.clone() * cols
+        })
+        .collect();
+    Tensor::cat(blocks, 0)
 }
 
 /// A layer's bias as a `[1, out]` row (zeros when it has none).

@@ -1,0 +1,306 @@
+//! Attention over gathered slot rows. Forward: one unit per (root, head), reading each slot's row
+//! straight from the two tables, the `K` scores in registers. Backward: one unit per root (its
+//! heads in turn, so each slot's row gradient is summed over heads by the unit that owns it),
+//! then the backend's own `select_assign` adds the slot rows into the tables.
+
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::IntTensor;
+use burn::tensor::{DType, IndexingUpdateOp, Shape};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::launch::{floats, grid, indices, output};
+
+/// ⟨`v[base..base + ca + cb]`, slot `slot`'s row⟩.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn row_dot<F: Float>(
+    v: &[F],
+    base: usize,
+    a: &[F],
+    ia: &[i32],
+    b: &[F],
+    ib: &[i32],
+    slot: usize,
+    ca: usize,
+    cb: usize,
+) -> F {
+    let (ra, rb) = (
+        usize::cast_from(ia[slot]) * ca,
+        usize::cast_from(ib[slot]) * cb,
+    );
+    let mut s = F::new(0.0);
+    for e in 0..ca {
+        s += v[base + e] * a[ra + e];
+    }
+    for e in 0..cb {
+        s += v[base + ca + e] * b[rb + e];
+    }
+    s
+}
+
+/// Softmax over the root's slots of the masked scores ⟨q, x_j⟩ (−1e9 on padding, as in the
+/// reference), before the mask is applied to the weights.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn probabilities<F: Float>(
+    q: &[F],
+    a: &[F],
+    ia: &[i32],
+    b: &[F],
+    ib: &[i32],
+    keep: &[F],
+    prob: &mut Array<F>,
+    root: usize,
+    q_base: usize,
+    ca: usize,
+    cb: usize,
+    #[comptime] slots: usize,
+) {
+    let mut top = F::new(-3.0e38);
+    for j in 0..slots {
+        let slot = root * slots + j;
+        let real = keep[slot];
+        let s = row_dot::<F>(q, q_base, a, ia, b, ib, slot, ca, cb) * real
+            + (F::new(1.0) - real) * F::new(-1.0e9);
+        prob[j] = s;
+        top = F::max(top, s);
+    }
+    let mut total = F::new(0.0);
+    for j in 0..slots {
+        let x = F::exp(prob[j] - top);
+        prob[j] = x;
+        total += x;
+    }
+    for j in 0..slots {
+        prob[j] /= total;
+    }
+}
+
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn forward_kernel<F: Float>(
+    q: &[F],
+    a: &[F],
+    ia: &[i32],
+    b: &[F],
+    ib: &[i32],
+    keep: &[F],
+    out: &mut [F],
+    units: usize,
+    heads: usize,
+    ca: usize,
+    cb: usize,
+    #[comptime] slots: usize,
+) {
+    if ABSOLUTE_POS >= units {
+        terminate!();
+    }
+    let root = ABSOLUTE_POS / heads;
+    let base = ABSOLUTE_POS * (ca + cb);
+    let mut prob = Array::<F>::new(slots);
+    probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
+    for j in 0..slots {
+        prob[j] *= keep[root * slots + j];
+    }
+    for e in 0..ca {
+        let mut acc = F::new(0.0);
+        for j in 0..slots {
+            acc += prob[j] * a[usize::cast_from(ia[root * slots + j]) * ca + e];
+        }
+        out[base + e] = acc;
+    }
+    for e in 0..cb {
+        let mut acc = F::new(0.0);
+        for j in 0..slots {
+            acc += prob[j] * b[usize::cast_from(ib[root * slots + j]) * cb + e];
+        }
+        out[base + ca + e] = acc;
+    }
+}
+
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn backward_kernel<F: Float>(
+    q: &[F],
+    a: &[F],
+    ia: &[i32],
+    b: &[F],
+    ib: &[i32],
+    keep: &[F],
+    grad: &[F],
+    dq: &mut [F],
+    dxa: &mut [F],
+    dxb: &mut [F],
+    roots: usize,
+    heads: usize,
+    ca: usize,
+    cb: usize,
+    #[comptime] slots: usize,
+) {
+    let root = ABSOLUTE_POS;
+    if root >= roots {
+        terminate!();
+    }
+    let c = ca + cb;
+    for j in 0..slots {
+        let slot = root * slots + j;
+        for e in 0..ca {
+            dxa[slot * ca + e] = F::new(0.0);
+        }
+        for e in 0..cb {
+            dxb[slot * cb + e] = F::new(0.0);
+        }
+    }
+    let mut prob = Array::<F>::new(slots);
+    let mut dp = Array::<F>::new(slots);
+    for head in 0..heads {
+        let base = (root * heads + head) * c;
+        probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
+        // dp_j = ⟨g, x_j⟩; s = Σ_j w_j·dp_j with w_j = prob_j·keep_j.
+        let mut s = F::new(0.0);
+        for j in 0..slots {
+            let slot = root * slots + j;
+            let d = row_dot::<F>(grad, base, a, ia, b, ib, slot, ca, cb);
+            dp[j] = d;
+            s += prob[j] * keep[slot] * d;
+        }
+        for e in 0..c {
+            dq[base + e] = F::new(0.0);
+        }
+        for j in 0..slots {
+            let slot = root * slots + j;
+            let real = keep[slot];
+            let weight = prob[j] * real;
+            // ∂L/∂score_j through the mask and the softmax.
+            let ds = real * prob[j] * (dp[j] - s);
+            let (ra, rb) = (
+                usize::cast_from(ia[slot]) * ca,
+                usize::cast_from(ib[slot]) * cb,
+            );
+            for e in 0..ca {
+                dq[base + e] += ds * a[ra + e];
+                dxa[slot * ca + e] += ds * q[base + e] + weight * grad[base + e];
+            }
+            for e in 0..cb {
+                dq[base + ca + e] += ds * b[rb + e];
+                dxb[slot * cb + e] += ds * q[base + ca + e] + weight * grad[base + ca + e];
+            }
+        }
+    }
+}
+
+/// `[n, h, c]` of `q` and the slot count `k` of `keep` `[n, k]`.
+fn dims(q: &CubeTensor, keep: &CubeTensor) -> [usize; 4] {
+    let (s, k) = (q.meta.shape(), keep.meta.shape()[1]);
+    [s[0], k, s[1], s[2]]
+}
+
+fn width(t: &CubeTensor) -> usize {
+    t.meta.shape()[1]
+}
+
+/// `q` `[N, H, Ca + Cb]`, tables and slot rows, `keep` `[N, K]` → `[N, H·(Ca + Cb)]`.
+pub fn forward(
+    q: CubeTensor,
+    a: CubeTensor,
+    ia: CubeTensor,
+    b: CubeTensor,
+    ib: CubeTensor,
+    keep: CubeTensor,
+) -> CubeTensor {
+    let [n, slots, heads, c] = dims(&q, &keep);
+    let (ca, cb) = (width(&a), width(&b));
+    assert_eq!(c, ca + cb, "query width ≠ the tables' widths together");
+    let (q, keep) = (floats(q), floats(keep));
+    let out = output(&q, [n, heads * c]);
+    let units = n * heads;
+    if units == 0 || slots == 0 {
+        return out;
+    }
+    let (count, dim) = grid(&q.client, units);
+    let client = q.client.clone();
+    // SAFETY: contiguous f32 buffers (i32 indices) of the shapes read above; slot indices name rows
+    // of their tables (the caller's contract, as for any gather); the guard keeps units in bounds.
+    unsafe {
+        forward_kernel::launch_unchecked::<f32>(
+            &client,
+            count,
+            dim,
+            q.into_buffer_arg(),
+            floats(a).into_buffer_arg(),
+            indices(ia).into_buffer_arg(),
+            floats(b).into_buffer_arg(),
+            indices(ib).into_buffer_arg(),
+            keep.into_buffer_arg(),
+            out.clone().into_buffer_arg(),
+            units,
+            heads,
+            ca,
+            cb,
+            slots,
+        );
+    }
+    out
+}
+
+/// Gradients for `q`, `a` and `b` given the output's (`[N, H·(Ca + Cb)]`).
+pub fn backward(
+    q: CubeTensor,
+    a: CubeTensor,
+    ia: IntTensor<CubeBackend>,
+    b: CubeTensor,
+    ib: IntTensor<CubeBackend>,
+    keep: CubeTensor,
+    grad: CubeTensor,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let [n, slots, heads, c] = dims(&q, &keep);
+    let ([rows_a, ca], [rows_b, cb]) = (
+        [a.meta.shape()[0], width(&a)],
+        [b.meta.shape()[0], width(&b)],
+    );
+    let (q, keep, grad) = (floats(q), floats(keep), floats(grad));
+    if n == 0 || heads == 0 || slots == 0 {
+        let dq = zeros(&q, [n, heads, c]);
+        return (dq, zeros(&q, [rows_a, ca]), zeros(&q, [rows_b, cb]));
+    }
+    let dq = output(&q, [n, heads, c]);
+    let dxa = output(&q, [n * slots, ca]);
+    let dxb = output(&q, [n * slots, cb]);
+    let (count, dim) = grid(&q.client, n);
+    let client = q.client.clone();
+    // SAFETY: as in `forward`; unit `r` writes only root `r`'s rows of `dq`, `dxa` and `dxb`.
+    unsafe {
+        backward_kernel::launch_unchecked::<f32>(
+            &client,
+            count,
+            dim,
+            q.into_buffer_arg(),
+            floats(a).into_buffer_arg(),
+            indices(ia.clone()).into_buffer_arg(),
+            floats(b).into_buffer_arg(),
+            indices(ib.clone()).into_buffer_arg(),
+            keep.into_buffer_arg(),
+            grad.into_buffer_arg(),
+            dq.clone().into_buffer_arg(),
+            dxa.clone().into_buffer_arg(),
+            dxb.clone().into_buffer_arg(),
+            n,
+            heads,
+            ca,
+            cb,
+            slots,
+        );
+    }
+    let add = |rows: usize, w: usize, index, dx: CubeTensor| {
+        let table = zeros(&dx, [rows, w]);
+        CubeBackend::float_select_assign(table, 0, index, dx, IndexingUpdateOp::Add)
+    };
+    (dq, add(rows_a, ca, ia, dxa), add(rows_b, cb, ib, dxb))
+}
+
+/// Zeros of `shape` on `like`'s device.
+fn zeros(like: &CubeTensor, shape: impl Into<Shape>) -> CubeTensor {
+    CubeBackend::float_zeros(shape.into(), &like.device, DType::F32.into())
+}

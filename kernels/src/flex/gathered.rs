@@ -1,0 +1,207 @@
+//! Attention over gathered slot rows on host slices, roots in parallel. Each slot's row is read
+//! in place from its two tables (node rows and Δt rows) — the forward pass writes nothing per
+//! slot. The backward writes each slot's row gradient once (summed over heads, every slot owned
+//! by one root) and then adds those into the tables in slot order: deterministic, no atomics.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::attention::{dot, softmax};
+
+/// Roots per parallel task.
+const BLOCK: usize = 64;
+
+/// Shapes: `n` roots, `k` slots, `h` heads; slot rows of `ca` columns from `a` beside `cb` from `b`.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    pub n: usize,
+    pub k: usize,
+    pub h: usize,
+    pub ca: usize,
+    pub cb: usize,
+}
+
+impl Dims {
+    fn width(&self) -> usize {
+        self.ca + self.cb
+    }
+}
+
+/// The two tables and each slot's row in them.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub a: &'a [f32],
+    pub ia: &'a [usize],
+    pub b: &'a [f32],
+    pub ib: &'a [usize],
+}
+
+impl Rows<'_> {
+    /// The two parts of slot `s`'s row.
+    #[inline(always)]
+    fn slot(&self, s: usize, d: Dims) -> (&[f32], &[f32]) {
+        (
+            &self.a[self.ia[s] * d.ca..][..d.ca],
+            &self.b[self.ib[s] * d.cb..][..d.cb],
+        )
+    }
+}
+
+/// Slot `j`'s masked score for the query `q`: −1e9 on padding, as in the reference (callers
+/// multiply the softmax weights by the mask afterwards).
+#[inline(always)]
+fn score(q: &[f32], (xa, xb): (&[f32], &[f32]), real: f32, ca: usize) -> f32 {
+    let (qa, qb) = q.split_at(ca);
+    (dot(qa, xa) + dot(qb, xb)) * real + (1.0 - real) * -1e9
+}
+
+/// ⟨`v`, x⟩ for a slot row x in two parts.
+#[inline(always)]
+fn dot_row(v: &[f32], (xa, xb): (&[f32], &[f32]), ca: usize) -> f32 {
+    let (va, vb) = v.split_at(ca);
+    dot(va, xa) + dot(vb, xb)
+}
+
+/// `out` += `w`·`x`.
+#[inline(always)]
+fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
+    out.iter_mut().zip(x).for_each(|(o, &x)| *o += w * x);
+}
+
+/// `q` `[n, h, c]`, `keep` `[n, k]` → `[n, h·c]`.
+pub fn forward(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
+    let width = d.h * d.width();
+    let mut out = vec![0.0; d.n * width];
+    if width == 0 || d.k == 0 {
+        return out;
+    }
+    out.par_chunks_mut(BLOCK * width)
+        .enumerate()
+        .for_each(|(block, out)| forward_block(q, rows, keep, d, block * BLOCK, out));
+    out
+}
+
+/// Per root, every head in each pass over the slots, so each slot row is read twice (scores,
+/// then sums) whatever the number of heads.
+#[multiversion(targets = "simd")]
+fn forward_block(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims, first: usize, out: &mut [f32]) {
+    let (c, width) = (d.width(), d.h * d.width());
+    // `p[head·k + j]`.
+    let mut p = vec![0.0f32; d.h * d.k];
+    for (i, out) in out.chunks_exact_mut(width).enumerate() {
+        let r = first + i;
+        let (keep, q) = (&keep[r * d.k..][..d.k], &q[r * width..][..width]);
+        for j in 0..d.k {
+            let x = rows.slot(r * d.k + j, d);
+            for (head, q) in q.chunks_exact(c).enumerate() {
+                p[head * d.k + j] = score(q, x, keep[j], d.ca);
+            }
+        }
+        p.chunks_exact_mut(d.k).for_each(softmax);
+        for j in 0..d.k {
+            let (xa, xb) = rows.slot(r * d.k + j, d);
+            for (head, o) in out.chunks_exact_mut(c).enumerate() {
+                let w = p[head * d.k + j] * keep[j];
+                let (oa, ob) = o.split_at_mut(d.ca);
+                axpy(oa, w, xa);
+                axpy(ob, w, xb);
+            }
+        }
+    }
+}
+
+/// Gradients for `q` (`[n, h, c]`), `a` (`[rows_a, ca]`) and `b` (`[rows_b, cb]`) given the
+/// output's.
+pub fn backward(
+    q: &[f32],
+    rows: Rows<'_>,
+    keep: &[f32],
+    grad: &[f32],
+    d: Dims,
+    [rows_a, rows_b]: [usize; 2],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (c, width) = (d.width(), d.h * d.width());
+    let mut dq = vec![0.0; d.n * width];
+    // Each slot's row gradient, `[n·k, c]`.
+    let mut dx = vec![0.0; d.n * d.k * c];
+    if width > 0 && d.k > 0 {
+        dq.par_chunks_mut(BLOCK * width)
+            .zip(dx.par_chunks_mut(BLOCK * d.k * c))
+            .enumerate()
+            .for_each(|(block, (dq, dx))| {
+                let first = block * BLOCK;
+                backward_block(q, rows, keep, grad, d, first, dq, dx);
+            });
+    }
+    let add_into = |index: &[usize], rows: usize, offset: usize, w: usize| {
+        let mut table = vec![0.0f32; rows * w];
+        if w > 0 {
+            for (g, &i) in dx.chunks_exact(c).zip(index) {
+                axpy(&mut table[i * w..][..w], 1.0, &g[offset..][..w]);
+            }
+        }
+        table
+    };
+    let (da, db) = rayon::join(
+        || add_into(rows.ia, rows_a, 0, d.ca),
+        || add_into(rows.ib, rows_b, d.ca, d.cb),
+    );
+    (dq, da, db)
+}
+
+/// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
+/// the gradients of the query and of the slot rows for every head.
+#[multiversion(targets = "simd")]
+#[allow(clippy::too_many_arguments)] // one block's slices of every input and output
+fn backward_block(
+    q: &[f32],
+    rows: Rows<'_>,
+    keep: &[f32],
+    grad: &[f32],
+    d: Dims,
+    first: usize,
+    dq: &mut [f32],
+    dx: &mut [f32],
+) {
+    let (c, width) = (d.width(), d.h * d.width());
+    // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j w_j·dp_j with w_j = p_j·keep_j.
+    let (mut p, mut dp, mut s) = (
+        vec![0.0f32; d.h * d.k],
+        vec![0.0f32; d.h * d.k],
+        vec![0.0; d.h],
+    );
+    for (i, dq) in dq.chunks_exact_mut(width).enumerate() {
+        let r = first + i;
+        let keep = &keep[r * d.k..][..d.k];
+        let (q, g) = (&q[r * width..][..width], &grad[r * width..][..width]);
+        for j in 0..d.k {
+            let x = rows.slot(r * d.k + j, d);
+            for head in 0..d.h {
+                let at = head * c..(head + 1) * c;
+                p[head * d.k + j] = score(&q[at.clone()], x, keep[j], d.ca);
+                dp[head * d.k + j] = dot_row(&g[at], x, d.ca);
+            }
+        }
+        for head in 0..d.h {
+            let (ph, dph) = (&mut p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
+            softmax(ph);
+            s[head] = (0..d.k).map(|j| ph[j] * keep[j] * dph[j]).sum();
+        }
+        let dx = &mut dx[i * d.k * c..][..d.k * c];
+        for (j, dxj) in dx.chunks_exact_mut(c).enumerate() {
+            let (xa, xb) = rows.slot(r * d.k + j, d);
+            let real = keep[j];
+            for head in 0..d.h {
+                let (pj, at) = (p[head * d.k + j], head * c..(head + 1) * c);
+                // ∂L/∂score_j through the mask and the softmax.
+                let ds = real * pj * (dp[head * d.k + j] - s[head]);
+                let (dqa, dqb) = dq[at.clone()].split_at_mut(d.ca);
+                axpy(dqa, ds, xa);
+                axpy(dqb, ds, xb);
+                // x_j is the key (score) and the value (weight) of every head.
+                axpy(dxj, ds, &q[at.clone()]);
+                axpy(dxj, pj * real, &g[at]);
+            }
+        }
+    }
+}
