@@ -30,22 +30,25 @@ impl Gemm {
 }
 
 /// TGN's forward products for a batch of `shape` (see `mspipe-model`: GRU updater on every unique
-/// node, one attention layer over `k` neighbours whose time part runs once per distinct Δt, the
-/// link predictor on the positive and negative pairs).
+/// node; one attention layer over `k` neighbours with its projections folded out of the slots —
+/// the query through W_k and W_v on the weighted row sums, both block-diagonal over the heads —
+/// and the slots' rows read in place; the link predictor on the positive and negative pairs).
 fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<Gemm> {
     let (r, u) = (
         shape.roots.round() as usize,
         shape.unique_nodes.round() as usize,
     );
-    let distinct = shape.distinct_dt.round() as usize;
-    let (d, t, out, k) = (
+    let (d, t, out, k, heads) = (
         c.memory.dim,
         c.memory.time_dim,
         c.gnn.dim,
         c.sampling.neighbors,
+        c.gnn.heads,
     );
     let updater_in = 2 * d + edge + t;
-    let mut g = vec![
+    // A slot's row: node memory ‖ edge features ‖ φ(Δt).
+    let row = d + edge + t;
+    vec![
         Gemm {
             name: "GRU input",
             m: u,
@@ -65,23 +68,23 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
         },
         Gemm {
-            name: "attention key/value (nodes)",
-            m: u,
-            k: d,
-            n: 2 * out,
-        },
-        Gemm {
-            name: "attention key/value (time)",
-            m: distinct,
-            k: t,
-            n: 2 * out,
-        },
-        // Scores and the weighted sum: r·k·out multiply-adds each.
-        Gemm {
-            name: "attention scores + sum",
-            m: r * k,
+            name: "attention query through W_k",
+            m: r,
             k: out,
-            n: 2,
+            n: heads * row,
+        },
+        // Scores and the weighted row sums: r·k·heads·row multiply-adds each.
+        Gemm {
+            name: "attention scores + sums",
+            m: r * k,
+            k: row,
+            n: 2 * heads,
+        },
+        Gemm {
+            name: "attention sums through W_v",
+            m: r,
+            k: heads * row,
+            n: out,
         },
         Gemm {
             name: "merge hidden",
@@ -107,16 +110,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out,
             n: 1,
         },
-    ];
-    if edge > 0 {
-        g.push(Gemm {
-            name: "attention key/value (edges)",
-            m: r * k,
-            k: edge,
-            n: 2 * out,
-        });
-    }
-    g
+    ]
 }
 
 /// Median seconds of `[m, k] × [k, n]` on `device` over 7 runs after a warm-up, timed on one of

@@ -1,5 +1,5 @@
 //! Fused kernels against the same math in burn ops: batch 600 and 6,000 roots, memory dim 100,
-//! k = 10 neighbours, 2 heads; attention and the time encoding on both routes that run here (flex's
+//! k = 10 neighbours, 2 heads; attention (both forms) and the time encoding on both routes that run here (flex's
 //! host loops, and the cubecl kernels on wgpu over lavapipe), the memory fetch and update on
 //! wgpu. Each forward group also times a device copy of the bytes the fused kernel moves, so "GB/s"
 //! of the two can be compared with what the memory system gives in the same run. Outputs stay
@@ -136,6 +136,85 @@ fn attention_backward_on(c: &mut Criterion, name: &str, device: Device) {
     group.finish();
 }
 
+/// Attention over gathered rows as TGN runs it: slot rows of a node part (`DIM`, from a table of
+/// `roots / 2` rows) beside a Δt part (`DIM`, from `roots·k / 2` rows), forward alone (with the
+/// copy baseline of the bytes it moves) and forward + backward.
+fn gathered_attention(c: &mut Criterion) {
+    for (name, device) in devices() {
+        gathered_on(c, name, device.clone(), false);
+        gathered_on(c, name, device.autodiff(), true);
+    }
+}
+
+fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
+    let pass = if backward {
+        "forward_backward"
+    } else {
+        "forward"
+    };
+    let mut group = c.benchmark_group(format!("gathered_attention_{pass}/{name}"));
+    let width = 2 * DIM;
+    for roots in [600usize, 6_000] {
+        let slots = roots * SLOTS;
+        let (rows_a, rows_b) = (roots / 2, slots / 2);
+        let index = |rows: usize, step: usize| {
+            let ids: Vec<i64> = (0..slots)
+                .map(|i| ((i * step + i / 7) % rows) as i64)
+                .collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [slots]), &device)
+        };
+        let (ia, ib) = (index(rows_a, 7), index(rows_b, 1));
+        let q = random([roots, HEADS, width], &device);
+        let (a, b) = (
+            random([rows_a, DIM], &device),
+            random([rows_b, DIM], &device),
+        );
+        let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
+        let run = |fused: bool| {
+            let (q, a, ia, b, ib, keep, device) = (
+                q.clone(),
+                a.clone(),
+                ia.clone(),
+                b.clone(),
+                ib.clone(),
+                keep.clone(),
+                device.clone(),
+            );
+            move || {
+                let (q, a, b) = if backward {
+                    (
+                        q.clone().require_grad(),
+                        a.clone().require_grad(),
+                        b.clone().require_grad(),
+                    )
+                } else {
+                    (q.clone(), a.clone(), b.clone())
+                };
+                let (ia, ib, keep) = (ia.clone(), ib.clone(), keep.clone());
+                let out = if fused {
+                    mspipe_kernels::gathered_attention(q, a, ia, b, ib, keep)
+                } else {
+                    reference::gathered_attention(q, a, ia, b, ib, keep)
+                };
+                let grads = backward.then(|| out.clone().sum().backward());
+                sync(&device);
+                drop((out, grads));
+            }
+        };
+        if !backward {
+            // Slot rows and indices read, queries read and outputs written, mask read.
+            let bytes = 4 * (slots * (width + 2) + 2 * roots * HEADS * width + slots);
+            group.throughput(Throughput::Bytes(bytes as u64));
+            group.bench_function(BenchmarkId::new("copy", roots), |b| {
+                b.iter(copy_of(bytes, &device))
+            });
+        }
+        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
+        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+    }
+    group.finish();
+}
+
 /// φ(Δt) of `roots`·k distinct Δt (every slot its own), forward and backward for `w` and `b`.
 fn time_encoding(c: &mut Criterion) {
     for (name, device) in devices() {
@@ -256,6 +335,6 @@ fn memory(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(2));
-    targets = attention, attention_backward, time_encoding, memory
+    targets = attention, attention_backward, gathered_attention, time_encoding, memory
 }
 criterion_main!(benches);

@@ -72,9 +72,9 @@ pub trait FusedBackend: Backend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// `q` `[N, H, Ca + Cb]`, rows `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep`
-    /// `[N, K]` → `[N, H·(Ca + Cb)]`.
-    #[fusion(dtype = q, shape = fusion_meta::flatten_heads(q))]
+    /// `q` `[H, N, Ca + Cb]`, rows `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep`
+    /// `[N, K]` → `[H, N, Ca + Cb]`.
+    #[fusion(dtype = q, shape = q)]
     fn gathered_attention(
         q: FloatTensor<Self>,
         a: FloatTensor<Self>,
@@ -159,7 +159,7 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
-) -> Tensor<2> {
+) -> Tensor<3> {
     Tensor::from_dispatch(<Ext as FusedBackend>::gathered_attention(
         q.into_dispatch(),
         a.into_dispatch(),

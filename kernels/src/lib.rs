@@ -107,8 +107,8 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     reference::gru_gates(gi, gh, h)
 }
 
-/// Attention over the slots' own rows, gathered from two tables: `q` `[N, H, Ca + Cb]`, rows
-/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]` → `[N, H·(Ca + Cb)]`;
+/// Attention over the slots' own rows, gathered from two tables: `q` `[H, N, Ca + Cb]`, rows
+/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]` → `[H, N, Ca + Cb]`;
 /// see [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass.
 pub fn gathered_attention(
     q: Tensor<3>,
@@ -117,7 +117,7 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
-) -> Tensor<2> {
+) -> Tensor<3> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&q.device()) {
         return backend::gathered_attention(q, a, ia, b, ib, keep);

@@ -26,8 +26,9 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
 
 /// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
 /// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
-/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[N, H, Ca + Cb]`, `keep`
-/// `[N, K]` → `[N, H·(Ca + Cb)]`; masking as in [`attention`], no scaling.
+/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[H, N, Ca + Cb]` (heads
+/// outermost, as per-head products come), `keep` `[N, K]` → `[H, N, Ca + Cb]`; masking as in
+/// [`attention`], no scaling.
 ///
 /// This is TGAT's attention with its projections taken out of the slots: q·(x·W_k) = (q·W_kᵀ)·x
 /// and Σ_j α_j·x_j·W_v = (Σ_j α_j·x_j)·W_v, so the caller folds W_k into the query and applies
@@ -39,11 +40,12 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
-) -> Tensor<2> {
-    let [n, heads, width] = q.dims();
+) -> Tensor<3> {
+    let [_, n, width] = q.dims();
     let k = keep.dims()[1];
     let x: Tensor<3> =
         Tensor::cat(vec![a.select(0, ia), b.select(0, ib)], 1).reshape([n, k, width]);
+    let q = q.swap_dims(0, 1); // [N, H, C]
     let scores: Tensor<3> = (q.unsqueeze_dim::<4>(1) * x.clone().unsqueeze_dim(2))
         .sum_dim(3)
         .squeeze_dim(3); // [N, K, H]
@@ -53,7 +55,7 @@ pub fn gathered_attention(
     let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * x.unsqueeze_dim(2))
         .sum_dim(1)
         .squeeze_dim(1);
-    out.reshape([n, heads * width])
+    out.swap_dims(0, 1)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.

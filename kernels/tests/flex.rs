@@ -181,10 +181,10 @@ fn gathered_attention_matches_reference() {
         let case = GatheredCase::new(shape, &device);
         let (out, grads) = case.run(&device, true);
         let [n, _, h, rows_a, ca, rows_b, cb] = shape;
-        assert_eq!(out.shape().to_vec(), vec![n, h * (ca + cb)]);
+        assert_eq!(out.shape().to_vec(), vec![h, n, ca + cb]);
         if n == 0 {
             // Nothing attended: zero gradients of the inputs' shapes.
-            let sizes = [0, rows_a * ca, rows_b * cb];
+            let sizes = [0, rows_a * ca, rows_b * cb]; // q is [h, 0, c]
             for (g, size) in grads.iter().zip(sizes) {
                 let g = g.as_ref().expect("a gradient");
                 assert!(g.num_elements() == size && g.iter::<f32>().all(|x| x == 0.0));

@@ -1,4 +1,5 @@
-//! Attention over gathered slot rows. Forward: one unit per (root, head), reading each slot's row
+//! Attention over gathered slot rows (queries and outputs `[H, N, C]`). Forward: one unit per
+//! (head, root), reading each slot's row
 //! straight from the two tables, the `K` scores in registers. Backward: one unit per root (its
 //! heads in turn, so each slot's row gradient is summed over heads by the unit that owns it),
 //! then the backend's own `select_assign` adds the slot rows into the tables.
@@ -89,7 +90,7 @@ fn forward_kernel<F: Float>(
     keep: &[F],
     out: &mut [F],
     units: usize,
-    heads: usize,
+    roots: usize,
     ca: usize,
     cb: usize,
     #[comptime] slots: usize,
@@ -97,7 +98,8 @@ fn forward_kernel<F: Float>(
     if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let root = ABSOLUTE_POS / heads;
+    // Unit = head·roots + root: queries and outputs are [H, N, C].
+    let root = ABSOLUTE_POS % roots;
     let base = ABSOLUTE_POS * (ca + cb);
     let mut prob = Array::<F>::new(slots);
     probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
@@ -156,7 +158,7 @@ fn backward_kernel<F: Float>(
     let mut prob = Array::<F>::new(slots);
     let mut dp = Array::<F>::new(slots);
     for head in 0..heads {
-        let base = (root * heads + head) * c;
+        let base = (head * roots + root) * c;
         probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
         // dp_j = ⟨g, x_j⟩; s = Σ_j w_j·dp_j with w_j = prob_j·keep_j.
         let mut s = F::new(0.0);
@@ -191,17 +193,17 @@ fn backward_kernel<F: Float>(
     }
 }
 
-/// `[n, h, c]` of `q` and the slot count `k` of `keep` `[n, k]`.
+/// `[n, k, h, c]` from `q` `[h, n, c]` and `keep` `[n, k]`.
 fn dims(q: &CubeTensor, keep: &CubeTensor) -> [usize; 4] {
     let (s, k) = (q.meta.shape(), keep.meta.shape()[1]);
-    [s[0], k, s[1], s[2]]
+    [s[1], k, s[0], s[2]]
 }
 
 fn width(t: &CubeTensor) -> usize {
     t.meta.shape()[1]
 }
 
-/// `q` `[N, H, Ca + Cb]`, tables and slot rows, `keep` `[N, K]` → `[N, H·(Ca + Cb)]`.
+/// `q` `[H, N, Ca + Cb]`, tables and slot rows, `keep` `[N, K]` → `[H, N, Ca + Cb]`.
 pub fn forward(
     q: CubeTensor,
     a: CubeTensor,
@@ -214,7 +216,7 @@ pub fn forward(
     let (ca, cb) = (width(&a), width(&b));
     assert_eq!(c, ca + cb, "query width ≠ the tables' widths together");
     let (q, keep) = (floats(q), floats(keep));
-    let out = output(&q, [n, heads * c]);
+    let out = output(&q, [heads, n, c]);
     let units = n * heads;
     if units == 0 || slots == 0 {
         return out;
@@ -236,7 +238,7 @@ pub fn forward(
             keep.into_buffer_arg(),
             out.clone().into_buffer_arg(),
             units,
-            heads,
+            n,
             ca,
             cb,
             slots,
@@ -245,7 +247,7 @@ pub fn forward(
     out
 }
 
-/// Gradients for `q`, `a` and `b` given the output's (`[N, H·(Ca + Cb)]`).
+/// Gradients for `q`, `a` and `b` given the output's (`[H, N, Ca + Cb]`).
 pub fn backward(
     q: CubeTensor,
     a: CubeTensor,
@@ -262,10 +264,10 @@ pub fn backward(
     );
     let (q, keep, grad) = (floats(q), floats(keep), floats(grad));
     if n == 0 || heads == 0 || slots == 0 {
-        let dq = zeros(&q, [n, heads, c]);
+        let dq = zeros(&q, [heads, n, c]);
         return (dq, zeros(&q, [rows_a, ca]), zeros(&q, [rows_b, cb]));
     }
-    let dq = output(&q, [n, heads, c]);
+    let dq = output(&q, [heads, n, c]);
     let dxa = output(&q, [n * slots, ca]);
     let dxb = output(&q, [n * slots, cb]);
     let (count, dim) = grid(&q.client, n);

@@ -12,6 +12,7 @@ use super::attention::{dot, softmax};
 const BLOCK: usize = 64;
 
 /// Shapes: `n` roots, `k` slots, `h` heads; slot rows of `ca` columns from `a` beside `cb` from `b`.
+/// Queries and outputs are `[h, n, c]` (heads outermost, as the caller's per-head products are).
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
     pub n: usize,
@@ -24,6 +25,18 @@ pub struct Dims {
 impl Dims {
     fn width(&self) -> usize {
         self.ca + self.cb
+    }
+
+    /// Whether there is nothing to compute (outputs stay zero).
+    fn empty(&self) -> bool {
+        self.n == 0 || self.h == 0 || self.k == 0 || self.width() == 0
+    }
+
+    /// Head `head`'s row of root `r` in an `[h, n, c]` buffer.
+    #[inline(always)]
+    fn at(&self, head: usize, r: usize) -> std::ops::Range<usize> {
+        let c = self.width();
+        (head * self.n + r) * c..(head * self.n + r + 1) * c
     }
 }
 
@@ -68,41 +81,60 @@ fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     out.iter_mut().zip(x).for_each(|(o, &x)| *o += w * x);
 }
 
-/// `q` `[n, h, c]`, `keep` `[n, k]` → `[n, h·c]`.
+/// An `[h, n, c]` buffer as per-task parts: for each block of roots, its rows of every head.
+fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
+    let c = d.width();
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..d.n.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
+    for head in buf.chunks_mut(d.n * c) {
+        for (block, rows) in blocks.iter_mut().zip(head.chunks_mut(BLOCK * c)) {
+            block.push(rows);
+        }
+    }
+    blocks
+}
+
+/// `q` `[h, n, c]`, `keep` `[n, k]` → `[h, n, c]`.
 pub fn forward(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
-    let width = d.h * d.width();
-    let mut out = vec![0.0; d.n * width];
-    if width == 0 || d.k == 0 {
+    let mut out = vec![0.0; d.h * d.n * d.width()];
+    if d.empty() {
         return out;
     }
-    out.par_chunks_mut(BLOCK * width)
+    head_blocks(&mut out, d)
+        .into_par_iter()
         .enumerate()
-        .for_each(|(block, out)| forward_block(q, rows, keep, d, block * BLOCK, out));
+        .for_each(|(block, mut out)| forward_block(q, rows, keep, d, block * BLOCK, &mut out));
     out
 }
 
 /// Per root, every head in each pass over the slots, so each slot row is read twice (scores,
-/// then sums) whatever the number of heads.
+/// then sums) whatever the number of heads. `out[head]` holds the block's rows of that head.
 #[multiversion(targets = "simd")]
-fn forward_block(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims, first: usize, out: &mut [f32]) {
-    let (c, width) = (d.width(), d.h * d.width());
+fn forward_block(
+    q: &[f32],
+    rows: Rows<'_>,
+    keep: &[f32],
+    d: Dims,
+    first: usize,
+    out: &mut [&mut [f32]],
+) {
+    let c = d.width();
     // `p[head·k + j]`.
     let mut p = vec![0.0f32; d.h * d.k];
-    for (i, out) in out.chunks_exact_mut(width).enumerate() {
+    for i in 0..out[0].len() / c {
         let r = first + i;
-        let (keep, q) = (&keep[r * d.k..][..d.k], &q[r * width..][..width]);
+        let keep = &keep[r * d.k..][..d.k];
         for j in 0..d.k {
             let x = rows.slot(r * d.k + j, d);
-            for (head, q) in q.chunks_exact(c).enumerate() {
-                p[head * d.k + j] = score(q, x, keep[j], d.ca);
+            for head in 0..d.h {
+                p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
             }
         }
         p.chunks_exact_mut(d.k).for_each(softmax);
         for j in 0..d.k {
             let (xa, xb) = rows.slot(r * d.k + j, d);
-            for (head, o) in out.chunks_exact_mut(c).enumerate() {
+            for (head, out) in out.iter_mut().enumerate() {
                 let w = p[head * d.k + j] * keep[j];
-                let (oa, ob) = o.split_at_mut(d.ca);
+                let (oa, ob) = out[i * c..][..c].split_at_mut(d.ca);
                 axpy(oa, w, xa);
                 axpy(ob, w, xb);
             }
@@ -110,8 +142,8 @@ fn forward_block(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims, first: usize,
     }
 }
 
-/// Gradients for `q` (`[n, h, c]`), `a` (`[rows_a, ca]`) and `b` (`[rows_b, cb]`) given the
-/// output's.
+/// Gradients for `q` (`[h, n, c]`), `a` (`[rows_a, ca]`) and `b` (`[rows_b, cb]`) given the
+/// output's (`[h, n, c]`).
 pub fn backward(
     q: &[f32],
     rows: Rows<'_>,
@@ -120,17 +152,18 @@ pub fn backward(
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (c, width) = (d.width(), d.h * d.width());
-    let mut dq = vec![0.0; d.n * width];
+    let c = d.width();
+    let mut dq = vec![0.0; d.h * d.n * c];
     // Each slot's row gradient, `[n·k, c]`.
     let mut dx = vec![0.0; d.n * d.k * c];
-    if width > 0 && d.k > 0 {
-        dq.par_chunks_mut(BLOCK * width)
+    if !d.empty() {
+        head_blocks(&mut dq, d)
+            .into_par_iter()
             .zip(dx.par_chunks_mut(BLOCK * d.k * c))
             .enumerate()
-            .for_each(|(block, (dq, dx))| {
+            .for_each(|(block, (mut dq, dx))| {
                 let first = block * BLOCK;
-                backward_block(q, rows, keep, grad, d, first, dq, dx);
+                backward_block(q, rows, keep, grad, d, first, &mut dq, dx);
             });
     }
     let add_into = |index: &[usize], rows: usize, offset: usize, w: usize| {
@@ -160,26 +193,24 @@ fn backward_block(
     grad: &[f32],
     d: Dims,
     first: usize,
-    dq: &mut [f32],
+    dq: &mut [&mut [f32]],
     dx: &mut [f32],
 ) {
-    let (c, width) = (d.width(), d.h * d.width());
+    let c = d.width();
     // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j w_j·dp_j with w_j = p_j·keep_j.
     let (mut p, mut dp, mut s) = (
         vec![0.0f32; d.h * d.k],
         vec![0.0f32; d.h * d.k],
         vec![0.0; d.h],
     );
-    for (i, dq) in dq.chunks_exact_mut(width).enumerate() {
+    for i in 0..dq[0].len() / c {
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
-        let (q, g) = (&q[r * width..][..width], &grad[r * width..][..width]);
         for j in 0..d.k {
             let x = rows.slot(r * d.k + j, d);
             for head in 0..d.h {
-                let at = head * c..(head + 1) * c;
-                p[head * d.k + j] = score(&q[at.clone()], x, keep[j], d.ca);
-                dp[head * d.k + j] = dot_row(&g[at], x, d.ca);
+                p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
+                dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d.ca);
             }
         }
         for head in 0..d.h {
@@ -191,16 +222,16 @@ fn backward_block(
         for (j, dxj) in dx.chunks_exact_mut(c).enumerate() {
             let (xa, xb) = rows.slot(r * d.k + j, d);
             let real = keep[j];
-            for head in 0..d.h {
-                let (pj, at) = (p[head * d.k + j], head * c..(head + 1) * c);
+            for (head, dq) in dq.iter_mut().enumerate() {
+                let pj = p[head * d.k + j];
                 // ∂L/∂score_j through the mask and the softmax.
                 let ds = real * pj * (dp[head * d.k + j] - s[head]);
-                let (dqa, dqb) = dq[at.clone()].split_at_mut(d.ca);
+                let (dqa, dqb) = dq[i * c..][..c].split_at_mut(d.ca);
                 axpy(dqa, ds, xa);
                 axpy(dqb, ds, xb);
                 // x_j is the key (score) and the value (weight) of every head.
-                axpy(dxj, ds, &q[at.clone()]);
-                axpy(dxj, pj * real, &g[at]);
+                axpy(dxj, ds, &q[d.at(head, r)]);
+                axpy(dxj, pj * real, &grad[d.at(head, r)]);
             }
         }
     }

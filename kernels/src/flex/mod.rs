@@ -188,7 +188,7 @@ impl FusedBackend for Flex {
             ib: &ib,
         };
         let out = gathered::forward(&floats(&q), slots, &floats(&keep), d);
-        tensor(out, [d.n, d.h * (d.ca + d.cb)])
+        tensor(out, [d.h, d.n, d.ca + d.cb])
     }
 
     fn gathered_attention_backward(
@@ -212,14 +212,14 @@ impl FusedBackend for Flex {
         let (q, keep, grad) = (floats(&q), floats(&keep), floats(&grad));
         let (dq, da, db) = gathered::backward(&q, slots, &keep, &grad, d, tables);
         (
-            tensor(dq, [d.n, d.h, d.ca + d.cb]),
+            tensor(dq, [d.h, d.n, d.ca + d.cb]),
             tensor(da, [tables[0], d.ca]),
             tensor(db, [tables[1], d.cb]),
         )
     }
 }
 
-/// Shapes of a gathered attention from `q` `[n, h, c]`, the tables and `keep` `[n, k]`.
+/// Shapes of a gathered attention from `q` `[h, n, c]`, the tables and `keep` `[n, k]`.
 fn gathered_dims(
     q: &FlexTensor,
     a: &FlexTensor,
@@ -228,9 +228,9 @@ fn gathered_dims(
 ) -> gathered::Dims {
     let (q, keep) = (q.shape(), keep.shape());
     let d = gathered::Dims {
-        n: q[0],
+        n: q[1],
         k: keep[1],
-        h: q[1],
+        h: q[0],
         ca: a.shape()[1],
         cb: b.shape()[1],
     };

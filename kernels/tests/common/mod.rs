@@ -152,7 +152,7 @@ pub struct GatheredCase {
     pub b: Tensor<2>,
     pub ib: Vec<i64>,
     pub keep: Tensor<2>,
-    pub r: Tensor<2>,
+    pub r: Tensor<3>,
 }
 
 /// Two heads over TGN-like slots; k = 1 and H = 1 with one-row tables; more heads than
@@ -169,7 +169,7 @@ impl GatheredCase {
     pub fn new([n, k, h, rows_a, ca, rows_b, cb]: [usize; 7], device: &Device) -> Self {
         let slots = n * k;
         GatheredCase {
-            q: random([n, h, ca + cb], device),
+            q: random([h, n, ca + cb], device),
             a: random([rows_a, ca], device),
             ia: (0..slots)
                 .map(|i| ((i * 7 + i / 3) % rows_a) as i64)
@@ -177,7 +177,7 @@ impl GatheredCase {
             b: random([rows_b, cb], device),
             ib: (0..slots).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
             keep: mask(n, k, device),
-            r: random([n, h * (ca + cb)], device),
+            r: random([h, n, ca + cb], device),
         }
     }
 

@@ -92,7 +92,8 @@ impl TemporalAttention {
     /// The projections run per root, not per slot. With a slot's row `x = [h ‖ e ‖ φ(Δt)]`, head
     /// `h` scores `q_h·(x·W_k + b_k)_h / √dh = x·(W_k,h·q_h) / √dh + c(root, h)`, and the constant
     /// drops out of the softmax; its output is `Σ α·(x·W_v + b_v)_h = (Σ α·x)·W_v,h + b_v,h`. So
-    /// the query is folded through `W_k` and `W_v` is applied to the weighted row sums: the slots'
+    /// the query is folded through `W_k` and `W_v` is applied to the weighted row sums (per head,
+    /// as batched products over the heads): the slots'
     /// rows are only read, from the distinct nodes' rows and the distinct Δt's encodings
     /// ([`mspipe_kernels::gathered_attention`]), and no `[R·K, output]` keys or values exist.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
@@ -127,38 +128,39 @@ impl TemporalAttention {
                 )
             }
         };
-        let width = self.key.weight.dims()[0];
-        let q = q * (1.0 / (dh as f64).sqrt());
-        let qk = q
-            .matmul(per_head(self.key.weight.val(), self.heads).transpose())
-            .reshape([r, self.heads, width]);
+        // Per head h: q_h·W_k,hᵀ [H, R, row] and (Σ α·x)_h·W_v,h [H, R, dh], as batched products.
+        let (heads, row) = (self.heads, self.key.weight.dims()[0]);
+        let q: Tensor<3> = (q * (1.0 / (dh as f64).sqrt()))
+            .reshape([r, heads, dh])
+            .swap_dims(0, 1);
+        let w_k: Tensor<3> = self
+            .key
+            .weight
+            .val()
+            .reshape([row, heads, dh])
+            .permute([1, 2, 0]);
         let keep = nbr.mask.clone().float();
-        let sums = mspipe_kernels::gathered_attention(qk, table, index, other, other_index, keep);
+        let sums = mspipe_kernels::gathered_attention(
+            q.matmul(w_k),
+            table,
+            index,
+            other,
+            other_index,
+            keep,
+        );
+        let w_v: Tensor<3> = self
+            .value
+            .weight
+            .val()
+            .reshape([row, heads, dh])
+            .swap_dims(0, 1);
+        let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
-        let a = sums.matmul(per_head(self.value.weight.val(), self.heads))
-            + bias(&self.value, out) * any;
+        let a = a + bias(&self.value, out) * any;
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
         self.merge_out.forward(merged)
     }
-}
-
-/// `w` `[c, H·dh]` → `[H·c, H·dh]`, block-diagonal with head `h`'s columns of `w` as block `h`:
-/// rows of `H` per-head sums `[R, H·c]` times this are the heads' projections side by side.
-fn per_head(w: Tensor<2>, heads: usize) -> Tensor<2> {
-    if heads == 1 {
-        return w;
-    }
-    let [_, out] = w.dims();
-    let dh = out / heads;
-    let blocks = (0..heads)
-        .map(|h| {
-            let cols: Vec<f32> = (0..out).map(|o| (o / dh == h) as u8 as f32).collect();
-            let cols = Tensor::<2>::from_data(TensorData::new(cols, [1, out]), &w.device());
-            w.clone() * cols
-        })
-        .collect();
-    Tensor::cat(blocks, 0)
 }
 
 /// A layer's bias as a `[1, out]` row (zeros when it has none).
