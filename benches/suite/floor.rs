@@ -31,8 +31,8 @@ impl Gemm {
 
 /// TGN's forward products for a batch of `shape` (see `mspipe-model`: GRU updater on every unique
 /// node; one attention layer over `k` neighbours with its projections folded out of the slots —
-/// the query through W_k and W_v on the weighted row sums, both block-diagonal over the heads —
-/// and the slots' rows read in place; the link predictor on the positive and negative pairs).
+/// the query through W_k and W_v on the weighted row sums, per head — and the slots' rows read in
+/// place; the link predictor on the positive and negative pairs).
 fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<Gemm> {
     let (r, u) = (
         shape.roots.round() as usize,
@@ -67,11 +67,12 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: d,
             n: out,
         },
+        // Per head [R, dh] × [dh, row], batched over the heads: r·out·row multiply-adds.
         Gemm {
             name: "attention query through W_k",
             m: r,
             k: out,
-            n: heads * row,
+            n: row,
         },
         // Scores and the weighted row sums: r·k·heads·row multiply-adds each.
         Gemm {
@@ -80,10 +81,11 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: row,
             n: 2 * heads,
         },
+        // Per head [R, row] × [row, dh], batched over the heads.
         Gemm {
             name: "attention sums through W_v",
             m: r,
-            k: heads * row,
+            k: row,
             n: out,
         },
         Gemm {

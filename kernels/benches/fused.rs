@@ -164,7 +164,7 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
             Tensor::<1, Int>::from_data(TensorData::new(ids, [slots]), &device)
         };
         let (ia, ib) = (index(rows_a, 7), index(rows_b, 1));
-        let q = random([roots, HEADS, width], &device);
+        let q = random([HEADS, roots, width], &device);
         let (a, b) = (
             random([rows_a, DIM], &device),
             random([rows_b, DIM], &device),

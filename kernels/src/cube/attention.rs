@@ -35,6 +35,12 @@ fn probabilities<F: Float>(
         prob[j] = s;
         top = F::max(top, s);
     }
+    normalize::<F>(prob, top, slots);
+}
+
+/// `prob[j]` ← exp(`prob[j]` − `top`) / Σ: the softmax of scores whose maximum is `top`.
+#[cube]
+pub fn normalize<F: Float>(prob: &mut Array<F>, top: F, #[comptime] slots: usize) {
     let mut total = F::new(0.0);
     for j in 0..slots {
         let x = F::exp(prob[j] - top);

@@ -11,6 +11,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::attention::normalize;
 use super::launch::{floats, grid, indices, output};
 
 /// ⟨`v[base..base + ca + cb]`, slot `slot`'s row⟩.
@@ -68,15 +69,7 @@ fn probabilities<F: Float>(
         prob[j] = s;
         top = F::max(top, s);
     }
-    let mut total = F::new(0.0);
-    for j in 0..slots {
-        let x = F::exp(prob[j] - top);
-        prob[j] = x;
-        total += x;
-    }
-    for j in 0..slots {
-        prob[j] /= total;
-    }
+    normalize::<F>(prob, top, slots);
 }
 
 #[cube(launch_unchecked)]
