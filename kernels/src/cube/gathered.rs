@@ -1,8 +1,8 @@
 //! Attention over gathered slot rows (queries and outputs `[H, N, C]`). Forward: one unit per
-//! (head, root), reading each slot's row
-//! straight from the two tables, the `K` scores in registers. Backward: one unit per root (its
-//! heads in turn, so each slot's row gradient is summed over heads by the unit that owns it),
-//! then the backend's own `select_assign` adds the slot rows into the tables.
+//! (head, root), reading each slot's row straight from the two tables, the `K` scores in
+//! registers. Backward: one unit per root (its heads in turn, so each slot's row gradient is
+//! summed over heads by the unit that owns it), then the backend's own `select_assign` adds the
+//! slot rows into the tables.
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::IntTensor;
@@ -209,11 +209,12 @@ pub fn forward(
     let (ca, cb) = (width(&a), width(&b));
     assert_eq!(c, ca + cb, "query width ≠ the tables' widths together");
     let (q, keep) = (floats(q), floats(keep));
-    let out = output(&q, [heads, n, c]);
     let units = n * heads;
     if units == 0 || slots == 0 {
-        return out;
+        // No slot to attend over: zeros, as the reference gives.
+        return zeros(&q, [heads, n, c]);
     }
+    let out = output(&q, [heads, n, c]);
     let (count, dim) = grid(&q.client, units);
     let client = q.client.clone();
     // SAFETY: contiguous f32 buffers (i32 indices) of the shapes read above; slot indices name rows
