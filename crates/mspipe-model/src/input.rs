@@ -74,8 +74,8 @@ impl HopInput {
 ///
 /// Slots repeat Δt often (a pair's repeated events sit in both endpoints' neighbourhoods at the
 /// same root time, and every padding slot holds 0): on the shipped datasets about half the slots
-/// hold a distinct value, so encoding and projecting the distinct values and gathering the
-/// result halves the time encoding's work, the largest product of a TGN step.
+/// hold a distinct value, so encoding only the distinct values, which the attention reads per slot
+/// through `index`, halves the time encoding's work.
 #[derive(Debug, Clone)]
 pub struct SlotTimes {
     /// `[D]` distinct Δt.
