@@ -14,6 +14,11 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mspipe_kernels::{DeviceMemory, cube, reference, runtime};
 use mspipe_kernels::{attention as fused_attention, time_encoding as fused_time_encoding};
 
+/// As training runs: glibc serves each multi-megabyte output with a fresh mmap (page faults and, on
+/// free, TLB shootdowns that dominated the 6,000-root flex runs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DIM: usize = 100;
 const SLOTS: usize = 10;
 const HEADS: usize = 2;
