@@ -13,8 +13,8 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use common::{
-    AttentionCase, GATHERED_SHAPES, GRU_SHAPES, GatheredCase, GruCase, SHAPES, assert_grads_close,
-    close, mask, random, to,
+    AttentionCase, GATHERED_SHAPES, GRU_SHAPES, GatheredCase, GruCase, SHAPES,
+    assert_gathered_without_slots_is_zero, assert_grads_close, close, mask, random, to,
 };
 use mspipe_kernels::runtime::test_device;
 use mspipe_kernels::{DeviceMemory, attention, fetch, reference, update};
@@ -354,4 +354,12 @@ fn update_matches_reference_on_random_batches() {
             g.assert_eq(w, false);
         }
     }
+}
+
+/// No slots on wgpu: zeros (the kernels' outputs are NaN-poisoned in test builds, so an unwritten
+/// buffer would show).
+#[test]
+fn gathered_attention_without_slots_is_zero() {
+    let Some(gpu) = test_device() else { return };
+    assert_gathered_without_slots_is_zero(&gpu.autodiff());
 }

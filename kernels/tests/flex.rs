@@ -9,7 +9,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use common::{AttentionCase, GATHERED_SHAPES, GRU_SHAPES, GatheredCase, GruCase, SHAPES};
-use common::{assert_grads_close, close};
+use common::{assert_gathered_without_slots_is_zero, assert_grads_close, close};
 use mspipe_kernels::{attention, backend, reference, time_encoding};
 
 #[test]
@@ -195,4 +195,9 @@ fn gathered_attention_matches_reference() {
         out.assert_approx_eq::<f32>(&want_out, Tolerance::rel_abs(1e-5, 1e-6));
         assert_grads_close(grads, want_grads, n);
     }
+}
+
+#[test]
+fn gathered_attention_without_slots_is_zero() {
+    assert_gathered_without_slots_is_zero(&Device::flex().autodiff());
 }

@@ -205,3 +205,29 @@ impl GatheredCase {
         (value, [grad3, grad2(&a), grad2(&b)])
     }
 }
+
+/// With `k` = 0 slots there is nothing to attend over: the fused call gives zeros (not the
+/// kernel's unwritten output buffer) and zero gradients of the inputs' shapes.
+pub fn assert_gathered_without_slots_is_zero(device: &Device) {
+    let [n, h, rows_a, ca, rows_b, cb] = [4, 2, 3, 5, 6, 3];
+    let case = GatheredCase {
+        q: random([h, n, ca + cb], device),
+        a: random([rows_a, ca], device),
+        ia: Vec::new(),
+        b: random([rows_b, cb], device),
+        ib: Vec::new(),
+        keep: Tensor::zeros([n, 0], device),
+        r: random([h, n, ca + cb], device),
+    };
+    let (out, grads) = case.run(device, true);
+    assert_eq!(out.shape().to_vec(), vec![h, n, ca + cb]);
+    assert!(out.iter::<f32>().all(|x| x == 0.0), "{out:?}");
+    for (g, size) in grads
+        .iter()
+        .zip([h * n * (ca + cb), rows_a * ca, rows_b * cb])
+    {
+        let g = g.as_ref().expect("a gradient");
+        assert_eq!(g.num_elements(), size);
+        assert!(g.iter::<f32>().all(|x| x == 0.0), "{g:?}");
+    }
+}
