@@ -3,6 +3,8 @@
 //! slot. The backward writes each slot's row gradient once (summed over heads, every slot owned
 //! by one root) and then adds those into the tables in slot order: deterministic, no atomics.
 
+use std::borrow::Cow;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -41,12 +43,11 @@ impl Dims {
 }
 
 /// The two tables and each slot's row in them.
-#[derive(Clone, Copy)]
 pub struct Rows<'a> {
-    pub a: &'a [f32],
-    pub ia: &'a [usize],
-    pub b: &'a [f32],
-    pub ib: &'a [usize],
+    pub a: Cow<'a, [f32]>,
+    pub ia: Vec<usize>,
+    pub b: Cow<'a, [f32]>,
+    pub ib: Vec<usize>,
 }
 
 impl Rows<'_> {
@@ -94,7 +95,7 @@ fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
 }
 
 /// `q` `[h, n, c]`, `keep` `[n, k]` → `[h, n, c]`.
-pub fn forward(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
+pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
     let mut out = vec![0.0; d.h * d.n * d.width()];
     if d.empty() {
         return out;
@@ -111,7 +112,7 @@ pub fn forward(q: &[f32], rows: Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
 #[multiversion(targets = "simd")]
 fn forward_block(
     q: &[f32],
-    rows: Rows<'_>,
+    rows: &Rows<'_>,
     keep: &[f32],
     d: Dims,
     first: usize,
@@ -146,7 +147,7 @@ fn forward_block(
 /// output's (`[h, n, c]`).
 pub fn backward(
     q: &[f32],
-    rows: Rows<'_>,
+    rows: &Rows<'_>,
     keep: &[f32],
     grad: &[f32],
     d: Dims,
@@ -176,8 +177,8 @@ pub fn backward(
         table
     };
     let (da, db) = rayon::join(
-        || add_into(rows.ia, rows_a, 0, d.ca),
-        || add_into(rows.ib, rows_b, d.ca, d.cb),
+        || add_into(&rows.ia, rows_a, 0, d.ca),
+        || add_into(&rows.ib, rows_b, d.ca, d.cb),
     );
     (dq, da, db)
 }
@@ -188,7 +189,7 @@ pub fn backward(
 #[allow(clippy::too_many_arguments)] // one block's slices of every input and output
 fn backward_block(
     q: &[f32],
-    rows: Rows<'_>,
+    rows: &Rows<'_>,
     keep: &[f32],
     grad: &[f32],
     d: Dims,

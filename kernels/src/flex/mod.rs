@@ -180,14 +180,8 @@ impl FusedBackend for Flex {
         keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let d = gathered_dims(&q, &a, &b, &keep);
-        let (a, b, ia, ib) = (floats(&a), floats(&b), rows(&ia), rows(&ib));
-        let slots = gathered::Rows {
-            a: &a,
-            ia: &ia,
-            b: &b,
-            ib: &ib,
-        };
-        let out = gathered::forward(&floats(&q), slots, &floats(&keep), d);
+        let slots = slot_rows(&a, &ia, &b, &ib);
+        let out = gathered::forward(&floats(&q), &slots, &floats(&keep), d);
         tensor(out, [d.h, d.n, d.ca + d.cb])
     }
 
@@ -202,20 +196,29 @@ impl FusedBackend for Flex {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let d = gathered_dims(&q, &a, &b, &keep);
         let tables = [a.shape()[0], b.shape()[0]];
-        let (a, b, ia, ib) = (floats(&a), floats(&b), rows(&ia), rows(&ib));
-        let slots = gathered::Rows {
-            a: &a,
-            ia: &ia,
-            b: &b,
-            ib: &ib,
-        };
+        let slots = slot_rows(&a, &ia, &b, &ib);
         let (q, keep, grad) = (floats(&q), floats(&keep), floats(&grad));
-        let (dq, da, db) = gathered::backward(&q, slots, &keep, &grad, d, tables);
+        let (dq, da, db) = gathered::backward(&q, &slots, &keep, &grad, d, tables);
         (
             tensor(dq, [d.h, d.n, d.ca + d.cb]),
             tensor(da, [tables[0], d.ca]),
             tensor(db, [tables[1], d.cb]),
         )
+    }
+}
+
+/// The tables `a`, `b` and each slot's rows `ia`, `ib` in them, as host slices.
+fn slot_rows<'a>(
+    a: &'a FlexTensor,
+    ia: &FlexTensor,
+    b: &'a FlexTensor,
+    ib: &FlexTensor,
+) -> gathered::Rows<'a> {
+    gathered::Rows {
+        a: floats(a),
+        ia: rows(ia),
+        b: floats(b),
+        ib: rows(ib),
     }
 }
 
