@@ -11,7 +11,7 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mspipe_kernels::{DeviceMemory, cube, reference, runtime};
+use mspipe_kernels::{DeviceMemory, Writes, cube, reference, runtime};
 use mspipe_kernels::{attention as fused_attention, time_encoding as fused_time_encoding};
 
 /// As training runs: glibc serves each multi-megabyte output with a fresh mmap (page faults and, on
@@ -320,9 +320,9 @@ fn memory(c: &mut Criterion) {
                 let s =
                     std::mem::replace(&mut state, DeviceMemory::zeros(0, DIM, MAIL, 1, &device));
                 state = if fused {
-                    cube::update(s, n, t, r, m)
+                    cube::update(s, Writes::events(n, t, r, m))
                 } else {
-                    reference::update(s, n, t, r, m)
+                    reference::update(s, Writes::events(n, t, r, m))
                 };
                 sync(&device);
             }

@@ -12,9 +12,11 @@
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
 //! autodiff): `#[cube]` kernels on a cubecl device (features `wgpu`, `cuda`; registered as custom
 //! operations of burn's `Fusion`, which is what burn runs on cubecl devices by default), host loops
-//! on flex (feature `flex`). The memory fetch and update need a device-resident store and run as kernels
-//! on cubecl devices ([`cube::MemoryBackend`]). Everywhere else the calls run the same math in
-//! ordinary burn ops ([`reference`]), which is also what the fused paths are tested against.
+//! on flex (feature `flex`). The memory fetch and update work on a device-resident store
+//! ([`DeviceMemory`], written through [`Writes`]) and run as kernels on cubecl devices
+//! ([`cube::MemoryBackend`]); `mspipe-train` keeps node memory there on such devices. Everywhere
+//! else the calls run the same math in ordinary burn ops ([`reference`]), which is also what the
+//! fused paths are tested against.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -81,6 +83,9 @@ impl DeviceMemory {
 pub struct Fetched {
     /// `[U, d]` memories.
     pub memory: Tensor<2>,
+    /// `[U]` time of the memory the updater makes from this input: the newest mail's time, or the
+    /// last update for a node without mail.
+    pub time: Tensor<1>,
     /// `[U, M, mail_dim + T]`: each mail ⊕ cos(Δt·w + b), Δt = mail time − last update (0 for an
     /// empty slot).
     pub input: Tensor<3>,
@@ -145,18 +150,62 @@ pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tenso
     reference::fetch(state, nodes, w, b)
 }
 
-/// Writes a batch's memories (`[B, d]`) and mails (`[B, mail_dim]`) for `nodes` at `times`;
-/// see [`reference::update`]. Not differentiable (memories are stored detached).
-pub fn update(
-    state: DeviceMemory,
-    nodes: Tensor<1, Int>,
-    times: Tensor<1>,
-    memory: Tensor<2>,
-    mails: Tensor<2>,
-) -> DeviceMemory {
-    #[cfg(feature = "cube")]
-    if cube::runs_on(&times.device()) {
-        return cube::update(state, nodes, times, memory, mails);
+/// What a batch writes into [`DeviceMemory`]: memory rows, and mails. Memories and mails go to
+/// separate node lists because a model may deliver mails to nodes whose memory it did not update
+/// (APAN mails its endpoints' neighbours).
+#[derive(Debug, Clone)]
+pub struct Writes {
+    /// `[B]` nodes whose memory is replaced.
+    pub nodes: Tensor<1, Int>,
+    /// `[B]` times of those memories (the new last-update times).
+    pub times: Tensor<1>,
+    /// `[B, d]` the memories.
+    pub rows: Tensor<2>,
+    /// `[T]` receivers of the mails.
+    pub targets: Tensor<1, Int>,
+    /// `[T]` mail times.
+    pub mail_times: Tensor<1>,
+    /// `[T, mail_dim]` the mails.
+    pub mails: Tensor<2>,
+}
+
+impl Writes {
+    /// One mail per memory write, at the memory's time: each event both updates its node and
+    /// leaves it a mail.
+    pub fn events(
+        nodes: Tensor<1, Int>,
+        times: Tensor<1>,
+        rows: Tensor<2>,
+        mails: Tensor<2>,
+    ) -> Self {
+        Writes {
+            targets: nodes.clone(),
+            mail_times: times.clone(),
+            nodes,
+            times,
+            rows,
+            mails,
+        }
     }
-    reference::update(state, nodes, times, memory, mails)
+}
+
+/// Applies a batch's [`Writes`]; see [`reference::update`]. Not differentiable (memories are
+/// stored detached).
+pub fn update(state: DeviceMemory, writes: Writes) -> DeviceMemory {
+    #[cfg(feature = "cube")]
+    if cube::runs_on(&writes.times.device()) {
+        return cube::update(state, writes);
+    }
+    reference::update(state, writes)
+}
+
+/// Whether [`fetch`] and [`update`] run as kernels on `device` (a cubecl device), so that node
+/// memory is best kept there as a [`DeviceMemory`]; elsewhere they run in burn ops.
+pub fn memory_kernels_run_on(device: &Device) -> bool {
+    #[cfg(feature = "cube")]
+    if cube::runs_on(device) {
+        return true;
+    }
+    let _ = device;
+    false
 }

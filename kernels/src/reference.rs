@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{sigmoid, softmax, tanh};
 
-use crate::{DeviceMemory, Fetched};
+use crate::{DeviceMemory, Fetched, Writes};
 
 /// Masked multi-head attention: `q` `[N, H, dh]`, `k`, `v` `[N, K, H, dh]`, `keep` `[N, K]`
 /// (1 = real slot, 0 = padding) → `[N, H·dh]`. Padded slots get exactly zero weight; a row without
@@ -85,40 +85,45 @@ pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tenso
         .select(0, nodes.clone())
         .unsqueeze_dim(1);
     let valid = state.mail_valid.clone().select(0, nodes.clone());
-    let dt = (state.mail_time.clone().select(0, nodes.clone()) - last) * valid.clone();
+    let dt = (state.mail_time.clone().select(0, nodes.clone()) - last.clone()) * valid.clone();
     let phase: Tensor<3> =
         dt.unsqueeze_dim::<3>(2) * w.reshape([1, 1, time_dim]) + b.reshape([1, 1, time_dim]);
     let mail = state.mail.clone().select(0, nodes.clone());
+    // The newest mail sits in the last slot; v·t_mail + (1 − v)·t_last is exact for v ∈ {0, 1}.
+    let slots = valid.dims()[1];
+    let newest = valid.clone().narrow(1, slots - 1, 1);
+    let newest_time = state
+        .mail_time
+        .clone()
+        .select(0, nodes.clone())
+        .narrow(1, slots - 1, 1);
+    let time = newest_time * newest.clone() + last * (newest.neg() + 1.0);
     Fetched {
         memory: state.memory.clone().select(0, nodes),
+        time: time.squeeze_dim(1),
         input: Tensor::cat(vec![mail, phase.cos()], 2),
         keep: valid,
     }
 }
 
-/// Writes the batch's memories and mails: per node the latest event wins (largest time, ties by
-/// position); its memory row and last-update time are replaced, and its mailbox shifts one slot
-/// towards the front with the new mail appended. Every blend below is exact (a row is multiplied
-/// by exactly 0 or 1 and added to exactly 0), so the result equals a scatter bit for bit.
-pub fn update(
-    state: DeviceMemory,
-    nodes: Tensor<1, Int>,
-    times: Tensor<1>,
-    memory: Tensor<2>,
-    mails: Tensor<2>,
-) -> DeviceMemory {
+/// Applies a batch's [`Writes`]. Per node, the memory write with the latest time (ties by the later
+/// position) replaces its memory row and last-update time; per target, the latest mail (same
+/// rule) is appended to its mailbox, which shifts one slot towards the front. Every blend below is
+/// exact (a row is multiplied by exactly 0 or 1 and added to exactly 0), so the result equals a
+/// scatter bit for bit.
+pub fn update(state: DeviceMemory, writes: Writes) -> DeviceMemory {
+    let Writes {
+        nodes,
+        times,
+        rows,
+        targets,
+        mail_times,
+        mails,
+    } = writes;
     let device = times.device();
     let [n, slots, mail_dim] = state.mail.dims();
-    let batch = nodes.dims()[0];
-    let winner = winners(nodes.clone(), times.clone());
-    let touched: Tensor<1> = Tensor::zeros([n], &device).select_assign(
-        0,
-        nodes.clone(),
-        winner.clone(),
-        IndexingUpdateOp::Add,
-    );
-    let old = touched.clone().neg() + 1.0;
-    let scatter_rows = |rows: Tensor<2>| -> Tensor<2> {
+    // Per node: 1 where its winner writes, and what the winners scatter.
+    let scatter = |nodes: &Tensor<1, Int>, winner: &Tensor<1>, rows: Tensor<2>| -> Tensor<2> {
         let width = rows.dims()[1];
         Tensor::zeros([n, width], &device).select_assign(
             0,
@@ -127,8 +132,22 @@ pub fn update(
             IndexingUpdateOp::Add,
         )
     };
+    let kept = |nodes: &Tensor<1, Int>, winner: &Tensor<1>| -> (Tensor<2>, Tensor<2>) {
+        let touched = scatter(nodes, winner, Tensor::ones([winner.dims()[0], 1], &device));
+        (touched.clone().neg() + 1.0, touched)
+    };
+
+    let winner = winners(nodes.clone(), times.clone());
+    let (old, _) = kept(&nodes, &winner);
+    let memory = state.memory * old.clone() + scatter(&nodes, &winner, rows);
+    let last_update: Tensor<2> =
+        state.last_update.unsqueeze_dim(1) * old + scatter(&nodes, &winner, times.unsqueeze_dim(1));
+
+    let batch = targets.dims()[0];
+    let winner = winners(targets.clone(), mail_times.clone());
+    let (old, touched) = kept(&targets, &winner);
     let last_slot = |rows: Tensor<2>| -> Tensor<2> {
-        // [B, w] → [B, M·w] with the rows in the last slot.
+        // [T, w] → [T, M·w] with the rows in the last slot.
         let width = rows.dims()[1];
         if slots == 1 {
             return rows;
@@ -152,19 +171,17 @@ pub fn update(
         )
     };
     let fifo = |t: Tensor<2>, width: usize, new: Tensor<2>| -> Tensor<2> {
-        t.clone() * old.clone().unsqueeze_dim(1)
-            + shift(t, width) * touched.clone().unsqueeze_dim(1)
-            + scatter_rows(last_slot(new))
+        t.clone() * old.clone()
+            + shift(t, width) * touched.clone()
+            + scatter(&targets, &winner, last_slot(new))
     };
     let mail = fifo(state.mail.reshape([n, slots * mail_dim]), mail_dim, mails);
-    let ones: Tensor<2> = Tensor::ones([batch, 1], &device);
     DeviceMemory {
-        memory: state.memory * old.clone().unsqueeze_dim(1) + scatter_rows(memory),
-        last_update: state.last_update * old.clone()
-            + scatter_rows(times.clone().unsqueeze_dim(1)).reshape([n]),
+        memory,
+        last_update: last_update.reshape([n]),
         mail: mail.reshape([n, slots, mail_dim]),
-        mail_time: fifo(state.mail_time, 1, times.unsqueeze_dim(1)),
-        mail_valid: fifo(state.mail_valid, 1, ones),
+        mail_time: fifo(state.mail_time, 1, mail_times.unsqueeze_dim(1)),
+        mail_valid: fifo(state.mail_valid, 1, Tensor::ones([batch, 1], &device)),
     }
 }
 

@@ -17,7 +17,7 @@ use common::{
     assert_gathered_without_slots_is_zero, assert_grads_close, close, mask, random, to,
 };
 use mspipe_kernels::runtime::test_device;
-use mspipe_kernels::{DeviceMemory, attention, fetch, reference, update};
+use mspipe_kernels::{DeviceMemory, Writes, attention, fetch, reference, update};
 
 #[test]
 fn attention_forward_matches_reference() {
@@ -166,6 +166,17 @@ fn store_on(s: &DeviceMemory, device: &Device) -> DeviceMemory {
     }
 }
 
+/// Every buffer of a store, for comparison.
+fn contents(s: DeviceMemory) -> [TensorData; 5] {
+    [
+        s.memory.into_data(),
+        s.last_update.into_data(),
+        s.mail.into_data(),
+        s.mail_time.into_data(),
+        s.mail_valid.into_data(),
+    ]
+}
+
 fn ids(values: &[i64], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
 }
@@ -209,6 +220,7 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
                 out.keep.inner().into_data(),
                 g(&w),
                 g(&b),
+                out.time.inner().into_data(),
             )
         };
         let got = run(&gpu, true);
@@ -230,6 +242,26 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
         got.0.assert_approx_eq::<f32>(&want.0, tol);
         got.1.assert_approx_eq::<f32>(&want.1, tol);
         got.2.assert_approx_eq::<f32>(&want.2, tol);
+        got.5.assert_eq(&want.5, true);
+        // The memory's time by hand: the newest mail's, else the last update.
+        let host = |t: &Tensor<2>| t.to_data().try_to_vec::<f32>().expect("f32");
+        let (last, mail_time, valid) = (
+            s.last_update.to_data().try_to_vec::<f32>().expect("f32"),
+            host(&s.mail_time),
+            host(&s.mail_valid),
+        );
+        let by_hand: Vec<f32> = nodes
+            .iter()
+            .map(|&u| {
+                let newest = u as usize * slots + slots - 1;
+                if valid[newest] > 0.0 {
+                    mail_time[newest]
+                } else {
+                    last[u as usize]
+                }
+            })
+            .collect();
+        assert_eq!(got.5.try_to_vec::<f32>().expect("f32"), by_hand);
         // Δt·w sums over every slot: a looser bound for the accumulated gradient.
         let loose = Tolerance::<f32>::rel_abs(1e-4, 1e-4);
         gw.assert_approx_eq::<f32>(&want.3.expect("reference w gradient"), loose);
@@ -257,17 +289,11 @@ fn update_matches_reference_latest_event_wins() {
                 to(&mails, device),
             );
             let out = if fused {
-                update(s, args.0, args.1, args.2, args.3)
+                update(s, Writes::events(args.0, args.1, args.2, args.3))
             } else {
-                reference::update(s, args.0, args.1, args.2, args.3)
+                reference::update(s, Writes::events(args.0, args.1, args.2, args.3))
             };
-            [
-                out.memory.into_data(),
-                out.last_update.into_data(),
-                out.mail.into_data(),
-                out.mail_time.into_data(),
-                out.mail_valid.into_data(),
-            ]
+            contents(out)
         };
         let got = run(&gpu, true);
         let want = run(&cpu, false);
@@ -293,10 +319,12 @@ fn update_matches_reference_latest_event_wins() {
     let before = s.memory.to_data();
     let out = update(
         s,
-        ids(&[], &gpu),
-        Tensor::zeros([0], &gpu),
-        Tensor::zeros([0, 3], &gpu),
-        Tensor::zeros([0, 2], &gpu),
+        Writes::events(
+            ids(&[], &gpu),
+            Tensor::zeros([0], &gpu),
+            Tensor::zeros([0, 3], &gpu),
+            Tensor::zeros([0, 2], &gpu),
+        ),
     );
     out.memory.into_data().assert_eq(&before, true);
 }
@@ -311,6 +339,66 @@ fn winners_by_hand() {
     );
     w.into_data()
         .assert_eq(&TensorData::from([0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0]), false);
+}
+
+/// Memory writes and mails to different nodes at different times (APAN mails its endpoints'
+/// neighbours; a memory's time is that of the mail it consumed, not the event's).
+#[test]
+fn update_writes_memories_and_mails_separately() {
+    let Some(gpu) = test_device() else { return };
+    let cpu = Device::flex();
+    // Memories: node 2 twice (times 4, 4: the later position wins), node 5 once.
+    let (nodes, times) = ([2i64, 5, 2], [4.0f32, 1.0, 4.0]);
+    // Mails: node 2 (time 6), node 7 twice (times 8, 3: 8 wins), node 0 once; no memory for 7, 0.
+    let (targets, mail_times) = ([7i64, 2, 7, 0], [8.0f32, 6.0, 3.0, 9.0]);
+    let slots = 2;
+    let s = store(9, 3, 4, slots, &gpu);
+    let rows = random([nodes.len(), 3], &gpu);
+    let mails = random([targets.len(), 4], &gpu);
+    let run = |device: &Device, fused: bool| {
+        let writes = Writes {
+            nodes: ids(&nodes, device),
+            times: Tensor::from_floats(times, device),
+            rows: to(&rows, device),
+            targets: ids(&targets, device),
+            mail_times: Tensor::from_floats(mail_times, device),
+            mails: to(&mails, device),
+        };
+        let s = store_on(&s, device);
+        let out = if fused {
+            update(s, writes)
+        } else {
+            reference::update(s, writes)
+        };
+        contents(out)
+    };
+    let got = run(&gpu, true);
+    for (g, w) in got.iter().zip(&run(&cpu, false)) {
+        g.assert_eq(w, true);
+    }
+    let vec = |d: &TensorData| d.try_to_vec::<f32>().expect("f32");
+    let before = |t: &Tensor<2>| vec(&t.to_data());
+    let (memory, last, mail_time, valid) = (vec(&got[0]), vec(&got[1]), vec(&got[3]), vec(&got[4]));
+    // Memory rows and times: node 2 from row 2, node 5 from row 1; node 7 untouched.
+    let rows_host = before(&rows);
+    assert_eq!(&memory[2 * 3..3 * 3], &rows_host[2 * 3..3 * 3]);
+    assert_eq!(&memory[5 * 3..6 * 3], &rows_host[3..2 * 3]);
+    assert_eq!(&memory[7 * 3..8 * 3], &before(&s.memory)[7 * 3..8 * 3]);
+    let last_before = s.last_update.to_data().try_to_vec::<f32>().expect("f32");
+    assert_eq!((last[2], last[5], last[7]), (4.0, 1.0, last_before[7]));
+    // Mailboxes: the newest slot holds the winning mail's time; the old newest moved forward.
+    let (old_time, old_valid) = (before(&s.mail_time), before(&s.mail_valid));
+    for (node, time) in [(2usize, 6.0), (7, 8.0), (0, 9.0)] {
+        assert_eq!(mail_time[node * slots + 1], time, "node {node}");
+        assert_eq!(valid[node * slots + 1], 1.0);
+        assert_eq!(mail_time[node * slots], old_time[node * slots + 1]);
+        assert_eq!(valid[node * slots], old_valid[node * slots + 1]);
+    }
+    // Node 5 got a memory but no mail: its mailbox is as it was.
+    assert_eq!(
+        &mail_time[5 * slots..6 * slots],
+        &old_time[5 * slots..6 * slots]
+    );
 }
 
 /// Large random batches with many repeated nodes and tied times (integers 0..10, some negative
@@ -338,15 +426,11 @@ fn update_matches_reference_on_random_batches() {
             );
             let (r, m) = (to(&rows, device), to(&mails, device));
             let out = if fused {
-                update(s, n, t, r, m)
+                update(s, Writes::events(n, t, r, m))
             } else {
-                reference::update(s, n, t, r, m)
+                reference::update(s, Writes::events(n, t, r, m))
             };
-            [
-                out.memory.into_data(),
-                out.last_update.into_data(),
-                out.mail.into_data(),
-            ]
+            contents(out)
         };
         let got = run(&gpu, true);
         let want = run(&cpu, false);

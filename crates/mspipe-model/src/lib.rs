@@ -9,7 +9,9 @@
 //! ([`memory::MemoryStore`]), update them with the (learned) updater
 //! ([`MemoryModel::update_memory`]), embed the roots from the updated memories
 //! ([`MemoryModel::embed`]), score links ([`MemoryModel::score`], [`MemoryModel::loss`]), then
-//! write the detached memories and the batch's mails back to the store.
+//! write the detached memories and the batch's mails back to the store. Where node memory lives on
+//! the device ([`mspipe_kernels::DeviceMemory`]), [`MemoryModel::fetch_memory`] reads it in one
+//! fused pass and [`MemoryModel::update_fetched`] continues from there.
 //!
 //! ```
 //! use burn::prelude::*;

@@ -4,6 +4,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
+use mspipe_kernels::{DeviceMemory, Fetched};
 
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
@@ -180,13 +181,43 @@ impl MemoryModel {
     /// The updated `[U, d]` memories of the batch's unique nodes (differentiable: the updater
     /// learns through the loss of the embeddings computed from them).
     pub fn update_memory(&self, input: MemoryInput) -> Tensor<2> {
-        let mail = match &self.message {
-            Some(mlp) => relu(mlp.forward(input.mail)),
-            None => input.mail,
-        };
-        let x = Tensor::cat(vec![mail, self.time.forward(input.mail_dt)], 2);
+        let x = self.updater_input(input.mail, self.time.forward(input.mail_dt));
         self.updater
             .forward(input.memory, x, input.mail_mask, self.combine)
+    }
+
+    /// Reads `nodes`' memories and mailboxes from a device-resident store and encodes their mail
+    /// times with this model's time encoding, in one fused pass where the device has the kernel
+    /// (see [`mspipe_kernels::fetch`]); [`MemoryModel::update_fetched`] continues from it.
+    pub fn fetch_memory(&self, state: &DeviceMemory, nodes: Tensor<1, Int>) -> Fetched {
+        let (w, b) = self.time.parameters();
+        mspipe_kernels::fetch(state, nodes, w, b)
+    }
+
+    /// [`MemoryModel::update_memory`] from what [`MemoryModel::fetch_memory`] read.
+    pub fn update_fetched(&self, fetched: &Fetched) -> Tensor<2> {
+        let x = match self.message {
+            // The fetch wrote mail ⊕ φ(Δt): the updater's input as it is.
+            None => fetched.input.clone(),
+            Some(_) => {
+                let [_, _, width] = fetched.input.dims();
+                let mail_dim = width - self.time.dim();
+                let part = |from, len| fetched.input.clone().narrow(2, from, len);
+                self.updater_input(part(0, mail_dim), part(mail_dim, self.time.dim()))
+            }
+        };
+        let mask = fetched.keep.clone().greater_elem(0.5);
+        self.updater
+            .forward(fetched.memory.clone(), x, mask, self.combine)
+    }
+
+    /// `[U, M, ·]` message ⊕ time encoding, the message made from the raw mail.
+    fn updater_input(&self, mail: Tensor<3>, time: Tensor<3>) -> Tensor<3> {
+        let mail = match &self.message {
+            Some(mlp) => relu(mlp.forward(mail)),
+            None => mail,
+        };
+        Tensor::cat(vec![mail, time], 2)
     }
 
     /// Embeddings `[R, out]` of the roots from the updated memories `[U, d]`.

@@ -5,16 +5,21 @@
 //! TGL's semantics: the batch's node memories and mailboxes are gathered and updated
 //! (differentiably), the roots embedded, positive and negative links scored; then the endpoints
 //! take their updated memories (detached) and the batch's mails are delivered — latest event
-//! winning for a node that occurs several times.
+//! winning for a node that occurs several times. With node memory on the device
+//! ([`NodeMemory::Device`]) M keeps the store as it is (tensors are values: later commits do not
+//! change what it holds), C reads it with the fused fetch and U writes with the fused update.
 
 use anyhow::Result;
 use burn::prelude::*;
 use mspipe_data::EventStream;
-use mspipe_model::memory::{Gathered, MemoryStore};
+use mspipe_kernels::{DeviceMemory, Writes};
+use mspipe_model::memory::Gathered;
 use mspipe_model::tensors::{floats, indices, to_vec};
 use mspipe_model::{Delivery, EmbedInput, HopInput, MemoryInput, MemoryModel};
 use mspipe_sampler::{NegativeSampler, Negatives, NeighborSampler, SampledBatch, TemporalGraph};
 use mspipe_scheduler::{Candidates, Mitigation, stale_rows};
+
+use crate::memory::{self, NodeMemory};
 
 /// What sampling needs and does not change.
 #[derive(Clone, Copy)]
@@ -47,32 +52,65 @@ pub struct Prepared {
     pub edge_dim: usize,
 }
 
-/// M: [`Prepared`] plus the gathered memory state of the batch's unique nodes.
+/// M: [`Prepared`] plus the memory state of the batch's unique nodes as the read saw it.
 pub struct Fetched {
     pub prepared: Prepared,
-    pub gathered: Gathered,
-    /// Per unique node: time of the memory the updater produces (newest mail, or last update).
-    pub mem_time: Vec<f64>,
-    /// Rows changed by staleness mitigation.
-    pub mitigated: usize,
+    pub memory: FetchedMemory,
+}
+
+/// What the memory fetch read.
+// burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum FetchedMemory {
+    /// The gathered rows and, per unique node, the time of the memory the updater produces
+    /// (newest mail, or last update).
+    Host {
+        gathered: Gathered,
+        mem_time: Vec<f64>,
+    },
+    /// The device store as it was (tensors are values: later commits do not change it), which
+    /// compute reads in one fused pass with the model's time encoding; with the unique nodes'
+    /// memory rows when mitigation replaced them.
+    Device {
+        state: DeviceMemory,
+        mitigated: Option<Tensor<2>>,
+    },
 }
 
 /// C's hand-over to U: the updated memories of the batch's unique nodes.
 pub struct Update {
     pub sampled: Sampled,
-    /// `[U, d]`.
-    pub rows: Vec<f32>,
-    pub mem_time: Vec<f64>,
+    pub memory: UpdatedMemory,
+}
+
+/// The batch's `U` updated memories (detached) and their times, where the store keeps them.
+// burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum UpdatedMemory {
+    /// `[U, d]` row-major.
+    Host { rows: Vec<f32>, mem_time: Vec<f64> },
+    /// `[U, d]` and `[U]`, without autodiff.
+    Device { rows: Tensor<2>, time: Tensor<1> },
 }
 
 /// U, ready to apply: memory rows of the endpoints and the mails to deliver.
 pub struct Write {
     nodes: Vec<u32>,
-    node_rows: Vec<f32>,
-    node_times: Vec<f64>,
     targets: Vec<u32>,
-    mails: Vec<f32>,
-    mail_times: Vec<f64>,
+    data: WriteData,
+}
+
+/// The rows, mails and times of a [`Write`].
+// burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum WriteData {
+    Host {
+        node_rows: Vec<f32>,
+        node_times: Vec<f64>,
+        mails: Vec<f32>,
+        mail_times: Vec<f64>,
+    },
+    Device(Writes),
 }
 
 /// Output of the forward pass.
@@ -164,38 +202,58 @@ pub struct StaleFix<'a> {
     pub missed: &'a dyn Fn(u32) -> bool,
 }
 
-/// M: gathers the unique nodes' memory and mailboxes; with `fix`, mitigates stale rows.
-pub fn fetch_memory(store: &MemoryStore, prepared: Prepared, fix: Option<StaleFix<'_>>) -> Fetched {
+/// M: reads the unique nodes' memory and mailboxes; with `fix`, mitigates stale rows.
+pub fn fetch_memory(memory: &NodeMemory, prepared: Prepared, fix: Option<StaleFix<'_>>) -> Fetched {
     let sb = &prepared.sampled.batch;
-    let mut gathered = Gathered::default();
-    store.gather(&sb.unique_nodes, &mut gathered);
-    let m = store.slots();
-    let mem_time: Vec<f64> = (0..sb.unique_nodes.len())
+    let memory = match memory {
+        NodeMemory::Host(store) => {
+            let mut gathered = Gathered::default();
+            store.gather(&sb.unique_nodes, &mut gathered);
+            let mem_time = memory_times(&gathered, store.slots());
+            if let Some(fix) = fix {
+                mitigate(store.dim(), sb, &mut gathered.memory, &mem_time, fix);
+            }
+            FetchedMemory::Host { gathered, mem_time }
+        }
+        NodeMemory::Device(state) => {
+            // The blend works on host rows: one round trip of the batch's rows, only in
+            // iterations that missed updates.
+            let mitigated = fix.and_then(|fix| {
+                let (mut rows, mem_time) = memory::read_rows(state, &sb.unique_nodes);
+                let dim = state.memory.dims()[1];
+                let changed = mitigate(dim, sb, &mut rows, &mem_time, fix);
+                let shape = [sb.unique_nodes.len(), dim];
+                (changed > 0).then(|| floats(&rows, shape, &state.memory.device()))
+            });
+            FetchedMemory::Device {
+                state: state.clone(),
+                mitigated,
+            }
+        }
+    };
+    Fetched { prepared, memory }
+}
+
+/// Per gathered node, the time of the memory the updater produces: the newest mail's, or the last
+/// update without mail.
+fn memory_times(gathered: &Gathered, slots: usize) -> Vec<f64> {
+    (0..gathered.last_update.len())
         .map(|u| {
-            let newest = u * m + m - 1;
+            let newest = u * slots + slots - 1;
             if gathered.mail_mask[newest] {
                 gathered.last_update[u] + gathered.mail_dt[newest] as f64
             } else {
                 gathered.last_update[u]
             }
         })
-        .collect();
-    let mitigated = fix.map_or(0, |fix| {
-        mitigate(store.dim(), sb, &mut gathered, &mem_time, fix)
-    });
-    Fetched {
-        prepared,
-        gathered,
-        mem_time,
-        mitigated,
-    }
+        .collect()
 }
 
 /// Blends the stale roots' memories with their most similar fresh neighbours'.
 fn mitigate(
     dim: usize,
     sb: &SampledBatch,
-    gathered: &mut Gathered,
+    memory: &mut [f32],
     mem_time: &[f64],
     fix: StaleFix<'_>,
 ) -> usize {
@@ -215,12 +273,11 @@ fn mitigate(
         mask: &hop.mask,
         k: sb.k,
     };
-    fix.mitigation
-        .apply(&mut gathered.memory, dim, &stale, candidates)
+    fix.mitigation.apply(memory, dim, &stale, candidates)
 }
 
 /// C, forward half: memory update, embeddings, link scores and loss on `device`; the updated
-/// memories come back to the host for U.
+/// memories go to U where the store keeps them.
 pub fn forward(
     model: &MemoryModel,
     fetched: Fetched,
@@ -229,10 +286,7 @@ pub fn forward(
     device: &Device,
 ) -> Forward {
     let Fetched {
-        prepared,
-        gathered,
-        mem_time,
-        ..
+        prepared, memory, ..
     } = fetched;
     let Prepared {
         sampled,
@@ -240,13 +294,40 @@ pub fn forward(
         edge_dim,
     } = prepared;
     let sb = &sampled.batch;
-    let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
-    let root_dt: Vec<f32> = sb
-        .root_index
-        .iter()
-        .zip(&sb.root_times)
-        .map(|(&u, &t)| ((t - mem_time[u as usize]) * time_scale) as f32)
-        .collect();
+    let (memory, root_dt, updated) = match memory {
+        FetchedMemory::Host { gathered, mem_time } => {
+            let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
+            let root_dt: Vec<f32> = sb
+                .root_index
+                .iter()
+                .zip(&sb.root_times)
+                .map(|(&u, &t)| ((t - mem_time[u as usize]) * time_scale) as f32)
+                .collect();
+            let root_dt = floats(&root_dt, [sb.roots.len()], device);
+            let rows = to_vec(memory.clone().detach());
+            (memory, root_dt, UpdatedMemory::Host { rows, mem_time })
+        }
+        FetchedMemory::Device { state, mitigated } => {
+            let nodes = indices(&sb.unique_nodes, device);
+            let mut fetched = model.fetch_memory(&memory::on(&state, device), nodes);
+            if let Some(rows) = mitigated {
+                fetched.memory = memory::like(rows, device);
+            }
+            let memory = model.update_fetched(&fetched);
+            let root_times: Vec<f32> = sb.root_times.iter().map(|&t| t as f32).collect();
+            let root_times = floats(&root_times, [sb.roots.len()], device);
+            let since = root_times
+                - fetched
+                    .time
+                    .clone()
+                    .select(0, indices(&sb.root_index, device));
+            let updated = UpdatedMemory::Device {
+                rows: memory.clone().detach().inner(),
+                time: fetched.time.inner(),
+            };
+            (memory, since * time_scale, updated)
+        }
+    };
     let hops = sb
         .hops
         .iter()
@@ -258,10 +339,10 @@ pub fn forward(
         .collect();
     let input = EmbedInput {
         root_index: indices(&sb.root_index, device),
-        root_dt: floats(&root_dt, [sb.roots.len()], device),
+        root_dt,
         hops,
     };
-    let h = model.embed(memory.clone(), &input);
+    let h = model.embed(memory, &input);
     let b = sampled.events.len() as u32;
     let sources = h.clone().slice(0..b as usize).detach();
     let n_neg = sampled.neg_src_row.len() as u32;
@@ -285,71 +366,147 @@ pub fn forward(
         neg: neg.detach(),
         sources,
         update: Update {
-            rows: to_vec(memory.detach()),
-            mem_time,
             sampled,
+            memory: updated,
         },
+    }
+}
+
+/// Who gets which mail: per mail the unique-node rows of its sender (self) and of the other
+/// endpoint, its event, time and receiver.
+#[derive(Default)]
+struct Mailing {
+    me: Vec<u32>,
+    other: Vec<u32>,
+    event: Vec<usize>,
+    time: Vec<f64>,
+    target: Vec<u32>,
+}
+
+impl Mailing {
+    /// Each event's two mails, to its endpoints (and, delivering to neighbours, to their sampled
+    /// neighbours), in event order.
+    fn of(sampled: &Sampled, delivery: Delivery) -> Self {
+        let sb = &sampled.batch;
+        let (b, k) = (sampled.events.len(), sb.k);
+        let mut m = Mailing::default();
+        for (i, (&e, &t)) in sampled.events.iter().zip(&sampled.times).enumerate() {
+            for (me, other) in [(i, b + i), (b + i, i)] {
+                let mut deliver = |target: u32| {
+                    m.me.push(sb.root_index[me]);
+                    m.other.push(sb.root_index[other]);
+                    m.event.push(e);
+                    m.time.push(t);
+                    m.target.push(target);
+                };
+                deliver(sb.roots[me]);
+                if delivery == Delivery::ToNeighbors {
+                    let hop = &sb.hops[0];
+                    for slot in me * k..(me + 1) * k {
+                        if hop.mask[slot] {
+                            deliver(hop.nbr[slot]);
+                        }
+                    }
+                }
+            }
+        }
+        m
     }
 }
 
 /// U, first half: the endpoints' new memory rows and the mails (self ⊕ other ⊕ edge) for the
 /// endpoints (and, delivering to neighbours, their sampled neighbours).
 pub fn prepare_write(stream: &EventStream, delivery: Delivery, update: Update) -> Write {
-    let Update {
-        sampled,
-        rows,
-        mem_time,
-    } = update;
+    let Update { sampled, memory } = update;
     let sb = &sampled.batch;
     let b = sampled.events.len();
-    let d = rows.len() / sb.unique_nodes.len().max(1);
-    let row = |r: usize| {
-        let u = sb.root_index[r] as usize;
-        &rows[u * d..(u + 1) * d]
-    };
-    let mut w = Write {
-        nodes: sb.roots[..2 * b].to_vec(),
-        node_rows: Vec::with_capacity(2 * b * d),
-        node_times: Vec::with_capacity(2 * b),
-        targets: Vec::new(),
-        mails: Vec::new(),
-        mail_times: Vec::new(),
-    };
-    for r in 0..2 * b {
-        w.node_rows.extend_from_slice(row(r));
-        w.node_times.push(mem_time[sb.root_index[r] as usize]);
-    }
+    let mailing = Mailing::of(&sampled, delivery);
     let edge = stream.edge_features();
-    let k = sb.k;
-    for (i, (&e, &t)) in sampled.events.iter().zip(&sampled.times).enumerate() {
-        for (me, other) in [(i, b + i), (b + i, i)] {
-            let mut mail = [row(me), row(other)].concat();
-            if let Some(f) = edge {
-                mail.extend_from_slice(f.row(e));
-            }
-            let mut deliver = |target: u32| {
-                w.targets.push(target);
-                w.mails.extend_from_slice(&mail);
-                w.mail_times.push(t);
-            };
-            deliver(sb.roots[me]);
-            if delivery == Delivery::ToNeighbors {
-                let hop = &sb.hops[0];
-                for slot in me * k..(me + 1) * k {
-                    if hop.mask[slot] {
-                        deliver(hop.nbr[slot]);
-                    }
+    // The unique-node row of each endpoint.
+    let endpoint_rows = &sb.root_index[..2 * b];
+    let data = match memory {
+        UpdatedMemory::Host { rows, mem_time } => {
+            let d = rows.len() / sb.unique_nodes.len().max(1);
+            let row = |u: u32| &rows[u as usize * d..(u as usize + 1) * d];
+            let mut mails = Vec::with_capacity(mailing.me.len() * (2 * d));
+            for j in 0..mailing.me.len() {
+                mails.extend_from_slice(row(mailing.me[j]));
+                mails.extend_from_slice(row(mailing.other[j]));
+                if let Some(f) = edge {
+                    mails.extend_from_slice(f.row(mailing.event[j]));
                 }
             }
+            WriteData::Host {
+                node_rows: endpoint_rows
+                    .iter()
+                    .flat_map(|&u| row(u))
+                    .copied()
+                    .collect(),
+                node_times: endpoint_rows
+                    .iter()
+                    .map(|&u| mem_time[u as usize])
+                    .collect(),
+                mails,
+                mail_times: mailing.time,
+            }
         }
+        UpdatedMemory::Device { rows, time } => {
+            let device = rows.device();
+            let select = |t: Tensor<2>, which: &[u32]| t.select(0, indices(which, &device));
+            let mut mails = vec![
+                select(rows.clone(), &mailing.me),
+                select(rows.clone(), &mailing.other),
+            ];
+            if let Some(f) = edge {
+                let e: Vec<f32> = mailing
+                    .event
+                    .iter()
+                    .flat_map(|&e| f.row(e))
+                    .copied()
+                    .collect();
+                mails.push(floats(&e, [mailing.event.len(), f.dim()], &device));
+            }
+            let mail_times: Vec<f32> = mailing.time.iter().map(|&t| t as f32).collect();
+            let endpoints = indices(endpoint_rows, &device);
+            WriteData::Device(Writes {
+                nodes: indices(&sb.roots[..2 * b], &device),
+                times: time.select(0, endpoints.clone()),
+                rows: rows.select(0, endpoints),
+                targets: indices(&mailing.target, &device),
+                mail_times: floats(&mail_times, [mail_times.len()], &device),
+                mails: Tensor::cat(mails, 1),
+            })
+        }
+    };
+    Write {
+        nodes: sb.roots[..2 * b].to_vec(),
+        targets: mailing.target,
+        data,
     }
-    w
 }
 
 /// U, second half: writes into the store; returns the nodes written.
-pub fn apply_write(store: &mut MemoryStore, w: Write) -> Vec<u32> {
-    store.write_memory(&w.nodes, &w.node_rows, &w.node_times);
-    store.push_mails(&w.targets, &w.mails, &w.mail_times);
+pub fn apply_write(memory: &mut NodeMemory, w: Write) -> Vec<u32> {
+    match (memory, w.data) {
+        (
+            NodeMemory::Host(store),
+            WriteData::Host {
+                node_rows,
+                node_times,
+                mails,
+                mail_times,
+            },
+        ) => {
+            store.write_memory(&w.nodes, &node_rows, &node_times);
+            store.push_mails(&w.targets, &mails, &mail_times);
+        }
+        (NodeMemory::Device(state), WriteData::Device(writes)) => {
+            // Taken out, the update holds the store's only handles and writes in place.
+            let empty = DeviceMemory::zeros(0, 0, 0, 0, &writes.times.device());
+            *state = mspipe_kernels::update(std::mem::replace(state, empty), writes);
+        }
+        _ => unreachable!("a write is prepared for the store it came from"),
+    }
     let mut written = w.nodes;
     written.extend(w.targets);
     written

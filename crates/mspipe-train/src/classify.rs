@@ -13,7 +13,7 @@ use mspipe_model::{NodeClassifier, NodeClassifierConfig};
 use serde_json::{Value, json};
 
 use crate::metrics::roc_auc;
-use crate::session::{Session, base_device};
+use crate::session::Session;
 
 /// Decoder training epochs.
 const EPOCHS: usize = 10;
@@ -51,7 +51,7 @@ pub fn node_classification(session: &mut Session) -> Result<Option<Value>> {
     let mut model = NodeClassifierConfig::new(d).init(&device);
     let mut optim = AdamConfig::new().init();
     let batch = session.config.train.batch_size;
-    let inference = base_device();
+    let inference = session.device().clone().inner();
     let predict = |m: &NodeClassifier, x: &[f32]| {
         to_vec(m.valid().forward(floats(x, [x.len() / d, d], &inference)))
     };

@@ -1,7 +1,8 @@
 //! # mspipe-train
 //!
 //! Training and evaluation of memory-based temporal GNNs end to end: configuration
-//! ([`config`]), a batch as MSPipe's five stages ([`batch`]), run back to back or pipelined by
+//! ([`config`]), node memory on the host or on the device ([`memory`]), a batch as MSPipe's five
+//! stages ([`batch`]), run back to back or pipelined by
 //! the scheduler ([`pipeline`], [`session::Session`]), the evaluation
 //! protocol and outputs ([`run`]), and metrics ([`metrics`]). The `mspipe-train` binary is a thin
 //! command line over [`run::train`].
@@ -18,6 +19,7 @@ pub mod alloc;
 pub mod batch;
 pub mod classify;
 pub mod config;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod plot;

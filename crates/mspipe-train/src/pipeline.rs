@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use mspipe_model::memory::MemoryStore;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{Delivery, MemoryModel};
 use mspipe_sampler::NeighborSampler;
@@ -15,6 +14,7 @@ use mspipe_scheduler::{BoxError, Mitigation, ReadVersion, Stages};
 
 use crate::batch::{self, Fetched, Prepared, SampleContext, Sampled, StaleFix, Update, Write};
 use crate::config::TrainConfig;
+use crate::memory::NodeMemory;
 
 /// The events of batch `b` of `size` events.
 pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
@@ -108,7 +108,7 @@ impl Stages for TrainStages<'_> {
     type Fetched = Fetched;
     type Update = Update;
     type Write = Write;
-    type Memory = MemoryStore;
+    type Memory = NodeMemory;
 
     fn sample(&self, i: usize) -> Result<Sampled, BoxError> {
         let events = batch_events(self.events, self.batch_size, self.first + i);
@@ -124,7 +124,7 @@ impl Stages for TrainStages<'_> {
         &self,
         i: usize,
         prepared: Prepared,
-        memory: &MemoryStore,
+        memory: &NodeMemory,
         _stamps: &[u32],
         version: ReadVersion,
     ) -> Result<Fetched, BoxError> {
@@ -148,7 +148,7 @@ impl Stages for TrainStages<'_> {
         Ok(batch::prepare_write(self.cx.stream, self.delivery, update))
     }
 
-    fn apply_update(&self, _: usize, write: Write, memory: &mut MemoryStore) -> Vec<u32> {
+    fn apply_update(&self, _: usize, write: Write, memory: &mut NodeMemory) -> Vec<u32> {
         batch::apply_write(memory, write)
     }
 }

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::{EventStream, Split};
-use mspipe_model::memory::{Combine, MemoryStore};
+use mspipe_model::memory::Combine;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{
     Delivery, EmbeddingKind, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
@@ -22,6 +22,7 @@ use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
 
 use crate::batch::{self, SampleContext};
 use crate::config::Config;
+use crate::memory::NodeMemory;
 use crate::pipeline::{TrainStages, Trainer, batch_events};
 
 /// Scores of a stretch of events.
@@ -50,7 +51,7 @@ pub struct Session {
     model_config: MemoryModelConfig,
     pub model: MemoryModel,
     optim: ModuleOptimizer,
-    store: MemoryStore,
+    store: NodeMemory,
     sampler: NeighborSampler,
     train_graph: TemporalGraph,
     full_graph: TemporalGraph,
@@ -60,14 +61,18 @@ pub struct Session {
     device: Device,
 }
 
-/// The device models run on: CUDA's first GPU when built with `--features cuda`, else burn's flex
-/// CPU backend (the fastest CPU backend here).
+/// The device models run on: CUDA's first GPU when built with `--features cuda`, the default wgpu
+/// adapter with `--features wgpu`, else burn's flex CPU backend (the fastest CPU backend here).
 pub fn base_device() -> Device {
     #[cfg(feature = "cuda")]
     {
         Device::cuda(0)
     }
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
     {
         Device::flex()
     }
@@ -76,6 +81,8 @@ pub fn base_device() -> Device {
 /// Name of the backend of [`base_device`], for run summaries.
 pub const BACKEND: &str = if cfg!(feature = "cuda") {
     "cuda"
+} else if cfg!(feature = "wgpu") {
+    "wgpu"
 } else {
     "flex"
 };
@@ -131,19 +138,31 @@ fn negative_strategy(name: &str) -> NegativeStrategy {
 }
 
 impl Session {
-    /// Builds everything for `config` over `stream` split by `split`; the model is initialised
-    /// from the config's seed.
+    /// Builds everything for `config` over `stream` split by `split` on [`base_device`]; the
+    /// model is initialised from the config's seed.
     pub fn new(config: Config, stream: EventStream, split: Split) -> Result<Self> {
-        let device = base_device().autodiff();
+        Self::on_device(config, stream, split, base_device())
+    }
+
+    /// [`Session::new`] on `device` (node memory lives there too when the device runs the memory
+    /// kernels).
+    pub fn on_device(
+        config: Config,
+        stream: EventStream,
+        split: Split,
+        device: Device,
+    ) -> Result<Self> {
+        let device = device.autodiff();
         device.seed(config.train.seed);
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let model = model_config.init(&device);
-        let store = MemoryStore::new(
+        let store = NodeMemory::new(
             stream.num_nodes(),
             model_config.memory_dim,
             model_config.mail_dim(),
             model_config.mailbox,
+            &device,
         );
         let sampler = NeighborSampler::new(NeighborConfig {
             k: config.sampling.neighbors,
@@ -262,7 +281,7 @@ impl Session {
 
     /// The compute stage's view of the session.
     fn trainer(&mut self) -> Trainer<'_> {
-        let dims = (self.store.dim(), self.store.slots());
+        let dims = self.store.dims();
         let train = &self.config.train;
         Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device)
     }
@@ -306,8 +325,8 @@ impl Session {
     ) -> Result<()> {
         // Inference copy of the parameters, made once per pass rather than once per batch.
         let model = self.model.valid();
-        let device = base_device();
-        let dims = (self.store.dim(), self.store.slots());
+        let device = self.device.clone().inner();
+        let dims = self.store.dims();
         for events in events.chunks(self.config.train.batch_size) {
             let cx = SampleContext {
                 stream: &self.stream,
@@ -335,6 +354,11 @@ impl Session {
     /// Width of the embeddings the decoders see.
     pub fn embedding_dim(&self) -> usize {
         self.model_config.output_dim()
+    }
+
+    /// The node memory (on the device when it runs the memory kernels).
+    pub fn memory(&self) -> &NodeMemory {
+        &self.store
     }
 
     /// The device training runs on (autodiff).
@@ -371,7 +395,7 @@ impl Session {
             }),
             quantile: pipeline.quantile,
         };
-        let dims = (self.store.dim(), self.store.slots());
+        let dims = self.store.dims();
         let train = &self.config.train;
         let mut trainer = Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device);
         let rows = self.store.num_nodes();

@@ -89,7 +89,12 @@ impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for A
         nodes: IntTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
         let prep = FetchBackward
             .prepare::<C>([w.node(), b.node()])
             .compute_bound()
@@ -106,12 +111,17 @@ impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for A
             b.clone(),
             mail_dim,
         );
-        let (out_memory, input, keep) = B::memory_fetch(store, nodes, w, b);
+        let (out_memory, time, input, keep) = B::memory_fetch(store, nodes, w, b);
         let input = match prep {
             OpsKind::Tracked(prep) => prep.finish(state, input),
             OpsKind::UnTracked(prep) => prep.finish(input),
         };
-        (constant::<B, C>(out_memory), input, constant::<B, C>(keep))
+        (
+            constant::<B, C>(out_memory),
+            constant::<B, C>(time),
+            input,
+            constant::<B, C>(keep),
+        )
     }
 
     fn memory_update(
@@ -119,6 +129,8 @@ impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for A
         nodes: IntTensor<Self>,
         times: FloatTensor<Self>,
         rows: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mail_times: FloatTensor<Self>,
         mails: FloatTensor<Self>,
     ) -> Store<Self> {
         let out = B::memory_update(
@@ -126,6 +138,8 @@ impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for A
             nodes,
             times.into_primitive(),
             rows.into_primitive(),
+            targets,
+            mail_times.into_primitive(),
             mails.into_primitive(),
         );
         Store {

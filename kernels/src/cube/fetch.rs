@@ -1,5 +1,6 @@
-//! Fused memory fetch, one unit per fetched node: its memory row, and per mailbox slot the mail and
-//! cos(Δt·w + b) written straight into the updater's input — no gathered intermediates.
+//! Fused memory fetch, one unit per fetched node: its memory row and the time of the memory the
+//! updater will make, and per mailbox slot the mail and cos(Δt·w + b) written straight into the
+//! updater's input — no gathered intermediates.
 
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -19,6 +20,7 @@ fn fetch_kernel<F: Float>(
     w: &[F],
     b: &[F],
     out_memory: &mut [F],
+    out_time: &mut [F],
     out_input: &mut [F],
     out_keep: &mut [F],
     count: usize,
@@ -36,6 +38,12 @@ fn fetch_kernel<F: Float>(
         out_memory[i * dim + e] = memory[u * dim + e];
     }
     let last = last_update[u];
+    let newest = u * slots + slots - 1;
+    if mail_valid[newest] > F::new(0.0) {
+        out_time[i] = mail_time[newest];
+    } else {
+        out_time[i] = last;
+    }
     let width = mail_dim + time_dim;
     for s in 0..slots {
         let src = u * slots + s;
@@ -52,13 +60,13 @@ fn fetch_kernel<F: Float>(
     }
 }
 
-/// The store, `nodes` `[U]`, `w`, `b` `[T]` → (`[U, d]`, `[U, M, mail_dim + T]`, `[U, M]`).
+/// The store, `nodes` `[U]`, `w`, `b` `[T]` → (`[U, d]`, `[U]`, `[U, M, mail_dim + T]`, `[U, M]`).
 pub fn fetch(
     store: Store<CubeBackend>,
     nodes: CubeTensor,
     w: CubeTensor,
     b: CubeTensor,
-) -> (CubeTensor, CubeTensor, CubeTensor) {
+) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
     let Store {
         memory,
         last_update,
@@ -76,10 +84,11 @@ pub fn fetch(
     let nodes = indices(nodes);
     let memory = floats(memory);
     let out_memory = output(&memory, [count, dim]);
+    let out_time = output(&memory, [count]);
     let out_input = output(&memory, [count, slots, mail_dim + time_dim]);
     let out_keep = output(&memory, [count, slots]);
     if count == 0 {
-        return (out_memory, out_input, out_keep);
+        return (out_memory, out_time, out_input, out_keep);
     }
     let (cubes, cube_dim) = grid(&memory.client, count);
     let client = memory.client.clone();
@@ -99,6 +108,7 @@ pub fn fetch(
             floats(w).into_buffer_arg(),
             floats(b).into_buffer_arg(),
             out_memory.clone().into_buffer_arg(),
+            out_time.clone().into_buffer_arg(),
             out_input.clone().into_buffer_arg(),
             out_keep.clone().into_buffer_arg(),
             count,
@@ -108,5 +118,5 @@ pub fn fetch(
             time_dim,
         );
     }
-    (out_memory, out_input, out_keep)
+    (out_memory, out_time, out_input, out_keep)
 }

@@ -17,6 +17,7 @@ use burn::backend::{Backend, DispatchDevice, ExtensionType, backend_extension};
 use burn::prelude::*;
 use burn_cubecl::CubeBackend;
 
+use crate::Writes as TensorWrites;
 use crate::backend::FusedBackend;
 use crate::{DeviceMemory, Fetched};
 
@@ -31,42 +32,62 @@ pub struct Store<B: Backend> {
     pub mail_valid: FloatTensor<B>,
 }
 
+/// [`crate::Writes`] on backend primitives.
+pub struct Writes<B: Backend> {
+    pub nodes: IntTensor<B>,
+    pub times: FloatTensor<B>,
+    pub rows: FloatTensor<B>,
+    pub targets: IntTensor<B>,
+    pub mail_times: FloatTensor<B>,
+    pub mails: FloatTensor<B>,
+}
+
 /// The memory fetch and update on backend primitives. Shapes as in the crate-level functions.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait MemoryBackend: Backend {
-    /// The store, `nodes`, `w`, `b` → (memory rows, updater input, keep).
+    /// The store, `nodes`, `w`, `b` → (memory rows, memory times, updater input, keep).
     #[fusion(meta = fetched)]
     fn memory_fetch(
         #[extension_type] store: Store<Self>,
         nodes: IntTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    );
 
-    /// The store and the batch's `nodes`, `times`, memory rows and mails → the updated store.
-    #[fusion(meta = |store, _nodes, _times, _rows, _mails| store.clone())]
+    /// The store and the batch's memory writes (`nodes`, `times`, `rows`) and mails (`targets`,
+    /// `mail_times`, `mails`) → the updated store.
+    #[allow(clippy::too_many_arguments)]
+    #[fusion(meta = |store, _nodes, _times, _rows, _targets, _mail_times, _mails| store.clone())]
     fn memory_update(
         #[extension_type] store: Store<Self>,
         nodes: IntTensor<Self>,
         times: FloatTensor<Self>,
         rows: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mail_times: FloatTensor<Self>,
         mails: FloatTensor<Self>,
     ) -> Store<Self>;
 }
 
-/// Output specs of [`MemoryBackend::memory_fetch`] for its fusion registration: `[U, d]`,
+/// Output specs of [`MemoryBackend::memory_fetch`] for its fusion registration: `[U, d]`, `[U]`,
 /// `[U, M, mail_dim + T]`, `[U, M]`.
 fn fetched(
     store: &StoreMetadata,
     nodes: &TensorSpec,
     w: &TensorSpec,
     _b: &TensorSpec,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
+) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
     let (count, dim) = (nodes.shape[0], store.memory.shape[1]);
     let (slots, mail_dim) = (store.mail.shape[1], store.mail.shape[2]);
     let dtype = store.memory.dtype;
     (
         TensorSpec::new(Shape::new([count, dim]), dtype),
+        TensorSpec::new(Shape::new([count]), dtype),
         TensorSpec::new(Shape::new([count, slots, mail_dim + w.shape[0]]), dtype),
         TensorSpec::new(Shape::new([count, slots]), dtype),
     )
@@ -156,7 +177,12 @@ impl MemoryBackend for CubeBackend {
         nodes: IntTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
         fetch::fetch(store, nodes, w, b)
     }
 
@@ -165,9 +191,19 @@ impl MemoryBackend for CubeBackend {
         nodes: IntTensor<Self>,
         times: FloatTensor<Self>,
         rows: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        mail_times: FloatTensor<Self>,
         mails: FloatTensor<Self>,
     ) -> Store<Self> {
-        update::update(store, nodes, times, rows, mails)
+        let writes = Writes {
+            nodes,
+            times,
+            rows,
+            targets,
+            mail_times,
+            mails,
+        };
+        update::update(store, writes)
     }
 }
 
@@ -208,7 +244,7 @@ impl Store<Ext> {
 
 /// Fused [`crate::fetch`].
 pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
-    let (memory, input, keep) = <Ext as MemoryBackend>::memory_fetch(
+    let (memory, time, input, keep) = <Ext as MemoryBackend>::memory_fetch(
         Store::from_tensors(state.clone()),
         nodes.into_dispatch(),
         w.into_dispatch(),
@@ -216,25 +252,22 @@ pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tenso
     );
     Fetched {
         memory: Tensor::from_dispatch(memory),
+        time: Tensor::from_dispatch(time),
         input: Tensor::from_dispatch(input),
         keep: Tensor::from_dispatch(keep),
     }
 }
 
 /// Fused [`crate::update`].
-pub fn update(
-    state: DeviceMemory,
-    nodes: Tensor<1, Int>,
-    times: Tensor<1>,
-    memory: Tensor<2>,
-    mails: Tensor<2>,
-) -> DeviceMemory {
+pub fn update(state: DeviceMemory, writes: TensorWrites) -> DeviceMemory {
     <Ext as MemoryBackend>::memory_update(
         Store::from_tensors(state),
-        nodes.into_dispatch(),
-        times.into_dispatch(),
-        memory.into_dispatch(),
-        mails.into_dispatch(),
+        writes.nodes.into_dispatch(),
+        writes.times.into_dispatch(),
+        writes.rows.into_dispatch(),
+        writes.targets.into_dispatch(),
+        writes.mail_times.into_dispatch(),
+        writes.mails.into_dispatch(),
     )
     .into_tensors()
 }

@@ -1,6 +1,7 @@
-//! Fused memory update, in place, one unit per batch event. The event that is its node's latest
-//! (largest time, ties by the later position) writes the memory row and the last-update time and
-//! shifts the mailbox; every other event of that node writes nothing. The winner is found with two
+//! Fused memory update, in place, one unit per memory write and one per mail. The write that is its
+//! node's latest (largest time, ties by the later position) replaces the memory row and the
+//! last-update time; the mail that is its target's latest shifts the mailbox and takes its last
+//! slot; every other entry of that node writes nothing. The winner is found with two
 //! atomic-max passes over per-node scratch words — first the largest time (as order-preserving
 //! bits), then the largest position among events at that time — so the work is proportional to
 //! the batch (plus zeroing one word per node), not to its square.
@@ -11,8 +12,8 @@ use burn_cubecl::ops::numeric::zeros_client;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::Store;
 use super::launch::{floats, grid, indices, writable};
+use super::{Store, Writes};
 
 /// `t`'s bits, mapped so that unsigned order is float order (−0 counted as +0).
 #[cube]
@@ -58,22 +59,17 @@ fn latest_position_kernel<F: Float>(
     }
 }
 
+/// Each node's winning memory write replaces its row and last-update time.
 #[cube(launch_unchecked)]
-fn update_kernel<F: Float>(
+fn write_memory_kernel<F: Float>(
     memory: &mut [F],
     last_update: &mut [F],
-    mail: &mut [F],
-    mail_time: &mut [F],
-    mail_valid: &mut [F],
     nodes: &[i32],
     times: &[F],
     rows: &[F],
-    mails: &[F],
     latest_position: &[u32],
     count: usize,
     dim: usize,
-    slots: usize,
-    mail_dim: usize,
 ) {
     let p = ABSOLUTE_POS;
     if p >= count {
@@ -83,11 +79,34 @@ fn update_kernel<F: Float>(
     if latest_position[u] != u32::cast_from(p) + 1 {
         terminate!();
     }
-    let t = times[p];
     for e in 0..dim {
         memory[u * dim + e] = rows[p * dim + e];
     }
-    last_update[u] = t;
+    last_update[u] = times[p];
+}
+
+/// Each target's winning mail shifts its mailbox one slot to the front and takes the last slot.
+#[cube(launch_unchecked)]
+fn push_mail_kernel<F: Float>(
+    mail: &mut [F],
+    mail_time: &mut [F],
+    mail_valid: &mut [F],
+    targets: &[i32],
+    times: &[F],
+    mails: &[F],
+    latest_position: &[u32],
+    count: usize,
+    slots: usize,
+    mail_dim: usize,
+) {
+    let p = ABSOLUTE_POS;
+    if p >= count {
+        terminate!();
+    }
+    let u = usize::cast_from(targets[p]);
+    if latest_position[u] != u32::cast_from(p) + 1 {
+        terminate!();
+    }
     let base = u * slots;
     for s in 1..slots {
         for e in 0..mail_dim {
@@ -100,59 +119,32 @@ fn update_kernel<F: Float>(
     for e in 0..mail_dim {
         mail[last * mail_dim + e] = mails[p * mail_dim + e];
     }
-    mail_time[last] = t;
+    mail_time[last] = times[p];
     mail_valid[last] = F::new(1.0);
 }
 
-/// The store and the batch's `nodes` `[B]`, `times` `[B]`, `rows` `[B, d]`, `mails`
-/// `[B, mail_dim]` → the updated store.
-pub fn update(
-    store: Store<CubeBackend>,
+/// Per node of the store, 1 + the position of its latest entry in `nodes` (0 for none): the
+/// two atomic-max passes.
+fn latest(
     nodes: CubeTensor,
     times: CubeTensor,
-    rows: CubeTensor,
-    mails: CubeTensor,
-) -> Store<CubeBackend> {
-    let Store {
-        memory,
-        last_update,
-        mail,
-        mail_time,
-        mail_valid,
-    } = store;
-    let (slots, mail_dim) = {
-        let s = mail.meta.shape();
-        (s[1], s[2])
-    };
-    let dim = memory.meta.shape()[1];
-    let count = nodes.meta.shape()[0];
-    let store = Store {
-        memory: writable(memory),
-        last_update: writable(last_update),
-        mail: writable(mail),
-        mail_time: writable(mail_time),
-        mail_valid: writable(mail_valid),
-    };
-    if count == 0 {
-        return store;
-    }
-    let client = store.memory.client.clone();
-    let device = store.memory.device.clone();
-    let nodes_count = store.last_update.meta.shape()[0];
+    store_rows: usize,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (client, device) = (nodes.client.clone(), nodes.device.clone());
     let scratch = || {
         zeros_client(
             client.clone(),
             device.clone(),
-            [nodes_count].into(),
+            [store_rows].into(),
             DType::U32,
         )
     };
     let (latest_time, latest_position) = (scratch(), scratch());
     let (nodes, times) = (indices(nodes), floats(times));
+    let count = nodes.meta.shape()[0];
     let (cubes, cube_dim) = grid(&client, count);
-    // SAFETY: contiguous buffers (`writable`, `floats`, `indices`, fresh scratch) of the shapes
-    // read above; node ids index rows of the store (the caller's contract, as for any scatter);
-    // only each node's latest event writes its row, so no two units write the same row.
+    // SAFETY: contiguous buffers of `count` entries and fresh scratch of one word per store row;
+    // node ids index rows of the store (the caller's contract).
     unsafe {
         latest_time_kernel::launch_unchecked::<f32>(
             &client,
@@ -165,7 +157,7 @@ pub fn update(
         );
         latest_position_kernel::launch_unchecked::<f32>(
             &client,
-            cubes.clone(),
+            cubes,
             cube_dim,
             nodes.clone().into_buffer_arg(),
             times.clone().into_buffer_arg(),
@@ -173,25 +165,71 @@ pub fn update(
             latest_position.clone().into_buffer_arg(),
             count,
         );
-        update_kernel::launch_unchecked::<f32>(
-            &client,
-            cubes,
-            cube_dim,
-            store.memory.clone().into_buffer_arg(),
-            store.last_update.clone().into_buffer_arg(),
-            store.mail.clone().into_buffer_arg(),
-            store.mail_time.clone().into_buffer_arg(),
-            store.mail_valid.clone().into_buffer_arg(),
-            nodes.into_buffer_arg(),
-            times.into_buffer_arg(),
-            floats(rows).into_buffer_arg(),
-            floats(mails).into_buffer_arg(),
-            latest_position.into_buffer_arg(),
-            count,
-            dim,
-            slots,
-            mail_dim,
-        );
+    }
+    (nodes, times, latest_position)
+}
+
+/// The store and a batch's memory writes (`nodes` `[B]`, `times` `[B]`, `rows` `[B, d]`) and mails
+/// (`targets` `[T]`, `mail_times` `[T]`, `mails` `[T, mail_dim]`) → the updated store.
+pub fn update(store: Store<CubeBackend>, writes: Writes<CubeBackend>) -> Store<CubeBackend> {
+    let store: Store<CubeBackend> = Store {
+        memory: writable(store.memory),
+        last_update: writable(store.last_update),
+        mail: writable(store.mail),
+        mail_time: writable(store.mail_time),
+        mail_valid: writable(store.mail_valid),
+    };
+    let (slots, mail_dim) = {
+        let s = store.mail.meta.shape();
+        (s[1], s[2])
+    };
+    let dim = store.memory.meta.shape()[1];
+    let rows_in_store = store.last_update.meta.shape()[0];
+    let client = store.memory.client.clone();
+    let count = writes.nodes.meta.shape()[0];
+    if count > 0 {
+        let (nodes, times, winners) = latest(writes.nodes, writes.times, rows_in_store);
+        let (cubes, cube_dim) = grid(&client, count);
+        // SAFETY: contiguous buffers (`writable`, `floats`, `indices`) of the shapes read above;
+        // only each node's winner writes its row, so no two units write the same row.
+        unsafe {
+            write_memory_kernel::launch_unchecked::<f32>(
+                &client,
+                cubes,
+                cube_dim,
+                store.memory.clone().into_buffer_arg(),
+                store.last_update.clone().into_buffer_arg(),
+                nodes.into_buffer_arg(),
+                times.into_buffer_arg(),
+                floats(writes.rows).into_buffer_arg(),
+                winners.into_buffer_arg(),
+                count,
+                dim,
+            );
+        }
+    }
+    let count = writes.targets.meta.shape()[0];
+    if count > 0 {
+        let (targets, times, winners) = latest(writes.targets, writes.mail_times, rows_in_store);
+        let (cubes, cube_dim) = grid(&client, count);
+        // SAFETY: as above; only each target's winner touches its mailbox.
+        unsafe {
+            push_mail_kernel::launch_unchecked::<f32>(
+                &client,
+                cubes,
+                cube_dim,
+                store.mail.clone().into_buffer_arg(),
+                store.mail_time.clone().into_buffer_arg(),
+                store.mail_valid.clone().into_buffer_arg(),
+                targets.into_buffer_arg(),
+                times.into_buffer_arg(),
+                floats(writes.mails).into_buffer_arg(),
+                winners.into_buffer_arg(),
+                count,
+                slots,
+                mail_dim,
+            );
+        }
     }
     store
 }

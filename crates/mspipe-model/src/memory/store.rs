@@ -1,8 +1,14 @@
 //! Host-side node memory: per node a memory vector, its last-update time and a FIFO mailbox of the
-//! last `M` mails with their times. Plain buffers with gather/scatter by node id, so the scheduler
-//! can version them and the kernels can replace the gathers.
+//! last `M` mails with their times. Plain buffers with gather/scatter by node id, which the
+//! scheduler versions; on a cubecl device the same state lives on the device instead
+//! ([`DeviceMemory`], converted with [`MemoryStore::to_device`] and [`MemoryStore::from_device`]).
 
 use std::io::{self, Read, Write};
+
+use burn::prelude::*;
+use mspipe_kernels::DeviceMemory;
+
+use crate::tensors::{floats, to_vec};
 
 /// First bytes of a saved store (format version 1).
 const MAGIC: &[u8; 8] = b"MSPMEM01";
@@ -147,6 +153,45 @@ impl MemoryStore {
         }
     }
 
+    /// This store on `device` as the kernels keep it: validity as 0/1 and times in f32, as TGL
+    /// keeps them (timestamps beyond 2^24 lose sub-unit precision there).
+    pub fn to_device(&self, device: &Device) -> DeviceMemory {
+        let (n, m) = (self.num_nodes(), self.slots);
+        let narrow = |t: &[f64]| t.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let valid: Vec<f32> = self
+            .mail_valid
+            .iter()
+            .map(|&v| f32::from(u8::from(v)))
+            .collect();
+        DeviceMemory {
+            memory: floats(&self.memory, [n, self.dim], device),
+            last_update: floats(&narrow(&self.last_update), [n], device),
+            mail: floats(&self.mail, [n, m, self.mail_dim], device),
+            mail_time: floats(&narrow(&self.mail_time), [n, m], device),
+            mail_valid: floats(&valid, [n, m], device),
+        }
+    }
+
+    /// Reads a [`DeviceMemory`] back (checkpoints, inspection).
+    pub fn from_device(state: &DeviceMemory) -> Self {
+        let [n, m, mail_dim] = state.mail.dims();
+        let widen = |t: &Tensor<1>| to_vec(t.clone()).into_iter().map(f64::from).collect();
+        let flat = |t: &Tensor<2>| t.clone().reshape([n * m]);
+        MemoryStore {
+            dim: state.memory.dims()[1],
+            mail_dim,
+            slots: m,
+            memory: to_vec(state.memory.clone()),
+            last_update: widen(&state.last_update),
+            mail: to_vec(state.mail.clone()),
+            mail_time: widen(&flat(&state.mail_time)),
+            mail_valid: to_vec(flat(&state.mail_valid))
+                .iter()
+                .map(|&v| v > 0.5)
+                .collect(),
+        }
+    }
+
     /// Writes the whole store (checkpoints): a header of the shape, then every buffer in
     /// little-endian order.
     pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -247,6 +292,9 @@ mod tests {
         let mut back = MemoryStore::new(3, 2, 1, 2);
         back.read_from(&mut &bytes[..]).expect("read");
         assert_eq!(back, s);
+        // Through a device and back: every value here is exact in f32.
+        let device = Device::flex();
+        assert_eq!(MemoryStore::from_device(&s.to_device(&device)), s);
         let mut other_shape = MemoryStore::new(4, 2, 1, 2);
         let err = other_shape.read_from(&mut &bytes[..]).expect_err("shape");
         assert!(err.to_string().contains("expected [4, 2, 1, 2]"), "{err}");

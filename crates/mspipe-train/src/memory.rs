@@ -1,0 +1,134 @@
+//! Node memory where the model's device reads it best: host buffers ([`MemoryStore`]) on flex,
+//! whose tensors live in host memory anyway, and device tensors ([`DeviceMemory`]) on cubecl
+//! devices, where the memory fetch and update run as fused kernels and no memory row crosses the
+//! bus. The pipeline versions either the same way: a read takes what the store holds at that
+//! moment, a commit replaces it.
+
+use std::io::{Read, Write};
+
+use burn::prelude::*;
+use mspipe_kernels::{DeviceMemory, memory_kernels_run_on};
+use mspipe_model::memory::MemoryStore;
+use mspipe_model::tensors::{indices, to_vec};
+
+/// Node memory, mailboxes and times of every node, on the host or on the device.
+#[derive(Debug)]
+// burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum NodeMemory {
+    Host(MemoryStore),
+    /// On the device, without autodiff (memories are stored detached).
+    Device(DeviceMemory),
+}
+
+impl NodeMemory {
+    /// Zero memory for `nodes` nodes of width `dim` and mailboxes of `slots` mails of `mail_dim`,
+    /// placed for `device`.
+    pub fn new(nodes: usize, dim: usize, mail_dim: usize, slots: usize, device: &Device) -> Self {
+        if memory_kernels_run_on(device) {
+            let device = device.clone().inner();
+            NodeMemory::Device(DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device))
+        } else {
+            NodeMemory::Host(MemoryStore::new(nodes, dim, mail_dim, slots))
+        }
+    }
+
+    /// Back to zero memory (epoch start).
+    pub fn reset(&mut self) {
+        match self {
+            NodeMemory::Host(store) => store.reset(),
+            NodeMemory::Device(state) => {
+                let [nodes, slots, mail_dim] = state.mail.dims();
+                let dim = state.memory.dims()[1];
+                let device = state.memory.device();
+                *state = DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device);
+            }
+        }
+    }
+
+    /// Number of nodes.
+    pub fn num_nodes(&self) -> usize {
+        match self {
+            NodeMemory::Host(store) => store.num_nodes(),
+            NodeMemory::Device(state) => state.last_update.dims()[0],
+        }
+    }
+
+    /// Memory width and mailbox slots.
+    pub fn dims(&self) -> (usize, usize) {
+        match self {
+            NodeMemory::Host(store) => (store.dim(), store.slots()),
+            NodeMemory::Device(state) => (state.memory.dims()[1], state.mail.dims()[1]),
+        }
+    }
+
+    /// A host copy of the state (a device store is read back).
+    pub fn to_host(&self) -> MemoryStore {
+        match self {
+            NodeMemory::Host(store) => store.clone(),
+            NodeMemory::Device(state) => MemoryStore::from_device(state),
+        }
+    }
+
+    /// Writes the state in [`MemoryStore`]'s format (a device store is read back first), so a
+    /// checkpoint resumes on either kind of device.
+    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            NodeMemory::Host(store) => store.write_to(w),
+            NodeMemory::Device(state) => MemoryStore::from_device(state).write_to(w),
+        }
+    }
+
+    /// Restores what [`NodeMemory::write_to`] wrote; the shape must match.
+    pub fn read_from(&mut self, r: &mut impl Read) -> std::io::Result<()> {
+        match self {
+            NodeMemory::Host(store) => store.read_from(r),
+            NodeMemory::Device(state) => {
+                let mut store = MemoryStore::from_device(state);
+                store.read_from(r)?;
+                *state = store.to_device(&state.memory.device());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `nodes`' memory rows (`[U, d]`, row-major) and the times of the memories the updater will make
+/// from them (newest mail, else last update), read back from a device store — what staleness
+/// mitigation works on.
+pub fn read_rows(state: &DeviceMemory, nodes: &[u32]) -> (Vec<f32>, Vec<f64>) {
+    let device = state.memory.device();
+    let ids = indices(nodes, &device);
+    let slots = state.mail.dims()[1];
+    let newest = |t: &Tensor<2>| {
+        t.clone()
+            .select(0, ids.clone())
+            .narrow(1, slots - 1, 1)
+            .squeeze_dim::<1>(1)
+    };
+    let valid = newest(&state.mail_valid);
+    let last = state.last_update.clone().select(0, ids.clone());
+    let time = newest(&state.mail_time) * valid.clone() + last * (valid.neg() + 1.0);
+    let rows = to_vec(state.memory.clone().select(0, ids));
+    (rows, to_vec(time).into_iter().map(f64::from).collect())
+}
+
+/// `state` usable beside tensors of `device`: with autodiff when `device` has it.
+pub fn on(state: &DeviceMemory, device: &Device) -> DeviceMemory {
+    DeviceMemory {
+        memory: like(state.memory.clone(), device),
+        last_update: like(state.last_update.clone(), device),
+        mail: like(state.mail.clone(), device),
+        mail_time: like(state.mail_time.clone(), device),
+        mail_valid: like(state.mail_valid.clone(), device),
+    }
+}
+
+/// `t` (without autodiff) usable beside tensors of `device`.
+pub fn like<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+    if device.is_autodiff() {
+        t.autodiff()
+    } else {
+        t
+    }
+}
