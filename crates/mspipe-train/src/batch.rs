@@ -19,7 +19,7 @@ use mspipe_model::{Delivery, EmbedInput, HopInput, MemoryInput, MemoryModel};
 use mspipe_sampler::{NegativeSampler, Negatives, NeighborSampler, SampledBatch, TemporalGraph};
 use mspipe_scheduler::{Candidates, Mitigation, stale_rows};
 
-use crate::memory::{self, NodeMemory};
+use crate::memory::{self, DeviceStore, NodeMemory};
 
 /// What sampling needs and does not change.
 #[derive(Clone, Copy)]
@@ -69,11 +69,10 @@ pub enum FetchedMemory {
         mem_time: Vec<f64>,
     },
     /// The device store as it was (tensors are values: later commits do not change it), which
-    /// compute reads in one fused pass with the model's time encoding; with the unique nodes'
-    /// memory rows when mitigation replaced them.
+    /// compute reads in one fused pass with the model's time encoding, and mitigates with `fix`.
     Device {
-        state: DeviceMemory,
-        mitigated: Option<Tensor<2>>,
+        store: DeviceStore,
+        fix: Option<StaleFix>,
     },
 }
 
@@ -89,8 +88,12 @@ pub struct Update {
 pub enum UpdatedMemory {
     /// `[U, d]` row-major.
     Host { rows: Vec<f32>, mem_time: Vec<f64> },
-    /// `[U, d]` and `[U]`, without autodiff.
-    Device { rows: Tensor<2>, time: Tensor<1> },
+    /// `[U, d]` and `[U]` (times from `origin`, see [`DeviceStore`]), without autodiff.
+    Device {
+        rows: Tensor<2>,
+        time: Tensor<1>,
+        origin: f64,
+    },
 }
 
 /// U, ready to apply: memory rows of the endpoints and the mails to deliver.
@@ -111,6 +114,8 @@ enum WriteData {
         mail_times: Vec<f64>,
     },
     Device(Writes),
+    /// A device state that compute already computed (see [`crate::pipeline::DeviceUpdates`]).
+    Replace(DeviceStore),
 }
 
 /// Output of the forward pass.
@@ -194,16 +199,18 @@ pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
 }
 
 /// How a fetch that missed updates is corrected.
-pub struct StaleFix<'a> {
+pub struct StaleFix {
     pub mitigation: Mitigation,
     /// Δt quantile above which a node counts as stale.
     pub quantile: f64,
-    /// Nodes written by the updates the fetch missed.
-    pub missed: &'a dyn Fn(u32) -> bool,
+    /// Nodes written by the updates the fetch missed, sorted.
+    pub missed: Vec<u32>,
 }
 
-/// M: reads the unique nodes' memory and mailboxes; with `fix`, mitigates stale rows.
-pub fn fetch_memory(memory: &NodeMemory, prepared: Prepared, fix: Option<StaleFix<'_>>) -> Fetched {
+/// M: reads the unique nodes' memory and mailboxes; with `fix`, mitigates stale rows. A device
+/// store is only kept as it is here: its reads (and the mitigation's) run in C, on the thread
+/// that does all the pipeline's device work (see [`crate::pipeline::DeviceUpdates`]).
+pub fn fetch_memory(memory: &NodeMemory, prepared: Prepared, fix: Option<StaleFix>) -> Fetched {
     let sb = &prepared.sampled.batch;
     let memory = match memory {
         NodeMemory::Host(store) => {
@@ -215,21 +222,10 @@ pub fn fetch_memory(memory: &NodeMemory, prepared: Prepared, fix: Option<StaleFi
             }
             FetchedMemory::Host { gathered, mem_time }
         }
-        NodeMemory::Device(state) => {
-            // The blend works on host rows: one round trip of the batch's rows, only in
-            // iterations that missed updates.
-            let mitigated = fix.and_then(|fix| {
-                let (mut rows, mem_time) = memory::read_rows(state, &sb.unique_nodes);
-                let dim = state.memory.dims()[1];
-                let changed = mitigate(dim, sb, &mut rows, &mem_time, fix);
-                let shape = [sb.unique_nodes.len(), dim];
-                (changed > 0).then(|| floats(&rows, shape, &state.memory.device()))
-            });
-            FetchedMemory::Device {
-                state: state.clone(),
-                mitigated,
-            }
-        }
+        NodeMemory::Device(store) => FetchedMemory::Device {
+            store: store.clone(),
+            fix,
+        },
     };
     Fetched { prepared, memory }
 }
@@ -255,7 +251,7 @@ fn mitigate(
     sb: &SampledBatch,
     memory: &mut [f32],
     mem_time: &[f64],
-    fix: StaleFix<'_>,
+    fix: StaleFix,
 ) -> usize {
     let unique = sb.unique_nodes.len();
     let mut dt = vec![f64::NAN; unique];
@@ -264,7 +260,11 @@ fn mitigate(
         let since = t - mem_time[u as usize];
         *d = if d.is_nan() { since } else { d.max(since) };
     }
-    let missed: Vec<bool> = sb.unique_nodes.iter().map(|&n| (fix.missed)(n)).collect();
+    let missed: Vec<bool> = sb
+        .unique_nodes
+        .iter()
+        .map(|n| fix.missed.binary_search(n).is_ok())
+        .collect();
     let stale = stale_rows(&missed, &dt, fix.quantile);
     let hop = &sb.hops[0];
     let candidates = Candidates {
@@ -307,23 +307,26 @@ pub fn forward(
             let rows = to_vec(memory.clone().detach());
             (memory, root_dt, UpdatedMemory::Host { rows, mem_time })
         }
-        FetchedMemory::Device { state, mitigated } => {
+        FetchedMemory::Device { store, fix } => {
             let nodes = indices(&sb.unique_nodes, device);
-            let mut fetched = model.fetch_memory(&memory::on(&state, device), nodes);
-            if let Some(rows) = mitigated {
-                fetched.memory = memory::like(rows, device);
+            let mut fetched = model.fetch_memory(&memory::on(&store.state, device), nodes);
+            if let Some(fix) = fix {
+                // The blend works on host rows: one round trip of the batch's rows, only in
+                // iterations that missed updates.
+                let (mut rows, mem_time) = memory::read_rows(&store, &sb.unique_nodes);
+                if mitigate(dim, sb, &mut rows, &mem_time, fix) > 0 {
+                    fetched.memory = floats(&rows, [sb.unique_nodes.len(), dim], device);
+                }
             }
             let memory = model.update_fetched(&fetched);
-            let root_times: Vec<f32> = sb.root_times.iter().map(|&t| t as f32).collect();
+            let root_times: Vec<f32> = sb.root_times.iter().map(|&t| store.time(t)).collect();
             let root_times = floats(&root_times, [sb.roots.len()], device);
-            let since = root_times
-                - fetched
-                    .time
-                    .clone()
-                    .select(0, indices(&sb.root_index, device));
+            let root_rows = indices(&sb.root_index, device);
+            let since = root_times - fetched.time.clone().select(0, root_rows);
             let updated = UpdatedMemory::Device {
                 rows: memory.clone().detach().inner(),
                 time: fetched.time.inner(),
+                origin: store.origin,
             };
             (memory, since * time_scale, updated)
         }
@@ -450,7 +453,7 @@ pub fn prepare_write(stream: &EventStream, delivery: Delivery, update: Update) -
                 mail_times: mailing.time,
             }
         }
-        UpdatedMemory::Device { rows, time } => {
+        UpdatedMemory::Device { rows, time, origin } => {
             let device = rows.device();
             let select = |t: Tensor<2>, which: &[u32]| t.select(0, indices(which, &device));
             let mut mails = vec![
@@ -466,7 +469,7 @@ pub fn prepare_write(stream: &EventStream, delivery: Delivery, update: Update) -
                     .collect();
                 mails.push(floats(&e, [mailing.event.len(), f.dim()], &device));
             }
-            let mail_times: Vec<f32> = mailing.time.iter().map(|&t| t as f32).collect();
+            let mail_times: Vec<f32> = mailing.time.iter().map(|&t| (t - origin) as f32).collect();
             let endpoints = indices(endpoint_rows, &device);
             WriteData::Device(Writes {
                 nodes: indices(&sb.roots[..2 * b], &device),
@@ -500,14 +503,36 @@ pub fn apply_write(memory: &mut NodeMemory, w: Write) -> Vec<u32> {
             store.write_memory(&w.nodes, &node_rows, &node_times);
             store.push_mails(&w.targets, &mails, &mail_times);
         }
-        (NodeMemory::Device(state), WriteData::Device(writes)) => {
-            // Taken out, the update holds the store's only handles and writes in place.
-            let empty = DeviceMemory::zeros(0, 0, 0, 0, &writes.times.device());
-            *state = mspipe_kernels::update(std::mem::replace(state, empty), writes);
-        }
+        (NodeMemory::Device(store), WriteData::Device(writes)) => update_device(store, writes),
+        (NodeMemory::Device(store), WriteData::Replace(state)) => *store = state,
         _ => unreachable!("a write is prepared for the store it came from"),
     }
     let mut written = w.nodes;
     written.extend(w.targets);
     written
+}
+
+/// Applies a prepared device write to `store`.
+fn update_device(store: &mut DeviceStore, writes: Writes) {
+    // Taken out, the update holds the store's only handles and writes in place when nothing
+    // else still reads them.
+    let empty = DeviceMemory::zeros(0, 0, 0, 0, &writes.times.device());
+    let state = std::mem::replace(&mut store.state, empty);
+    store.state = mspipe_kernels::update(state, writes);
+}
+
+/// Applies a device write to `store` here and returns the write that publishes the result (the
+/// nodes it wrote and the new state), for a store on another thread to take over as it is.
+pub fn apply_here(store: &mut DeviceStore, w: Write) -> Write {
+    let WriteData::Device(writes) = w.data else {
+        unreachable!("only device writes are applied ahead")
+    };
+    update_device(store, writes);
+    let mut nodes = w.nodes;
+    nodes.extend(w.targets);
+    Write {
+        nodes,
+        targets: Vec::new(),
+        data: WriteData::Replace(store.clone()),
+    }
 }

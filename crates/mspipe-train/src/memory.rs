@@ -2,7 +2,8 @@
 //! whose tensors live in host memory anyway, and device tensors ([`DeviceMemory`]) on cubecl
 //! devices, where the memory fetch and update run as fused kernels and no memory row crosses the
 //! bus. The pipeline versions either the same way: a read takes what the store holds at that
-//! moment, a commit replaces it.
+//! moment, a commit replaces it; with a device store, all device work stays on compute's thread
+//! (see [`crate::pipeline`]).
 
 use std::io::{Read, Write};
 
@@ -17,19 +18,42 @@ use mspipe_model::tensors::{indices, to_vec};
 #[allow(clippy::large_enum_variant)]
 pub enum NodeMemory {
     Host(MemoryStore),
-    /// On the device, without autodiff (memories are stored detached).
-    Device(DeviceMemory),
+    Device(DeviceStore),
+}
+
+/// Node memory on the device, without autodiff (memories are stored detached). Its times are
+/// f32, as TGL keeps them, measured from `origin` (the stream's first event time, when every
+/// node's state starts, as in [`MemoryStore::with_origin`]): absolute timestamps — Unix seconds
+/// near 1.7·10⁹, where f32 steps by 128 s — keep the resolution of the stream's span.
+#[derive(Debug, Clone)]
+pub struct DeviceStore {
+    pub state: DeviceMemory,
+    pub origin: f64,
+}
+
+impl DeviceStore {
+    /// Time `t` as the store holds it.
+    pub fn time(&self, t: f64) -> f32 {
+        (t - self.origin) as f32
+    }
 }
 
 impl NodeMemory {
     /// Zero memory for `nodes` nodes of width `dim` and mailboxes of `slots` mails of `mail_dim`,
-    /// placed for `device`.
-    pub fn new(nodes: usize, dim: usize, mail_dim: usize, slots: usize, device: &Device) -> Self {
+    /// placed for `device`; `origin` is the stream's first event time.
+    pub fn new(
+        (nodes, dim, mail_dim, slots): (usize, usize, usize, usize),
+        origin: f64,
+        device: &Device,
+    ) -> Self {
         if memory_kernels_run_on(device) {
             let device = device.clone().inner();
-            NodeMemory::Device(DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device))
+            NodeMemory::Device(DeviceStore {
+                state: DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device),
+                origin,
+            })
         } else {
-            NodeMemory::Host(MemoryStore::new(nodes, dim, mail_dim, slots))
+            NodeMemory::Host(MemoryStore::new(nodes, dim, mail_dim, slots).with_origin(origin))
         }
     }
 
@@ -37,7 +61,7 @@ impl NodeMemory {
     pub fn reset(&mut self) {
         match self {
             NodeMemory::Host(store) => store.reset(),
-            NodeMemory::Device(state) => {
+            NodeMemory::Device(DeviceStore { state, .. }) => {
                 let [nodes, slots, mail_dim] = state.mail.dims();
                 let dim = state.memory.dims()[1];
                 let device = state.memory.device();
@@ -50,7 +74,7 @@ impl NodeMemory {
     pub fn num_nodes(&self) -> usize {
         match self {
             NodeMemory::Host(store) => store.num_nodes(),
-            NodeMemory::Device(state) => state.last_update.dims()[0],
+            NodeMemory::Device(store) => store.state.last_update.dims()[0],
         }
     }
 
@@ -58,7 +82,9 @@ impl NodeMemory {
     pub fn dims(&self) -> (usize, usize) {
         match self {
             NodeMemory::Host(store) => (store.dim(), store.slots()),
-            NodeMemory::Device(state) => (state.memory.dims()[1], state.mail.dims()[1]),
+            NodeMemory::Device(DeviceStore { state, .. }) => {
+                (state.memory.dims()[1], state.mail.dims()[1])
+            }
         }
     }
 
@@ -66,7 +92,7 @@ impl NodeMemory {
     pub fn to_host(&self) -> MemoryStore {
         match self {
             NodeMemory::Host(store) => store.clone(),
-            NodeMemory::Device(state) => MemoryStore::from_device(state),
+            NodeMemory::Device(store) => MemoryStore::from_device(&store.state, store.origin),
         }
     }
 
@@ -75,7 +101,7 @@ impl NodeMemory {
     pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
         match self {
             NodeMemory::Host(store) => store.write_to(w),
-            NodeMemory::Device(state) => MemoryStore::from_device(state).write_to(w),
+            NodeMemory::Device(_) => self.to_host().write_to(w),
         }
     }
 
@@ -83,10 +109,10 @@ impl NodeMemory {
     pub fn read_from(&mut self, r: &mut impl Read) -> std::io::Result<()> {
         match self {
             NodeMemory::Host(store) => store.read_from(r),
-            NodeMemory::Device(state) => {
-                let mut store = MemoryStore::from_device(state);
-                store.read_from(r)?;
-                *state = store.to_device(&state.memory.device());
+            NodeMemory::Device(store) => {
+                let mut host = MemoryStore::from_device(&store.state, store.origin);
+                host.read_from(r)?;
+                store.state = host.to_device(&store.state.memory.device());
                 Ok(())
             }
         }
@@ -96,7 +122,8 @@ impl NodeMemory {
 /// `nodes`' memory rows (`[U, d]`, row-major) and the times of the memories the updater will make
 /// from them (newest mail, else last update), read back from a device store — what staleness
 /// mitigation works on.
-pub fn read_rows(state: &DeviceMemory, nodes: &[u32]) -> (Vec<f32>, Vec<f64>) {
+pub fn read_rows(store: &DeviceStore, nodes: &[u32]) -> (Vec<f32>, Vec<f64>) {
+    let state = &store.state;
     let device = state.memory.device();
     let ids = indices(nodes, &device);
     let slots = state.mail.dims()[1];
@@ -110,7 +137,10 @@ pub fn read_rows(state: &DeviceMemory, nodes: &[u32]) -> (Vec<f32>, Vec<f64>) {
     let last = state.last_update.clone().select(0, ids.clone());
     let time = newest(&state.mail_time) * valid.clone() + last * (valid.neg() + 1.0);
     let rows = to_vec(state.memory.clone().select(0, ids));
-    (rows, to_vec(time).into_iter().map(f64::from).collect())
+    let time = to_vec(time)
+        .into_iter()
+        .map(|t| f64::from(t) + store.origin);
+    (rows, time.collect())
 }
 
 /// `state` usable beside tensors of `device`: with autodiff when `device` has it.
@@ -125,7 +155,7 @@ pub fn on(state: &DeviceMemory, device: &Device) -> DeviceMemory {
 }
 
 /// `t` (without autodiff) usable beside tensors of `device`.
-pub fn like<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+fn like<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
     if device.is_autodiff() {
         t.autodiff()
     } else {

@@ -1,12 +1,20 @@
 //! The training batch's stages as the scheduler's [`Stages`]: sampling and feature fetch read
 //! only immutable data (graph, stream), the memory fetch and update go through the executor's
 //! versioned store, and compute ([`Trainer`]) stays on the caller's thread with the model.
+//!
+//! With node memory on the device, every device operation runs on compute's thread: the fetch
+//! stage only keeps the store's handles, compute reads them and applies its own update to the
+//! newest state ([`DeviceUpdates`]), and the update stage commits that state as it is.
+//! burn-fusion 0.22.1 orders operations across threads' streams for its own operations but not
+//! for a custom operation's outputs (training read stale memories and, rarely, lost a handle),
+//! so no device tensor is worked on by two threads.
 
 use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use mspipe_data::EventStream;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{Delivery, MemoryModel};
 use mspipe_sampler::NeighborSampler;
@@ -14,12 +22,40 @@ use mspipe_scheduler::{BoxError, Mitigation, ReadVersion, Stages};
 
 use crate::batch::{self, Fetched, Prepared, SampleContext, Sampled, StaleFix, Update, Write};
 use crate::config::TrainConfig;
-use crate::memory::NodeMemory;
+use crate::memory::{DeviceStore, NodeMemory};
 
 /// The events of batch `b` of `size` events.
 pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
     let end = ((b + 1) * size).min(events.len());
     events[b * size..end].to_vec()
+}
+
+/// What compute hands the update stage.
+// burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Handover {
+    /// The updated memories, for the update stage to write.
+    Update(Update),
+    /// A write compute already applied (device memory).
+    Write(Write),
+}
+
+impl Handover {
+    /// What to apply to the store.
+    pub fn into_write(self, stream: &EventStream, delivery: Delivery) -> Write {
+        match self {
+            Handover::Update(update) => batch::prepare_write(stream, delivery, update),
+            Handover::Write(write) => write,
+        }
+    }
+}
+
+/// Node memory on the device as compute keeps it in the pipeline: the newest state, with the
+/// updates not yet committed.
+pub struct DeviceUpdates<'a> {
+    pub newest: DeviceStore,
+    pub stream: &'a EventStream,
+    pub delivery: Delivery,
 }
 
 /// Compute: forward, hand the memory update over, backward, optimizer step.
@@ -31,6 +67,8 @@ pub struct Trainer<'a> {
     pub dims: (usize, usize),
     pub time_scale: f64,
     pub device: &'a Device,
+    /// Set in the pipeline when node memory is on the device.
+    pub device_updates: Option<DeviceUpdates<'a>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -49,6 +87,7 @@ impl<'a> Trainer<'a> {
             dims,
             time_scale: train.time_scale,
             device,
+            device_updates: None,
         }
     }
 
@@ -59,10 +98,16 @@ impl<'a> Trainer<'a> {
         epoch: usize,
         b: usize,
         fetched: Fetched,
-        emit: impl FnOnce(Update),
+        emit: impl FnOnce(Handover),
     ) -> Result<f64> {
         let f = batch::forward(self.model, fetched, self.dims, self.time_scale, self.device);
-        emit(f.update);
+        emit(match &mut self.device_updates {
+            Some(d) => {
+                let write = batch::prepare_write(d.stream, d.delivery, f.update);
+                Handover::Write(batch::apply_here(&mut d.newest, write))
+            }
+            None => Handover::Update(f.update),
+        });
         let value = to_vec(f.loss.clone())[0] as f64;
         if !value.is_finite() {
             bail!("loss became {value} at epoch {epoch}, batch {b}: stopping (lower train.lr?)");
@@ -106,7 +151,7 @@ impl Stages for TrainStages<'_> {
     type Sampled = Sampled;
     type Prepared = Prepared;
     type Fetched = Fetched;
-    type Update = Update;
+    type Update = Handover;
     type Write = Write;
     type Memory = NodeMemory;
 
@@ -132,20 +177,19 @@ impl Stages for TrainStages<'_> {
             Some(_) if version.staleness() > 0 => self.endpoints(version.committed, i),
             _ => Vec::new(),
         };
-        let is_missed = |n: u32| missed.binary_search(&n).is_ok();
         let fix = self
             .mitigation
             .filter(|_| !missed.is_empty())
             .map(|mitigation| StaleFix {
                 mitigation,
                 quantile: self.quantile,
-                missed: &is_missed,
+                missed,
             });
         Ok(batch::fetch_memory(memory, prepared, fix))
     }
 
-    fn prepare_update(&self, _: usize, update: Update) -> Result<Write, BoxError> {
-        Ok(batch::prepare_write(self.cx.stream, self.delivery, update))
+    fn prepare_update(&self, _: usize, handover: Handover) -> Result<Write, BoxError> {
+        Ok(handover.into_write(self.cx.stream, self.delivery))
     }
 
     fn apply_update(&self, _: usize, write: Write, memory: &mut NodeMemory) -> Vec<u32> {

@@ -23,7 +23,7 @@ use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
 use crate::batch::{self, SampleContext};
 use crate::config::Config;
 use crate::memory::NodeMemory;
-use crate::pipeline::{TrainStages, Trainer, batch_events};
+use crate::pipeline::{DeviceUpdates, Handover, TrainStages, Trainer, batch_events};
 
 /// Scores of a stretch of events.
 #[derive(Debug, Clone, Default)]
@@ -157,13 +157,14 @@ impl Session {
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let model = model_config.init(&device);
-        let store = NodeMemory::new(
+        let shape = (
             stream.num_nodes(),
             model_config.memory_dim,
             model_config.mail_dim(),
             model_config.mailbox,
-            &device,
         );
+        let origin = stream.time().first().copied().unwrap_or(0.0);
+        let store = NodeMemory::new(shape, origin, &device);
         let sampler = NeighborSampler::new(NeighborConfig {
             k: config.sampling.neighbors,
             layers: config.sampling.layers,
@@ -256,8 +257,8 @@ impl Session {
             );
             tl.record(i, Stage::Compute, t, now());
             let t = now();
-            if let Some(u) = update {
-                let write = batch::prepare_write(&self.stream, self.model_config.delivery, u);
+            if let Some(h) = update {
+                let write = Handover::into_write(h, &self.stream, self.model_config.delivery);
                 batch::apply_write(&mut self.store, write);
             }
             tl.record(i, Stage::Update, t, now());
@@ -398,6 +399,13 @@ impl Session {
         let dims = self.store.dims();
         let train = &self.config.train;
         let mut trainer = Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device);
+        if let NodeMemory::Device(store) = &self.store {
+            trainer.device_updates = Some(DeviceUpdates {
+                newest: store.clone(),
+                stream: &self.stream,
+                delivery: self.model_config.delivery,
+            });
+        }
         let rows = self.store.num_nodes();
         let first = range.start;
         let timeline =

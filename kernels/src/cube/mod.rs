@@ -259,8 +259,14 @@ pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tenso
 }
 
 /// Fused [`crate::update`].
+///
+/// The update is dispatched before this returns. A store is what other threads read next (the
+/// pipeline's fetch and checkpoint), and burn-fusion 0.22.1 does not order a custom operation's
+/// outputs for readers on other threads: read there before the writing thread's stream ran, they
+/// held the old contents (found by `tests/threads.rs`; burn's own operations are ordered).
 pub fn update(state: DeviceMemory, writes: TensorWrites) -> DeviceMemory {
-    <Ext as MemoryBackend>::memory_update(
+    let device = writes.times.device();
+    let out = <Ext as MemoryBackend>::memory_update(
         Store::from_tensors(state),
         writes.nodes.into_dispatch(),
         writes.times.into_dispatch(),
@@ -269,5 +275,9 @@ pub fn update(state: DeviceMemory, writes: TensorWrites) -> DeviceMemory {
         writes.mail_times.into_dispatch(),
         writes.mails.into_dispatch(),
     )
-    .into_tensors()
+    .into_tensors();
+    if let Err(e) = device.flush() {
+        panic!("dispatching the memory update failed: {e:?}");
+    }
+    out
 }

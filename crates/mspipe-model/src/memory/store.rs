@@ -39,6 +39,8 @@ pub struct MemoryStore {
     mail: Vec<f32>,
     mail_time: Vec<f64>,
     mail_valid: Vec<bool>,
+    /// When every node's state starts (see [`MemoryStore::with_origin`]).
+    origin: f64,
 }
 
 impl MemoryStore {
@@ -53,13 +55,28 @@ impl MemoryStore {
             mail: vec![0.0; nodes * slots * mail_dim],
             mail_time: vec![0.0; nodes * slots],
             mail_valid: vec![false; nodes * slots],
+            origin: 0.0,
         }
+    }
+
+    /// Nodes start last updated at `origin` (the stream's first event time) instead of at time 0,
+    /// so a node's first Δt is its time since the stream began rather than since time 0 (1970 for
+    /// Unix timestamps); device copies measure their f32 times from it too.
+    pub fn with_origin(mut self, origin: f64) -> Self {
+        self.origin = origin;
+        self.last_update.fill(origin);
+        self
+    }
+
+    /// When every node's state starts.
+    pub fn origin(&self) -> f64 {
+        self.origin
     }
 
     /// Back to the state of [`MemoryStore::new`] (epoch start).
     pub fn reset(&mut self) {
         self.memory.fill(0.0);
-        self.last_update.fill(0.0);
+        self.last_update.fill(self.origin);
         self.mail.fill(0.0);
         self.mail_time.fill(0.0);
         self.mail_valid.fill(false);
@@ -154,10 +171,11 @@ impl MemoryStore {
     }
 
     /// This store on `device` as the kernels keep it: validity as 0/1 and times in f32, as TGL
-    /// keeps them (timestamps beyond 2^24 lose sub-unit precision there).
+    /// keeps them, but measured from the origin — absolute timestamps (Unix seconds, ~1.7·10⁹,
+    /// where f32 steps by 128 s) keep the resolution of their span.
     pub fn to_device(&self, device: &Device) -> DeviceMemory {
-        let (n, m) = (self.num_nodes(), self.slots);
-        let narrow = |t: &[f64]| t.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let (n, m, origin) = (self.num_nodes(), self.slots, self.origin);
+        let narrow = |t: &[f64]| t.iter().map(|&x| (x - origin) as f32).collect::<Vec<f32>>();
         let valid: Vec<f32> = self
             .mail_valid
             .iter()
@@ -172,10 +190,16 @@ impl MemoryStore {
         }
     }
 
-    /// Reads a [`DeviceMemory`] back (checkpoints, inspection).
-    pub fn from_device(state: &DeviceMemory) -> Self {
+    /// Reads back what [`MemoryStore::to_device`] made of a store with origin `origin`
+    /// (checkpoints, inspection).
+    pub fn from_device(state: &DeviceMemory, origin: f64) -> Self {
         let [n, m, mail_dim] = state.mail.dims();
-        let widen = |t: &Tensor<1>| to_vec(t.clone()).into_iter().map(f64::from).collect();
+        let widen = |t: &Tensor<1>| {
+            to_vec(t.clone())
+                .into_iter()
+                .map(|x| f64::from(x) + origin)
+                .collect()
+        };
         let flat = |t: &Tensor<2>| t.clone().reshape([n * m]);
         MemoryStore {
             dim: state.memory.dims()[1],
@@ -189,6 +213,7 @@ impl MemoryStore {
                 .iter()
                 .map(|&v| v > 0.5)
                 .collect(),
+            origin,
         }
     }
 
@@ -292,9 +317,20 @@ mod tests {
         let mut back = MemoryStore::new(3, 2, 1, 2);
         back.read_from(&mut &bytes[..]).expect("read");
         assert_eq!(back, s);
-        // Through a device and back: every value here is exact in f32.
+        // Through a device and back: every value here is exact in f32, and stays so measured
+        // from an origin (times near 2·10⁹ would not be, absolute).
         let device = Device::flex();
-        assert_eq!(MemoryStore::from_device(&s.to_device(&device)), s);
+        assert_eq!(MemoryStore::from_device(&s.to_device(&device), 0.0), s);
+        let mut late = MemoryStore::new(3, 2, 1, 2).with_origin(2e9);
+        late.push_mails(&[1, 2], &[10.0, 30.0], &[2e9 + 3.0, 2e9 + 5.0]);
+        late.write_memory(&[2], &[7.0, 8.0], &[2e9 + 1.0]);
+        assert_eq!(late.last_update(0), 2e9);
+        assert_eq!(
+            MemoryStore::from_device(&late.to_device(&device), 2e9),
+            late
+        );
+        late.reset();
+        assert_eq!(late.last_update(2), 2e9);
         let mut other_shape = MemoryStore::new(4, 2, 1, 2);
         let err = other_shape.read_from(&mut &bytes[..]).expect_err("shape");
         assert!(err.to_string().contains("expected [4, 2, 1, 2]"), "{err}");
