@@ -22,9 +22,10 @@ pub enum NodeMemory {
 }
 
 /// Node memory on the device, without autodiff (memories are stored detached). Its times are
-/// f32, as TGL keeps them, measured from `origin` (the stream's first event time, when every
-/// node's state starts, as in [`MemoryStore::with_origin`]): absolute timestamps — Unix seconds
-/// near 1.7·10⁹, where f32 steps by 128 s — keep the resolution of the stream's span.
+/// f32, as TGL keeps them, measured from `origin`, the stream's first event time rounded down to
+/// a value f32 holds: absolute timestamps — Unix seconds near 1.7·10⁹, where f32 steps by 128 s —
+/// keep the resolution of the stream's span, and a node never updated (last update 0, i.e.
+/// −origin here, exact) gets the Δt the host store gives it, both rounded once to f32.
 #[derive(Debug, Clone)]
 pub struct DeviceStore {
     pub state: DeviceMemory,
@@ -32,6 +33,18 @@ pub struct DeviceStore {
 }
 
 impl DeviceStore {
+    /// Zero memory for the `(nodes, dim, mail_dim, slots)` of `shape` on `device`, for a stream
+    /// whose first event is at `first`.
+    fn new(shape: (usize, usize, usize, usize), first: f64, device: &Device) -> Self {
+        let origin = f64::from(f32_at_most(first));
+        let (nodes, dim, mail_dim, slots) = shape;
+        let host = MemoryStore::new(nodes, dim, mail_dim, slots);
+        DeviceStore {
+            state: host.to_device(device, origin),
+            origin,
+        }
+    }
+
     /// Time `t` as the store holds it.
     pub fn time(&self, t: f64) -> f32 {
         (t - self.origin) as f32
@@ -39,21 +52,14 @@ impl DeviceStore {
 }
 
 impl NodeMemory {
-    /// Zero memory for `nodes` nodes of width `dim` and mailboxes of `slots` mails of `mail_dim`,
-    /// placed for `device`; `origin` is the stream's first event time.
-    pub fn new(
-        (nodes, dim, mail_dim, slots): (usize, usize, usize, usize),
-        origin: f64,
-        device: &Device,
-    ) -> Self {
+    /// Zero memory for the `(nodes, dim, mail_dim, slots)` of `shape`, placed for `device`, for a
+    /// stream whose first event is at `first`.
+    pub fn new(shape: (usize, usize, usize, usize), first: f64, device: &Device) -> Self {
         if memory_kernels_run_on(device) {
-            let device = device.clone().inner();
-            NodeMemory::Device(DeviceStore {
-                state: DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device),
-                origin,
-            })
+            NodeMemory::Device(DeviceStore::new(shape, first, &device.clone().inner()))
         } else {
-            NodeMemory::Host(MemoryStore::new(nodes, dim, mail_dim, slots).with_origin(origin))
+            let (nodes, dim, mail_dim, slots) = shape;
+            NodeMemory::Host(MemoryStore::new(nodes, dim, mail_dim, slots))
         }
     }
 
@@ -61,11 +67,14 @@ impl NodeMemory {
     pub fn reset(&mut self) {
         match self {
             NodeMemory::Host(store) => store.reset(),
-            NodeMemory::Device(DeviceStore { state, .. }) => {
+            NodeMemory::Device(store) => {
+                let state = &store.state;
                 let [nodes, slots, mail_dim] = state.mail.dims();
                 let dim = state.memory.dims()[1];
                 let device = state.memory.device();
-                *state = DeviceMemory::zeros(nodes, dim, mail_dim, slots, &device);
+                let origin = store.origin;
+                let host = MemoryStore::new(nodes, dim, mail_dim, slots);
+                store.state = host.to_device(&device, origin);
             }
         }
     }
@@ -112,7 +121,7 @@ impl NodeMemory {
             NodeMemory::Device(store) => {
                 let mut host = MemoryStore::from_device(&store.state, store.origin);
                 host.read_from(r)?;
-                store.state = host.to_device(&store.state.memory.device());
+                store.state = host.to_device(&store.state.memory.device(), store.origin);
                 Ok(())
             }
         }
@@ -161,4 +170,10 @@ fn like<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
     } else {
         t
     }
+}
+
+/// The largest f32 value at most `t`.
+fn f32_at_most(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t { r.next_down() } else { r }
 }

@@ -163,8 +163,8 @@ impl Session {
             model_config.mail_dim(),
             model_config.mailbox,
         );
-        let origin = stream.time().first().copied().unwrap_or(0.0);
-        let store = NodeMemory::new(shape, origin, &device);
+        let first = stream.time().first().copied().unwrap_or(0.0);
+        let store = NodeMemory::new(shape, first, &device);
         let sampler = NeighborSampler::new(NeighborConfig {
             k: config.sampling.neighbors,
             layers: config.sampling.layers,

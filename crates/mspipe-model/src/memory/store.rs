@@ -2,6 +2,8 @@
 //! last `M` mails with their times. Plain buffers with gather/scatter by node id, which the
 //! scheduler versions; on a cubecl device the same state lives on the device instead
 //! ([`DeviceMemory`], converted with [`MemoryStore::to_device`] and [`MemoryStore::from_device`]).
+//! A node never updated has last-update time 0, as in TGL: with Unix timestamps its first Δt is
+//! the time since 1970, which marks it as new.
 
 use std::io::{self, Read, Write};
 
@@ -39,8 +41,6 @@ pub struct MemoryStore {
     mail: Vec<f32>,
     mail_time: Vec<f64>,
     mail_valid: Vec<bool>,
-    /// When every node's state starts (see [`MemoryStore::with_origin`]).
-    origin: f64,
 }
 
 impl MemoryStore {
@@ -55,28 +55,13 @@ impl MemoryStore {
             mail: vec![0.0; nodes * slots * mail_dim],
             mail_time: vec![0.0; nodes * slots],
             mail_valid: vec![false; nodes * slots],
-            origin: 0.0,
         }
-    }
-
-    /// Nodes start last updated at `origin` (the stream's first event time) instead of at time 0,
-    /// so a node's first Δt is its time since the stream began rather than since time 0 (1970 for
-    /// Unix timestamps); device copies measure their f32 times from it too.
-    pub fn with_origin(mut self, origin: f64) -> Self {
-        self.origin = origin;
-        self.last_update.fill(origin);
-        self
-    }
-
-    /// When every node's state starts.
-    pub fn origin(&self) -> f64 {
-        self.origin
     }
 
     /// Back to the state of [`MemoryStore::new`] (epoch start).
     pub fn reset(&mut self) {
         self.memory.fill(0.0);
-        self.last_update.fill(self.origin);
+        self.last_update.fill(0.0);
         self.mail.fill(0.0);
         self.mail_time.fill(0.0);
         self.mail_valid.fill(false);
@@ -171,10 +156,10 @@ impl MemoryStore {
     }
 
     /// This store on `device` as the kernels keep it: validity as 0/1 and times in f32, as TGL
-    /// keeps them, but measured from the origin — absolute timestamps (Unix seconds, ~1.7·10⁹,
+    /// keeps them, but measured from `origin` — absolute timestamps (Unix seconds, ~1.7·10⁹,
     /// where f32 steps by 128 s) keep the resolution of their span.
-    pub fn to_device(&self, device: &Device) -> DeviceMemory {
-        let (n, m, origin) = (self.num_nodes(), self.slots, self.origin);
+    pub fn to_device(&self, device: &Device, origin: f64) -> DeviceMemory {
+        let (n, m) = (self.num_nodes(), self.slots);
         let narrow = |t: &[f64]| t.iter().map(|&x| (x - origin) as f32).collect::<Vec<f32>>();
         let valid: Vec<f32> = self
             .mail_valid
@@ -190,8 +175,7 @@ impl MemoryStore {
         }
     }
 
-    /// Reads back what [`MemoryStore::to_device`] made of a store with origin `origin`
-    /// (checkpoints, inspection).
+    /// Reads back what [`MemoryStore::to_device`] made with `origin` (checkpoints, inspection).
     pub fn from_device(state: &DeviceMemory, origin: f64) -> Self {
         let [n, m, mail_dim] = state.mail.dims();
         let widen = |t: &Tensor<1>| {
@@ -213,7 +197,6 @@ impl MemoryStore {
                 .iter()
                 .map(|&v| v > 0.5)
                 .collect(),
-            origin,
         }
     }
 
@@ -318,19 +301,15 @@ mod tests {
         back.read_from(&mut &bytes[..]).expect("read");
         assert_eq!(back, s);
         // Through a device and back: every value here is exact in f32, and stays so measured
-        // from an origin (times near 2·10⁹ would not be, absolute).
+        // from an origin that f32 holds (times near 2·10⁹ would not be, absolute).
         let device = Device::flex();
-        assert_eq!(MemoryStore::from_device(&s.to_device(&device), 0.0), s);
-        let mut late = MemoryStore::new(3, 2, 1, 2).with_origin(2e9);
-        late.push_mails(&[1, 2], &[10.0, 30.0], &[2e9 + 3.0, 2e9 + 5.0]);
-        late.write_memory(&[2], &[7.0, 8.0], &[2e9 + 1.0]);
-        assert_eq!(late.last_update(0), 2e9);
-        assert_eq!(
-            MemoryStore::from_device(&late.to_device(&device), 2e9),
-            late
-        );
-        late.reset();
-        assert_eq!(late.last_update(2), 2e9);
+        assert_eq!(MemoryStore::from_device(&s.to_device(&device, 0.0), 0.0), s);
+        let origin = 2f64.powi(31);
+        let mut late = MemoryStore::new(3, 2, 1, 2);
+        late.push_mails(&[1, 2], &[10.0, 30.0], &[origin + 3.0, origin + 5.0]);
+        late.write_memory(&[2], &[7.0, 8.0], &[origin + 1.0]);
+        let round_trip = MemoryStore::from_device(&late.to_device(&device, origin), origin);
+        assert_eq!(round_trip, late);
         let mut other_shape = MemoryStore::new(4, 2, 1, 2);
         let err = other_shape.read_from(&mut &bytes[..]).expect_err("shape");
         assert!(err.to_string().contains("expected [4, 2, 1, 2]"), "{err}");
