@@ -313,7 +313,10 @@ pub fn forward(
             if let Some(fix) = fix {
                 // The blend works on host rows: one round trip of the batch's rows, only in
                 // iterations that missed updates.
-                let (mut rows, mem_time) = memory::read_rows(&store, &sb.unique_nodes);
+                let mut rows = to_vec(fetched.memory.clone());
+                let time = to_vec(fetched.time.clone());
+                let mem_time: Vec<f64> =
+                    time.iter().map(|&t| f64::from(t) + store.origin).collect();
                 if mitigate(dim, sb, &mut rows, &mem_time, fix) > 0 {
                     fetched.memory = floats(&rows, [sb.unique_nodes.len(), dim], device);
                 }

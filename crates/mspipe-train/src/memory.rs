@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use burn::prelude::*;
 use mspipe_kernels::{DeviceMemory, memory_kernels_run_on};
 use mspipe_model::memory::MemoryStore;
-use mspipe_model::tensors::{indices, to_vec};
 
 /// Node memory, mailboxes and times of every node, on the host or on the device.
 #[derive(Debug)]
@@ -45,6 +44,14 @@ impl DeviceStore {
         }
     }
 
+    /// Back to zero memory, same shape, device and origin.
+    fn reset(&mut self) {
+        let [nodes, slots, mail_dim] = self.state.mail.dims();
+        let dim = self.state.memory.dims()[1];
+        let host = MemoryStore::new(nodes, dim, mail_dim, slots);
+        self.state = host.to_device(&self.state.memory.device(), self.origin);
+    }
+
     /// Time `t` as the store holds it.
     pub fn time(&self, t: f64) -> f32 {
         (t - self.origin) as f32
@@ -67,15 +74,7 @@ impl NodeMemory {
     pub fn reset(&mut self) {
         match self {
             NodeMemory::Host(store) => store.reset(),
-            NodeMemory::Device(store) => {
-                let state = &store.state;
-                let [nodes, slots, mail_dim] = state.mail.dims();
-                let dim = state.memory.dims()[1];
-                let device = state.memory.device();
-                let origin = store.origin;
-                let host = MemoryStore::new(nodes, dim, mail_dim, slots);
-                store.state = host.to_device(&device, origin);
-            }
+            NodeMemory::Device(store) => store.reset(),
         }
     }
 
@@ -126,30 +125,6 @@ impl NodeMemory {
             }
         }
     }
-}
-
-/// `nodes`' memory rows (`[U, d]`, row-major) and the times of the memories the updater will make
-/// from them (newest mail, else last update), read back from a device store — what staleness
-/// mitigation works on.
-pub fn read_rows(store: &DeviceStore, nodes: &[u32]) -> (Vec<f32>, Vec<f64>) {
-    let state = &store.state;
-    let device = state.memory.device();
-    let ids = indices(nodes, &device);
-    let slots = state.mail.dims()[1];
-    let newest = |t: &Tensor<2>| {
-        t.clone()
-            .select(0, ids.clone())
-            .narrow(1, slots - 1, 1)
-            .squeeze_dim::<1>(1)
-    };
-    let valid = newest(&state.mail_valid);
-    let last = state.last_update.clone().select(0, ids.clone());
-    let time = newest(&state.mail_time) * valid.clone() + last * (valid.neg() + 1.0);
-    let rows = to_vec(state.memory.clone().select(0, ids));
-    let time = to_vec(time)
-        .into_iter()
-        .map(|t| f64::from(t) + store.origin);
-    (rows, time.collect())
 }
 
 /// `state` usable beside tensors of `device`: with autodiff when `device` has it.
