@@ -55,7 +55,7 @@ fn run(g: &TemporalGraph, r: &Roots, layers: usize, strategy: Strategy) -> (f64,
     let start = Instant::now();
     for (i, (nodes, times)) in r.nodes.iter().zip(&r.times).enumerate() {
         sampler
-            .sample(g, nodes, times, i as u64, &mut out)
+            .sample(g, nodes, times, (i * BATCH) as u32, i as u64, &mut out)
             .expect("sample");
         for h in &out.hops {
             slots += h.len();

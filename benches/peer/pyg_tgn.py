@@ -2,7 +2,8 @@
 LastNeighborLoader(10), one TransformerConv layer (2 heads), dims 100, Adam, batch 600, one random
 negative destination per positive, chronological 70/15/15 split by time quantiles (TGN's).
 
-Prints one JSON object per epoch on stdout: train events/s (training loop only) and val/test AP/AUC.
+Prints one JSON object per epoch on stdout: train events/s (training loop only) and val/test AP/AUC
+(each the mean over evaluation batches).
 Run by the benchmark suite (`cargo bench --bench suite`), which creates the throw-away venv; never
 needed by cargo test.
 """
@@ -123,14 +124,16 @@ def main():
 
     @torch.no_grad()
     def evaluate(name):
+        """AP and AUC per evaluation batch, averaged over batches (PyG's TGN example, TGN, TGL)."""
         memory.eval(); gnn.eval(); link_pred.eval()
-        ys, ss = [], []
+        aps, aucs = [], []
         for batch in loaders[name]:
             pos, neg = step(batch, False)
-            ss += [pos.sigmoid().view(-1), neg.sigmoid().view(-1)]
-            ys += [torch.ones(pos.numel()), torch.zeros(neg.numel())]
-        y, s = torch.cat(ys).numpy(), torch.cat(ss).numpy()
-        return average_precision(y, s), roc_auc(y, s)
+            s = torch.cat([pos.sigmoid().view(-1), neg.sigmoid().view(-1)]).numpy()
+            y = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).numpy()
+            aps.append(average_precision(y, s))
+            aucs.append(roc_auc(y, s))
+        return float(np.mean(aps)), float(np.mean(aucs))
 
     for epoch in range(1, a.epochs + 1):
         memory.train(); gnn.train(); link_pred.train()

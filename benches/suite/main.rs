@@ -2,17 +2,21 @@
 //!
 //! In one run on one machine: mspipe on the shipped datasets × TGN/JODIE/APAN with the pipeline
 //! off and on ([`matrix`]); TGN against PyTorch Geometric's TGN, alternated A B A B ([`peer`]);
-//! the FLOP floor of a TGN step ([`floor`]); the scale test on synthetic streams ([`scale`]).
-//! Writes `results.json`, `report.md` and `chart.svg` into `--out` (default `benches/report`).
+//! the FLOP floor of a TGN step ([`floor`]); the scale test on synthetic streams ([`scale`]); what
+//! bounded staleness costs in accuracy and what mitigation recovers ([`staleness`], not run by
+//! default: it takes hours). Writes `results.json`, `report.md`, `chart.svg` and
+//! `staleness.svg` into `--out` (default `benches/report`).
 //! Run it on a quiet machine: a build beside it halves every number.
 
 mod child;
+mod fidelity;
 mod floor;
 mod matrix;
 mod peer;
 mod report;
 mod scale;
 mod shape;
+mod staleness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +36,10 @@ enum Part {
     Peer,
     Floor,
     Scale,
+    /// The staleness study (`--staleness-*` options).
+    Staleness,
+    /// Test AP of every model and EdgeBank, and TGN's time-unit check (`--fidelity-*` options).
+    Fidelity,
     /// Measure nothing: rewrite `report.md` and `chart.svg` from the directory's `results.json`.
     Report,
 }
@@ -85,6 +93,33 @@ struct Args {
     /// Training events measured per scale run (0: whole epochs — hours at 100M on 2 cores).
     #[arg(long, default_value_t = 1_000_000)]
     scale_window: usize,
+    /// Streams of the accuracy table (`snapshot`: a generated stream of yearly snapshots).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "wikipedia,collegemsg,mathoverflow,uslegis,bitcoin-alpha,snapshot"
+    )]
+    fidelity_datasets: Vec<String>,
+    /// Epochs of each accuracy-table run.
+    #[arg(long, default_value_t = 3)]
+    fidelity_epochs: usize,
+    /// Cells of the staleness study, as model/dataset.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = staleness::cell,
+        default_value = "tgn/wikipedia,tgn/collegemsg,tgn/mathoverflow,apan/wikipedia"
+    )]
+    staleness_cells: Vec<(ModelName, String)>,
+    /// Staleness bounds K of the study (`pipeline.mode = fixed:K`); 0 is the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,4,8")]
+    staleness_k: Vec<usize>,
+    /// Seeds per study cell (0, 1, …).
+    #[arg(long, default_value_t = 3)]
+    staleness_seeds: u64,
+    /// Epochs of each study run.
+    #[arg(long, default_value_t = 3)]
+    staleness_epochs: usize,
     /// Internal: run one measurement (a JSON job) and print its result.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -172,6 +207,28 @@ fn suite(args: &Args) -> Result<()> {
             r["dataset"] == dataset.as_str() && r["model"] == "tgn" && r["mode"] == matrix::MODES[0]
         });
         results.floor = Some(floor::run(dataset, measured)?);
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Fidelity) {
+        let scratch = tempfile::tempdir()?;
+        results.fidelity = fidelity::run(
+            &args.fidelity_datasets,
+            args.fidelity_epochs,
+            scratch.path(),
+        )?;
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Staleness) {
+        let study = staleness::Study {
+            cells: args.staleness_cells.clone(),
+            ks: args.staleness_k.clone(),
+            seeds: args.staleness_seeds,
+            epochs: args.staleness_epochs,
+        };
+        results.staleness = staleness::run(&study, |rows| {
+            results.staleness = rows.to_vec();
+            report::write(&args.out, &results)
+        })?;
         report::write(&args.out, &results)?;
     }
     if has(Part::Scale) {

@@ -24,6 +24,11 @@ pub struct Results {
     pub peer: Vec<Value>,
     pub scale: Vec<Value>,
     pub floor: Option<Value>,
+    /// The staleness study (see [`crate::staleness`]).
+    pub staleness: Vec<Value>,
+    /// Test AP of every model and EdgeBank under the evaluation protocol (see
+    /// [`crate::fidelity`]).
+    pub fidelity: Vec<Value>,
 }
 
 impl Results {
@@ -40,7 +45,7 @@ impl Results {
 
 const STAGES: [&str; 5] = ["sample", "feature", "memory", "compute", "update"];
 
-fn f(v: &Value) -> f64 {
+pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
@@ -69,7 +74,7 @@ pub fn ideal_speedup(off: &Value, cores: f64) -> f64 {
     total / max.max(total / cores)
 }
 
-fn mark(met: bool) -> &'static str {
+pub fn mark(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
@@ -82,6 +87,9 @@ pub fn write(dir: &Path, r: &Results) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
     std::fs::write(dir.join("report.md"), markdown(r))?;
+    if !r.staleness.is_empty() {
+        staleness_chart(&dir.join("staleness.svg"), &r.staleness)?;
+    }
     chart(&dir.join("chart.svg"), r)
 }
 
@@ -116,7 +124,167 @@ fn markdown(r: &Results) -> String {
     peer_section(&mut md, r);
     floor_section(&mut md, r);
     scale_section(&mut md, r);
+    crate::fidelity::section(&mut md, r);
+    staleness_section(&mut md, &r.staleness);
     md
+}
+
+/// The study's rows of one cell: K = 0, then (no mitigation, mitigation) per K > 0.
+fn study_cells(rows: &[Value]) -> Vec<(String, Vec<&Value>)> {
+    let mut cells: Vec<(String, Vec<&Value>)> = Vec::new();
+    for row in rows {
+        let name = format!(
+            "{} / {}",
+            row["model"].as_str().unwrap_or("?"),
+            row["dataset"].as_str().unwrap_or("?")
+        );
+        match cells.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(row),
+            None => cells.push((name, vec![row])),
+        }
+    }
+    cells
+}
+
+fn staleness_section(md: &mut String, rows: &[Value]) {
+    let Some(first) = rows.first() else { return };
+    let _ = writeln!(
+        md,
+        "## Staleness and mitigation
+
+Each run reads node memory that misses exactly K updates (`pipeline.mode = fixed:K`), with mitigation (λ = 0.9, blending only with fresher memories) off and on; {} epochs, test AP (mean over evaluation batches) after the last epoch, mean ± sample std over seeds {}. Loss: points of AP below K = 0; recovered: the share of that loss mitigation wins back. Chart: `staleness.svg`.
+",
+        first["epochs"],
+        first["test_ap"].as_array().map_or(0, Vec::len),
+    );
+    md.push_str("| model / dataset | K | AP, no mitigation | AP, mitigation | loss, points (no mit. / mit.) | recovered |
+|---|---|---|---|---|---|
+");
+    let mut worst_small_k = f64::NEG_INFINITY;
+    let mut recoveries = Vec::new();
+    for (name, cell) in study_cells(rows) {
+        let Some(base) = cell.iter().find(|r| r["k"] == 0).map(|r| f(&r["mean"])) else {
+            continue;
+        };
+        let mut ks: Vec<u64> = cell.iter().filter_map(|r| r["k"].as_u64()).collect();
+        ks.dedup();
+        for k in ks {
+            let pick = |m: bool| cell.iter().find(|r| r["k"] == k && r["mitigation"] == m);
+            let cellf = |r: Option<&&Value>| {
+                r.map_or("–".into(), |r| {
+                    format!("{:.4} ± {:.4}", f(&r["mean"]), f(&r["std"]))
+                })
+            };
+            let (off, on) = (pick(false), pick(true));
+            let loss = |r: Option<&&Value>| r.map_or(f64::NAN, |r| 100.0 * (base - f(&r["mean"])));
+            let (l_off, l_on) = (loss(off), loss(on));
+            let recovered = (l_off - l_on) / l_off;
+            if k > 0 && k <= 2 {
+                worst_small_k = worst_small_k.max(l_on);
+            }
+            let recovered = if k > 0 && l_off > 0.3 {
+                recoveries.push(recovered);
+                format!("{:.0}%", 100.0 * recovered)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                md,
+                "| {name} | {k} | {} | {} | {:+.2} / {:+.2} | {recovered} |",
+                cellf(off),
+                cellf(on),
+                l_off,
+                l_on,
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "
+K ≤ 2 (with mitigation, as MSPipe runs) costs at most {:.2} points against K = 0 (target ≤ 0.3: {}).",
+        worst_small_k,
+        mark(worst_small_k <= 0.3),
+    );
+    if recoveries.is_empty() {
+        md.push_str("No K lost more than 0.3 points without mitigation: there was nothing for mitigation to recover.
+
+");
+    } else {
+        let least = recoveries.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            md,
+            "Where staleness cost more than 0.3 points, mitigation recovered at least {:.0}% of the loss ({} cases; target ≥ 50%: {}).
+",
+            100.0 * least,
+            recoveries.len(),
+            mark(least >= 0.5),
+        );
+    }
+}
+
+/// Test AP against K, one panel per cell: a line without and one with mitigation.
+fn staleness_chart(path: &Path, rows: &[Value]) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
+    let cells = study_cells(rows);
+    let root = SVGBackend::new(path, (420 * cells.len().max(1) as u32, 360)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    for (area, (name, cell)) in root
+        .split_evenly((1, cells.len().max(1)))
+        .iter()
+        .zip(&cells)
+    {
+        staleness_panel(area, name, cell).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))
+}
+
+fn staleness_panel(
+    area: &Area<'_>,
+    name: &str,
+    cell: &[&Value],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let k_max = cell
+        .iter()
+        .filter_map(|r| r["k"].as_u64())
+        .max()
+        .unwrap_or(1) as f64;
+    let means: Vec<f64> = cell.iter().map(|r| f(&r["mean"])).collect();
+    let lo = means.iter().copied().fold(f64::INFINITY, f64::min) - 0.01;
+    let hi = means.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 0.01;
+    let mut c = ChartBuilder::on(area)
+        .caption(name, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-0.2f64..k_max + 0.2, lo..hi)?;
+    c.configure_mesh().x_desc("K").y_desc("test AP").draw()?;
+    for (s, mitigation) in [false, true].into_iter().enumerate() {
+        let color = Palette99::pick(s).to_rgba();
+        let points: Vec<(f64, f64)> = cell
+            .iter()
+            .filter(|r| r["mitigation"] == mitigation || r["k"] == 0)
+            .map(|r| (f(&r["k"]), f(&r["mean"])))
+            .collect();
+        let label = if mitigation {
+            "mitigation"
+        } else {
+            "no mitigation"
+        };
+        c.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+        c.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, color.filled())),
+        )?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 fn matrix_section(md: &mut String, r: &Results) {

@@ -137,6 +137,42 @@ impl EventStream {
         &self.time
     }
 
+    /// The stream's time resolution over events `range`: the median gap between consecutive
+    /// distinct timestamps (1 when the range holds fewer than two). It does not depend on the unit
+    /// the timestamps are stored in, so a model that measures Δt in it sees the same numbers
+    /// whether the stream counts seconds, days or snapshot years.
+    ///
+    /// # Panics
+    /// If `range` reaches past the stream's end.
+    pub fn time_resolution(&self, range: std::ops::Range<usize>) -> f64 {
+        let times = &self.time[range];
+        let mut gaps: Vec<f64> = times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|&g| g > 0.0)
+            .collect();
+        if gaps.is_empty() {
+            return 1.0;
+        }
+        let mid = gaps.len() / 2;
+        let (_, median, _) = gaps.select_nth_unstable_by(mid, f64::total_cmp);
+        *median
+    }
+
+    /// Divides every timestamp by `unit`, so times (and every Δt) are counted in that unit.
+    ///
+    /// # Panics
+    /// If `unit` is not positive and finite.
+    pub fn rescale_time(&mut self, unit: f64) {
+        assert!(
+            unit > 0.0 && unit.is_finite(),
+            "time unit {unit} is not positive and finite"
+        );
+        for t in &mut self.time {
+            *t /= unit;
+        }
+    }
+
     /// Per-event label (JODIE's state label), if the source had one.
     pub fn labels(&self) -> Option<&[f32]> {
         self.label.as_deref()
@@ -169,9 +205,17 @@ impl EventStream {
 
     /// Sorted, de-duplicated destination nodes: the candidate set of random negative sampling.
     pub fn destination_nodes(&self) -> Vec<u32> {
+        self.destination_nodes_of(|_| true)
+    }
+
+    /// Sorted, de-duplicated destination nodes of the events `i` with `keep(i)` (the training
+    /// events, for training negatives that know nothing of later nodes).
+    pub fn destination_nodes_of(&self, keep: impl Fn(usize) -> bool) -> Vec<u32> {
         let mut seen = vec![false; self.num_nodes()];
-        for &d in &self.dst {
-            seen[d as usize] = true;
+        for (i, &d) in self.dst.iter().enumerate() {
+            if keep(i) {
+                seen[d as usize] = true;
+            }
         }
         (0..self.num_nodes() as u32)
             .filter(|&d| seen[d as usize])
@@ -186,4 +230,50 @@ pub(crate) fn sides_disjoint(src: &[u32], dst: &[u32], num_nodes: usize) -> bool
         is_src[s as usize] = true;
     }
     !src.is_empty() && dst.iter().all(|&d| !is_src[d as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(time: Vec<f64>) -> EventStream {
+        let n = time.len();
+        let src = (0..n as u32).map(|i| i % 3).collect();
+        let dst = (0..n as u32).map(|i| 3 + i % 2).collect();
+        EventStream::from_edges(src, dst, time, 5).unwrap()
+    }
+
+    #[test]
+    fn time_resolution_is_the_median_distinct_gap_in_any_unit() {
+        // Distinct times 0, 10, 12, 30, 31: gaps 10, 2, 18, 1 → median (upper of the middle
+        // two, as select_nth picks index len/2 of the sorted gaps [1, 2, 10, 18]) = 10.
+        let times = vec![0.0, 0.0, 10.0, 12.0, 12.0, 30.0, 31.0];
+        let mut s = stream(times.clone());
+        assert_eq!(s.time_resolution(0..7), 10.0);
+        // Only the range counts: 0, 10, 12 → gaps 10, 2 → 10; one distinct time → 1.
+        assert_eq!(s.time_resolution(0..4), 10.0);
+        assert_eq!(s.time_resolution(0..2), 1.0);
+        // Snapshot years stored as seconds: the resolution is one year.
+        let year = 31_536_000.0;
+        let snap = stream(vec![0.0, 0.0, year, year, 2.0 * year, 4.0 * year]);
+        assert_eq!(snap.time_resolution(0..6), year);
+        // Rescaled by its resolution, a stream reads the same in any unit.
+        s.rescale_time(10.0);
+        assert_eq!(s.time(), &[0.0, 0.0, 1.0, 1.2, 1.2, 3.0, 3.1]);
+        let mut scaled = stream(times.iter().map(|t| t * year).collect());
+        let unit = scaled.time_resolution(0..7);
+        scaled.rescale_time(unit);
+        for (a, b) in scaled.time().iter().zip(s.time()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn destination_nodes_of_keeps_only_the_chosen_events() {
+        // dst = 3, 4, 3, 4, …: the first event alone names only node 3.
+        let s = stream(vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(s.destination_nodes(), vec![3, 4]);
+        assert_eq!(s.destination_nodes_of(|i| i == 0), vec![3]);
+        assert!(s.destination_nodes_of(|_| false).is_empty());
+    }
 }

@@ -40,6 +40,10 @@ pub struct SyntheticConfig {
     pub node_feat_dim: usize,
     /// Probability that an event carries label 1.
     pub label_rate: f64,
+    /// `Some(n)`: snapshot timestamps, the shape of yearly data stored in seconds — the generated
+    /// span is cut into `n` equal periods and every event of period `k` is stamped
+    /// `k × 31,536,000`.
+    pub snapshots: Option<usize>,
     /// Seed of everything above.
     pub seed: u64,
 }
@@ -57,6 +61,7 @@ impl Default for SyntheticConfig {
             edge_feat_dim: 0,
             node_feat_dim: 0,
             label_rate: 0.002,
+            snapshots: None,
             seed: 0,
         }
     }
@@ -95,17 +100,37 @@ pub fn generate(config: &SyntheticConfig) -> Result<EventStream> {
             }
         });
     prefix_sum(&mut time);
+    if let Some(n) = config.snapshots {
+        to_snapshots(&mut time, n);
+    }
     let edge_feat = random_features(n, config.edge_feat_dim, config.seed, 4);
     let node_feat = random_features(config.nodes, config.node_feat_dim, config.seed, 5);
     Ok(compact(src, dst, time, label, edge_feat, node_feat, config))
 }
 
+/// One year in seconds: the spacing of snapshot timestamps.
+const YEAR: f64 = 31_536_000.0;
+
+/// Replaces non-decreasing `time` by the start of its period among `n` equal periods of the
+/// span, in years counted in seconds.
+fn to_snapshots(time: &mut [f64], n: usize) {
+    let (first, last) = (time[0], time[time.len() - 1]);
+    let span = (last - first).max(f64::MIN_POSITIVE);
+    for t in time.iter_mut() {
+        let period = (((*t - first) / span) * n as f64)
+            .floor()
+            .min(n as f64 - 1.0);
+        *t = period * YEAR;
+    }
+}
+
 fn validate(c: &SyntheticConfig) -> Result<()> {
     let prob = |p: f64| (0.0..=1.0).contains(&p);
     let users_ok = c.users.is_none_or(|u| u >= 1 && u < c.nodes);
-    if c.events == 0 || c.nodes < 2 || !users_ok || c.nodes > u32::MAX as usize {
+    let snapshots_ok = c.snapshots.is_none_or(|n| n >= 1);
+    if c.events == 0 || c.nodes < 2 || !users_ok || !snapshots_ok || c.nodes > u32::MAX as usize {
         return Err(DataError::Usage(format!(
-            "synthetic stream needs events > 0, 2 <= nodes < 2^32 and 1 <= users < nodes: {c:?}"
+            "synthetic stream needs events > 0, 2 <= nodes < 2^32, 1 <= users < nodes and at least one snapshot: {c:?}"
         )));
     }
     let probs = [c.repeat_probability, c.burst_probability, c.label_rate];
@@ -254,6 +279,23 @@ mod tests {
             seed,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn snapshot_streams_have_n_yearly_timestamps_in_seconds() {
+        let s = generate(&SyntheticConfig {
+            snapshots: Some(14),
+            ..small(2)
+        })
+        .unwrap();
+        let mut distinct: Vec<f64> = s.time().to_vec();
+        distinct.dedup();
+        let want: Vec<f64> = (0..14).map(|k| k as f64 * YEAR).collect();
+        assert_eq!(distinct, want);
+        assert_eq!(s.time_resolution(0..s.len()), YEAR);
+        // Otherwise the same stream: snapshots only re-time it.
+        let plain = generate(&small(2)).unwrap();
+        assert_eq!((s.src(), s.dst()), (plain.src(), plain.dst()));
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct MemoryModelConfig {
     /// Keep the time encoding's frequencies fixed.
     #[config(default = false)]
     pub frozen_time: bool,
+    /// Dropout in the attention layers while training (TGN's 0.1).
+    #[config(default = 0.1)]
+    pub dropout: f64,
 }
 
 impl MemoryModelConfig {
@@ -143,6 +146,7 @@ impl MemoryModelConfig {
                         self.embed_dim,
                     )
                     .with_heads(self.heads)
+                    .with_dropout(self.dropout)
                     .init(device)
                 })
                 .collect(),

@@ -222,14 +222,25 @@ impl TemporalGraph {
         };
     }
 
-    /// The events of `u` strictly before `t`, oldest first.
+    /// The events of `u` that precede `(t, first)`, oldest first: those strictly before `t`, and
+    /// those at `t` itself with an index below `first` (events of earlier batches that share the
+    /// timestamp: node memory already holds them, so a snapshot stream's batch sees the
+    /// snapshot's earlier batches). A node's events are sorted by (time, index), so this is one
+    /// binary search.
     #[inline]
-    pub fn before(&self, u: u32, t: f64) -> Before<'_> {
+    pub fn before(&self, u: u32, t: f64, first: u32) -> Before<'_> {
         let (a, b) = (self.indptr[u as usize], self.indptr[u as usize + 1]);
         let ts = &self.ts[a..b];
-        let cut = ts.partition_point(|&x| x < t);
+        let eid = &self.eid[a..b];
+        let precedes = |x: f64, e: u32| x < t || (x == t && e < first);
+        // Past the events before `t`, those at `t` are sorted by index: a second binary search.
+        let at_t = ts.partition_point(|&x| x < t);
+        let same = ts[at_t..].partition_point(|&x| x == t);
+        let cut = at_t + eid[at_t..at_t + same].partition_point(|&e| e < first);
         let tail = match self.tail.get(u as usize) {
-            Some(tail) if cut == ts.len() => &tail[..tail.partition_point(|e| e.ts < t)],
+            Some(tail) if cut == ts.len() => {
+                &tail[..tail.partition_point(|e| precedes(e.ts, e.eid))]
+            }
             _ => &[],
         };
         Before {
@@ -242,7 +253,7 @@ impl TemporalGraph {
 
     /// Number of events of `u` held.
     pub fn degree(&self, u: u32) -> usize {
-        self.before(u, f64::INFINITY).len()
+        self.before(u, f64::INFINITY, 0).len()
     }
 }
 
@@ -261,7 +272,11 @@ mod tests {
     }
 
     fn events(g: &TemporalGraph, u: u32, t: f64) -> Vec<(u32, u32, f64)> {
-        let b = g.before(u, t);
+        events_from(g, u, t, 0)
+    }
+
+    fn events_from(g: &TemporalGraph, u: u32, t: f64, first: u32) -> Vec<(u32, u32, f64)> {
+        let b = g.before(u, t, first);
         (0..b.len())
             .map(|j| {
                 let e = b.get(j);
@@ -282,6 +297,23 @@ mod tests {
         assert_eq!(events(&g, 0, 1.0), vec![]);
         let d = TemporalGraph::from_stream(&stream(), Direction::Directed);
         assert_eq!(events(&d, 2, 10.0), vec![(0, 3, 5.0)]);
+    }
+
+    #[test]
+    fn events_at_the_roots_time_count_only_from_earlier_batches() {
+        // Node 2 at t = 2 has events 1 (1–2) and 2 (0–2), both at t = 2.
+        let g = TemporalGraph::from_stream(&stream(), Direction::Undirected);
+        assert_eq!(events_from(&g, 2, 2.0, 0), vec![]);
+        assert_eq!(events_from(&g, 2, 2.0, 1), vec![]);
+        assert_eq!(events_from(&g, 2, 2.0, 2), vec![(1, 1, 2.0)]);
+        assert_eq!(events_from(&g, 2, 2.0, 3), vec![(1, 1, 2.0), (0, 2, 2.0)]);
+        // Later times are never reached through the index.
+        assert_eq!(events_from(&g, 2, 2.0, 99), vec![(1, 1, 2.0), (0, 2, 2.0)]);
+        // The same in a tail of appended events.
+        let mut t = TemporalGraph::from_events(&stream(), Direction::Undirected, |i| i < 1);
+        t.insert(1, 2, 2.0, 1).unwrap();
+        t.insert(0, 2, 2.0, 2).unwrap();
+        assert_eq!(events_from(&t, 2, 2.0, 2), vec![(1, 1, 2.0)]);
     }
 
     #[test]

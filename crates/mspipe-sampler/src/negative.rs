@@ -1,6 +1,8 @@
 //! Negative edges for link prediction, as DyGLib defines them:
 //! - `random`: the positive's source with a destination drawn uniformly from the stream's
-//!   destination nodes (for user–item graphs, items only);
+//!   destination nodes (for user–item graphs, items only); training draws only from the
+//!   destinations of training events ([`NegativeSampler::for_training`], TGN's
+//!   `train_rand_sampler`), so nodes that first appear later never leak into training;
 //! - `historical`: half of the negatives are edges seen before the batch but not in it (hard
 //!   negatives: "did this old pair interact again now?"), the rest random;
 //! - `inductive`: half are edges seen before the batch that never occur in training, the rest random.
@@ -85,6 +87,18 @@ impl NegativeSampler {
             seed,
             candidates: stream.destination_nodes(),
             history,
+        }
+    }
+
+    /// Random negatives for training: destinations drawn only from those of the training events
+    /// `is_train(i)` (TGN's `train_rand_sampler`, MSPipe's `DstRandEdgeSampler` over the training
+    /// events), never a node the training period has not seen.
+    pub fn for_training(stream: &EventStream, is_train: impl Fn(usize) -> bool, seed: u64) -> Self {
+        NegativeSampler {
+            strategy: NegativeStrategy::Random,
+            seed,
+            candidates: stream.destination_nodes_of(is_train),
+            history: EdgeHistory::default(),
         }
     }
 
@@ -205,6 +219,33 @@ mod tests {
             assert_eq!(a, s.src()[1_000 + j / 5]);
             assert!(b >= users, "destinations are items");
         }
+    }
+
+    #[test]
+    fn training_negatives_never_name_a_node_first_seen_after_training() {
+        // Node 9 is a destination only in the last event (the test period); node 8 only in a
+        // training event that `is_train` masks (a hidden node's).
+        let src = vec![0, 1, 2, 0, 1, 2, 0];
+        let dst = vec![5, 6, 7, 8, 5, 6, 9];
+        let time = (0..7).map(f64::from).collect();
+        let s = EventStream::from_edges(src, dst, time, 10).unwrap();
+        let is_train = |i: usize| i < 5 && i != 3;
+        let sampler = NegativeSampler::for_training(&s, is_train, 1);
+        let mut drawn = FxHashSet::default();
+        let mut out = Negatives::default();
+        for key in 0..200 {
+            sampler.sample(&s, &[0, 1, 2, 4], 5, key, &mut out);
+            drawn.extend(out.dst.iter().copied());
+        }
+        assert_eq!(drawn, FxHashSet::from_iter([5, 6, 7]));
+        // Evaluation's sampler draws from every destination of the stream.
+        let eval = NegativeSampler::new(NegativeStrategy::Random, &s, is_train, 1);
+        let mut all = FxHashSet::default();
+        for key in 0..200 {
+            eval.sample(&s, &[5, 6], 5, key, &mut out);
+            all.extend(out.dst.iter().copied());
+        }
+        assert_eq!(all, FxHashSet::from_iter([5, 6, 7, 8, 9]));
     }
 
     #[test]

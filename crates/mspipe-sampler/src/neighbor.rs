@@ -1,6 +1,7 @@
 //! Multi-hop temporal neighbour sampling: for each root `(node, t)`, `k` of the node's events
-//! strictly before `t`, either the most recent ones or drawn uniformly; hop `l + 1` samples around
-//! hop `l`'s neighbours at their event times.
+//! before `t` — strictly earlier, or at `t` itself in an earlier batch (index below the batch's
+//! first event, see [`TemporalGraph::before`]) — either the most recent ones or drawn uniformly;
+//! hop `l + 1` samples around hop `l`'s neighbours at their event times.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -74,13 +75,16 @@ impl NeighborSampler {
         &self.config
     }
 
-    /// Samples around `roots` at `times` into `out`. `batch_key` (e.g. the batch's first event
-    /// index, plus the epoch) makes uniform draws reproducible for that batch.
+    /// Samples around `roots` at `times` into `out`; `first_event` is the stream index of the
+    /// batch's first event (events at a root's own time count only below it). `batch_key` (e.g.
+    /// the batch's first event index, plus the epoch) makes uniform draws reproducible for that
+    /// batch.
     pub fn sample(
         &mut self,
         graph: &TemporalGraph,
         roots: &[u32],
         times: &[f64],
+        first_event: u32,
         batch_key: u64,
         out: &mut SampledBatch,
     ) -> Result<(), SamplerError> {
@@ -101,14 +105,15 @@ impl NeighborSampler {
         out.root_times.clear();
         out.root_times.extend_from_slice(times);
         out.hops.resize_with(self.config.layers, Hop::default);
+        let key = (batch_key, first_event);
         for layer in 0..self.config.layers {
             let (done, rest) = out.hops.split_at_mut(layer);
             let hop = &mut rest[0];
             match done.last() {
-                None => self.sample_hop(graph, roots, times, None, batch_key, layer, hop),
+                None => self.sample_hop(graph, roots, times, None, key, layer, hop),
                 Some(prev) => {
                     let valid = Some(&prev.mask[..]);
-                    self.sample_hop(graph, &prev.nbr, &prev.ts, valid, batch_key, layer, hop)
+                    self.sample_hop(graph, &prev.nbr, &prev.ts, valid, key, layer, hop)
                 }
             }
         }
@@ -116,6 +121,7 @@ impl NeighborSampler {
         Ok(())
     }
 
+    /// One hop; `(batch_key, first_event)` as in [`NeighborSampler::sample`].
     #[allow(clippy::too_many_arguments)]
     fn sample_hop(
         &self,
@@ -123,7 +129,7 @@ impl NeighborSampler {
         roots: &[u32],
         times: &[f64],
         valid: Option<&[bool]>,
-        batch_key: u64,
+        (batch_key, first_event): (u64, u32),
         layer: usize,
         hop: &mut Hop,
     ) {
@@ -146,7 +152,7 @@ impl NeighborSampler {
                 if valid.is_some_and(|v| !v[r]) {
                     return;
                 }
-                let (t, events) = (times[r], graph.before(roots[r], times[r]));
+                let (t, events) = (times[r], graph.before(roots[r], times[r], first_event));
                 let mut put = |slot: usize, j: usize| {
                     let e = events.get(j);
                     nbr[slot] = e.nbr;

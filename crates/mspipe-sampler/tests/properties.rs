@@ -6,12 +6,13 @@ use mspipe_sampler::{
 };
 use proptest::prelude::*;
 
-/// Events of `u` strictly before `t`, oldest first, by scanning every event (the reference).
-fn brute(s: &EventStream, dir: Direction, u: u32, t: f64) -> Vec<(u32, u32, f64)> {
+/// Events of `u` before `t` — strictly earlier, or at `t` with an index below `first` (an
+/// earlier batch) — oldest first, by scanning every event (the reference).
+fn brute(s: &EventStream, dir: Direction, u: u32, t: f64, first: u32) -> Vec<(u32, u32, f64)> {
     let mut out = vec![];
     for i in 0..s.len() {
         let (a, b, ti) = (s.src()[i], s.dst()[i], s.time()[i]);
-        if ti >= t {
+        if ti > t || (ti == t && i as u32 >= first) {
             continue;
         }
         if a == u {
@@ -60,20 +61,21 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn recent_is_exactly_the_k_latest_strictly_before(
+    fn recent_is_exactly_the_k_latest_before(
         s in random_stream(),
         picks in proptest::collection::vec((0usize..1000, -1.0f64..2.0), 1..40),
         k in 1usize..6,
         directed in any::<bool>(),
+        first in 0u32..320,
     ) {
         let dir = if directed { Direction::Directed } else { Direction::Undirected };
         let g = TemporalGraph::from_stream(&s, dir);
         let (roots, times) = roots_of(&s, &picks);
         let mut sampler = NeighborSampler::new(NeighborConfig { k, layers: 2, ..Default::default() }).unwrap();
         let mut b = SampledBatch::default();
-        sampler.sample(&g, &roots, &times, 0, &mut b).unwrap();
+        sampler.sample(&g, &roots, &times, first, 0, &mut b).unwrap();
         for r in 0..roots.len() {
-            let all = brute(&s, dir, roots[r], times[r]);
+            let all = brute(&s, dir, roots[r], times[r], first);
             let want = &all[all.len().saturating_sub(k)..];
             for j in 0..k {
                 let sl = r * k + j;
@@ -82,7 +84,7 @@ proptest! {
                     prop_assert_eq!(slot(&b, 0, sl), want[j]);
                     prop_assert_eq!(b.hops[0].dt[sl], (times[r] - want[j].2) as f32);
                     // Hop 2 is the recent sample around this neighbour at its event time.
-                    let second = brute(&s, dir, want[j].0, want[j].2);
+                    let second = brute(&s, dir, want[j].0, want[j].2, first);
                     let want2 = &second[second.len().saturating_sub(k)..];
                     for j2 in 0..k {
                         let s2 = sl * k + j2;
@@ -123,9 +125,9 @@ proptest! {
         let config = NeighborConfig { k, layers: 1, strategy: Pick::Uniform, seed };
         let mut sampler = NeighborSampler::new(config).unwrap();
         let mut b = SampledBatch::default();
-        sampler.sample(&g, &roots, &times, 5, &mut b).unwrap();
+        sampler.sample(&g, &roots, &times, 0, 5, &mut b).unwrap();
         for r in 0..roots.len() {
-            let all = brute(&s, Direction::Undirected, roots[r], times[r]);
+            let all = brute(&s, Direction::Undirected, roots[r], times[r], 0);
             let valid = (0..k).filter(|&j| b.hops[0].mask[r * k + j]).count();
             prop_assert_eq!(valid, if all.is_empty() { 0 } else { k });
             for j in 0..valid {
@@ -139,7 +141,7 @@ proptest! {
         }
         // Reproducible for the same key.
         let mut again = SampledBatch::default();
-        sampler.sample(&g, &roots, &times, 5, &mut again).unwrap();
+        sampler.sample(&g, &roots, &times, 0, 5, &mut again).unwrap();
         prop_assert_eq!(&again, &b);
     }
 
@@ -158,11 +160,11 @@ proptest! {
         let (roots, times) = roots_of(&s, &picks);
         let mut sampler = NeighborSampler::new(NeighborConfig { k: 4, layers: 2, ..Default::default() }).unwrap();
         let (mut a, mut b) = (SampledBatch::default(), SampledBatch::default());
-        sampler.sample(&full, &roots, &times, 0, &mut a).unwrap();
-        sampler.sample(&grown, &roots, &times, 0, &mut b).unwrap();
+        sampler.sample(&full, &roots, &times, 0, 0, &mut a).unwrap();
+        sampler.sample(&grown, &roots, &times, 0, 0, &mut b).unwrap();
         prop_assert_eq!(&a, &b);
         grown.compact();
-        sampler.sample(&grown, &roots, &times, 0, &mut b).unwrap();
+        sampler.sample(&grown, &roots, &times, 0, 0, &mut b).unwrap();
         prop_assert_eq!(&a, &b);
     }
 }
@@ -186,7 +188,7 @@ fn uniform_is_uniform_over_past_events() {
     let mut counts = [0usize; 40];
     let mut b = SampledBatch::default();
     for key in 0..2_000u64 {
-        sampler.sample(&g, &[0], &[100.0], key, &mut b).unwrap();
+        sampler.sample(&g, &[0], &[100.0], 0, key, &mut b).unwrap();
         for &e in &b.hops[0].eid {
             counts[e as usize] += 1;
         }
@@ -226,7 +228,7 @@ fn thread_count_does_not_change_samples() {
             };
             let mut sampler = NeighborSampler::new(config).unwrap();
             let mut b = SampledBatch::default();
-            sampler.sample(&g, &roots, &times, 3, &mut b).unwrap();
+            sampler.sample(&g, &roots, &times, 0, 3, &mut b).unwrap();
             b
         })
     };

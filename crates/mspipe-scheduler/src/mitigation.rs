@@ -1,5 +1,7 @@
 //! Staleness mitigation: blend a stale node's memory with the memories of similar, fresher nodes,
-//! `m ← λ·m + (1 − λ)·mean(top-s similar fresh memories)` (MSPipe, λ = 0.9).
+//! `m ← λ·m + (1 − λ)·mean(top-s similar fresh memories)` (MSPipe, λ = 0.9). A candidate counts
+//! only if its own read missed nothing and its memory is strictly newer than the stale node's:
+//! blending with an older memory would move the node back in time, not forward.
 //!
 //! Similarity is maintained online rather than read from a precomputed file: the candidates of a
 //! node are its most recent temporal neighbours — the nodes it exchanged mails with, whose
@@ -35,6 +37,9 @@ pub struct Candidates<'a> {
     /// Whether each slot holds a neighbour.
     pub mask: &'a [bool],
     pub k: usize,
+    /// Time of each memory row (its last update, or its newest mail's): a candidate must be
+    /// strictly newer than the stale row it blends into.
+    pub time: &'a [f64],
 }
 
 /// The rows to mitigate: those whose update was missed, and those whose `dt` (query time minus
@@ -88,7 +93,8 @@ impl Mitigation {
             ranked.clear();
             for s in root * c.k..(root + 1) * c.k {
                 let n = c.slot_row[s];
-                if c.mask[s] && !stale[n as usize] && n != r && !ranked.iter().any(|x| x.1 == n) {
+                let fresher = c.time[n as usize] > c.time[r as usize];
+                if c.mask[s] && fresher && !stale[n as usize] && !ranked.iter().any(|x| x.1 == n) {
                     ranked.push((cosine(row(r), row(n)), n));
                 }
             }
@@ -137,11 +143,13 @@ mod tests {
             9.0, 0.0, // 4: parallel but stale itself
         ];
         let stale = [true, false, false, false, true];
+        let time = [5.0, 6.0, 6.0, 7.0, 9.0];
         let c = Candidates {
             root_row: &[0],
             slot_row: &[1, 2, 3, 4, 1],
             mask: &[true, true, true, true, false],
             k: 5,
+            time: &time,
         };
         let m = Mitigation {
             lambda: 0.9,
@@ -159,11 +167,35 @@ mod tests {
             slot_row: &[1],
             mask: &[true],
             k: 1,
+            time: &[1.0, 2.0],
         };
         assert_eq!(
             Mitigation::default().apply(&mut lone, 2, &[true, true], c),
             0
         );
         assert_eq!(lone, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn a_stale_node_with_only_older_or_equal_neighbours_is_left_unchanged() {
+        // Row 0 is stale at time 5; rows 1 and 2 are fresh reads but their memories are older
+        // (4) or as old (5): nothing fresher to blend with.
+        let mut memory = vec![1.0, 0.0, 1.0, 0.1, 0.9, 0.0];
+        let before = memory.clone();
+        let mut c = Candidates {
+            root_row: &[0],
+            slot_row: &[1, 2],
+            mask: &[true, true],
+            k: 2,
+            time: &[5.0, 4.0, 5.0],
+        };
+        let m = Mitigation::default();
+        assert_eq!(m.apply(&mut memory, 2, &[true, false, false], c), 0);
+        assert_eq!(memory, before);
+        // One newer neighbour (row 2 at 6): it alone is blended in.
+        c.time = &[5.0, 4.0, 6.0];
+        assert_eq!(m.apply(&mut memory, 2, &[true, false, false], c), 1);
+        let expect = [0.9 * 1.0 + 0.1 * 0.9, 0.0];
+        assert!((memory[0] - expect[0]).abs() < 1e-6 && memory[1].abs() < 1e-6);
     }
 }

@@ -158,9 +158,16 @@ pub fn sample(
             root_times.push(times[p]);
         }
     }
-    let key = events.first().copied().unwrap_or(0) as u64;
+    let first = events.first().copied().unwrap_or(0);
     let mut batch = SampledBatch::default();
-    sampler.sample(cx.graph, &roots, &root_times, key, &mut batch)?;
+    sampler.sample(
+        cx.graph,
+        &roots,
+        &root_times,
+        first as u32,
+        first as u64,
+        &mut batch,
+    )?;
     Ok(Sampled {
         events,
         times,
@@ -272,6 +279,7 @@ fn mitigate(
         slot_row: &hop.index,
         mask: &hop.mask,
         k: sb.k,
+        time: mem_time,
     };
     fix.mitigation.apply(memory, dim, &stale, candidates)
 }

@@ -31,6 +31,8 @@ pub enum ModelName {
     Tgn,
     Jodie,
     Apan,
+    /// The memorisation baseline: a pair scores 1 if it occurred before (nothing is trained).
+    Edgebank,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +83,9 @@ pub struct GnnConfig {
     pub embedding: String,
     pub dim: usize,
     pub heads: usize,
+    /// Dropout probability in the attention layers while training (TGN's 0.1; off in
+    /// evaluation).
+    pub dropout: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +193,7 @@ impl Default for GnnConfig {
             embedding: "attention".into(),
             dim: 100,
             heads: 2,
+            dropout: 0.1,
         }
     }
 }
@@ -230,6 +236,7 @@ pub fn preset(model: ModelName) -> &'static str {
         ModelName::Tgn => include_str!("../presets/tgn.toml"),
         ModelName::Jodie => include_str!("../presets/jodie.toml"),
         ModelName::Apan => include_str!("../presets/apan.toml"),
+        ModelName::Edgebank => include_str!("../presets/edgebank.toml"),
     }
 }
 
@@ -254,6 +261,7 @@ fn name(model: ModelName) -> &'static str {
         ModelName::Tgn => "tgn",
         ModelName::Jodie => "jodie",
         ModelName::Apan => "apan",
+        ModelName::Edgebank => "edgebank",
     }
 }
 
@@ -336,6 +344,9 @@ impl Config {
                 self.pipeline.lambda
             );
         }
+        if !(0.0..1.0).contains(&self.gnn.dropout) {
+            bail!("gnn.dropout = {}: must lie in [0, 1)", self.gnn.dropout);
+        }
         if !(0.0..=1.0).contains(&self.pipeline.quantile) {
             bail!(
                 "pipeline.quantile = {}: must lie in [0, 1]",
@@ -381,7 +392,12 @@ mod tests {
 
     #[test]
     fn presets_resolve_and_overrides_win() {
-        for m in [ModelName::Tgn, ModelName::Jodie, ModelName::Apan] {
+        for m in [
+            ModelName::Tgn,
+            ModelName::Jodie,
+            ModelName::Apan,
+            ModelName::Edgebank,
+        ] {
             resolve(m, None, &[]).unwrap();
         }
         let file = "[train]\nepochs = 9\nlr = 0.5\n";

@@ -19,6 +19,7 @@ pub mod alloc;
 pub mod batch;
 pub mod classify;
 pub mod config;
+pub mod edgebank;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;

@@ -1,4 +1,5 @@
-//! Link-prediction metrics as scikit-learn computes them (what TGN, TGL and DyGLib report).
+//! Link-prediction metrics as scikit-learn computes them (what TGN, TGL and DyGLib report), and
+//! their per-batch mean (how those systems report them).
 
 /// Average precision: mean over positives of the precision at their rank (scores descending;
 /// tied scores form one threshold, as `sklearn.metrics.average_precision_score`).
@@ -70,6 +71,35 @@ pub fn mrr(pos: &[f32], neg: &[f32]) -> f64 {
     total / pos.len() as f64
 }
 
+/// The mean over evaluation batches of `metric` on each batch's positives and its negatives
+/// (`pos[i]` and `neg[i]` belong together; batch `b` holds the next `batch_len[b]` of them): how
+/// TGN, TGL, MSPipe's code and PyG's example report AP and AUC. Batches where `metric` is NaN
+/// (no positives) do not count.
+///
+/// # Panics
+/// If `batch_len` sums to more than `pos.len()` or `neg.len()`.
+pub fn per_batch_mean(
+    pos: &[f32],
+    neg: &[f32],
+    batch_len: &[usize],
+    metric: fn(&[f32], &[f32]) -> f64,
+) -> f64 {
+    let (mut sum, mut count, mut at) = (0.0, 0usize, 0);
+    for &len in batch_len {
+        let m = metric(&pos[at..at + len], &neg[at..at + len]);
+        at += len;
+        if !m.is_nan() {
+            sum += m;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        f64::NAN
+    } else {
+        sum / count as f64
+    }
+}
+
 fn ranked(pos: &[f32], neg: &[f32]) -> Vec<(f32, bool)> {
     let mut all: Vec<(f32, bool)> = pos
         .iter()
@@ -95,5 +125,28 @@ mod tests {
         assert!((average_precision(&[0.5], &[0.5]) - 0.5).abs() < 1e-12);
         // MRR: positive .5 among [.9, .1] → rank 2; positive .8 among [.2, .3] → rank 1.
         assert!((mrr(&[0.5, 0.8], &[0.9, 0.1, 0.2, 0.3]) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_batch_means_differ_from_pooled_scores_as_worked_by_hand() {
+        // Batch 1: p .9 .7, n .8 .1 → AP 5/6, AUC 3/4 (as above).
+        // Batch 2: p .2, n .3 → the negative ranks first: AP 1/2, AUC 0.
+        // Batch 3: p .6 .5 .4, n .05 .01 .02 → every positive first: AP 1, AUC 1.
+        let pos = [0.9, 0.7, 0.2, 0.6, 0.5, 0.4];
+        let neg = [0.8, 0.1, 0.3, 0.05, 0.01, 0.02];
+        let batches = [2, 1, 3];
+        let ap = per_batch_mean(&pos, &neg, &batches, average_precision);
+        let auc = per_batch_mean(&pos, &neg, &batches, roc_auc);
+        assert!((ap - (5.0 / 6.0 + 0.5 + 1.0) / 3.0).abs() < 1e-12, "{ap}");
+        assert!((auc - (0.75 + 0.0 + 1.0) / 3.0).abs() < 1e-12, "{auc}");
+        // Pooled: descending p .9, n .8, p .7, p .6, p .5, p .4, n .3, p .2, n .1 …
+        // precision at each positive: 1, 2/3, 3/4, 4/5, 5/6, 6/8 → AP = their mean.
+        let pooled = (1.0 + 2.0 / 3.0 + 0.75 + 0.8 + 5.0 / 6.0 + 0.75) / 6.0;
+        assert!((average_precision(&pos, &neg) - pooled).abs() < 1e-12);
+        assert!((ap - pooled).abs() > 0.01, "the two protocols differ here");
+        // A batch without positives does not count; none at all gives NaN.
+        let ap = per_batch_mean(&pos, &neg, &[2, 0, 1, 3], average_precision);
+        assert!((ap - (5.0 / 6.0 + 0.5 + 1.0) / 3.0).abs() < 1e-12);
+        assert!(per_batch_mean(&[], &[], &[0], average_precision).is_nan());
     }
 }

@@ -30,6 +30,15 @@ pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
     events[b * size..end].to_vec()
 }
 
+/// The seed of the random draws (dropout) of batch `b` of `epoch` in a run seeded `seed`.
+fn step_seed(seed: u64, epoch: usize, b: usize) -> u64 {
+    // splitmix64's finaliser over the three, so neighbouring batches get unrelated streams.
+    let mut z = seed ^ (epoch as u64).rotate_left(32) ^ (b as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// What compute hands the update stage.
 // burn tensors are large handles; each value moves a few times per batch, so boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -66,6 +75,9 @@ pub struct Trainer<'a> {
     /// Memory width and mailbox slots.
     pub dims: (usize, usize),
     pub time_scale: f64,
+    /// The run's seed: every step's dropout masks are drawn from (seed, epoch, batch), so a
+    /// resumed run draws the same ones.
+    pub seed: u64,
     pub device: &'a Device,
     /// Set in the pipeline when node memory is on the device.
     pub device_updates: Option<DeviceUpdates<'a>>,
@@ -86,6 +98,7 @@ impl<'a> Trainer<'a> {
             lr: train.lr,
             dims,
             time_scale: train.time_scale,
+            seed: train.seed,
             device,
             device_updates: None,
         }
@@ -100,6 +113,7 @@ impl<'a> Trainer<'a> {
         fetched: Fetched,
         emit: impl FnOnce(Handover),
     ) -> Result<f64> {
+        self.device.seed(step_seed(self.seed, epoch, b));
         let f = batch::forward(self.model, fetched, self.dims, self.time_scale, self.device);
         emit(match &mut self.device_updates {
             Some(d) => {

@@ -14,16 +14,18 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use mspipe_data::{
-    Format, LoadOptions, ReadOptions, Split, SplitConfig, default_cache_dir, load, registry,
+    EventStream, Format, LoadOptions, ReadOptions, Split, SplitConfig, default_cache_dir, load,
+    registry,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use mspipe_scheduler::{Stage, Timeline};
 
-use crate::config::Config;
-use crate::metrics::{average_precision, mrr, roc_auc};
-use crate::session::{Scores, Session};
+use crate::config::{Config, ModelName};
+use crate::edgebank::EdgeBank;
+use crate::metrics::{average_precision, mrr, per_batch_mean, roc_auc};
+use crate::session::{Scores, Session, eval_negatives};
 
 const EMBEDDED_WIKIPEDIA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wikipedia.csv.gz"));
 
@@ -80,22 +82,25 @@ pub fn data(config: &Config) -> Result<(mspipe_data::EventStream, Split)> {
     Ok((stream, split))
 }
 
-/// AP/AUC of all events and of the new-node ones, MRR when there are several negatives.
+/// A split's metrics: AP and AUC as the mean over evaluation batches (`{prefix}_ap`, as TGN, TGL
+/// and MSPipe report them) and over all events pooled (`{prefix}_ap_pooled`); the pooled AP/AUC of
+/// the events that involve a node hidden from training (`{prefix}_ap_new_node_events`, scored
+/// inside the same pass); MRR when there are several negatives per positive.
 fn metrics(prefix: &str, s: &Scores) -> Value {
     let k = s.neg.len() / s.pos.len().max(1);
     let first_neg: Vec<f32> = s.neg.iter().step_by(k.max(1)).copied().collect();
-    let pick = |keep: &dyn Fn(usize) -> bool| -> (Vec<f32>, Vec<f32>) {
-        (0..s.pos.len())
-            .filter(|&i| keep(i))
-            .map(|i| (s.pos[i], first_neg[i]))
-            .unzip()
-    };
-    let (np, nn) = pick(&|i| s.new_node[i]);
+    let (np, nn): (Vec<f32>, Vec<f32>) = (0..s.pos.len())
+        .filter(|&i| s.new_node[i])
+        .map(|i| (s.pos[i], first_neg[i]))
+        .unzip();
+    let batches = |metric| per_batch_mean(&s.pos, &first_neg, &s.batch_len, metric);
     let mut m = json!({
-        format!("{prefix}_ap"): average_precision(&s.pos, &first_neg),
-        format!("{prefix}_auc"): roc_auc(&s.pos, &first_neg),
-        format!("{prefix}_ap_inductive"): average_precision(&np, &nn),
-        format!("{prefix}_auc_inductive"): roc_auc(&np, &nn),
+        format!("{prefix}_ap"): batches(average_precision),
+        format!("{prefix}_auc"): batches(roc_auc),
+        format!("{prefix}_ap_pooled"): average_precision(&s.pos, &first_neg),
+        format!("{prefix}_auc_pooled"): roc_auc(&s.pos, &first_neg),
+        format!("{prefix}_ap_new_node_events"): average_precision(&np, &nn),
+        format!("{prefix}_auc_new_node_events"): roc_auc(&np, &nn),
     });
     if k > 1 {
         m[format!("{prefix}_mrr")] = json!(mrr(&s.pos, &s.neg));
@@ -272,6 +277,9 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         "command": std::env::args().collect::<Vec<_>>(),
     });
     write_atomic(&out.join("run.json"), &serde_json::to_string_pretty(&meta)?)?;
+    if config.model == ModelName::Edgebank {
+        return run_edgebank(config, &stream, &split, out);
+    }
     let mut session = Session::new(config.clone(), stream, split)?;
     let (mut history, mut interrupted) = if resume {
         restore(&mut session, out)?
@@ -357,7 +365,7 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         epochs_bar.inc(1);
     }
     epochs_bar.finish_and_clear();
-    let mut summary = summarize(config, &history);
+    let mut summary = summarize(config, &history, session.time_unit);
     // Node classification freezes the link model of the epoch the summary reports (runs made
     // before best models were kept have none: they keep the last epoch's).
     let best = out.join(BEST);
@@ -376,11 +384,50 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     Ok(summary)
 }
 
+/// Validation and test scores of EdgeBank: it remembers the training events, then scores each
+/// split batch by batch (remembering each batch after it), as the learned models are evaluated.
+fn edgebank_scores(config: &Config, stream: &EventStream, split: &Split) -> (Scores, Scores) {
+    let negatives = eval_negatives(config, stream, split);
+    let mut bank = EdgeBank::default();
+    bank.insert(stream, &split.train_events(stream));
+    let (size, k) = (config.train.batch_size, config.train.mrr_negatives.max(1));
+    let mut score = |events: std::ops::Range<usize>| {
+        let events: Vec<usize> = events.collect();
+        let new_node = |i| split.involves_new_node(stream, i);
+        bank.evaluate(stream, &negatives, &events, size, k, new_node)
+    };
+    let val = score(split.val.clone());
+    (val, score(split.test.clone()))
+}
+
+/// EdgeBank's run directory: one metrics line and the summary (no model, nothing trained).
+fn run_edgebank(config: &Config, stream: &EventStream, split: &Split, out: &Path) -> Result<Value> {
+    let (val, test) = edgebank_scores(config, stream, split);
+    let mut line = json!({"epoch": 1});
+    merge(&mut line, metrics("val", &val));
+    merge(&mut line, metrics("test", &test));
+    write_atomic(&out.join("metrics.jsonl"), &format!("{line}\n"))?;
+    let summary = summarize(config, &[line], 1.0);
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    Ok(summary)
+}
+
 /// Scores the best epoch's model of run `out` (the one its summary reports) on `split` (`val` or
 /// `test`): memory is rebuilt by replaying the training events (and validation, for test)
 /// without training, then the split is scored as during training.
 pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
     let (stream, data_split) = data(config)?;
+    if config.model == ModelName::Edgebank {
+        let (val, test) = edgebank_scores(config, &stream, &data_split);
+        return match split {
+            "val" => Ok(metrics(split, &val)),
+            "test" => Ok(metrics(split, &test)),
+            other => anyhow::bail!("--split {other:?}: expected val or test"),
+        };
+    }
     let mut session = Session::new(config.clone(), stream, data_split)?;
     let dir = out.join(BEST);
     session
@@ -425,7 +472,9 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
-fn summarize(config: &Config, history: &[Value]) -> Value {
+/// The summary of a run: its best epoch's metrics, speed and pipeline statistics; `time_unit` is
+/// what one unit of the model's time was in the stream's unit.
+fn summarize(config: &Config, history: &[Value], time_unit: f64) -> Value {
     let best = best_epoch(history);
     let at = |k: &str| history.get(best).map_or(Value::Null, |h| h[k].clone());
     let train_seconds: f64 = history
@@ -450,14 +499,17 @@ fn summarize(config: &Config, history: &[Value]) -> Value {
         "backend": crate::session::BACKEND,
         "seed": config.train.seed,
         "git_revision": GIT_REV,
+        "time_unit": time_unit,
         "epochs": history.len(),
         "best_epoch": best + 1,
         "val_ap": at("val_ap"),
         "val_auc": at("val_auc"),
         "test_ap": at("test_ap"),
         "test_auc": at("test_auc"),
-        "test_ap_inductive": at("test_ap_inductive"),
-        "test_auc_inductive": at("test_auc_inductive"),
+        "test_ap_pooled": at("test_ap_pooled"),
+        "test_auc_pooled": at("test_auc_pooled"),
+        "test_ap_new_node_events": at("test_ap_new_node_events"),
+        "test_auc_new_node_events": at("test_auc_new_node_events"),
         "train_events_per_sec": if train_seconds > 0.0 { events / train_seconds } else { 0.0 },
         "train_seconds": train_seconds,
         "peak_rss_bytes": peak_rss_bytes(),

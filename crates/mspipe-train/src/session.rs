@@ -34,6 +34,8 @@ pub struct Scores {
     pub neg: Vec<f32>,
     /// Whether each positive involves a node unseen in training.
     pub new_node: Vec<bool>,
+    /// Positives per evaluation batch, in order (metrics are averaged over batches).
+    pub batch_len: Vec<usize>,
 }
 
 /// What an inference pass yields per batch.
@@ -59,6 +61,9 @@ pub struct Session {
     eval_negatives: NegativeSampler,
     train_events: Vec<usize>,
     device: Device,
+    /// What one unit of the model's time is, in the stream's own unit (see
+    /// [`EventStream::time_resolution`]); the session's stream is counted in it.
+    pub time_unit: f64,
 }
 
 /// The device models run on: CUDA's first GPU when built with `--features cuda`, the default wgpu
@@ -88,7 +93,7 @@ pub const BACKEND: &str = if cfg!(feature = "cuda") {
 };
 
 /// Key of the evaluation negatives: the same in every epoch and run with the same seed.
-const EVAL_KEY: u64 = u64::MAX;
+pub const EVAL_KEY: u64 = u64::MAX;
 
 fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
     MemoryModelConfig::new(
@@ -111,6 +116,7 @@ fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
     .with_mailbox(c.memory.mailbox)
     .with_layers(c.sampling.layers)
     .with_heads(c.gnn.heads)
+    .with_dropout(c.gnn.dropout)
     .with_neighbors(c.sampling.neighbors)
     .with_combine(if c.memory.combine == "mean" {
         Combine::Mean
@@ -137,6 +143,17 @@ fn negative_strategy(name: &str) -> NegativeStrategy {
     }
 }
 
+/// The negatives every evaluation of a run draws (DyGLib's: destinations of the whole stream),
+/// shared by the learned models and EdgeBank.
+pub fn eval_negatives(config: &Config, stream: &EventStream, split: &Split) -> NegativeSampler {
+    NegativeSampler::new(
+        negative_strategy(&config.train.eval_negatives),
+        stream,
+        |i| split.is_train_event(stream, i),
+        config.train.seed.wrapping_add(1),
+    )
+}
+
 impl Session {
     /// Builds everything for `config` over `stream` split by `split` on [`base_device`]; the
     /// model is initialised from the config's seed.
@@ -148,10 +165,15 @@ impl Session {
     /// kernels).
     pub fn on_device(
         config: Config,
-        stream: EventStream,
+        mut stream: EventStream,
         split: Split,
         device: Device,
     ) -> Result<Self> {
+        // The model measures every Δt in the training period's time resolution, so it learns the
+        // same whatever unit the timestamps are stored in: a learned frequency moves by about the
+        // learning rate per Adam step, which turns Δt = 3e7 (a year in seconds) into noise.
+        let time_unit = stream.time_resolution(split.train.clone());
+        stream.rescale_time(time_unit);
         let device = device.autodiff();
         device.seed(config.train.seed);
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
@@ -183,14 +205,8 @@ impl Session {
         let train_graph = TemporalGraph::from_events(&stream, Direction::Undirected, is_train);
         let full_graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
         let seed = config.train.seed;
-        let train_negatives =
-            NegativeSampler::new(NegativeStrategy::Random, &stream, is_train, seed);
-        let eval_negatives = NegativeSampler::new(
-            negative_strategy(&config.train.eval_negatives),
-            &stream,
-            is_train,
-            seed.wrapping_add(1),
-        );
+        let train_negatives = NegativeSampler::for_training(&stream, is_train, seed);
+        let eval_negatives = eval_negatives(&config, &stream, &split);
         Ok(Session {
             optim: AdamConfig::new().init(),
             config,
@@ -204,6 +220,7 @@ impl Session {
             eval_negatives,
             train_events,
             device,
+            time_unit,
             stream,
             split,
         })
@@ -304,6 +321,7 @@ impl Session {
                 .iter()
                 .map(|&i| session.split.involves_new_node(s, i));
             scores.new_node.extend(new);
+            scores.batch_len.push(events.len());
         })?;
         Ok(scores)
     }

@@ -1,9 +1,10 @@
 //! One layer of temporal graph attention (TGAT): the root attends over its sampled past
 //! neighbours. Query from the root's representation ⊕ φ(0); keys and values from each neighbour's
 //! representation ⊕ the edge's features ⊕ φ(Δt); padded slots masked; the attention output is
-//! merged with the root's representation by a two-layer MLP (TGAT's merge layer).
+//! merged with the root's representation by a two-layer MLP (TGAT's merge layer). Dropout (TGN's
+//! 0.1 by default) on the attention output and on the merge layer's hidden units, in training only.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -24,6 +25,10 @@ pub struct TemporalAttentionConfig {
     /// Heads (must divide `output`).
     #[config(default = 2)]
     pub heads: usize,
+    /// Dropout probability on the attention output and the merge layer's hidden units while
+    /// training (TGN's default; TGL's `dropout`).
+    #[config(default = 0.1)]
+    pub dropout: f64,
 }
 
 /// A temporal attention layer.
@@ -41,6 +46,8 @@ pub struct TemporalAttention {
     pub merge_out: Linear,
     /// Number of heads.
     pub heads: usize,
+    /// Applied to the attention output and the merge's hidden units (training only).
+    pub dropout: Dropout,
 }
 
 /// Where the neighbours' representations come from.
@@ -72,6 +79,9 @@ pub struct Neighbors {
 
 impl TemporalAttentionConfig {
     /// Builds the layer on `device`.
+    ///
+    /// # Panics
+    /// If `dropout` is not in `[0, 1)`.
     pub fn init(&self, device: &Device) -> TemporalAttention {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         let kv_in = self.input + self.edge + self.time;
@@ -82,6 +92,7 @@ impl TemporalAttentionConfig {
             merge_hidden: lin(self.output + self.input, self.output),
             merge_out: lin(self.output, self.output),
             heads: self.heads,
+            dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
@@ -157,9 +168,9 @@ impl TemporalAttention {
         let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
-        let a = a + bias(&self.value, out) * any;
+        let a = self.dropout.forward(a + bias(&self.value, out) * any);
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
-        self.merge_out.forward(merged)
+        self.merge_out.forward(self.dropout.forward(merged))
     }
 }
 

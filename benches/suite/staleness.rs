@@ -1,0 +1,88 @@
+//! The staleness study: what reading memory that misses exactly K updates costs in test AP, and
+//! how much of that mitigation recovers. Every cell (model, dataset) trains with `fixed:K` for
+//! each K, with mitigation off and on (K = 0 has nothing to mitigate), over several seeds; each run
+//! in its own process.
+
+use anyhow::Result;
+use mspipe::train::config::ModelName;
+use serde_json::{Value, json};
+
+use crate::child::{Job, spawn};
+
+/// What the study runs.
+#[derive(Debug, Clone)]
+pub struct Study {
+    /// (model, dataset) pairs.
+    pub cells: Vec<(ModelName, String)>,
+    /// Staleness bounds; 0 is the baseline every loss is measured against.
+    pub ks: Vec<usize>,
+    pub seeds: u64,
+    pub epochs: usize,
+}
+
+/// Parses `model/dataset`.
+pub fn cell(text: &str) -> Result<(ModelName, String), String> {
+    let (model, dataset) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: expected model/dataset, e.g. tgn/wikipedia"))?;
+    let model = clap::ValueEnum::from_str(model, true)?;
+    Ok((model, dataset.to_string()))
+}
+
+/// One row per (cell, K, mitigation); `done` sees the rows so far after each of them (the study
+/// takes an hour or more: the report is kept current as it goes).
+pub fn run(study: &Study, mut done: impl FnMut(&[Value]) -> Result<()>) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    for (model, dataset) in &study.cells {
+        for &k in &study.ks {
+            for mitigation in [false, true] {
+                if k == 0 && mitigation {
+                    continue;
+                }
+                let mut aps = Vec::new();
+                let mut staleness = Vec::new();
+                for seed in 0..study.seeds {
+                    let overrides = vec![
+                        format!("data.dataset={dataset:?}"),
+                        format!("train.epochs={}", study.epochs),
+                        format!("train.seed={seed}"),
+                        format!("pipeline.mode=\"fixed:{k}\""),
+                        format!("pipeline.mitigation={mitigation}"),
+                        "train.patience=0".into(),
+                        "train.node_classification=false".into(),
+                    ];
+                    let run = spawn(&Job::Train {
+                        model: *model,
+                        overrides,
+                    })?;
+                    aps.push(run["test_ap"].as_f64().unwrap_or(f64::NAN));
+                    staleness.push(run["pipeline"]["mean_staleness"].clone());
+                }
+                let (mean, std) = mean_std(&aps);
+                let row = json!({
+                    "model": model,
+                    "dataset": dataset,
+                    "k": k,
+                    "mitigation": mitigation,
+                    "epochs": study.epochs,
+                    "test_ap": aps,
+                    "mean": mean,
+                    "std": std,
+                    "mean_staleness": staleness,
+                });
+                eprintln!("staleness: {row}");
+                rows.push(row);
+                done(&rows)?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
