@@ -1,7 +1,7 @@
-//! The unit timestamps are stored in does not change what a model learns: TGN trained on a stream
-//! with every timestamp multiplied or divided by 3.15e7 (a year in seconds) scores the test split
-//! within a point of the original — on a continuous stream and on a stream of yearly snapshots —
-//! and on the snapshot stream it ranks true links above EdgeBank's memorisation.
+//! The unit timestamps are stored in does not change what a model learns: TGN trains bit for bit
+//! the same on a stream with every timestamp scaled by a power of two (exact in floating point),
+//! a stream of yearly snapshots scores its test split within a point whether counted in seconds,
+//! years or 3.15e7 times finer units, and there it ranks true links above EdgeBank's memorisation.
 
 use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::data::{EventStream, Split};
@@ -14,12 +14,20 @@ mod common;
 use common::small_session;
 
 const YEAR: f64 = 31_536_000.0;
+
+/// burn's CPU backend draws initial weights and dropout masks from one process-wide generator:
+/// tests that compare trainings run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 const OVERRIDES: [&str; 2] = ["train.batch_size=200", "train.seed=4"];
 
-fn stream(snapshots: Option<usize>) -> EventStream {
+fn stream(events: usize, snapshots: Option<usize>) -> EventStream {
     generate(&SyntheticConfig {
-        events: 6_000,
-        nodes: 300,
+        events,
+        nodes: events / 50,
         snapshots,
         seed: 11,
         ..Default::default()
@@ -64,27 +72,47 @@ fn edgebank_test_ap(stream: &EventStream, split: &Split) -> f64 {
 }
 
 #[test]
-fn test_ap_does_not_depend_on_the_time_unit() {
+fn training_is_bit_identical_in_any_power_of_two_time_unit() {
+    let _serial = serial();
+    // Scaling by 2^±25 (about a year in seconds) is exact in floating point, and so is the time
+    // resolution the session divides by: the model must see the very same numbers.
     for snapshots in [None, Some(8)] {
-        let s = stream(snapshots);
+        let s = stream(20_000, snapshots);
         let (ap, unit) = tgn_test_ap(&s, 1.0);
-        for factor in [YEAR, 1.0 / YEAR] {
+        for factor in [2f64.powi(25), 2f64.powi(-25)] {
             let (scaled, scaled_unit) = tgn_test_ap(&s, factor);
-            assert!(
-                ((scaled_unit / unit) / factor - 1.0).abs() < 1e-12,
-                "the time unit follows the timestamps: {unit} → {scaled_unit}"
-            );
-            assert!(
-                (scaled - ap).abs() < 0.01,
-                "snapshots {snapshots:?}, times × {factor:e}: test AP {scaled:.4} vs {ap:.4}"
-            );
+            assert_eq!(scaled_unit, unit * factor);
+            assert_eq!(scaled, ap, "snapshots {snapshots:?}, times × {factor:e}");
         }
     }
 }
 
 #[test]
+fn a_snapshot_stream_scores_the_same_in_years_or_seconds() {
+    let _serial = serial();
+    // Yearly snapshots stored in seconds (the shape of parliament and trade streams), and the same
+    // stream counted in years and in units 3.15e7 times finer. On a continuous stream 3.15e7
+    // rounds each timestamp differently and the rounding grows through training as a change of
+    // seed would; the suite's accuracy table measures that on every shipped stream.
+    let s = stream(20_000, Some(8));
+    let (ap, unit) = tgn_test_ap(&s, 1.0);
+    for factor in [YEAR, 1.0 / YEAR] {
+        let (scaled, scaled_unit) = tgn_test_ap(&s, factor);
+        assert!(
+            ((scaled_unit / unit) / factor - 1.0).abs() < 1e-6,
+            "the time unit follows the timestamps: {unit} → {scaled_unit}"
+        );
+        assert!(
+            (scaled - ap).abs() < 0.01,
+            "times × {factor:e}: test AP {scaled:.4} vs {ap:.4}"
+        );
+    }
+}
+
+#[test]
 fn a_snapshot_stream_trains_above_edgebank() {
-    let s = stream(Some(8));
+    let _serial = serial();
+    let s = stream(20_000, Some(8));
     let (tgn, _) = tgn_test_ap(&s, 1.0);
     let split = small_session(ModelName::Tgn, s.clone(), (0.15, 0.15), &[]).split;
     let edgebank = edgebank_test_ap(&s, &split);

@@ -42,7 +42,7 @@ pub fn run(datasets: &[String], epochs: usize, scratch: &Path) -> Result<Vec<Val
         mspipe::data::format::write(&stream, Format::DyGLib, &path)?;
         let mut row = json!({"dataset": dataset, "epochs": epochs});
         for model in MODELS {
-            row[name(model)] = test_ap(model, &path, epochs)?;
+            row[model.name()] = test_ap(model, &path, epochs)?;
         }
         for (key, factor) in [("tgn_times_year", YEAR), ("tgn_over_year", 1.0 / YEAR)] {
             let scaled = scratch.join(format!("ml_{}_{key}.csv", label(dataset)));
@@ -84,15 +84,6 @@ fn label(dataset: &str) -> String {
     Path::new(dataset)
         .file_stem()
         .map_or(dataset.into(), |s| s.to_string_lossy().into_owned())
-}
-
-fn name(model: ModelName) -> &'static str {
-    match model {
-        ModelName::Tgn => "tgn",
-        ModelName::Jodie => "jodie",
-        ModelName::Apan => "apan",
-        ModelName::Edgebank => "edgebank",
-    }
 }
 
 fn test_ap(model: ModelName, path: &Path, epochs: usize) -> Result<Value> {

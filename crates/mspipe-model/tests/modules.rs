@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::prelude::*;
+use mspipe_model::embedding::TemporalAttention;
 use mspipe_model::memory::{Combine, Gathered, MemoryStore, MemoryUpdater, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, indices, to_vec};
 use mspipe_model::{EmbedInput, HopInput, MemoryInput, MemoryModelConfig, SlotTimes};
@@ -122,4 +123,57 @@ fn two_layer_embedding_composes_the_layers() {
     let root_l1 = l1.forward(rows(&[0]), nbr(rows(&hop1.0), &hop1.1, &hop1.2, 1), te);
     let want = to_vec(l2.forward(root_l1, nbr(hop1_reps, &hop1.1, &hop1.2, 1), te));
     assert_eq!(got, want);
+}
+
+/// Dropout acts while training only: on the autodiff device two draws differ and some outputs
+/// change, on the inference copy the layer equals the same weights without dropout.
+#[test]
+fn attention_dropout_acts_in_training_only() {
+    use mspipe_model::TimeEncodingConfig;
+    use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
+    let dev = Device::flex().autodiff();
+    let (r, k, d) = (4, 3, 8);
+    dev.seed(1);
+    let layer = TemporalAttentionConfig::new(d, 0, 4, d)
+        .with_dropout(0.5)
+        .init(&dev);
+    let te = TimeEncodingConfig::new(4).init(&dev);
+    let values = |n: usize| {
+        (0..n)
+            .map(|i| ((i * 5) % 13) as f32 / 13.0 - 0.4)
+            .collect::<Vec<_>>()
+    };
+    let run = |layer: &TemporalAttention, te: &mspipe_model::TimeEncoding, dev: &Device| {
+        to_vec(layer.forward(
+            floats(&values(r * d), [r, d], dev),
+            Neighbors {
+                h: NeighborRows::Dense(floats(&values(r * k * d), [r, k, d], dev)),
+                dt: SlotTimes::from_host(&[1.0, 2.0, 3.0].repeat(r), dev),
+                edge: None,
+                mask: bools(&[true; 12], [r, k], dev),
+            },
+            te,
+        ))
+    };
+    let (a, b) = (run(&layer, &te, &dev), run(&layer, &te, &dev));
+    assert_ne!(a, b, "two training draws use different masks");
+    let inner = dev.clone().inner();
+    let (valid, te_valid) = (layer.clone().valid(), te.clone().valid());
+    let no_dropout = TemporalAttention {
+        dropout: burn::nn::DropoutConfig::new(0.0).init(),
+        ..layer.clone()
+    }
+    .valid();
+    let eval = run(&valid, &te_valid, &inner);
+    assert_eq!(
+        eval,
+        run(&valid, &te_valid, &inner),
+        "evaluation is deterministic"
+    );
+    assert_eq!(
+        eval,
+        run(&no_dropout, &te_valid, &inner),
+        "and drops nothing"
+    );
+    assert_ne!(a, eval, "training did drop units");
 }

@@ -247,7 +247,7 @@ pub fn resolve(model: ModelName, file: Option<&str>, overrides: &[String]) -> Re
         let table: toml::Table = toml::from_str(text)?;
         merge(&mut value, table);
     }
-    value.insert("model".into(), toml::Value::String(name(model).into()));
+    value.insert("model".into(), toml::Value::String(model.name().into()));
     for item in overrides {
         set(&mut value, item)?;
     }
@@ -256,12 +256,15 @@ pub fn resolve(model: ModelName, file: Option<&str>, overrides: &[String]) -> Re
     Ok(config)
 }
 
-fn name(model: ModelName) -> &'static str {
-    match model {
-        ModelName::Tgn => "tgn",
-        ModelName::Jodie => "jodie",
-        ModelName::Apan => "apan",
-        ModelName::Edgebank => "edgebank",
+impl ModelName {
+    /// The lowercase name configs and command lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelName::Tgn => "tgn",
+            ModelName::Jodie => "jodie",
+            ModelName::Apan => "apan",
+            ModelName::Edgebank => "edgebank",
+        }
     }
 }
 

@@ -59,6 +59,8 @@ fn session(model: ModelName, mode: &str, learned_time: bool, device: Device) -> 
         "train.batch_size=80",
         "train.time_scale=0.01",
         "train.seed=3",
+        // Each device draws its own dropout masks: compare the deterministic model.
+        "gnn.dropout=0",
     ]
     .iter()
     .map(|s| s.to_string())
