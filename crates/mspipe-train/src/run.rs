@@ -365,7 +365,7 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         epochs_bar.inc(1);
     }
     epochs_bar.finish_and_clear();
-    let mut summary = summarize(config, &history, session.time_unit);
+    let mut summary = summarize(config, &history, Some(session.time_unit));
     // Node classification freezes the link model of the epoch the summary reports (runs made
     // before best models were kept have none: they keep the last epoch's).
     let best = out.join(BEST);
@@ -407,7 +407,7 @@ fn run_edgebank(config: &Config, stream: &EventStream, split: &Split, out: &Path
     merge(&mut line, metrics("val", &val));
     merge(&mut line, metrics("test", &test));
     write_atomic(&out.join("metrics.jsonl"), &format!("{line}\n"))?;
-    let summary = summarize(config, &[line], 1.0);
+    let summary = summarize(config, &[line], None);
     write_atomic(
         &out.join("summary.json"),
         &serde_json::to_string_pretty(&summary)?,
@@ -473,8 +473,9 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// The summary of a run: its best epoch's metrics, speed and pipeline statistics; `time_unit` is
-/// what one unit of the model's time was in the stream's unit.
-fn summarize(config: &Config, history: &[Value], time_unit: f64) -> Value {
+/// what one unit of the model's time was in the stream's unit (none for EdgeBank, which has no
+/// notion of time).
+fn summarize(config: &Config, history: &[Value], time_unit: Option<f64>) -> Value {
     let best = best_epoch(history);
     let at = |k: &str| history.get(best).map_or(Value::Null, |h| h[k].clone());
     let train_seconds: f64 = history
