@@ -13,7 +13,8 @@ pub struct Hop {
     pub eid: Vec<u32>,
     /// Event timestamps.
     pub ts: Vec<f64>,
-    /// Root time minus event time (positive: only strictly earlier events are sampled).
+    /// Root time minus event time (never negative: no later event is sampled; 0 for an event at
+    /// the root's time in an earlier batch).
     pub dt: Vec<f32>,
     /// Whether the slot holds a real event.
     pub mask: Vec<bool>,

@@ -43,8 +43,8 @@ pub struct TemporalGraph {
     direction: Direction,
 }
 
-/// The events of one node strictly before a time: `len` of them, the first in the T-CSR arrays,
-/// the rest in the node's tail.
+/// The events of one node before a cut (see [`TemporalGraph::before`]): `len` of them, the first
+/// in the T-CSR arrays, the rest in the node's tail.
 #[derive(Debug, Clone, Copy)]
 pub struct Before<'g> {
     nbr: &'g [u32],

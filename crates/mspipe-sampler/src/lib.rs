@@ -4,7 +4,8 @@
 //! dependency:
 //! - [`TemporalGraph`]: T-CSR (per node, incident events sorted by time) built from an
 //!   [`mspipe_data::EventStream`] in O(E), with append-only streaming insertion; a query at time
-//!   `t` only ever sees events strictly before `t`.
+//!   `t` for a batch starting at event `i` sees events before `t`, and those at `t` before `i`
+//!   (earlier batches), never the batch itself or later.
 //! - [`NeighborSampler`]: `recent` or `uniform` multi-hop sampling into flat, reused buffers
 //!   ([`SampledBatch`]) ready to become tensors, parallel over roots with rayon.
 //! - [`NegativeSampler`]: DyGLib's `random`, `historical` and `inductive` negative edges, fixed by
