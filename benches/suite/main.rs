@@ -172,8 +172,12 @@ fn suite(args: &Args) -> Result<()> {
         return report::write(&args.out, &results);
     }
     results.machine = machine();
-    // Earlier runs keep only the parts this one does not measure again.
-    let now = part_names(&args.parts);
+    // Earlier runs keep only the parts this one does not measure again; the staleness study merges
+    // its rows (see `staleness::run`), so earlier runs of it stay listed.
+    let replaced: Vec<Part> = (args.parts.iter().copied())
+        .filter(|&p| p != Part::Staleness)
+        .collect();
+    let now = part_names(&replaced);
     for run in &mut results.runs {
         if let Some(parts) = run["parts"].as_array_mut() {
             parts.retain(|p| !now.iter().any(|n| p == n.as_str()));
@@ -225,7 +229,8 @@ fn suite(args: &Args) -> Result<()> {
             seeds: args.staleness_seeds,
             epochs: args.staleness_epochs,
         };
-        results.staleness = staleness::run(&study, |rows| {
+        let earlier = std::mem::take(&mut results.staleness);
+        results.staleness = staleness::run(&study, earlier, |rows| {
             results.staleness = rows.to_vec();
             report::write(&args.out, &results)
         })?;

@@ -29,10 +29,15 @@ pub fn cell(text: &str) -> Result<(ModelName, String), String> {
     Ok((model, dataset.to_string()))
 }
 
-/// One row per (cell, K, mitigation); `done` sees the rows so far after each of them (the study
-/// takes an hour or more: the report is kept current as it goes).
-pub fn run(study: &Study, mut done: impl FnMut(&[Value]) -> Result<()>) -> Result<Vec<Value>> {
-    let mut rows = Vec::new();
+/// One row per (cell, K, mitigation), merged into `rows` from earlier runs: a measured row
+/// replaces the earlier one of its (cell, K, mitigation), the others stay (each row names its git
+/// revision), so one cell or one K can be measured again without the hours of the whole study.
+/// `done` sees the rows after each measurement (the report is kept current as it goes).
+pub fn run(
+    study: &Study,
+    mut rows: Vec<Value>,
+    mut done: impl FnMut(&[Value]) -> Result<()>,
+) -> Result<Vec<Value>> {
     for (model, dataset) in &study.cells {
         for &k in &study.ks {
             for mitigation in [false, true] {
@@ -69,14 +74,39 @@ pub fn run(study: &Study, mut done: impl FnMut(&[Value]) -> Result<()>) -> Resul
                     "mean": mean,
                     "std": std,
                     "mean_staleness": staleness,
+                    "git_revision": mspipe::train::run::GIT_REV,
                 });
                 eprintln!("staleness: {row}");
-                rows.push(row);
+                merge(&mut rows, row);
                 done(&rows)?;
             }
         }
     }
     Ok(rows)
+}
+
+/// Puts `row` in place of the row of its (model, dataset, K, mitigation), or after its cell's rows
+/// in K order.
+fn merge(rows: &mut Vec<Value>, row: Value) {
+    let order = |r: &Value| (r["k"].as_u64(), r["mitigation"].as_bool());
+    let same_cell = |r: &Value| r["model"] == row["model"] && r["dataset"] == row["dataset"];
+    if let Some(old) = rows
+        .iter_mut()
+        .find(|r| same_cell(r) && order(r) == order(&row))
+    {
+        *old = row;
+        return;
+    }
+    let at = match rows.iter().rposition(same_cell) {
+        Some(last) => {
+            let first = rows.iter().position(same_cell).unwrap_or(last);
+            (first..=last)
+                .find(|&i| order(&rows[i]) > order(&row))
+                .unwrap_or(last + 1)
+        }
+        None => rows.len(),
+    };
+    rows.insert(at, row);
 }
 
 /// Mean and sample standard deviation.

@@ -175,14 +175,16 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
             random([rows_b, DIM], &device),
         );
         let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
+        let scale: Tensor<3> = Tensor::ones([HEADS, roots, SLOTS], &device);
         let run = |fused: bool| {
-            let (q, a, ia, b, ib, keep, device) = (
+            let (q, a, ia, b, ib, keep, scale, device) = (
                 q.clone(),
                 a.clone(),
                 ia.clone(),
                 b.clone(),
                 ib.clone(),
                 keep.clone(),
+                scale.clone(),
                 device.clone(),
             );
             move || {
@@ -195,11 +197,11 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
                 } else {
                     (q.clone(), a.clone(), b.clone())
                 };
-                let (ia, ib, keep) = (ia.clone(), ib.clone(), keep.clone());
+                let (ia, ib, keep, scale) = (ia.clone(), ib.clone(), keep.clone(), scale.clone());
                 let out = if fused {
-                    mspipe_kernels::gathered_attention(q, a, ia, b, ib, keep)
+                    mspipe_kernels::gathered_attention(q, a, ia, b, ib, keep, scale)
                 } else {
-                    reference::gathered_attention(q, a, ia, b, ib, keep)
+                    reference::gathered_attention(q, a, ia, b, ib, keep, scale)
                 };
                 let grads = backward.then(|| out.clone().sum().backward());
                 sync(&device);

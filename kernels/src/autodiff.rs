@@ -80,12 +80,13 @@ impl<B: FusedBackend> Backward<B, 3> for GatheredAttentionBackward {
         FloatTensor<B>,
         IntTensor<B>,
         FloatTensor<B>,
+        FloatTensor<B>,
     );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (q, a, ia, b, ib, keep) = ops.state;
-        let (dq, da, db) = B::gathered_attention_backward(q, a, ia, b, ib, keep, grad);
+        let (q, a, ia, b, ib, keep, scale) = ops.state;
+        let (dq, da, db) = B::gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad);
         register!(grads, ops.parents, [dq, da, db]);
     }
 }
@@ -215,8 +216,9 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let keep = keep.into_primitive();
+        let (keep, scale) = (keep.into_primitive(), scale.into_primitive());
         let prep = GatheredAttentionBackward
             .prepare::<C>([q.node(), a.node(), b.node()])
             .compute_bound()
@@ -229,9 +231,10 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
             b.clone(),
             ib.clone(),
             keep.clone(),
+            scale.clone(),
         );
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((q, a, ia, b, ib, keep), out),
+            OpsKind::Tracked(prep) => prep.finish((q, a, ia, b, ib, keep, scale), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
@@ -243,6 +246,7 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (dq, da, db) = B::gathered_attention_backward(
@@ -252,6 +256,7 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
             b.into_primitive(),
             ib,
             keep.into_primitive(),
+            scale.into_primitive(),
             grad.into_primitive(),
         );
         (

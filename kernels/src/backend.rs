@@ -73,7 +73,7 @@ pub trait FusedBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `q` `[H, N, Ca + Cb]`, rows `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep`
-    /// `[N, K]` → `[H, N, Ca + Cb]`.
+    /// `[N, K]`, `scale` `[H, N, K]` → `[H, N, Ca + Cb]`.
     #[fusion(dtype = q, shape = q)]
     fn gathered_attention(
         q: FloatTensor<Self>,
@@ -82,10 +82,12 @@ pub trait FusedBackend: Backend {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
     /// Gradients of [`FusedBackend::gathered_attention`] for `q`, `a` and `b` given the output's.
-    #[fusion(meta = |q, a, _ia, b, _ib, _keep, _grad| (q.clone(), a.clone(), b.clone()))]
+    #[fusion(meta = |q, a, _ia, b, _ib, _keep, _scale, _grad| (q.clone(), a.clone(), b.clone()))]
+    #[allow(clippy::too_many_arguments)] // the forward's seven inputs and the output's gradient
     fn gathered_attention_backward(
         q: FloatTensor<Self>,
         a: FloatTensor<Self>,
@@ -93,6 +95,7 @@ pub trait FusedBackend: Backend {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
@@ -159,6 +162,7 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
+    scale: Tensor<3>,
 ) -> Tensor<3> {
     Tensor::from_dispatch(<Ext as FusedBackend>::gathered_attention(
         q.into_dispatch(),
@@ -167,6 +171,7 @@ pub fn gathered_attention(
         b.into_dispatch(),
         ib.into_dispatch(),
         keep.into_dispatch(),
+        scale.into_dispatch(),
     ))
 }
 

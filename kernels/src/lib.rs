@@ -113,8 +113,10 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
 }
 
 /// Attention over the slots' own rows, gathered from two tables: `q` `[H, N, Ca + Cb]`, rows
-/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]` → `[H, N, Ca + Cb]`;
-/// see [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass.
+/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]`, the weights'
+/// multipliers `scale` `[H, N, K]` (attention dropout; ones without it) → `[H, N, Ca + Cb]`; see
+/// [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass, and no
+/// gradient flows to `scale`.
 pub fn gathered_attention(
     q: Tensor<3>,
     a: Tensor<2>,
@@ -122,12 +124,13 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
+    scale: Tensor<3>,
 ) -> Tensor<3> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&q.device()) {
-        return backend::gathered_attention(q, a, ia, b, ib, keep);
+        return backend::gathered_attention(q, a, ia, b, ib, keep, scale);
     }
-    reference::gathered_attention(q, a, ia, b, ib, keep)
+    reference::gathered_attention(q, a, ia, b, ib, keep, scale)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

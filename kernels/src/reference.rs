@@ -27,8 +27,11 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
 /// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
 /// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
 /// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[H, N, Ca + Cb]` (heads
-/// outermost, as per-head products come), `keep` `[N, K]` → `[H, N, Ca + Cb]`; masking as in
-/// [`attention`], no scaling.
+/// outermost, as per-head products come), `keep` `[N, K]`, `scale` `[H, N, K]` →
+/// `[H, N, Ca + Cb]`; masking as in [`attention`], no scaling of the scores. Each head's weights
+/// are multiplied by `scale` after the softmax — attention dropout's mask ÷ (1 − p), where padded
+/// and dropped slots both stay in the softmax's denominator (as `torch.nn.Dropout` on the weights
+/// does); ones for plain attention.
 ///
 /// This is TGAT's attention with its projections taken out of the slots: q·(x·W_k) = (q·W_kᵀ)·x
 /// and Σ_j α_j·x_j·W_v = (Σ_j α_j·x_j)·W_v, so the caller folds W_k into the query and applies
@@ -40,6 +43,7 @@ pub fn gathered_attention(
     b: Tensor<2>,
     ib: Tensor<1, Int>,
     keep: Tensor<2>,
+    scale: Tensor<3>,
 ) -> Tensor<3> {
     let [_, n, width] = q.dims();
     let k = keep.dims()[1];
@@ -51,7 +55,7 @@ pub fn gathered_attention(
         .squeeze_dim(3); // [N, K, H]
     let keep: Tensor<3> = keep.unsqueeze_dim(2);
     let scores = scores * keep.clone() + (keep.clone().neg() + 1.0) * -1e9;
-    let weights = softmax(scores, 1) * keep;
+    let weights = softmax(scores, 1) * keep * scale.permute([1, 2, 0]);
     let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * x.unsqueeze_dim(2))
         .sum_dim(1)
         .squeeze_dim(1);

@@ -201,3 +201,29 @@ fn gathered_attention_matches_reference() {
 fn gathered_attention_without_slots_is_zero() {
     assert_gathered_without_slots_is_zero(&Device::flex().autodiff());
 }
+
+/// Attention dropout by hand: one root, two real slots with equal scores (q = 0), one head, so the
+/// softmax gives ½ each. Dropping slot 1 and scaling slot 0 by 1/(1 − ½) = 2 leaves x₀ (½·2·x₀):
+/// the dropped slot stays in the denominator, as `torch.nn.Dropout` on the weights does. Slot 0's
+/// row gets the output's whole gradient (weight 1), slot 1's none.
+#[test]
+fn gathered_attention_scale_is_dropout_on_the_weights() {
+    let device = Device::flex().autodiff();
+    let q: Tensor<3> = Tensor::zeros([1, 1, 2], &device).require_grad();
+    let a: Tensor<2> = Tensor::from_floats([[1.0, 2.0], [3.0, 5.0]], &device).require_grad();
+    let (ia, ib) = (
+        Tensor::<1, Int>::from_ints([0, 1], &device),
+        Tensor::<1, Int>::from_ints([0, 0], &device),
+    );
+    let b: Tensor<2> = Tensor::zeros([1, 0], &device);
+    let keep: Tensor<2> = Tensor::ones([1, 2], &device);
+    let scale: Tensor<3> = Tensor::from_floats([[[2.0, 0.0]]], &device);
+    let out = mspipe_kernels::gathered_attention(q, a.clone(), ia, b, ib, keep, scale);
+    out.to_data()
+        .assert_eq(&TensorData::from([[[1.0f32, 2.0]]]), false);
+    let grads = out.sum().backward();
+    a.grad(&grads)
+        .expect("a gradient")
+        .into_data()
+        .assert_eq(&TensorData::from([[1.0f32, 1.0], [0.0, 0.0]]), false);
+}

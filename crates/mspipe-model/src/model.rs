@@ -82,9 +82,15 @@ pub struct MemoryModelConfig {
     /// Keep the time encoding's frequencies fixed.
     #[config(default = false)]
     pub frozen_time: bool,
-    /// Dropout in the attention layers while training (TGN's 0.1).
+    /// Dropout on the attention layers' outputs and merge hidden units while training (TGL's
+    /// `dropout`).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Dropout on the attention weights while training (TGL's `att_dropout`). Off by default:
+    /// TGN's 0.1 there dropped a stream of yearly snapshots, whose batches learn from neighbours
+    /// at their own timestamp, below EdgeBank (`benches/report/below-chance.md`).
+    #[config(default = 0.0)]
+    pub att_dropout: f64,
 }
 
 impl MemoryModelConfig {
@@ -147,6 +153,7 @@ impl MemoryModelConfig {
                     )
                     .with_heads(self.heads)
                     .with_dropout(self.dropout)
+                    .with_att_dropout(self.att_dropout)
                     .init(device)
                 })
                 .collect(),

@@ -55,7 +55,8 @@ fn flex_and_fused_wgpu_agree() {
             .with_embed_dim(8)
             .with_neighbors(2)
             // Each device draws its own dropout masks: compare the deterministic model.
-            .with_dropout(0.0);
+            .with_dropout(0.0)
+            .with_att_dropout(0.0);
         let mut store = MemoryStore::new(4, 8, config.mail_dim(), config.mailbox);
         let mail: Vec<f32> = (0..config.mail_dim())
             .map(|i| i as f32 / 10.0 - 0.3)

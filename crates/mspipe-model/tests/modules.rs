@@ -125,17 +125,25 @@ fn two_layer_embedding_composes_the_layers() {
     assert_eq!(got, want);
 }
 
-/// Dropout acts while training only: on the autodiff device two draws differ and some outputs
-/// change, on the inference copy the layer equals the same weights without dropout.
+/// Each dropout (on the output and merge units; on the attention weights) acts while training
+/// only: on the autodiff device two draws differ and some outputs change, on the inference copy
+/// the layer equals the same weights without dropout.
 #[test]
 fn attention_dropout_acts_in_training_only() {
+    for (dropout, att_dropout) in [(0.5, 0.0), (0.0, 0.5)] {
+        dropout_acts_in_training_only(dropout, att_dropout);
+    }
+}
+
+fn dropout_acts_in_training_only(dropout: f64, att_dropout: f64) {
     use mspipe_model::TimeEncodingConfig;
     use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
     let dev = Device::flex().autodiff();
     let (r, k, d) = (4, 3, 8);
     dev.seed(1);
     let layer = TemporalAttentionConfig::new(d, 0, 4, d)
-        .with_dropout(0.5)
+        .with_dropout(dropout)
+        .with_att_dropout(att_dropout)
         .init(&dev);
     let te = TimeEncodingConfig::new(4).init(&dev);
     let values = |n: usize| {
@@ -161,6 +169,7 @@ fn attention_dropout_acts_in_training_only() {
     let (valid, te_valid) = (layer.clone().valid(), te.clone().valid());
     let no_dropout = TemporalAttention {
         dropout: burn::nn::DropoutConfig::new(0.0).init(),
+        att_dropout: burn::nn::DropoutConfig::new(0.0).init(),
         ..layer.clone()
     }
     .valid();

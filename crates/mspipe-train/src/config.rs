@@ -83,9 +83,12 @@ pub struct GnnConfig {
     pub embedding: String,
     pub dim: usize,
     pub heads: usize,
-    /// Dropout probability in the attention layers while training (TGN's 0.1; off in
-    /// evaluation).
+    /// Dropout probability on the attention output and merge hidden units while training (TGL's
+    /// `dropout`; off in evaluation).
     pub dropout: f64,
+    /// Dropout probability on the attention weights while training (TGL's `att_dropout`; off in
+    /// evaluation). 0 by default, see `mspipe_model::MemoryModelConfig::att_dropout`.
+    pub att_dropout: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +197,7 @@ impl Default for GnnConfig {
             dim: 100,
             heads: 2,
             dropout: 0.1,
+            att_dropout: 0.0,
         }
     }
 }
@@ -347,8 +351,13 @@ impl Config {
                 self.pipeline.lambda
             );
         }
-        if !(0.0..1.0).contains(&self.gnn.dropout) {
-            bail!("gnn.dropout = {}: must lie in [0, 1)", self.gnn.dropout);
+        for (key, p) in [
+            ("gnn.dropout", self.gnn.dropout),
+            ("gnn.att_dropout", self.gnn.att_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                bail!("{key} = {p}: must lie in [0, 1)");
+            }
         }
         if !(0.0..=1.0).contains(&self.pipeline.quantile) {
             bail!(

@@ -117,6 +117,7 @@ fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
     .with_layers(c.sampling.layers)
     .with_heads(c.gnn.heads)
     .with_dropout(c.gnn.dropout)
+    .with_att_dropout(c.gnn.att_dropout)
     .with_neighbors(c.sampling.neighbors)
     .with_combine(if c.memory.combine == "mean" {
         Combine::Mean

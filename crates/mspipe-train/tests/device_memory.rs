@@ -61,6 +61,7 @@ fn session(model: ModelName, mode: &str, learned_time: bool, device: Device) -> 
         "train.seed=3",
         // Each device draws its own dropout masks: compare the deterministic model.
         "gnn.dropout=0",
+        "gnn.att_dropout=0",
     ]
     .iter()
     .map(|s| s.to_string())

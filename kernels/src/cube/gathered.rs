@@ -81,6 +81,7 @@ fn forward_kernel<F: Float>(
     b: &[F],
     ib: &[i32],
     keep: &[F],
+    scale: &[F],
     out: &mut [F],
     units: usize,
     roots: usize,
@@ -97,7 +98,7 @@ fn forward_kernel<F: Float>(
     let mut prob = Array::<F>::new(slots);
     probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
     for j in 0..slots {
-        prob[j] *= keep[root * slots + j];
+        prob[j] *= keep[root * slots + j] * scale[ABSOLUTE_POS * slots + j];
     }
     for e in 0..ca {
         let mut acc = F::new(0.0);
@@ -124,6 +125,7 @@ fn backward_kernel<F: Float>(
     b: &[F],
     ib: &[i32],
     keep: &[F],
+    scale: &[F],
     grad: &[F],
     dq: &mut [F],
     dxa: &mut [F],
@@ -153,13 +155,14 @@ fn backward_kernel<F: Float>(
     for head in 0..heads {
         let base = (head * roots + root) * c;
         probabilities::<F>(q, a, ia, b, ib, keep, &mut prob, root, base, ca, cb, slots);
-        // dp_j = ⟨g, x_j⟩; s = Σ_j w_j·dp_j with w_j = prob_j·keep_j.
+        // dp_j = ⟨g, x_j⟩; s = Σ_j w_j·dp_j with w_j = prob_j·m_j, m_j = keep_j·scale_j.
+        let unit = head * roots + root;
         let mut s = F::new(0.0);
         for j in 0..slots {
             let slot = root * slots + j;
             let d = row_dot::<F>(grad, base, a, ia, b, ib, slot, ca, cb);
             dp[j] = d;
-            s += prob[j] * keep[slot] * d;
+            s += prob[j] * keep[slot] * scale[unit * slots + j] * d;
         }
         for e in 0..c {
             dq[base + e] = F::new(0.0);
@@ -167,9 +170,10 @@ fn backward_kernel<F: Float>(
         for j in 0..slots {
             let slot = root * slots + j;
             let real = keep[slot];
-            let weight = prob[j] * real;
-            // ∂L/∂score_j through the mask and the softmax.
-            let ds = real * prob[j] * (dp[j] - s);
+            let m = real * scale[unit * slots + j];
+            let weight = prob[j] * m;
+            // ∂L/∂score_j through the mask, the softmax and the multiplier m.
+            let ds = real * prob[j] * (m * dp[j] - s);
             let (ra, rb) = (
                 usize::cast_from(ia[slot]) * ca,
                 usize::cast_from(ib[slot]) * cb,
@@ -196,19 +200,20 @@ fn width(t: &CubeTensor) -> usize {
     t.meta.shape()[1]
 }
 
-/// `q` `[H, N, Ca + Cb]`, tables and slot rows, `keep` `[N, K]` → `[H, N, Ca + Cb]`.
+/// `q` `[H, N, Ca + Cb]`, tables and slot rows, `keep` `[N, K]`, `scale` `[H, N, K]` →
+/// `[H, N, Ca + Cb]`.
 pub fn forward(
     q: CubeTensor,
     a: CubeTensor,
     ia: CubeTensor,
     b: CubeTensor,
     ib: CubeTensor,
-    keep: CubeTensor,
+    [keep, scale]: [CubeTensor; 2],
 ) -> CubeTensor {
     let [n, slots, heads, c] = dims(&q, &keep);
     let (ca, cb) = (width(&a), width(&b));
     assert_eq!(c, ca + cb, "query width ≠ the tables' widths together");
-    let (q, keep) = (floats(q), floats(keep));
+    let (q, keep, scale) = (floats(q), floats(keep), floats(scale));
     let units = n * heads;
     if units == 0 || slots == 0 {
         // No slot to attend over: zeros, as the reference gives.
@@ -230,6 +235,7 @@ pub fn forward(
             floats(b).into_buffer_arg(),
             indices(ib).into_buffer_arg(),
             keep.into_buffer_arg(),
+            scale.into_buffer_arg(),
             out.clone().into_buffer_arg(),
             units,
             n,
@@ -248,7 +254,7 @@ pub fn backward(
     ia: IntTensor<CubeBackend>,
     b: CubeTensor,
     ib: IntTensor<CubeBackend>,
-    keep: CubeTensor,
+    [keep, scale]: [CubeTensor; 2],
     grad: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let [n, slots, heads, c] = dims(&q, &keep);
@@ -256,7 +262,7 @@ pub fn backward(
         [a.meta.shape()[0], width(&a)],
         [b.meta.shape()[0], width(&b)],
     );
-    let (q, keep, grad) = (floats(q), floats(keep), floats(grad));
+    let (q, keep, scale, grad) = (floats(q), floats(keep), floats(scale), floats(grad));
     if n == 0 || heads == 0 || slots == 0 {
         let dq = zeros(&q, [heads, n, c]);
         return (dq, zeros(&q, [rows_a, ca]), zeros(&q, [rows_b, cb]));
@@ -278,6 +284,7 @@ pub fn backward(
             floats(b).into_buffer_arg(),
             indices(ib.clone()).into_buffer_arg(),
             keep.into_buffer_arg(),
+            scale.into_buffer_arg(),
             grad.into_buffer_arg(),
             dq.clone().into_buffer_arg(),
             dxa.clone().into_buffer_arg(),

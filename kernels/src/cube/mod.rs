@@ -154,8 +154,9 @@ impl FusedBackend for CubeBackend {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        gathered::forward(q, a, ia, b, ib, keep)
+        gathered::forward(q, a, ia, b, ib, [keep, scale])
     }
 
     fn gathered_attention_backward(
@@ -165,9 +166,10 @@ impl FusedBackend for CubeBackend {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        gathered::backward(q, a, ia, b, ib, keep, grad)
+        gathered::backward(q, a, ia, b, ib, [keep, scale], grad)
     }
 }
 

@@ -34,6 +34,12 @@ impl Dims {
         self.n == 0 || self.h == 0 || self.k == 0 || self.width() == 0
     }
 
+    /// Head `head`'s weight of root `r`'s slot `j` in an `[h, n, k]` buffer.
+    #[inline(always)]
+    fn slot(&self, head: usize, r: usize, j: usize) -> usize {
+        (head * self.n + r) * self.k + j
+    }
+
     /// Head `head`'s row of root `r` in an `[h, n, c]` buffer.
     #[inline(always)]
     fn at(&self, head: usize, r: usize) -> std::ops::Range<usize> {
@@ -94,8 +100,8 @@ fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
     blocks
 }
 
-/// `q` `[h, n, c]`, `keep` `[n, k]` → `[h, n, c]`.
-pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
+/// `q` `[h, n, c]`, `keep` `[n, k]`, `scale` `[h, n, k]` → `[h, n, c]`.
+pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], scale: &[f32], d: Dims) -> Vec<f32> {
     let mut out = vec![0.0; d.h * d.n * d.width()];
     if d.empty() {
         return out;
@@ -103,7 +109,9 @@ pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims) -> Vec<f32> {
     head_blocks(&mut out, d)
         .into_par_iter()
         .enumerate()
-        .for_each(|(block, mut out)| forward_block(q, rows, keep, d, block * BLOCK, &mut out));
+        .for_each(|(block, mut out)| {
+            forward_block(q, rows, keep, scale, d, block * BLOCK, &mut out);
+        });
     out
 }
 
@@ -114,6 +122,7 @@ fn forward_block(
     q: &[f32],
     rows: &Rows<'_>,
     keep: &[f32],
+    scale: &[f32],
     d: Dims,
     first: usize,
     out: &mut [&mut [f32]],
@@ -134,7 +143,7 @@ fn forward_block(
         for j in 0..d.k {
             let (xa, xb) = rows.slot(r * d.k + j, d);
             for (head, out) in out.iter_mut().enumerate() {
-                let w = p[head * d.k + j] * keep[j];
+                let w = p[head * d.k + j] * keep[j] * scale[d.slot(head, r, j)];
                 let (oa, ob) = out[i * c..][..c].split_at_mut(d.ca);
                 axpy(oa, w, xa);
                 axpy(ob, w, xb);
@@ -149,6 +158,7 @@ pub fn backward(
     q: &[f32],
     rows: &Rows<'_>,
     keep: &[f32],
+    scale: &[f32],
     grad: &[f32],
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
@@ -164,7 +174,7 @@ pub fn backward(
             .enumerate()
             .for_each(|(block, (mut dq, dx))| {
                 let first = block * BLOCK;
-                backward_block(q, rows, keep, grad, d, first, &mut dq, dx);
+                backward_block(q, rows, [keep, scale], grad, d, first, &mut dq, dx);
             });
     }
     let add_into = |index: &[usize], rows: usize, offset: usize, w: usize| {
@@ -190,7 +200,7 @@ pub fn backward(
 fn backward_block(
     q: &[f32],
     rows: &Rows<'_>,
-    keep: &[f32],
+    [keep, scale]: [&[f32]; 2],
     grad: &[f32],
     d: Dims,
     first: usize,
@@ -198,7 +208,7 @@ fn backward_block(
     dx: &mut [f32],
 ) {
     let c = d.width();
-    // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j w_j·dp_j with w_j = p_j·keep_j.
+    // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j p_j·m_j·dp_j with m_j = keep_j·scale_j.
     let (mut p, mut dp, mut s) = (
         vec![0.0f32; d.h * d.k],
         vec![0.0f32; d.h * d.k],
@@ -217,22 +227,24 @@ fn backward_block(
         for head in 0..d.h {
             let (ph, dph) = (&mut p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
             softmax(ph);
-            s[head] = (0..d.k).map(|j| ph[j] * keep[j] * dph[j]).sum();
+            s[head] = (0..d.k)
+                .map(|j| ph[j] * keep[j] * scale[d.slot(head, r, j)] * dph[j])
+                .sum();
         }
         let dx = &mut dx[i * d.k * c..][..d.k * c];
         for (j, dxj) in dx.chunks_exact_mut(c).enumerate() {
             let (xa, xb) = rows.slot(r * d.k + j, d);
             let real = keep[j];
             for (head, dq) in dq.iter_mut().enumerate() {
-                let pj = p[head * d.k + j];
-                // ∂L/∂score_j through the mask and the softmax.
-                let ds = real * pj * (dp[head * d.k + j] - s[head]);
+                let (pj, m) = (p[head * d.k + j], real * scale[d.slot(head, r, j)]);
+                // ∂L/∂score_j through the mask, the softmax and the multiplier m.
+                let ds = real * pj * (m * dp[head * d.k + j] - s[head]);
                 let (dqa, dqb) = dq[i * c..][..c].split_at_mut(d.ca);
                 axpy(dqa, ds, xa);
                 axpy(dqb, ds, xb);
                 // x_j is the key (score) and the value (weight) of every head.
                 axpy(dxj, ds, &q[d.at(head, r)]);
-                axpy(dxj, pj * real, &grad[d.at(head, r)]);
+                axpy(dxj, pj * m, &grad[d.at(head, r)]);
             }
         }
     }

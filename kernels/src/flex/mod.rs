@@ -178,10 +178,11 @@ impl FusedBackend for Flex {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let d = gathered_dims(&q, &a, &b, &keep);
         let slots = slot_rows(&a, &ia, &b, &ib);
-        let out = gathered::forward(&floats(&q), &slots, &floats(&keep), d);
+        let out = gathered::forward(&floats(&q), &slots, &floats(&keep), &floats(&scale), d);
         tensor(out, [d.h, d.n, d.ca + d.cb])
     }
 
@@ -192,13 +193,14 @@ impl FusedBackend for Flex {
         b: FloatTensor<Self>,
         ib: IntTensor<Self>,
         keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let d = gathered_dims(&q, &a, &b, &keep);
         let tables = [a.shape()[0], b.shape()[0]];
         let slots = slot_rows(&a, &ia, &b, &ib);
-        let (q, keep, grad) = (floats(&q), floats(&keep), floats(&grad));
-        let (dq, da, db) = gathered::backward(&q, &slots, &keep, &grad, d, tables);
+        let (q, keep, scale, grad) = (floats(&q), floats(&keep), floats(&scale), floats(&grad));
+        let (dq, da, db) = gathered::backward(&q, &slots, &keep, &scale, &grad, d, tables);
         (
             tensor(dq, [d.h, d.n, d.ca + d.cb]),
             tensor(da, [tables[0], d.ca]),

@@ -144,7 +144,8 @@ pub fn owned(data: TensorData) -> TensorData {
 /// Random inputs of the attention over gathered rows, shaped `[n, k, h, rows_a, ca, rows_b, cb]`:
 /// `n` roots of `k` slots, `h` heads, slot rows of `ca` columns from a table of `rows_a` rows
 /// beside `cb` columns from one of `rows_b` rows (indices repeating rows, as slots repeat nodes and
-/// Δt), and the weights `r` of the loss Σ out ⊙ r.
+/// Δt), an attention-dropout multiplier per head and slot (p = 0.2), and the weights `r` of the
+/// loss Σ out ⊙ r.
 pub struct GatheredCase {
     pub q: Tensor<3>,
     pub a: Tensor<2>,
@@ -152,6 +153,7 @@ pub struct GatheredCase {
     pub b: Tensor<2>,
     pub ib: Vec<i64>,
     pub keep: Tensor<2>,
+    pub scale: Tensor<3>,
     pub r: Tensor<3>,
 }
 
@@ -177,6 +179,7 @@ impl GatheredCase {
             b: random([rows_b, cb], device),
             ib: (0..slots).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
             keep: mask(n, k, device),
+            scale: Tensor::random([h, n, k], Distribution::Bernoulli(0.8), device) / 0.8,
             r: random([h, n, ca + cb], device),
         }
     }
@@ -192,11 +195,12 @@ impl GatheredCase {
             to(&self.b, device).require_grad(),
         );
         let (ia, ib, keep) = (ids(&self.ia), ids(&self.ib), to(&self.keep, device));
+        let scale = to(&self.scale, device);
         let (qc, ac, bc) = (q.clone(), a.clone(), b.clone());
         let out = if fused {
-            mspipe_kernels::gathered_attention(qc, ac, ia, bc, ib, keep)
+            mspipe_kernels::gathered_attention(qc, ac, ia, bc, ib, keep, scale)
         } else {
-            mspipe_kernels::reference::gathered_attention(qc, ac, ia, bc, ib, keep)
+            mspipe_kernels::reference::gathered_attention(qc, ac, ia, bc, ib, keep, scale)
         };
         let value = owned(out.to_data());
         let grads = (out * to(&self.r, device)).sum().backward();
@@ -217,6 +221,7 @@ pub fn assert_gathered_without_slots_is_zero(device: &Device) {
         b: random([rows_b, cb], device),
         ib: Vec::new(),
         keep: Tensor::zeros([n, 0], device),
+        scale: Tensor::ones([h, n, 0], device),
         r: random([h, n, ca + cb], device),
     };
     let (out, grads) = case.run(device, true);

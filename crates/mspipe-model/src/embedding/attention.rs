@@ -1,8 +1,10 @@
 //! One layer of temporal graph attention (TGAT): the root attends over its sampled past
 //! neighbours. Query from the root's representation ⊕ φ(0); keys and values from each neighbour's
 //! representation ⊕ the edge's features ⊕ φ(Δt); padded slots masked; the attention output is
-//! merged with the root's representation by a two-layer MLP (TGAT's merge layer). Dropout (TGN's
-//! 0.1 by default) on the attention output and on the merge layer's hidden units, in training only.
+//! merged with the root's representation by a two-layer MLP (TGAT's merge layer). In training only,
+//! TGL's two dropouts: `att_dropout` on each head's attention weights (where TGN's 0.1 acts, inside
+//! `torch.nn.MultiheadAttention`) and `dropout` on the attention output and the merge layer's
+//! hidden units.
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -26,9 +28,14 @@ pub struct TemporalAttentionConfig {
     #[config(default = 2)]
     pub heads: usize,
     /// Dropout probability on the attention output and the merge layer's hidden units while
-    /// training (TGN's default; TGL's `dropout`).
+    /// training (TGL's `dropout`).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Dropout probability on each head's attention weights while training (TGL's `att_dropout`,
+    /// where TGN's `dropout` acts): a dropped neighbour still counts in the softmax's
+    /// denominator. Off by default: see [`crate::MemoryModelConfig::att_dropout`].
+    #[config(default = 0.0)]
+    pub att_dropout: f64,
 }
 
 /// A temporal attention layer.
@@ -48,6 +55,8 @@ pub struct TemporalAttention {
     pub heads: usize,
     /// Applied to the attention output and the merge's hidden units (training only).
     pub dropout: Dropout,
+    /// Applied to the attention weights (training only).
+    pub att_dropout: Dropout,
 }
 
 /// Where the neighbours' representations come from.
@@ -81,7 +90,7 @@ impl TemporalAttentionConfig {
     /// Builds the layer on `device`.
     ///
     /// # Panics
-    /// If `dropout` is not in `[0, 1)`.
+    /// If `dropout` or `att_dropout` is not in `[0, 1)`.
     pub fn init(&self, device: &Device) -> TemporalAttention {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         let kv_in = self.input + self.edge + self.time;
@@ -93,6 +102,7 @@ impl TemporalAttentionConfig {
             merge_out: lin(self.output, self.output),
             heads: self.heads,
             dropout: DropoutConfig::new(self.dropout).init(),
+            att_dropout: DropoutConfig::new(self.att_dropout).init(),
         }
     }
 }
@@ -151,6 +161,10 @@ impl TemporalAttention {
             .reshape([row, heads, dh])
             .permute([1, 2, 0]);
         let keep = nbr.mask.clone().float();
+        // Attention dropout as a multiplier of the weights (ones in evaluation).
+        let scale = self
+            .att_dropout
+            .forward(Tensor::ones([heads, r, k], &device));
         let sums = mspipe_kernels::gathered_attention(
             q.matmul(w_k),
             table,
@@ -158,6 +172,7 @@ impl TemporalAttention {
             other,
             other_index,
             keep,
+            scale,
         );
         let w_v: Tensor<3> = self
             .value
