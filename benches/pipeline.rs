@@ -35,7 +35,7 @@ fn run(dataset: &str, mode: &str, epochs: usize) -> (f64, f64, [f64; 5]) {
     let config = resolve(ModelName::Tgn, None, &overrides).expect("config");
     let (stream, split) = data(&config).expect("dataset");
     let mut s = Session::new(config, stream, split).expect("session");
-    let executor = s.config.pipeline.executor().expect("mode");
+    let executor = s.config.pipeline.executor();
     let n = s.train_batches();
     let (mut seconds, mut stages, mut ap) = (0.0, [0.0; 5], 0.0);
     for epoch in 0..epochs {

@@ -35,7 +35,7 @@ fn session(mode: &str, seed: u64) -> Session {
 /// checkpoints); returns the losses, the timelines and the test scores' bits and AP.
 fn pipelined(mode: &str, seed: u64) -> (Vec<f64>, Vec<Timeline>, Vec<u32>, f64) {
     let mut s = session(mode, seed);
-    let executor = s.config.pipeline.executor().expect("mode");
+    let executor = s.config.pipeline.executor();
     let n = s.train_batches();
     let (mut losses, mut timelines) = (Vec::new(), Vec::new());
     for epoch in 0..EPOCHS {

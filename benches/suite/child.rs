@@ -52,7 +52,8 @@ fn train(model: ModelName, overrides: &[String]) -> Result<Value> {
     let config = resolve(model, None, overrides)?;
     mspipe::train::run::use_threads(config.train.threads)?;
     let dir = tempfile::tempdir()?;
-    let mut summary = mspipe::train::run::train(&config, dir.path(), false)?;
+    let mut summary =
+        mspipe::train::run::train(&config, dir.path(), mspipe::train::run::Existing::Refuse)?;
     summary["history"] = history(&dir.path().join("metrics.jsonl"))?;
     Ok(summary)
 }

@@ -55,7 +55,7 @@ pub fn measure(job: &ScaleJob) -> Result<Value> {
             seed: config.train.seed,
         },
     )?;
-    let executor = config.pipeline.executor()?;
+    let executor = config.pipeline.executor();
     let mut session = Session::new(config, stream, split)?;
     let setup_seconds = start.elapsed().as_secs_f64();
     let epoch_events = session.train_events().len();

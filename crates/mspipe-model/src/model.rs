@@ -12,16 +12,18 @@ use crate::input::{EmbedInput, MemoryInput};
 use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
 use crate::{LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig};
 
-/// Which memory updater.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// Which memory updater (`gru`, `rnn` or `transformer` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum UpdaterKind {
     Gru,
     Rnn,
     Transformer,
 }
 
-/// Which embedding module.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// Which embedding module (`attention`, `identity` or `time-projection` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum EmbeddingKind {
     /// `layers` of temporal graph attention over sampled neighbours.
     Attention,
@@ -32,20 +34,24 @@ pub enum EmbeddingKind {
 }
 
 /// Which message function turns a raw mail (self memory ⊕ other memory ⊕ edge) into the
-/// updater's input.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// updater's input (`identity` or `mlp` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum MessageKind {
     Identity,
     /// One linear layer and ReLU, to `memory_dim`.
     Mlp,
 }
 
-/// Who receives the mails of an event.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// Who receives the mails of an event (`self` or `neighbors` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum Delivery {
     /// Its two endpoints (TGN, JODIE).
+    #[serde(rename = "self")]
     ToSelf,
     /// Its endpoints and their sampled neighbours (APAN).
+    #[serde(rename = "neighbors")]
     ToNeighbors,
 }
 

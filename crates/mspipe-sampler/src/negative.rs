@@ -15,8 +15,9 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
 
-/// Which negatives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which negatives (`random`, `historical` or `inductive` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NegativeStrategy {
     #[default]
     Random,

@@ -10,8 +10,9 @@ use rayon::prelude::*;
 use crate::unique::UniqueNodes;
 use crate::{Hop, SampledBatch, SamplerError, TemporalGraph};
 
-/// How the `k` events of a root are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the `k` events of a root are chosen (`recent` or `uniform` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// The `k` latest events before the root's time (TGN's and TGL's default).
     #[default]

@@ -3,7 +3,15 @@
 //! `--set section.key=value` overrides are layered on top, so every key can be set from the
 //! command line.
 
+use std::fmt;
+use std::str::FromStr;
+
 use anyhow::{Context, Result, bail};
+use mspipe_data::Format;
+use mspipe_model::memory::Combine;
+use mspipe_model::{Delivery, EmbeddingKind, MessageKind, UpdaterKind};
+use mspipe_sampler::{NegativeStrategy, Strategy};
+use mspipe_scheduler::Mode;
 use serde::{Deserialize, Serialize};
 
 /// Everything a run needs to know.
@@ -41,7 +49,8 @@ pub struct DataConfig {
     /// A shipped dataset name or a path.
     pub dataset: String,
     /// `auto` or one of snap, dyglib, jodie, tgl, csv.
-    pub format: String,
+    #[serde(with = "text")]
+    pub format: FormatChoice,
     pub val_fraction: f64,
     pub test_fraction: f64,
     /// Share of nodes hidden from training (TGN's inductive protocol).
@@ -51,8 +60,7 @@ pub struct DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplingConfig {
-    /// `recent` or `uniform`.
-    pub strategy: String,
+    pub strategy: Strategy,
     pub neighbors: usize,
     pub layers: usize,
 }
@@ -60,27 +68,22 @@ pub struct SamplingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryConfig {
-    /// `gru`, `rnn` or `transformer`.
-    pub updater: String,
+    pub updater: UpdaterKind,
     pub dim: usize,
     pub time_dim: usize,
     /// Keep the time encoding's frequencies at their initial values (GraphMixer's fixed
     /// encoding): no gradient flows through its cos, which makes a TGN step cheaper on CPU.
     pub time_fixed: bool,
     pub mailbox: usize,
-    /// `last` or `mean`.
-    pub combine: String,
-    /// `identity` or `mlp`.
-    pub message: String,
-    /// `self` or `neighbors`.
-    pub delivery: String,
+    pub combine: Combine,
+    pub message: MessageKind,
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GnnConfig {
-    /// `attention`, `identity` or `time-projection`.
-    pub embedding: String,
+    pub embedding: EmbeddingKind,
     pub dim: usize,
     pub heads: usize,
     /// Dropout probability on the attention output and merge hidden units while training (TGL's
@@ -102,8 +105,8 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Worker threads (0: all cores).
     pub threads: usize,
-    /// Evaluation negatives: `random`, `historical` or `inductive`.
-    pub eval_negatives: String,
+    /// Evaluation negatives.
+    pub eval_negatives: NegativeStrategy,
     /// Negatives per positive for MRR (0: no MRR).
     pub mrr_negatives: usize,
     /// JODIE's time projection sees Δt multiplied by this.
@@ -119,7 +122,8 @@ pub struct TrainConfig {
 pub struct PipelineConfig {
     /// `off` (sequential semantics, sampling still runs ahead), `mspipe` (staleness chosen per
     /// iteration, at most `k_max`) or `fixed:K`.
-    pub mode: String,
+    #[serde(with = "text")]
+    pub mode: Mode,
     /// Largest staleness `mspipe` may choose.
     pub k_max: usize,
     /// Blend stale memories with similar fresher ones (when a fetch missed updates).
@@ -135,21 +139,84 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// The scheduler mode (checked by [`Config::validate`]).
-    pub fn scheduler_mode(&self) -> Result<mspipe_scheduler::Mode> {
-        Ok(match self.mode.parse()? {
-            mspipe_scheduler::Mode::Adaptive { .. } => {
-                mspipe_scheduler::Mode::Adaptive { k_max: self.k_max }
-            }
+    /// The scheduler mode, with `k_max` for `mspipe`.
+    pub fn scheduler_mode(&self) -> Mode {
+        match self.mode {
+            Mode::Adaptive { .. } => Mode::Adaptive { k_max: self.k_max },
             mode => mode,
-        })
+        }
     }
 
     /// The executor for this configuration.
-    pub fn executor(&self) -> Result<mspipe_scheduler::Executor> {
-        let mut executor = mspipe_scheduler::Executor::new(self.scheduler_mode()?);
+    pub fn executor(&self) -> mspipe_scheduler::Executor {
+        let mut executor = mspipe_scheduler::Executor::new(self.scheduler_mode());
         executor.queue = self.queue;
-        Ok(executor)
+        executor
+    }
+}
+
+/// A data format, or `auto`: detect it from the file (or take the shipped dataset's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatChoice {
+    #[default]
+    Auto,
+    Named(Format),
+}
+
+impl FormatChoice {
+    /// The format to read with, given the shipped dataset's (if the name was one).
+    pub fn or(self, named: Option<Format>) -> Option<Format> {
+        match self {
+            FormatChoice::Auto => named,
+            FormatChoice::Named(f) => Some(f),
+        }
+    }
+}
+
+impl fmt::Display for FormatChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatChoice::Auto => f.write_str("auto"),
+            FormatChoice::Named(format) => format.fmt(f),
+        }
+    }
+}
+
+impl FromStr for FormatChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(FormatChoice::Auto);
+        }
+        s.parse().map(FormatChoice::Named).map_err(|_| {
+            let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+            format!(
+                "unknown variant `{s}`, expected `auto` or one of {}",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// Serde through a value's text (`Display` / `FromStr`), for choices that carry a value
+/// (`fixed:K`) or an absent one (`auto`).
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 
@@ -157,7 +224,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             dataset: "wikipedia".into(),
-            format: "auto".into(),
+            format: FormatChoice::Auto,
             val_fraction: 0.15,
             test_fraction: 0.15,
             new_node_fraction: 0.1,
@@ -168,7 +235,7 @@ impl Default for DataConfig {
 impl Default for SamplingConfig {
     fn default() -> Self {
         SamplingConfig {
-            strategy: "recent".into(),
+            strategy: Strategy::Recent,
             neighbors: 10,
             layers: 1,
         }
@@ -178,14 +245,14 @@ impl Default for SamplingConfig {
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
-            updater: "gru".into(),
+            updater: UpdaterKind::Gru,
             dim: 100,
             time_dim: 100,
             time_fixed: false,
             mailbox: 1,
-            combine: "last".into(),
-            message: "identity".into(),
-            delivery: "self".into(),
+            combine: Combine::Last,
+            message: MessageKind::Identity,
+            delivery: Delivery::ToSelf,
         }
     }
 }
@@ -193,7 +260,7 @@ impl Default for MemoryConfig {
 impl Default for GnnConfig {
     fn default() -> Self {
         GnnConfig {
-            embedding: "attention".into(),
+            embedding: EmbeddingKind::Attention,
             dim: 100,
             heads: 2,
             dropout: 0.1,
@@ -211,7 +278,7 @@ impl Default for TrainConfig {
             seed: 0,
             patience: 3,
             threads: 0,
-            eval_negatives: "random".into(),
+            eval_negatives: NegativeStrategy::Random,
             mrr_negatives: 0,
             time_scale: 1e-4,
             checkpoint_every: 100,
@@ -223,7 +290,7 @@ impl Default for TrainConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            mode: "off".into(),
+            mode: Mode::Off,
             k_max: 4,
             mitigation: true,
             lambda: 0.9,
@@ -308,43 +375,9 @@ fn set(table: &mut toml::Table, item: &str) -> Result<()> {
 }
 
 impl Config {
-    /// Refuses values no run can use, naming the key.
+    /// Refuses values no run can use, naming the key (a choice outside its enum already fails
+    /// to parse).
     pub fn validate(&self) -> Result<()> {
-        let one_of = |key: &str, v: &str, allowed: &[&str]| {
-            if allowed.contains(&v) {
-                Ok(())
-            } else {
-                bail!("{key} = {v:?}: expected one of {}", allowed.join(", "))
-            }
-        };
-        one_of(
-            "sampling.strategy",
-            &self.sampling.strategy,
-            &["recent", "uniform"],
-        )?;
-        one_of(
-            "memory.updater",
-            &self.memory.updater,
-            &["gru", "rnn", "transformer"],
-        )?;
-        one_of("memory.combine", &self.memory.combine, &["last", "mean"])?;
-        one_of("memory.message", &self.memory.message, &["identity", "mlp"])?;
-        one_of(
-            "memory.delivery",
-            &self.memory.delivery,
-            &["self", "neighbors"],
-        )?;
-        one_of(
-            "gnn.embedding",
-            &self.gnn.embedding,
-            &["attention", "identity", "time-projection"],
-        )?;
-        one_of(
-            "train.eval_negatives",
-            &self.train.eval_negatives,
-            &["random", "historical", "inductive"],
-        )?;
-        self.pipeline.scheduler_mode().context("pipeline.mode")?;
         if !(0.0..=1.0).contains(&self.pipeline.lambda) {
             bail!(
                 "pipeline.lambda = {}: must lie in [0, 1]",
@@ -421,15 +454,56 @@ mod tests {
         .unwrap();
         assert_eq!((c.train.epochs, c.train.lr), (9, 0.001));
         assert_eq!(c.data.dataset, "mathoverflow");
-        assert_eq!(c.memory.updater, "gru");
+        assert_eq!(c.memory.updater, UpdaterKind::Gru);
+    }
+
+    /// Every choice reads back what it wrote, and the names are the ones configs use.
+    #[test]
+    fn choices_round_trip_through_toml() {
+        let mut c = resolve(ModelName::Apan, None, &["pipeline.mode=fixed:3".into()]).unwrap();
+        c.data.format = FormatChoice::Named(Format::DyGLib);
+        let text = toml::to_string(&c).unwrap();
+        for line in [
+            "format = \"dyglib\"",
+            "mode = \"fixed:3\"",
+            "delivery = \"neighbors\"",
+            "updater = \"transformer\"",
+            "embedding = \"identity\"",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), c);
     }
 
     #[test]
     fn bad_keys_and_values_are_named() {
         let e = resolve(ModelName::Tgn, None, &["train.lrr=1".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("lrr"), "{e:#}");
-        let e = resolve(ModelName::Tgn, None, &["memory.updater=lstm".into()]).unwrap_err();
-        assert!(e.to_string().contains("memory.updater"), "{e}");
+        // A choice outside its enum fails to parse, naming the key and every allowed value.
+        for (item, key, allowed) in [
+            ("memory.updater=lstm", "updater", "`gru`, `rnn`"),
+            ("memory.delivery=all", "delivery", "`self` or `neighbors`"),
+            ("gnn.embedding=mlp", "embedding", "`time-projection`"),
+            (
+                "sampling.strategy=latest",
+                "strategy",
+                "`recent` or `uniform`",
+            ),
+            (
+                "train.eval_negatives=hard",
+                "eval_negatives",
+                "`historical`",
+            ),
+            ("pipeline.mode=fixed", "mode", "off, mspipe or fixed:K"),
+            ("data.format=parquet", "format", "`auto` or one of snap"),
+        ] {
+            let e = resolve(ModelName::Tgn, None, &[item.into()]).unwrap_err();
+            let text = format!("{e:#}");
+            assert!(
+                text.contains(key) && text.contains(allowed),
+                "{item}: {text}"
+            );
+        }
         let e = resolve(ModelName::Tgn, None, &["gnn.heads=3".into()]).unwrap_err();
         assert!(e.to_string().contains("gnn.heads"), "{e}");
         assert!(resolve(ModelName::Tgn, None, &["lr=1".into()]).is_err());

@@ -11,7 +11,7 @@
 //! use mspipe_train::config::{resolve, ModelName};
 //!
 //! let config = resolve(ModelName::Tgn, None, &["train.epochs=1".into()]).expect("valid");
-//! let summary = mspipe_train::run::train(&config, "runs/doc".as_ref(), false).expect("trains");
+//! let summary = mspipe_train::run::train(&config, "runs/doc".as_ref(), mspipe_train::run::Existing::Replace).expect("trains");
 //! println!("test AP {}", summary["test_ap"]);
 //! ```
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mspipe_train::config::{ModelName, resolve};
+use mspipe_train::run::{EvalSplit, Existing};
 
 /// mimalloc, keeping freed pages (see [`mspipe_train::alloc`]).
 #[global_allocator]
@@ -36,9 +37,8 @@ struct EvalArgs {
     /// The run directory (its config.toml and checkpoint/ are used).
     #[arg(long)]
     run: PathBuf,
-    /// `val` or `test`.
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, value_enum, default_value = "test")]
+    split: EvalSplit,
 }
 
 #[derive(Args, Clone)]
@@ -72,6 +72,9 @@ struct Common {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Replace the run already in the run directory (otherwise training into it is refused).
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     /// off (sequential semantics) | mspipe (adaptive staleness) | fixed:K.
     #[arg(long)]
     pipeline: Option<String>,
@@ -150,7 +153,12 @@ fn train(args: &Common) -> Result<()> {
             .to_lowercase(),
         ),
     };
-    let summary = mspipe_train::run::train(&config, &out, args.resume.is_some())?;
+    let existing = match (args.resume.is_some(), args.force) {
+        (true, _) => Existing::Resume,
+        (false, true) => Existing::Replace,
+        (false, false) => Existing::Refuse,
+    };
+    let summary = mspipe_train::run::train(&config, &out, existing)?;
     eprintln!(
         "test AP {:.4}  test AUC {:.4}  ({} epochs, best {}; run directory {})",
         summary["test_ap"].as_f64().unwrap_or(f64::NAN),
@@ -169,7 +177,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let model = saved_model(Some(&text)).context("config.toml names no model")?;
     let config = resolve(model, Some(&text), &[])?;
-    let metrics = mspipe_train::run::evaluate(&config, &args.run, &args.split)?;
+    let metrics = mspipe_train::run::evaluate(&config, &args.run, args.split)?;
     println!("{metrics}");
     Ok(())
 }

@@ -54,10 +54,7 @@ pub fn dataset_path(name: &str) -> Result<(PathBuf, Option<Format>)> {
 /// Loads and splits the configured dataset.
 pub fn data(config: &Config) -> Result<(mspipe_data::EventStream, Split)> {
     let (path, named_format) = dataset_path(&config.data.dataset)?;
-    let format = match config.data.format.as_str() {
-        "auto" => named_format,
-        f => Some(f.parse()?),
-    };
+    let format = config.data.format.or(named_format);
     let options = LoadOptions {
         read: ReadOptions {
             format,
@@ -79,7 +76,37 @@ pub fn data(config: &Config) -> Result<(mspipe_data::EventStream, Split)> {
     } else {
         Split::chronological(&stream, &split_config)?
     };
+    scorable(&stream, &split).with_context(|| format!("{}", path.display()))?;
     Ok((stream, split))
+}
+
+/// Refuses a stream whose metrics would mean nothing: an empty training, validation or test
+/// split, or fewer than two destinations (every negative would be a true link's destination).
+fn scorable(stream: &EventStream, split: &Split) -> Result<()> {
+    let events = stream.len();
+    for (name, len) in [
+        ("training", split.train_events(stream).len()),
+        ("validation", split.val.len()),
+        ("test", split.test.len()),
+    ] {
+        if len == 0 {
+            anyhow::bail!(
+                "the {name} split is empty ({events} events): too small a stream for \
+                 data.val_fraction / data.test_fraction"
+            );
+        }
+    }
+    let mut dst = stream.dst().to_vec();
+    dst.sort_unstable();
+    dst.dedup();
+    if dst.len() < 2 {
+        anyhow::bail!(
+            "{} distinct destination(s) in {events} events: no negative can differ from a true \
+             link, so AP would be meaningless",
+            dst.len()
+        );
+    }
+    Ok(())
 }
 
 /// A split's metrics: AP and AUC as the mean over evaluation batches (`{prefix}_ap`, as TGN, TGL
@@ -120,9 +147,17 @@ pub fn peak_rss_bytes() -> u64 {
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// Whether `out` already holds a run (its config, metrics or checkpoint).
+fn holds_a_run(out: &Path) -> bool {
+    ["config.toml", "metrics.jsonl", "checkpoint", "summary.json"]
+        .iter()
+        .any(|f| out.join(f).exists())
 }
 
 /// How far an interrupted epoch got.
@@ -194,14 +229,15 @@ fn checkpoint(
 fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    fill(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fill(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     let old = dir.with_extension("old");
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(dir, &old)?;
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
     }
-    std::fs::rename(&tmp, dir)?;
+    std::fs::rename(&tmp, dir)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
@@ -251,15 +287,38 @@ pub fn use_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Trains with `config`, writing the run directory `out`; with `resume`, continues from the
-/// checkpoint in `out`. Returns the summary (also written to `out/summary.json`).
+/// What to do with a run directory that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse to train into it (the default: an earlier run is never replaced by accident).
+    Refuse,
+    /// Continue it from its checkpoint.
+    Resume,
+    /// Replace it.
+    Replace,
+}
+
+/// Trains with `config`, writing the run directory `out`; with [`Existing::Resume`], continues
+/// from the checkpoint in `out`. Returns the summary (also written to `out/summary.json`).
+///
+/// # Errors
+/// Besides data and I/O errors (each naming its path): `out` already holds a run and `existing`
+/// is [`Existing::Refuse`].
 ///
 /// The training thread runs as one of rayon's workers: the backend's parallel ops then split
 /// their work with `join` on the calling worker instead of queueing it for the pool and putting
 /// the caller to sleep until done (two context switches per op, some hundreds per step). Not
 /// with a single worker: the pipeline's stage threads queue their parallel work (sampling) into
 /// the pool, and that worker would be the training thread waiting for them.
-pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Value> {
+    if existing == Existing::Refuse && holds_a_run(out) {
+        anyhow::bail!(
+            "{} already holds a run: pass --resume to continue it, --force to replace it, or \
+             choose another --out",
+            out.display()
+        );
+    }
+    let resume = existing == Existing::Resume;
     if rayon::current_num_threads() < 2 {
         return run_training(config, out, resume);
     }
@@ -269,7 +328,7 @@ pub fn train(config: &Config, out: &Path, resume: bool) -> Result<Value> {
 fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     // Load first: a bad dataset must not leave a half-made run directory behind.
     let (stream, split) = data(config)?;
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_atomic(&out.join("config.toml"), &toml::to_string(config)?)?;
     let meta = json!({
         "seed": config.train.seed,
@@ -287,12 +346,14 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         (Vec::new(), None)
     };
     let mrr_k = config.train.mrr_negatives.max(1);
-    let executor = config.pipeline.executor()?;
+    let executor = config.pipeline.executor();
+    let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
-        .open(out.join("metrics.jsonl"))?;
+        .open(&metrics_path)
+        .with_context(|| format!("opening {}", metrics_path.display()))?;
     for line in &history {
         writeln!(metrics_file, "{line}")?;
     }
@@ -329,7 +390,7 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
             p.train_seconds += stretch_start.elapsed().as_secs_f64();
             p.next_batch = end;
             if p.staleness.is_empty() {
-                std::fs::write(out.join("gantt.svg"), stretch.svg(GANTT_WINDOW))?;
+                write_atomic(&out.join("gantt.svg"), &stretch.svg(GANTT_WINDOW))?;
             }
             p.add(&stretch);
             if end < batches {
@@ -415,18 +476,34 @@ fn run_edgebank(config: &Config, stream: &EventStream, split: &Split, out: &Path
     Ok(summary)
 }
 
-/// Scores the best epoch's model of run `out` (the one its summary reports) on `split` (`val` or
-/// `test`): memory is rebuilt by replaying the training events (and validation, for test)
-/// without training, then the split is scored as during training.
-pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
+/// A split scored after training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalSplit {
+    Val,
+    Test,
+}
+
+impl EvalSplit {
+    /// The prefix of its metrics (`val_ap`, `test_ap`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Val => "val",
+            EvalSplit::Test => "test",
+        }
+    }
+}
+
+/// Scores the best epoch's model of run `out` (the one its summary reports) on `split`: memory is
+/// rebuilt by replaying the training events (and validation, for test) without training, then
+/// the split is scored as during training.
+pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<Value> {
     let (stream, data_split) = data(config)?;
     if config.model == ModelName::Edgebank {
         let (val, test) = edgebank_scores(config, &stream, &data_split);
-        return match split {
-            "val" => Ok(metrics(split, &val)),
-            "test" => Ok(metrics(split, &test)),
-            other => anyhow::bail!("--split {other:?}: expected val or test"),
-        };
+        return Ok(match split {
+            EvalSplit::Val => metrics(split.name(), &val),
+            EvalSplit::Test => metrics(split.name(), &test),
+        });
     }
     let mut session = Session::new(config.clone(), stream, data_split)?;
     let dir = out.join(BEST);
@@ -440,14 +517,13 @@ pub fn evaluate(config: &Config, out: &Path, split: &str) -> Result<Value> {
     session.reset_memory();
     session.evaluate(&train, 1)?;
     let scores = match split {
-        "val" => session.evaluate(&val, k)?,
-        "test" => {
+        EvalSplit::Val => session.evaluate(&val, k)?,
+        EvalSplit::Test => {
             session.evaluate(&val, k)?;
             session.evaluate(&test, k)?
         }
-        other => anyhow::bail!("--split {other:?}: expected val or test"),
     };
-    Ok(metrics(split, &scores))
+    Ok(metrics(split.name(), &scores))
 }
 
 /// Whether the last `patience` epochs brought no better validation AP than the one before them.
@@ -515,9 +591,42 @@ fn summarize(config: &Config, history: &[Value], time_unit: Option<f64>) -> Valu
         "train_seconds": train_seconds,
         "peak_rss_bytes": peak_rss_bytes(),
         "pipeline": {
-            "mode": config.pipeline.mode,
+            "mode": config.pipeline.mode.to_string(),
             "mean_staleness": mean_staleness,
             "max_staleness": max_staleness,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(val_ap: &[f64]) -> Vec<Value> {
+        val_ap.iter().map(|ap| json!({ "val_ap": ap })).collect()
+    }
+
+    #[test]
+    fn the_best_epoch_has_the_highest_validation_ap_and_ties_go_to_the_earliest() {
+        assert_eq!(best_epoch(&history(&[0.5, 0.7, 0.6])), 1);
+        assert_eq!(best_epoch(&history(&[0.7, 0.6, 0.7])), 0);
+        assert_eq!(best_epoch(&history(&[0.5])), 0);
+        // A missing or non-numeric AP (EdgeBank has no epochs to choose) never wins.
+        let mut h = history(&[0.5, 0.6]);
+        h.push(json!({ "val_ap": null }));
+        assert_eq!(best_epoch(&h), 1);
+    }
+
+    #[test]
+    fn training_stops_after_patience_epochs_without_a_better_validation_ap() {
+        let h = history(&[0.5, 0.7, 0.6, 0.65]);
+        assert!(stop_early(&h, 2), "two epochs since the best");
+        assert!(!stop_early(&h[..3], 2), "one epoch since the best");
+        assert!(!stop_early(&h, 0), "patience 0 never stops");
+        assert!(
+            !stop_early(&history(&[0.5, 0.6, 0.7, 0.8]), 1),
+            "still improving"
+        );
+        assert!(!stop_early(&h[..2], 2), "fewer epochs than the patience");
+    }
 }

@@ -9,15 +9,9 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::{EventStream, Split};
-use mspipe_model::memory::Combine;
 use mspipe_model::tensors::to_vec;
-use mspipe_model::{
-    Delivery, EmbeddingKind, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
-};
-use mspipe_sampler::{
-    Direction, NegativeSampler, NegativeStrategy, NeighborConfig, NeighborSampler, Strategy,
-    TemporalGraph,
-};
+use mspipe_model::{MemoryModel, MemoryModelConfig};
+use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
 use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
 
 use crate::batch::{self, SampleContext};
@@ -96,59 +90,27 @@ pub const BACKEND: &str = if cfg!(feature = "cuda") {
 pub const EVAL_KEY: u64 = u64::MAX;
 
 fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
-    MemoryModelConfig::new(
-        edge_dim,
-        match c.memory.updater.as_str() {
-            "rnn" => UpdaterKind::Rnn,
-            "transformer" => UpdaterKind::Transformer,
-            _ => UpdaterKind::Gru,
-        },
-        match c.gnn.embedding.as_str() {
-            "identity" => EmbeddingKind::Identity,
-            "time-projection" => EmbeddingKind::TimeProjection,
-            _ => EmbeddingKind::Attention,
-        },
-    )
-    .with_memory_dim(c.memory.dim)
-    .with_time_dim(c.memory.time_dim)
-    .with_frozen_time(c.memory.time_fixed)
-    .with_embed_dim(c.gnn.dim)
-    .with_mailbox(c.memory.mailbox)
-    .with_layers(c.sampling.layers)
-    .with_heads(c.gnn.heads)
-    .with_dropout(c.gnn.dropout)
-    .with_att_dropout(c.gnn.att_dropout)
-    .with_neighbors(c.sampling.neighbors)
-    .with_combine(if c.memory.combine == "mean" {
-        Combine::Mean
-    } else {
-        Combine::Last
-    })
-    .with_message(if c.memory.message == "mlp" {
-        MessageKind::Mlp
-    } else {
-        MessageKind::Identity
-    })
-    .with_delivery(if c.memory.delivery == "neighbors" {
-        Delivery::ToNeighbors
-    } else {
-        Delivery::ToSelf
-    })
-}
-
-fn negative_strategy(name: &str) -> NegativeStrategy {
-    match name {
-        "historical" => NegativeStrategy::Historical,
-        "inductive" => NegativeStrategy::Inductive,
-        _ => NegativeStrategy::Random,
-    }
+    MemoryModelConfig::new(edge_dim, c.memory.updater, c.gnn.embedding)
+        .with_memory_dim(c.memory.dim)
+        .with_time_dim(c.memory.time_dim)
+        .with_frozen_time(c.memory.time_fixed)
+        .with_embed_dim(c.gnn.dim)
+        .with_mailbox(c.memory.mailbox)
+        .with_layers(c.sampling.layers)
+        .with_heads(c.gnn.heads)
+        .with_dropout(c.gnn.dropout)
+        .with_att_dropout(c.gnn.att_dropout)
+        .with_neighbors(c.sampling.neighbors)
+        .with_combine(c.memory.combine)
+        .with_message(c.memory.message)
+        .with_delivery(c.memory.delivery)
 }
 
 /// The negatives every evaluation of a run draws (DyGLib's: destinations of the whole stream),
 /// shared by the learned models and EdgeBank.
 pub fn eval_negatives(config: &Config, stream: &EventStream, split: &Split) -> NegativeSampler {
     NegativeSampler::new(
-        negative_strategy(&config.train.eval_negatives),
+        config.train.eval_negatives,
         stream,
         |i| split.is_train_event(stream, i),
         config.train.seed.wrapping_add(1),
@@ -191,11 +153,7 @@ impl Session {
         let sampler = NeighborSampler::new(NeighborConfig {
             k: config.sampling.neighbors,
             layers: config.sampling.layers,
-            strategy: if config.sampling.strategy == "uniform" {
-                Strategy::Uniform
-            } else {
-                Strategy::Recent
-            },
+            strategy: config.sampling.strategy,
             seed: config.train.seed,
         })?;
         let train_events = split.train_events(&stream);

@@ -76,7 +76,7 @@ fn session(model: ModelName, mode: &str, learned_time: bool, device: Device) -> 
 
 /// Losses of two epochs, then test logits (the evaluation writes memory too).
 fn train(s: &mut Session) -> (Vec<f64>, Vec<f32>) {
-    let executor = s.config.pipeline.executor().expect("mode");
+    let executor = s.config.pipeline.executor();
     let mut losses = Vec::new();
     for epoch in 0..2 {
         s.reset_memory();

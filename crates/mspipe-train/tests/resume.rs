@@ -208,6 +208,48 @@ fn eval_scores_a_checkpoint_like_the_training_run() {
     assert!((a - b).abs() < 0.05 && a > 0.65, "eval {a} vs training {b}");
 }
 
+/// A run directory that holds a run is not trained into again unless asked (`--force` replaces
+/// it); an I/O error names its path; a stream too small to score is refused, saying why.
+#[test]
+fn the_cli_refuses_what_it_cannot_do_well() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dataset(dir.path());
+    let run = dir.path().join("run");
+    let stderr_of = |mut c: Command| {
+        let out = c.stderr(Stdio::piped()).output().expect("train");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let refused = |c: Command, needles: &[&str]| {
+        let (ok, err) = stderr_of(c);
+        assert!(!ok && needles.iter().all(|n| err.contains(n)), "{err}");
+    };
+    assert!(command(&data, &run, "1").status().expect("train").success());
+    let run_name = run.to_string_lossy();
+    refused(
+        command(&data, &run, "1"),
+        &["already holds a run", &run_name, "--force"],
+    );
+    let mut forced = command(&data, &run, "1");
+    forced.arg("--force");
+    let (ok, err) = stderr_of(forced);
+    assert!(ok, "{err}");
+
+    refused(
+        command(&data, Path::new("/dev/null/run"), "1"),
+        &["/dev/null/run"],
+    );
+    let tiny = dir.path().join("tiny.txt");
+    std::fs::write(&tiny, "1 1 10\n1 1 20\n").expect("write");
+    let tiny_run = dir.path().join("tiny-run");
+    refused(
+        command(&tiny.to_string_lossy(), &tiny_run, "1"),
+        &["split is empty"],
+    );
+}
+
 /// With one worker thread the training thread must not take the pool's only worker: the
 /// pipeline's sampler queues its parallel work there (this hung before it was fixed).
 #[test]

@@ -5,8 +5,9 @@ use burn::prelude::*;
 
 use super::{GruCell, MailboxAttention, RnnCell};
 
-/// How a recurrent updater reduces the mailbox to one input.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// How a recurrent updater reduces the mailbox to one input (`last` or `mean` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum Combine {
     /// The most recent mail.
     Last,
