@@ -87,9 +87,9 @@ fn decoder_learns_labels_carried_by_the_memory() {
     let report = node_classification(&mut s)
         .expect("runs")
         .expect("labels present");
-    let auc = report["node_test_auc"].as_f64().expect("auc");
-    assert!(auc > 0.7, "node classification test AUC {auc}: {report}");
-    assert_eq!(report["node_positive_labels"], positives);
+    let auc = report.node_test_auc;
+    assert!(auc > 0.7, "node classification test AUC {auc}: {report:?}");
+    assert_eq!(report.node_positive_labels, positives);
 
     let unlabelled = generate(&SyntheticConfig {
         events: 1_000,

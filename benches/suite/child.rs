@@ -52,8 +52,9 @@ fn train(model: ModelName, overrides: &[String]) -> Result<Value> {
     let config = resolve(model, None, overrides)?;
     mspipe::train::run::use_threads(config.train.threads)?;
     let dir = tempfile::tempdir()?;
-    let mut summary =
+    let summary =
         mspipe::train::run::train(&config, dir.path(), mspipe::train::run::Existing::Refuse)?;
+    let mut summary = serde_json::to_value(summary)?;
     summary["history"] = history(&dir.path().join("metrics.jsonl"))?;
     Ok(summary)
 }

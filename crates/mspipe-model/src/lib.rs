@@ -50,4 +50,7 @@ pub use input::{EmbedInput, HopInput, MemoryInput, SlotTimes};
 pub use model::{
     Delivery, EmbeddingKind, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
 };
+/// The fused kernels the model runs on (device node memory, attention, GRU, time encoding), so a
+/// user of the model needs no second dependency to reach them.
+pub use mspipe_kernels as kernels;
 pub use time_encoding::{TimeEncoding, TimeEncodingConfig};

@@ -12,7 +12,7 @@
 use anyhow::Result;
 use burn::prelude::*;
 use mspipe_data::EventStream;
-use mspipe_kernels::{DeviceMemory, Writes};
+use mspipe_model::kernels::{DeviceMemory, Writes};
 use mspipe_model::memory::Gathered;
 use mspipe_model::tensors::{floats, indices, to_vec};
 use mspipe_model::{Delivery, EmbedInput, HopInput, MemoryInput, MemoryModel};
@@ -529,7 +529,7 @@ fn update_device(store: &mut DeviceStore, writes: Writes) {
     // else still reads them.
     let empty = DeviceMemory::zeros(0, 0, 0, 0, &writes.times.device());
     let state = std::mem::replace(&mut store.state, empty);
-    store.state = mspipe_kernels::update(state, writes);
+    store.state = mspipe_model::kernels::update(state, writes);
 }
 
 /// Applies a device write to `store` here and returns the write that publishes the result (the

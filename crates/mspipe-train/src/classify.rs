@@ -10,9 +10,9 @@ use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use mspipe_model::tensors::{floats, to_vec};
 use mspipe_model::{NodeClassifier, NodeClassifierConfig};
-use serde_json::{Value, json};
 
 use crate::metrics::roc_auc;
+use crate::record::NodeClassification;
 use crate::session::Session;
 
 /// Decoder training epochs.
@@ -34,7 +34,7 @@ fn auc(logits: &[f32], labels: &[f32]) -> f64 {
 
 /// Runs the protocol when the stream has labels; `None` otherwise. Leaves the session's memory
 /// at the end of the stream.
-pub fn node_classification(session: &mut Session) -> Result<Option<Value>> {
+pub fn node_classification(session: &mut Session) -> Result<Option<NodeClassification>> {
     let Some(labels) = session.stream.labels().map(<[f32]>::to_vec) else {
         return Ok(None);
     };
@@ -73,10 +73,10 @@ pub fn node_classification(session: &mut Session) -> Result<Option<Value>> {
             best = (val, auc(&predict(&model, &test_x), &test_y), epoch + 1);
         }
     }
-    Ok(Some(json!({
-        "node_val_auc": best.0,
-        "node_test_auc": best.1,
-        "node_decoder_epoch": best.2,
-        "node_positive_labels": labels.iter().filter(|&&y| y > 0.5).count(),
-    })))
+    Ok(Some(NodeClassification {
+        node_val_auc: best.0,
+        node_test_auc: best.1,
+        node_decoder_epoch: best.2,
+        node_positive_labels: labels.iter().filter(|&&y| y > 0.5).count(),
+    }))
 }

@@ -161,13 +161,13 @@ fn train(args: &Common) -> Result<()> {
     let summary = mspipe_train::run::train(&config, &out, existing)?;
     eprintln!(
         "test AP {:.4}  test AUC {:.4}  ({} epochs, best {}; run directory {})",
-        summary["test_ap"].as_f64().unwrap_or(f64::NAN),
-        summary["test_auc"].as_f64().unwrap_or(f64::NAN),
-        summary["epochs"],
-        summary["best_epoch"],
+        summary.test.ap,
+        summary.test.auc,
+        summary.epochs,
+        summary.best_epoch,
         out.display()
     );
-    println!("{summary}");
+    println!("{}", serde_json::to_value(&summary)?);
     Ok(())
 }
 
@@ -178,7 +178,15 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let model = saved_model(Some(&text)).context("config.toml names no model")?;
     let config = resolve(model, Some(&text), &[])?;
     let metrics = mspipe_train::run::evaluate(&config, &args.run, args.split)?;
-    println!("{metrics}");
+    // Keys as in metrics.jsonl: `test_ap`, `val_auc_pooled`, …
+    let serde_json::Value::Object(fields) = serde_json::to_value(metrics)? else {
+        unreachable!("a struct serializes to an object")
+    };
+    let named: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .map(|(k, v)| (format!("{}_{k}", args.split.name()), v))
+        .collect();
+    println!("{}", serde_json::Value::Object(named));
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 
 use burn::prelude::*;
-use mspipe_kernels::{DeviceMemory, memory_kernels_run_on};
+use mspipe_model::kernels::{DeviceMemory, memory_kernels_run_on};
 use mspipe_model::memory::MemoryStore;
 
 /// Node memory, mailboxes and times of every node, on the host or on the device.

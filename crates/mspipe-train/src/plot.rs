@@ -4,25 +4,29 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
-use serde_json::Value;
 
-/// Writes `loss.svg` and `ap.svg` into `out` from the per-epoch `history` lines.
-pub fn write(out: &Path, history: &[Value]) -> Result<()> {
-    let series = |key: &str| -> Vec<(f64, f64)> {
+use crate::record::EpochRecord;
+
+/// Writes `loss.svg` and `ap.svg` into `out` from the per-epoch `history`.
+pub fn write(out: &Path, history: &[EpochRecord]) -> Result<()> {
+    let series = |value: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         history
             .iter()
-            .filter_map(|h| Some((h["epoch"].as_f64()?, h[key].as_f64()?)))
+            .filter_map(|h| Some((h.epoch as f64, value(h).filter(|v| v.is_finite())?)))
             .collect()
     };
     chart(
         &out.join("loss.svg"),
         "training loss",
-        &[("loss", series("loss"))],
+        &[("loss", series(&|h| Some(h.training.as_ref()?.loss)))],
     )?;
     chart(
         &out.join("ap.svg"),
         "average precision",
-        &[("val AP", series("val_ap")), ("test AP", series("test_ap"))],
+        &[
+            ("val AP", series(&|h| Some(h.val.ap))),
+            ("test AP", series(&|h| Some(h.test.ap))),
+        ],
     )
 }
 
@@ -74,8 +78,20 @@ mod tests {
     #[test]
     fn charts_hold_one_point_per_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let history: Vec<Value> = (1..=3)
-            .map(|e| serde_json::json!({"epoch": e, "loss": 1.0 / e as f64, "val_ap": 0.8 + 0.01 * e as f64, "test_ap": 0.7 + 0.02 * e as f64}))
+        let history: Vec<EpochRecord> = (1..=3)
+            .map(|e| {
+                serde_json::from_value(serde_json::json!({
+                    "epoch": e, "loss": 1.0 / e as f64, "train_seconds": 1.0,
+                    "train_events_per_sec": 1.0, "seconds": 1.0,
+                    "pipeline": {"mean_staleness": 0.0, "max_staleness": 0, "stage_seconds": {}},
+                    "val_ap": 0.8 + 0.01 * e as f64, "test_ap": 0.7 + 0.02 * e as f64,
+                    "val_auc": 0.5, "val_ap_pooled": 0.5, "val_auc_pooled": 0.5,
+                    "val_ap_new_node_events": null, "val_auc_new_node_events": null,
+                    "test_auc": 0.5, "test_ap_pooled": 0.5, "test_auc_pooled": 0.5,
+                    "test_ap_new_node_events": null, "test_auc_new_node_events": null,
+                }))
+                .expect("a record")
+            })
             .collect();
         write(dir.path(), &history).unwrap();
         let ap = std::fs::read_to_string(dir.path().join("ap.svg")).unwrap();

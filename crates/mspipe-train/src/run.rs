@@ -18,37 +18,25 @@ use mspipe_data::{
     registry,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use mspipe_scheduler::{Stage, Timeline};
 
 use crate::config::{Config, ModelName};
 use crate::edgebank::EdgeBank;
 use crate::metrics::{average_precision, mrr, per_batch_mean, roc_auc};
+use crate::record::{
+    EpochRecord, PipelineStats, RunPipeline, SplitMetrics, Summary, TrainingStats,
+};
 use crate::session::{Scores, Session, eval_negatives};
-
-const EMBEDDED_WIKIPEDIA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wikipedia.csv.gz"));
 
 /// The git revision the binary was built from.
 pub const GIT_REV: &str = env!("MSPIPE_GIT_REV");
 
-/// The dataset file for `name`: a path, a shipped dataset, or (for `wikipedia` when the
-/// repository is not at hand) the copy compiled into the binary, unpacked into the cache dir.
+/// The dataset file for `name`: a path or a shipped dataset (found from the working directory,
+/// `$MSPIPE_DATASETS`, or the checkout the binary was built in; see `registry::default_root`).
 pub fn dataset_path(name: &str) -> Result<(PathBuf, Option<Format>)> {
     let root = registry::default_root();
-    let (path, format) = registry::resolve(name, &root)?;
-    if path.exists() || !name.eq_ignore_ascii_case("wikipedia") {
-        return Ok((path, format));
-    }
-    let dir = default_cache_dir();
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("wikipedia.csv.gz");
-    if !path.exists() {
-        let tmp = dir.join("wikipedia.csv.gz.tmp");
-        std::fs::write(&tmp, EMBEDDED_WIKIPEDIA)?;
-        std::fs::rename(&tmp, &path)?;
-    }
-    Ok((path, format))
+    Ok(registry::resolve(name, &root)?)
 }
 
 /// Loads and splits the configured dataset.
@@ -109,11 +97,11 @@ fn scorable(stream: &EventStream, split: &Split) -> Result<()> {
     Ok(())
 }
 
-/// A split's metrics: AP and AUC as the mean over evaluation batches (`{prefix}_ap`, as TGN, TGL
-/// and MSPipe report them) and over all events pooled (`{prefix}_ap_pooled`); the pooled AP/AUC of
-/// the events that involve a node hidden from training (`{prefix}_ap_new_node_events`, scored
-/// inside the same pass); MRR when there are several negatives per positive.
-fn metrics(prefix: &str, s: &Scores) -> Value {
+/// A split's metrics: AP and AUC as the mean over evaluation batches (as TGN, TGL and MSPipe
+/// report them) and over all events pooled; the pooled AP/AUC of the events that involve a node
+/// hidden from training (scored inside the same pass); MRR when there are several negatives per
+/// positive.
+fn metrics(s: &Scores) -> SplitMetrics {
     let k = s.neg.len() / s.pos.len().max(1);
     let first_neg: Vec<f32> = s.neg.iter().step_by(k.max(1)).copied().collect();
     let (np, nn): (Vec<f32>, Vec<f32>) = (0..s.pos.len())
@@ -121,18 +109,15 @@ fn metrics(prefix: &str, s: &Scores) -> Value {
         .map(|i| (s.pos[i], first_neg[i]))
         .unzip();
     let batches = |metric| per_batch_mean(&s.pos, &first_neg, &s.batch_len, metric);
-    let mut m = json!({
-        format!("{prefix}_ap"): batches(average_precision),
-        format!("{prefix}_auc"): batches(roc_auc),
-        format!("{prefix}_ap_pooled"): average_precision(&s.pos, &first_neg),
-        format!("{prefix}_auc_pooled"): roc_auc(&s.pos, &first_neg),
-        format!("{prefix}_ap_new_node_events"): average_precision(&np, &nn),
-        format!("{prefix}_auc_new_node_events"): roc_auc(&np, &nn),
-    });
-    if k > 1 {
-        m[format!("{prefix}_mrr")] = json!(mrr(&s.pos, &s.neg));
+    SplitMetrics {
+        ap: batches(average_precision),
+        auc: batches(roc_auc),
+        ap_pooled: average_precision(&s.pos, &first_neg),
+        auc_pooled: roc_auc(&s.pos, &first_neg),
+        ap_new_node_events: average_precision(&np, &nn),
+        auc_new_node_events: roc_auc(&np, &nn),
+        mrr: (k > 1).then(|| mrr(&s.pos, &s.neg)),
     }
-    m
 }
 
 /// The process's peak resident set so far (Linux `VmHWM`; 0 where unavailable).
@@ -184,17 +169,17 @@ impl EpochProgress {
         }
     }
 
-    /// The epoch's staleness and per-stage busy seconds (stages overlap: their sum exceeds the
-    /// epoch's wall time when pipelining works).
-    fn pipeline_stats(&self) -> Value {
+    /// The epoch's staleness and per-stage busy seconds.
+    fn pipeline_stats(&self) -> PipelineStats {
         let n = self.staleness.len().max(1) as f64;
-        let mean = self.staleness.iter().sum::<usize>() as f64 / n;
-        let max = self.staleness.iter().copied().max().unwrap_or(0);
-        let busy: serde_json::Map<String, Value> = Stage::ALL
-            .iter()
-            .map(|&s| (s.name().to_string(), json!(self.stage_seconds[s.index()])))
-            .collect();
-        json!({"mean_staleness": mean, "max_staleness": max, "stage_seconds": busy})
+        PipelineStats {
+            mean_staleness: self.staleness.iter().sum::<usize>() as f64 / n,
+            max_staleness: self.staleness.iter().copied().max().unwrap_or(0),
+            stage_seconds: Stage::ALL
+                .iter()
+                .map(|&s| (s.name().to_string(), self.stage_seconds[s.index()]))
+                .collect(),
+        }
     }
 }
 
@@ -210,7 +195,7 @@ const BEST: &str = "best";
 fn checkpoint(
     session: &Session,
     out: &Path,
-    history: &[Value],
+    history: &[EpochRecord],
     progress: Option<&EpochProgress>,
 ) -> Result<()> {
     write_dir(&out.join("checkpoint"), |tmp| {
@@ -244,7 +229,7 @@ fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
 
 /// Restores the checkpoint in `out` into `session`: the history, and the interrupted epoch's
 /// progress if it was taken inside one.
-fn restore(session: &mut Session, out: &Path) -> Result<(Vec<Value>, Option<EpochProgress>)> {
+fn restore(session: &mut Session, out: &Path) -> Result<(Vec<EpochRecord>, Option<EpochProgress>)> {
     let dir = out.join("checkpoint");
     let context = || format!("resuming from {}", dir.display());
     session.load(&dir).with_context(context)?;
@@ -310,7 +295,7 @@ pub enum Existing {
 /// the caller to sleep until done (two context switches per op, some hundreds per step). Not
 /// with a single worker: the pipeline's stage threads queue their parallel work (sampling) into
 /// the pool, and that worker would be the training thread waiting for them.
-pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Value> {
+pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Summary> {
     if existing == Existing::Refuse && holds_a_run(out) {
         anyhow::bail!(
             "{} already holds a run: pass --resume to continue it, --force to replace it, or \
@@ -325,16 +310,16 @@ pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Value> {
     rayon::scope(|_| run_training(config, out, resume))
 }
 
-fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
+fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Summary> {
     // Load first: a bad dataset must not leave a half-made run directory behind.
     let (stream, split) = data(config)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_atomic(&out.join("config.toml"), &toml::to_string(config)?)?;
-    let meta = json!({
-        "seed": config.train.seed,
-        "git_revision": GIT_REV,
-        "command": std::env::args().collect::<Vec<_>>(),
-    });
+    let meta = RunMeta {
+        seed: config.train.seed,
+        git_revision: GIT_REV.into(),
+        command: std::env::args().collect(),
+    };
     write_atomic(&out.join("run.json"), &serde_json::to_string_pretty(&meta)?)?;
     if config.model == ModelName::Edgebank {
         return run_edgebank(config, &stream, &split, out);
@@ -354,8 +339,8 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         .truncate(true)
         .open(&metrics_path)
         .with_context(|| format!("opening {}", metrics_path.display()))?;
-    for line in &history {
-        writeln!(metrics_file, "{line}")?;
+    for record in &history {
+        writeln!(metrics_file, "{}", line(record)?)?;
     }
     let epochs_bar = progress(config.train.epochs, "epochs".into());
     epochs_bar.set_position(history.len() as u64);
@@ -405,18 +390,20 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
         let test_events: Vec<usize> = session.split.test.clone().collect();
         let val = session.evaluate(&val_events, mrr_k)?;
         let test = session.evaluate(&test_events, mrr_k)?;
-        let mut line = json!({
-            "epoch": epoch + 1,
-            "loss": losses.iter().sum::<f64>() / losses.len() as f64,
-            "train_seconds": train_seconds,
-            "train_events_per_sec": session.train_events().len() as f64 / train_seconds,
-            "seconds": start.elapsed().as_secs_f64(),
-            "pipeline": pipeline,
-        });
-        merge(&mut line, metrics("val", &val));
-        merge(&mut line, metrics("test", &test));
-        writeln!(metrics_file, "{line}")?;
-        history.push(line);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            training: Some(TrainingStats {
+                loss: losses.iter().sum::<f64>() / losses.len() as f64,
+                train_seconds,
+                train_events_per_sec: session.train_events().len() as f64 / train_seconds,
+                seconds: start.elapsed().as_secs_f64(),
+                pipeline,
+            }),
+            val: metrics(&val),
+            test: metrics(&test),
+        };
+        writeln!(metrics_file, "{}", line(&record)?)?;
+        history.push(record);
         // The best model first: a checkpoint that counts this epoch always has its best model.
         if best_epoch(&history) + 1 == history.len() {
             write_dir(&out.join(BEST), |tmp| session.save_model(tmp))?;
@@ -433,14 +420,12 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Value> {
     if best.exists() {
         session.load_model(&best)?;
     }
-    if config.train.node_classification
-        && let Some(node) = crate::classify::node_classification(&mut session)?
-    {
-        merge(&mut summary, node);
+    if config.train.node_classification {
+        summary.node_classification = crate::classify::node_classification(&mut session)?;
     }
     write_atomic(
         &out.join("summary.json"),
-        &serde_json::to_string_pretty(&summary)?,
+        &serde_json::to_string_pretty(&serde_json::to_value(&summary)?)?,
     )?;
     Ok(summary)
 }
@@ -462,16 +447,24 @@ fn edgebank_scores(config: &Config, stream: &EventStream, split: &Split) -> (Sco
 }
 
 /// EdgeBank's run directory: one metrics line and the summary (no model, nothing trained).
-fn run_edgebank(config: &Config, stream: &EventStream, split: &Split, out: &Path) -> Result<Value> {
+fn run_edgebank(
+    config: &Config,
+    stream: &EventStream,
+    split: &Split,
+    out: &Path,
+) -> Result<Summary> {
     let (val, test) = edgebank_scores(config, stream, split);
-    let mut line = json!({"epoch": 1});
-    merge(&mut line, metrics("val", &val));
-    merge(&mut line, metrics("test", &test));
-    write_atomic(&out.join("metrics.jsonl"), &format!("{line}\n"))?;
-    let summary = summarize(config, &[line], None);
+    let record = EpochRecord {
+        epoch: 1,
+        training: None,
+        val: metrics(&val),
+        test: metrics(&test),
+    };
+    write_atomic(&out.join("metrics.jsonl"), &format!("{}\n", line(&record)?))?;
+    let summary = summarize(config, &[record], None);
     write_atomic(
         &out.join("summary.json"),
-        &serde_json::to_string_pretty(&summary)?,
+        &serde_json::to_string_pretty(&serde_json::to_value(&summary)?)?,
     )?;
     Ok(summary)
 }
@@ -496,13 +489,13 @@ impl EvalSplit {
 /// Scores the best epoch's model of run `out` (the one its summary reports) on `split`: memory is
 /// rebuilt by replaying the training events (and validation, for test) without training, then
 /// the split is scored as during training.
-pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<Value> {
+pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<SplitMetrics> {
     let (stream, data_split) = data(config)?;
     if config.model == ModelName::Edgebank {
         let (val, test) = edgebank_scores(config, &stream, &data_split);
         return Ok(match split {
-            EvalSplit::Val => metrics(split.name(), &val),
-            EvalSplit::Test => metrics(split.name(), &test),
+            EvalSplit::Val => metrics(&val),
+            EvalSplit::Test => metrics(&test),
         });
     }
     let mut session = Session::new(config.clone(), stream, data_split)?;
@@ -523,11 +516,11 @@ pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<Value> 
             session.evaluate(&test, k)?
         }
     };
-    Ok(metrics(split.name(), &scores))
+    Ok(metrics(&scores))
 }
 
 /// Whether the last `patience` epochs brought no better validation AP than the one before them.
-fn stop_early(history: &[Value], patience: usize) -> bool {
+fn stop_early(history: &[EpochRecord], patience: usize) -> bool {
     if patience == 0 || history.len() <= patience {
         return false;
     }
@@ -535,75 +528,100 @@ fn stop_early(history: &[Value], patience: usize) -> bool {
     history.len() - 1 - best >= patience
 }
 
-fn best_epoch(history: &[Value]) -> usize {
-    let ap = |v: &Value| v["val_ap"].as_f64().unwrap_or(f64::NEG_INFINITY);
+/// The epoch (0-based) with the highest validation AP, the earliest on ties; an undefined AP
+/// never wins.
+fn best_epoch(history: &[EpochRecord]) -> usize {
+    let ap = |r: &EpochRecord| {
+        let ap = r.val.ap;
+        if ap.is_nan() { f64::NEG_INFINITY } else { ap }
+    };
     (0..history.len())
         .max_by(|&a, &b| ap(&history[a]).total_cmp(&ap(&history[b])).then(b.cmp(&a)))
         .unwrap_or(0)
 }
 
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
-        a.extend(b);
-    }
+/// A record as its `metrics.jsonl` line: through `serde_json::Value`, whose keys are sorted, so
+/// the line reads as it always has.
+fn line(record: &EpochRecord) -> Result<String> {
+    Ok(serde_json::to_value(record)?.to_string())
+}
+
+/// `run.json`: what reproduces the run.
+#[derive(Debug, Serialize)]
+struct RunMeta {
+    seed: u64,
+    git_revision: String,
+    command: Vec<String>,
 }
 
 /// The summary of a run: its best epoch's metrics, speed and pipeline statistics; `time_unit` is
 /// what one unit of the model's time was in the stream's unit (none for EdgeBank, which has no
 /// notion of time).
-fn summarize(config: &Config, history: &[Value], time_unit: Option<f64>) -> Value {
+///
+/// # Panics
+/// If `history` is empty (a run always records at least one epoch).
+fn summarize(config: &Config, history: &[EpochRecord], time_unit: Option<f64>) -> Summary {
     let best = best_epoch(history);
-    let at = |k: &str| history.get(best).map_or(Value::Null, |h| h[k].clone());
-    let train_seconds: f64 = history
-        .iter()
-        .filter_map(|h| h["train_seconds"].as_f64())
+    let trained = || history.iter().filter_map(|h| h.training.as_ref());
+    let train_seconds: f64 = trained().map(|t| t.train_seconds).sum();
+    let events: f64 = trained()
+        .map(|t| t.train_events_per_sec * t.train_seconds)
         .sum();
-    let events: f64 = history
-        .iter()
-        .filter_map(|h| Some(h["train_events_per_sec"].as_f64()? * h["train_seconds"].as_f64()?))
-        .sum();
-    let staleness = |h: &Value| h["pipeline"]["mean_staleness"].as_f64();
-    let mean_staleness =
-        history.iter().filter_map(staleness).sum::<f64>() / history.len().max(1) as f64;
-    let max_staleness = history
-        .iter()
-        .filter_map(|h| h["pipeline"]["max_staleness"].as_u64())
+    let epochs = history.len().max(1) as f64;
+    let mean_staleness = trained().map(|t| t.pipeline.mean_staleness).sum::<f64>() / epochs;
+    let max_staleness = trained()
+        .map(|t| t.pipeline.max_staleness)
         .max()
         .unwrap_or(0);
-    json!({
-        "model": config.model,
-        "dataset": config.data.dataset,
-        "backend": crate::session::BACKEND,
-        "seed": config.train.seed,
-        "git_revision": GIT_REV,
-        "time_unit": time_unit,
-        "epochs": history.len(),
-        "best_epoch": best + 1,
-        "val_ap": at("val_ap"),
-        "val_auc": at("val_auc"),
-        "test_ap": at("test_ap"),
-        "test_auc": at("test_auc"),
-        "test_ap_pooled": at("test_ap_pooled"),
-        "test_auc_pooled": at("test_auc_pooled"),
-        "test_ap_new_node_events": at("test_ap_new_node_events"),
-        "test_auc_new_node_events": at("test_auc_new_node_events"),
-        "train_events_per_sec": if train_seconds > 0.0 { events / train_seconds } else { 0.0 },
-        "train_seconds": train_seconds,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "pipeline": {
-            "mode": config.pipeline.mode.to_string(),
-            "mean_staleness": mean_staleness,
-            "max_staleness": max_staleness,
+    Summary {
+        model: config.model,
+        dataset: config.data.dataset.clone(),
+        backend: crate::session::BACKEND.into(),
+        seed: config.train.seed,
+        git_revision: GIT_REV.into(),
+        time_unit,
+        epochs: history.len(),
+        best_epoch: best + 1,
+        val: history[best].val,
+        test: history[best].test,
+        train_events_per_sec: if train_seconds > 0.0 {
+            events / train_seconds
+        } else {
+            0.0
         },
-    })
+        train_seconds,
+        peak_rss_bytes: peak_rss_bytes(),
+        pipeline: RunPipeline {
+            mode: config.pipeline.mode.to_string(),
+            mean_staleness,
+            max_staleness,
+        },
+        node_classification: None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn history(val_ap: &[f64]) -> Vec<Value> {
-        val_ap.iter().map(|ap| json!({ "val_ap": ap })).collect()
+    fn history(val_ap: &[f64]) -> Vec<EpochRecord> {
+        let split = |ap| SplitMetrics {
+            ap,
+            auc: 0.5,
+            ap_pooled: ap,
+            auc_pooled: 0.5,
+            ap_new_node_events: f64::NAN,
+            auc_new_node_events: f64::NAN,
+            mrr: None,
+        };
+        (0..val_ap.len())
+            .map(|e| EpochRecord {
+                epoch: e + 1,
+                training: None,
+                val: split(val_ap[e]),
+                test: split(0.5),
+            })
+            .collect()
     }
 
     #[test]
@@ -611,10 +629,8 @@ mod tests {
         assert_eq!(best_epoch(&history(&[0.5, 0.7, 0.6])), 1);
         assert_eq!(best_epoch(&history(&[0.7, 0.6, 0.7])), 0);
         assert_eq!(best_epoch(&history(&[0.5])), 0);
-        // A missing or non-numeric AP (EdgeBank has no epochs to choose) never wins.
-        let mut h = history(&[0.5, 0.6]);
-        h.push(json!({ "val_ap": null }));
-        assert_eq!(best_epoch(&h), 1);
+        // An undefined AP never wins.
+        assert_eq!(best_epoch(&history(&[0.5, 0.6, f64::NAN])), 1);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use mspipe_data::synthetic::{SyntheticConfig, generate};
 use mspipe_data::{EventStream, Split, SplitConfig};
-use mspipe_kernels::runtime::test_device;
+use mspipe_model::kernels::runtime::test_device;
 use mspipe_model::tensors::to_vec;
 use mspipe_train::config::{ModelName, resolve};
 use mspipe_train::memory::NodeMemory;
