@@ -43,6 +43,9 @@ mod autodiff;
 #[cfg(feature = "fused")]
 pub mod backend;
 #[cfg(feature = "cube")]
+// burn's `ExtensionType` derive (on `cube::Store`) generates a type whose fields carry no docs;
+// `cube::Store` and `cube::Writes` mirror `DeviceMemory` and `Writes`, documented field by field.
+#[allow(missing_docs)]
 pub mod cube;
 #[cfg(feature = "flex")]
 mod flex;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What went wrong with the content of an input.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // every field is named in its variant's message
 pub enum Problem {
     /// The file (or the part that should hold events) has no data rows.
     Empty,
@@ -85,6 +86,7 @@ impl fmt::Display for Problem {
 
 /// Error of every fallible function of this crate.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // every field is named in its variant's message
 pub enum DataError {
     /// The content of `path` is wrong; `line` is 1-based where the problem sits on one line.
     #[error("{}{}: {problem}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]

@@ -23,10 +23,13 @@ pub struct EventStream {
 /// Why [`EventStream::from_columns`] refused its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ColumnsError {
+    /// A column's length differs from the source column's: (column, length, expected).
     #[error("column `{0}` has {1} entries, expected {2}")]
     Length(&'static str, usize, usize),
+    /// (event, node, number of nodes).
     #[error("event {0} names node {1}, but there are only {2} nodes")]
     NodeOutOfRange(usize, u32, usize),
+    /// (event).
     #[error("timestamp of event {0} is not finite or goes backwards")]
     Time(usize),
 }

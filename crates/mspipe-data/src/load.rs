@@ -17,8 +17,11 @@ pub struct LoadOptions {
 /// A loaded stream and how it was obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// The events.
     pub stream: EventStream,
+    /// What reading found (rows, reordering, duplicates, …).
     pub report: LoadReport,
+    /// The format the file was read as.
     pub format: Format,
     /// Whether the stream came from the cache rather than from parsing.
     pub from_cache: bool,

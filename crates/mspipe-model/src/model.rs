@@ -16,8 +16,11 @@ use crate::{LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig
 #[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
 #[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum UpdaterKind {
+    /// A GRU cell (TGN).
     Gru,
+    /// A vanilla RNN cell (JODIE).
     Rnn,
+    /// Attention over the mailbox (APAN).
     Transformer,
 }
 
@@ -38,6 +41,7 @@ pub enum EmbeddingKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
 #[serde(crate = "burn::serde", rename_all = "kebab-case")]
 pub enum MessageKind {
+    /// The raw mail itself.
     Identity,
     /// One linear layer and ReLU, to `memory_dim`.
     Mlp,
@@ -60,18 +64,26 @@ pub enum Delivery {
 pub struct MemoryModelConfig {
     /// Edge-feature width (0: none).
     pub edge_dim: usize,
+    /// Node memory width.
     #[config(default = 100)]
     pub memory_dim: usize,
+    /// Time-encoding width.
     #[config(default = 100)]
     pub time_dim: usize,
+    /// Embedding width of the attention layers.
     #[config(default = 100)]
     pub embed_dim: usize,
+    /// How a node's memory is updated from its mails.
     pub updater: UpdaterKind,
+    /// How the roots are embedded from their memories.
     pub embedding: EmbeddingKind,
+    /// How a raw mail becomes the updater's input.
     #[config(default = "MessageKind::Identity")]
     pub message: MessageKind,
+    /// How a recurrent updater reduces the mailbox.
     #[config(default = "Combine::Last")]
     pub combine: Combine,
+    /// Who receives an event's mails.
     #[config(default = "Delivery::ToSelf")]
     pub delivery: Delivery,
     /// Mails kept per node.
@@ -80,6 +92,7 @@ pub struct MemoryModelConfig {
     /// Attention layers (= sampling hops).
     #[config(default = 1)]
     pub layers: usize,
+    /// Attention heads (in the embedding and APAN's updater).
     #[config(default = 2)]
     pub heads: usize,
     /// Neighbours sampled per hop.
@@ -237,7 +250,16 @@ impl MemoryModel {
         Tensor::cat(vec![mail, time], 2)
     }
 
-    /// Embeddings `[R, out]` of the roots from the updated memories `[U, d]`.
+    /// Embeddings of the roots from the updated memories.
+    ///
+    /// # Shapes
+    /// - `memory`: `[U, d]`, the batch's unique nodes (what [`MemoryModel::update_memory`] gives);
+    /// - `input.root_index`, `input.root_dt`: `[R]`; one [`crate::HopInput`] per attention layer;
+    /// - output: `[R, out]` ([`MemoryModelConfig::output_dim`]).
+    ///
+    /// # Panics
+    /// If the model has attention layers and `input.hops` holds fewer hops than layers (TGN needs
+    /// the sampled neighbourhood, JODIE and APAN need none).
     pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
         let roots = memory.clone().select(0, input.root_index.clone());
         if let Some(p) = &self.projection {
@@ -250,6 +272,11 @@ impl MemoryModel {
         // layer. At layer 0 the deeper levels are rows of the memory table, so the first layer
         // projects the table and gathers (see `NeighborRows::Gather`).
         let levels = self.layers.len();
+        assert!(
+            input.hops.len() >= levels,
+            "{levels} attention layer(s) need as many sampled hops, got {}",
+            input.hops.len()
+        );
         let mut reps: Vec<NeighborRows> = std::iter::once(NeighborRows::Dense(roots.unsqueeze()))
             .chain(input.hops[..levels].iter().map(|h| NeighborRows::Gather {
                 table: memory.clone(),

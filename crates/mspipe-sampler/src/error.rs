@@ -2,6 +2,7 @@
 
 /// Why a sampler call was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[allow(missing_docs)] // every field is named in its variant's message
 pub enum SamplerError {
     /// Appends must come in time order, after everything the graph holds.
     #[error("event at t={time} is older than the newest event in the graph (t={newest})")]

@@ -19,17 +19,23 @@ use rustc_hash::FxHashSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NegativeStrategy {
+    /// Any destination, uniformly.
     #[default]
     Random,
+    /// Edges that occurred before the batch, as DyGLib draws them.
     Historical,
+    /// Edges never seen in training, as DyGLib draws them.
     Inductive,
 }
 
 /// `per_positive` negative edges for each positive of a batch, row-major `[positives × K]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Negatives {
+    /// Source of each negative edge.
     pub src: Vec<u32>,
+    /// Destination of each negative edge.
     pub dst: Vec<u32>,
+    /// Negatives per positive (K).
     pub per_positive: usize,
 }
 

@@ -7,6 +7,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a pipeline did not complete.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // every field is named in its variant's message
 pub enum SchedulerError {
     /// A `--pipeline` value that is not a mode.
     #[error("pipeline mode `{0}` is not one of off, mspipe or fixed:K")]

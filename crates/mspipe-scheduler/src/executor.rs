@@ -55,6 +55,7 @@ pub trait Stages: Sync {
 /// Pipeline settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Executor {
+    /// How staleness is chosen.
     pub mode: Mode,
     /// Iterations sampling and feature fetch may run ahead of the memory fetch.
     pub queue: usize,
@@ -63,6 +64,7 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// `mode` with the default queue (2) and stage-time smoothing (0.2).
     pub fn new(mode: Mode) -> Self {
         Executor {
             mode,

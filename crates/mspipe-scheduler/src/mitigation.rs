@@ -36,6 +36,7 @@ pub struct Candidates<'a> {
     pub slot_row: &'a [u32],
     /// Whether each slot holds a neighbour.
     pub mask: &'a [bool],
+    /// Slots per root.
     pub k: usize,
     /// Time of each memory row (its last update, or its newest mail's): a candidate must be
     /// strictly newer than the stale row it blends into.

@@ -26,7 +26,10 @@ pub enum Mode {
     Fixed(usize),
     /// MSPipe: the smallest staleness that keeps compute busy, chosen online per iteration from
     /// the profiled stage times, at most `k_max`; fetches read the freshest memory committed.
-    Adaptive { k_max: usize },
+    Adaptive {
+        /// The largest staleness it may choose.
+        k_max: usize,
+    },
 }
 
 impl Mode {

@@ -32,6 +32,7 @@ impl Iteration {
 /// Spans of a run of iterations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
+    /// One per iteration, in order.
     pub iterations: Vec<Iteration>,
 }
 

@@ -27,9 +27,13 @@ pub(crate) const LABEL_NAMES: &[&str] = &["label", "state_label"];
 /// among the common ones. `None` means "find it by its common names".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnNames {
+    /// The source node's column.
     pub src: Option<String>,
+    /// The destination node's column.
     pub dst: Option<String>,
+    /// The timestamp's column.
     pub time: Option<String>,
+    /// The (optional) label's column.
     pub label: Option<String>,
 }
 

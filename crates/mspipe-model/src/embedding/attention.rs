@@ -68,7 +68,9 @@ pub enum NeighborRows {
     /// Rows `index` (`[R·K]`) of `table` (`[U, input]`): the projection is applied to the `U`
     /// table rows before the gather, which is cheaper when slots repeat nodes (`R·K ≫ U`).
     Gather {
+        /// `[U, input]`.
         table: Tensor<2>,
+        /// `[R·K]` rows of `table`.
         index: Tensor<1, Int>,
     },
 }

@@ -19,8 +19,11 @@ pub enum Combine {
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum MemoryUpdater {
+    /// TGN's GRU cell over the combined mail.
     Gru(GruCell),
+    /// JODIE's RNN cell over the combined mail.
     Rnn(RnnCell),
+    /// APAN's attention over the mailbox.
     Transformer(MailboxAttention),
 }
 
