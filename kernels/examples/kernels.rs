@@ -1,11 +1,11 @@
 //! The fused attention over gathered rows, called directly: on flex (the host loops) and, where a
 //! wgpu adapter exists, on wgpu (the cubecl kernels), each against the burn-ops reference.
 //!
-//! `cargo run --example kernels`
+//! `cargo run -p mspipe-kernels --example kernels`
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use mspipe::model::kernels::{gathered_attention, reference, runtime};
+use mspipe_kernels::{gathered_attention, reference, runtime};
 
 const HEADS: usize = 2;
 const ROOTS: usize = 64;
