@@ -5,4 +5,5 @@ pub use mspipe_data as data;
 pub use mspipe_model as model;
 pub use mspipe_sampler as sampler;
 pub use mspipe_scheduler as scheduler;
+pub use mspipe_step as step;
 pub use mspipe_train as train;

@@ -98,171 +98,76 @@ fn constant<B: FusedBackend, C: CheckpointStrategy>(
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
-impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+/// The output of an operation whose backward is `O`: recorded with `state` for the backward
+/// pass when a parent is tracked.
+fn finish<B: FusedBackend, C: CheckpointStrategy, O: Backward<B, N>, const N: usize>(
+    prep: OpsKind<O, B, O::State, C, N>,
+    state: O::State,
+    out: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match prep {
+        OpsKind::Tracked(prep) => prep.finish(state, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+crate::backend::fused_backend! {
+    impl[B: FusedBackend, C: CheckpointStrategy] for Autodiff<B, C>;
+    temporal_attention(q, k, v, keep) {
         let keep = keep.into_primitive();
-        let prep = AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful();
-        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        let prep = AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]);
+        let prep = prep.compute_bound().stateful();
+        let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
         let out = B::temporal_attention(q.clone(), k.clone(), v.clone(), keep.clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((q, k, v, keep), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        finish(prep, (q, k, v, keep), out)
     }
-
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (dq, dk, dv) = B::temporal_attention_backward(
-            q.into_primitive(),
-            k.into_primitive(),
-            v.into_primitive(),
-            keep.into_primitive(),
-            grad.into_primitive(),
-        );
-        (
-            constant::<B, C>(dq),
-            constant::<B, C>(dk),
-            constant::<B, C>(dv),
-        )
+    temporal_attention_backward(q, k, v, keep, grad) {
+        let [q, k, v, keep, grad] = [q, k, v, keep, grad].map(|t| t.into_primitive());
+        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
+        let [dq, dk, dv] = [dq, dk, dv].map(constant::<B, C>);
+        (dq, dk, dv)
     }
-
-    /// Δt is data: gradients flow to `w` and `b` only.
-    fn time_encoding(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    // Δt is data: gradients flow to `w` and `b` only.
+    time_encoding(dt, w, b) {
         let dt = dt.into_primitive();
-        let prep = TimeEncodingBackward
-            .prepare::<C>([w.node(), b.node()])
-            .compute_bound()
-            .stateful();
-        let (w, b) = (w.into_primitive(), b.into_primitive());
+        let prep = TimeEncodingBackward.prepare::<C>([w.node(), b.node()]);
+        let prep = prep.compute_bound().stateful();
+        let [w, b] = [w, b].map(|t| t.into_primitive());
         let out = B::time_encoding(dt.clone(), w.clone(), b.clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((dt, w, b), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        finish(prep, (dt, w, b), out)
     }
-
-    fn time_encoding_backward(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (dw, db) = B::time_encoding_backward(
-            dt.into_primitive(),
-            w.into_primitive(),
-            b.into_primitive(),
-            grad.into_primitive(),
-        );
+    time_encoding_backward(dt, w, b, grad) {
+        let [dt, w, b, grad] = [dt, w, b, grad].map(|t| t.into_primitive());
+        let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
         (constant::<B, C>(dw), constant::<B, C>(db))
     }
-
-    fn gru_gates(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let prep = GruBackward
-            .prepare::<C>([gi.node(), gh.node(), h.node()])
-            .compute_bound()
-            .stateful();
-        let (gi, gh, h) = (gi.into_primitive(), gh.into_primitive(), h.into_primitive());
+    gru_gates(gi, gh, h) {
+        let prep = GruBackward.prepare::<C>([gi.node(), gh.node(), h.node()]);
+        let prep = prep.compute_bound().stateful();
+        let [gi, gh, h] = [gi, gh, h].map(|t| t.into_primitive());
         let out = B::gru_gates(gi.clone(), gh.clone(), h.clone());
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((gi, gh, h), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        finish(prep, (gi, gh, h), out)
     }
-
-    fn gru_gates_backward(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (dgi, dgh, dh) = B::gru_gates_backward(
-            gi.into_primitive(),
-            gh.into_primitive(),
-            h.into_primitive(),
-            grad.into_primitive(),
-        );
-        (
-            constant::<B, C>(dgi),
-            constant::<B, C>(dgh),
-            constant::<B, C>(dh),
-        )
+    gru_gates_backward(gi, gh, h, grad) {
+        let [gi, gh, h, grad] = [gi, gh, h, grad].map(|t| t.into_primitive());
+        let (dgi, dgh, dh) = B::gru_gates_backward(gi, gh, h, grad);
+        let [dgi, dgh, dh] = [dgi, dgh, dh].map(constant::<B, C>);
+        (dgi, dgh, dh)
     }
-
-    fn gathered_attention(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let (keep, scale) = (keep.into_primitive(), scale.into_primitive());
-        let prep = GatheredAttentionBackward
-            .prepare::<C>([q.node(), a.node(), b.node()])
-            .compute_bound()
-            .stateful();
-        let (q, a, b) = (q.into_primitive(), a.into_primitive(), b.into_primitive());
-        let out = B::gathered_attention(
-            q.clone(),
-            a.clone(),
-            ia.clone(),
-            b.clone(),
-            ib.clone(),
-            keep.clone(),
-            scale.clone(),
-        );
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish((q, a, ia, b, ib, keep, scale), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+    gathered_attention(q, a, ia, b, ib, keep, scale) {
+        let [keep, scale] = [keep, scale].map(|t| t.into_primitive());
+        let prep = GatheredAttentionBackward.prepare::<C>([q.node(), a.node(), b.node()]);
+        let prep = prep.compute_bound().stateful();
+        let [q, a, b] = [q, a, b].map(|t| t.into_primitive());
+        let inputs = (q, a, ia, b, ib, keep, scale);
+        let (q, a, ia, b, ib, keep, scale) = inputs.clone();
+        let out = B::gathered_attention(q, a, ia, b, ib, keep, scale);
+        finish(prep, inputs, out)
     }
-
-    fn gathered_attention_backward(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (dq, da, db) = B::gathered_attention_backward(
-            q.into_primitive(),
-            a.into_primitive(),
-            ia,
-            b.into_primitive(),
-            ib,
-            keep.into_primitive(),
-            scale.into_primitive(),
-            grad.into_primitive(),
-        );
-        (
-            constant::<B, C>(dq),
-            constant::<B, C>(da),
-            constant::<B, C>(db),
-        )
+    gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad) {
+        let [q, a, b, keep, scale, grad] = [q, a, b, keep, scale, grad].map(|t| t.into_primitive());
+        let (dq, da, db) = B::gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad);
+        let [dq, da, db] = [dq, da, db].map(constant::<B, C>);
+        (dq, da, db)
     }
 }

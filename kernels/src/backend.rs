@@ -100,6 +100,71 @@ pub trait FusedBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// `impl FusedBackend` for a backend with the trait's signatures written once, here: the caller
+/// names each method's arguments and gives its body, in the trait's order.
+macro_rules! fused_backend {
+    (
+        impl[$($generics:tt)*] for $backend:ty;
+        temporal_attention($q:ident, $k:ident, $v:ident, $keep:ident) $attention:block
+        temporal_attention_backward(
+            $q_:ident, $k_:ident, $v_:ident, $keep_:ident, $grad:ident
+        ) $attention_backward:block
+        time_encoding($dt:ident, $w:ident, $b:ident) $time:block
+        time_encoding_backward(
+            $dt_:ident, $w_:ident, $b_:ident, $grad_:ident
+        ) $time_backward:block
+        gru_gates($gi:ident, $gh:ident, $h:ident) $gru:block
+        gru_gates_backward($gi_:ident, $gh_:ident, $h_:ident, $grad__:ident) $gru_backward:block
+        gathered_attention(
+            $gq:ident, $ta:ident, $ia:ident, $tb:ident, $ib:ident, $gkeep:ident, $scale:ident
+        ) $gathered:block
+        gathered_attention_backward(
+            $gq_:ident, $ta_:ident, $ia_:ident, $tb_:ident, $ib_:ident, $gkeep_:ident,
+            $scale_:ident, $grad___:ident
+        ) $gathered_backward:block
+    ) => {
+        type F<B> = burn::backend::tensor::FloatTensor<B>;
+        type I<B> = burn::backend::tensor::IntTensor<B>;
+
+        impl<$($generics)*> $crate::backend::FusedBackend for $backend {
+            fn temporal_attention($q: F<Self>, $k: F<Self>, $v: F<Self>, $keep: F<Self>) -> F<Self>
+                $attention
+
+            fn temporal_attention_backward(
+                $q_: F<Self>, $k_: F<Self>, $v_: F<Self>, $keep_: F<Self>, $grad: F<Self>,
+            ) -> (F<Self>, F<Self>, F<Self>)
+                $attention_backward
+
+            fn time_encoding($dt: F<Self>, $w: F<Self>, $b: F<Self>) -> F<Self> $time
+
+            fn time_encoding_backward(
+                $dt_: F<Self>, $w_: F<Self>, $b_: F<Self>, $grad_: F<Self>,
+            ) -> (F<Self>, F<Self>)
+                $time_backward
+
+            fn gru_gates($gi: F<Self>, $gh: F<Self>, $h: F<Self>) -> F<Self> $gru
+
+            fn gru_gates_backward(
+                $gi_: F<Self>, $gh_: F<Self>, $h_: F<Self>, $grad__: F<Self>,
+            ) -> (F<Self>, F<Self>, F<Self>)
+                $gru_backward
+
+            fn gathered_attention(
+                $gq: F<Self>, $ta: F<Self>, $ia: I<Self>, $tb: F<Self>, $ib: I<Self>,
+                $gkeep: F<Self>, $scale: F<Self>,
+            ) -> F<Self>
+                $gathered
+
+            fn gathered_attention_backward(
+                $gq_: F<Self>, $ta_: F<Self>, $ia_: I<Self>, $tb_: F<Self>, $ib_: I<Self>,
+                $gkeep_: F<Self>, $scale_: F<Self>, $grad___: F<Self>,
+            ) -> (F<Self>, F<Self>, F<Self>)
+                $gathered_backward
+        }
+    };
+}
+pub(crate) use fused_backend;
+
 /// Output shapes of the fused operations for their fusion registration, from the inputs' specs.
 #[cfg(feature = "cube")]
 mod fusion_meta {

@@ -13,6 +13,8 @@ use mspipe_model::{NodeClassifier, NodeClassifierConfig};
 
 use crate::metrics::roc_auc;
 use crate::record::NodeClassification;
+use mspipe_step::NodeMemory;
+
 use crate::session::Session;
 
 /// Decoder training epochs.
@@ -34,7 +36,9 @@ fn auc(logits: &[f32], labels: &[f32]) -> f64 {
 
 /// Runs the protocol when the stream has labels; `None` otherwise. Leaves the session's memory
 /// at the end of the stream.
-pub fn node_classification(session: &mut Session) -> Result<Option<NodeClassification>> {
+pub fn node_classification<S: NodeMemory>(
+    session: &mut Session<S>,
+) -> Result<Option<NodeClassification>> {
     let Some(labels) = session.stream.labels().map(<[f32]>::to_vec) else {
         return Ok(None);
     };

@@ -1,9 +1,8 @@
 //! # mspipe-train
 //!
 //! Training and evaluation of memory-based temporal GNNs end to end: configuration
-//! ([`config`]), node memory on the host or on the device ([`memory`]), a batch as MSPipe's five
-//! stages ([`batch`]), run back to back or pipelined by the scheduler ([`pipeline`],
-//! [`session::Session`]), the evaluation protocol and outputs ([`run`]) with their records
+//! ([`config`]), a run's state and its batch loops over [`mspipe_step`]'s stages, run back to
+//! back or pipelined by the scheduler ([`session::Session`]), the evaluation protocol and outputs ([`run`]) with their records
 //! ([`record`]), and metrics ([`metrics`]). The `mspipe-train` binary is a thin command line over
 //! [`run::train`].
 //!
@@ -16,13 +15,10 @@
 //! ```
 
 pub mod alloc;
-pub mod batch;
 pub mod classify;
 pub mod config;
 pub mod edgebank;
-pub mod memory;
 pub mod metrics;
-pub mod pipeline;
 pub mod plot;
 pub mod record;
 pub mod run;

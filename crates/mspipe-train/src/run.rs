@@ -19,7 +19,9 @@ use mspipe_data::{
 };
 use serde::{Deserialize, Serialize};
 
+use mspipe_model::kernels::memory_kernels_run_on;
 use mspipe_scheduler::{Stage, Timeline};
+use mspipe_step::{DeviceStore, NodeMemory};
 
 use crate::config::{Config, ModelName};
 use crate::edgebank::EdgeBank;
@@ -27,7 +29,7 @@ use crate::metrics::{average_precision, mrr, per_batch_mean, roc_auc};
 use crate::record::{
     EpochRecord, PipelineStats, RunPipeline, SplitMetrics, Summary, TrainingStats,
 };
-use crate::session::{Scores, Session, eval_negatives};
+use crate::session::{Scores, Session, base_device, eval_negatives};
 
 /// The git revision the binary was built from.
 pub const GIT_REV: &str = env!("MSPIPE_GIT_REV");
@@ -192,8 +194,8 @@ const BEST: &str = "best";
 
 /// Saves model + optimizer + history (+ node memory and progress inside an epoch) into
 /// `out/checkpoint`, replacing the previous one only once the new one is complete.
-fn checkpoint(
-    session: &Session,
+fn checkpoint<S: NodeMemory>(
+    session: &Session<S>,
     out: &Path,
     history: &[EpochRecord],
     progress: Option<&EpochProgress>,
@@ -229,7 +231,10 @@ fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
 
 /// Restores the checkpoint in `out` into `session`: the history, and the interrupted epoch's
 /// progress if it was taken inside one.
-fn restore(session: &mut Session, out: &Path) -> Result<(Vec<EpochRecord>, Option<EpochProgress>)> {
+fn restore<S: NodeMemory>(
+    session: &mut Session<S>,
+    out: &Path,
+) -> Result<(Vec<EpochRecord>, Option<EpochProgress>)> {
     let dir = out.join("checkpoint");
     let context = || format!("resuming from {}", dir.display());
     session.load(&dir).with_context(context)?;
@@ -324,7 +329,27 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Summary> {
     if config.model == ModelName::Edgebank {
         return run_edgebank(config, &stream, &split, out);
     }
-    let mut session = Session::new(config.clone(), stream, split)?;
+    let device = base_device();
+    if memory_kernels_run_on(&device) {
+        let session = Session::<DeviceStore>::on_device(config.clone(), stream, split, device)?;
+        train_session(session, config, out, resume)
+    } else {
+        train_session(
+            Session::new(config.clone(), stream, split)?,
+            config,
+            out,
+            resume,
+        )
+    }
+}
+
+/// The epochs of a run of `session` (resumed from `out` if `resume`), their records, the summary.
+fn train_session<S: NodeMemory>(
+    mut session: Session<S>,
+    config: &Config,
+    out: &Path,
+    resume: bool,
+) -> Result<Summary> {
     let (mut history, mut interrupted) = if resume {
         restore(&mut session, out)?
     } else {
@@ -498,7 +523,27 @@ pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<SplitMe
             EvalSplit::Test => metrics(&test),
         });
     }
-    let mut session = Session::new(config.clone(), stream, data_split)?;
+    let device = base_device();
+    if memory_kernels_run_on(&device) {
+        let session =
+            Session::<DeviceStore>::on_device(config.clone(), stream, data_split, device)?;
+        evaluate_session(session, out, split)
+    } else {
+        evaluate_session(
+            Session::new(config.clone(), stream, data_split)?,
+            out,
+            split,
+        )
+    }
+}
+
+/// [`evaluate`] with `session`.
+fn evaluate_session<S: NodeMemory>(
+    mut session: Session<S>,
+    out: &Path,
+    split: EvalSplit,
+) -> Result<SplitMetrics> {
+    let config = session.config.clone();
     let dir = out.join(BEST);
     session
         .load_model(&dir)

@@ -1,6 +1,7 @@
 //! One training run's state — model, optimizer, node memory, graphs, samplers — and its batch
 //! loops: sequential ([`Session::train_batch`], evaluation) and pipelined
-//! ([`Session::train_pipelined`]), both running the stages of [`crate::batch`].
+//! ([`Session::train_pipelined`]), both running the stages of [`mspipe_step::batch`] over the
+//! session's [`NodeMemory`].
 
 use std::sync::Mutex;
 
@@ -14,10 +15,12 @@ use mspipe_model::{MemoryModel, MemoryModelConfig};
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
 use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
 
-use crate::batch::{self, SampleContext};
+use mspipe_step::batch::{self, SampleContext};
+use mspipe_step::{
+    MemoryShape, MemoryStore, NodeMemory, StepConfig, TrainStages, Trainer, batch_events,
+};
+
 use crate::config::Config;
-use crate::memory::NodeMemory;
-use crate::pipeline::{DeviceUpdates, Handover, TrainStages, Trainer, batch_events};
 
 /// Scores of a stretch of events.
 #[derive(Debug, Clone, Default)]
@@ -39,15 +42,15 @@ struct Inference {
     sources: Tensor<2>,
 }
 
-/// The model, its optimizer, the node memory, the graphs and the samplers of a run.
-pub struct Session {
+/// The model, its optimizer, the node memory (of type `S`), the graphs and the samplers of a run.
+pub struct Session<S: NodeMemory = MemoryStore> {
     pub config: Config,
     pub stream: EventStream,
     pub split: Split,
     model_config: MemoryModelConfig,
     pub model: MemoryModel,
     optim: ModuleOptimizer,
-    store: NodeMemory,
+    store: S,
     sampler: NeighborSampler,
     train_graph: TemporalGraph,
     full_graph: TemporalGraph,
@@ -118,14 +121,15 @@ pub fn eval_negatives(config: &Config, stream: &EventStream, split: &Split) -> N
 }
 
 impl Session {
-    /// Builds everything for `config` over `stream` split by `split` on [`base_device`]; the
-    /// model is initialised from the config's seed.
+    /// Builds everything for `config` over `stream` split by `split` on [`base_device`], with
+    /// node memory in host buffers; the model is initialised from the config's seed.
     pub fn new(config: Config, stream: EventStream, split: Split) -> Result<Self> {
         Self::on_device(config, stream, split, base_device())
     }
+}
 
-    /// [`Session::new`] on `device` (node memory lives there too when the device runs the memory
-    /// kernels).
+impl<S: NodeMemory> Session<S> {
+    /// [`Session::new`] on `device`, with node memory in an `S`.
     pub fn on_device(
         config: Config,
         mut stream: EventStream,
@@ -142,14 +146,14 @@ impl Session {
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let model = model_config.init(&device);
-        let shape = (
-            stream.num_nodes(),
-            model_config.memory_dim,
-            model_config.mail_dim(),
-            model_config.mailbox,
-        );
+        let shape = MemoryShape {
+            nodes: stream.num_nodes(),
+            dim: model_config.memory_dim,
+            mail_dim: model_config.mail_dim(),
+            slots: model_config.mailbox,
+        };
         let first = stream.time().first().copied().unwrap_or(0.0);
-        let store = NodeMemory::new(shape, first, &device);
+        let store = S::empty(shape, first, &device);
         let sampler = NeighborSampler::new(NeighborConfig {
             k: config.sampling.neighbors,
             layers: config.sampling.layers,
@@ -227,14 +231,12 @@ impl Session {
             let fetched = batch::fetch_memory(&self.store, prepared, None);
             tl.record(i, Stage::Memory, t, now());
             let (t, mut update) = (now(), None);
-            on_loss(
-                self.trainer()
-                    .step(epoch, b, fetched, |u| update = Some(u))?,
-            );
+            let mut trainer = self.trainer();
+            on_loss(trainer.step(epoch, b, fetched, |u| update = Some(u))?);
+            let write = update.map(|h| trainer.write(h));
             tl.record(i, Stage::Compute, t, now());
             let t = now();
-            if let Some(h) = update {
-                let write = Handover::into_write(h, &self.stream, self.model_config.delivery);
+            if let Some(write) = write {
                 batch::apply_write(&mut self.store, write);
             }
             tl.record(i, Stage::Update, t, now());
@@ -244,7 +246,7 @@ impl Session {
 
     /// Stage S alone for training batch `b` of `epoch`: what that batch's compute would see
     /// (for cost models and benchmarks; training samples through [`Session::train_sequential`]).
-    pub fn sample_train_batch(&mut self, epoch: usize, b: usize) -> Result<batch::Sampled> {
+    pub fn sample_train_batch(&mut self, epoch: usize, b: usize) -> Result<mspipe_step::Sampled> {
         let events = batch_events(&self.train_events, self.config.train.batch_size, b);
         let cx = SampleContext {
             stream: &self.stream,
@@ -253,14 +255,28 @@ impl Session {
             negative_key: epoch as u64,
             per_positive: 1,
         };
-        batch::sample(cx, &mut self.sampler, events)
+        Ok(batch::sample(cx, &mut self.sampler, events)?)
+    }
+
+    /// The step's settings from the run's configuration.
+    fn step_config(&self) -> StepConfig {
+        let train = &self.config.train;
+        StepConfig::new(self.model_config.delivery)
+            .with_lr(train.lr)
+            .with_time_scale(train.time_scale)
+            .with_seed(train.seed)
     }
 
     /// The compute stage's view of the session.
-    fn trainer(&mut self) -> Trainer<'_> {
-        let dims = self.store.dims();
-        let train = &self.config.train;
-        Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device)
+    fn trainer(&mut self) -> Trainer<'_, S> {
+        let step = self.step_config();
+        Trainer::new(
+            &mut self.model,
+            &mut self.optim,
+            step,
+            &self.stream,
+            &self.device,
+        )
     }
 
     /// The events trained on (training period minus events of hidden nodes), in time order.
@@ -304,7 +320,6 @@ impl Session {
         // Inference copy of the parameters, made once per pass rather than once per batch.
         let model = self.model.valid();
         let device = self.device.clone().inner();
-        let dims = self.store.dims();
         for events in events.chunks(self.config.train.batch_size) {
             let cx = SampleContext {
                 stream: &self.stream,
@@ -316,7 +331,7 @@ impl Session {
             let sampled = batch::sample(cx, &mut self.sampler, events.to_vec())?;
             let prepared = batch::fetch_features(&self.stream, sampled);
             let fetched = batch::fetch_memory(&self.store, prepared, None);
-            let f = batch::forward(&model, fetched, dims, self.config.train.time_scale, &device);
+            let f = batch::forward(&model, fetched, self.config.train.time_scale, &device);
             let write = batch::prepare_write(&self.stream, self.model_config.delivery, f.update);
             batch::apply_write(&mut self.store, write);
             let out = Inference {
@@ -334,8 +349,8 @@ impl Session {
         self.model_config.output_dim()
     }
 
-    /// The node memory (on the device when it runs the memory kernels).
-    pub fn memory(&self) -> &NodeMemory {
+    /// The node memory.
+    pub fn memory(&self) -> &S {
         &self.store
     }
 
@@ -353,6 +368,7 @@ impl Session {
         executor: &Executor,
         mut on_loss: impl FnMut(f64),
     ) -> Result<Timeline> {
+        let step = self.step_config();
         let pipeline = &self.config.pipeline;
         let stages = TrainStages {
             cx: SampleContext {
@@ -372,18 +388,12 @@ impl Session {
                 top: pipeline.top,
             }),
             quantile: pipeline.quantile,
+            memory: std::marker::PhantomData,
         };
-        let dims = self.store.dims();
-        let train = &self.config.train;
-        let mut trainer = Trainer::new(&mut self.model, &mut self.optim, train, dims, &self.device);
-        if let NodeMemory::Device(store) = &self.store {
-            trainer.device_updates = Some(DeviceUpdates {
-                newest: store.clone(),
-                stream: &self.stream,
-                delivery: self.model_config.delivery,
-            });
-        }
-        let rows = self.store.num_nodes();
+        let (stream, device) = (&self.stream, &self.device);
+        let mut trainer = Trainer::new(&mut self.model, &mut self.optim, step, stream, device);
+        trainer.ahead = S::WRITES_ON_COMPUTE.then(|| self.store.clone());
+        let rows = self.store.shape().nodes;
         let first = range.start;
         let timeline =
             executor.run(&stages, &mut self.store, rows, range.len(), |i, f, emit| {

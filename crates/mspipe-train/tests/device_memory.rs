@@ -17,8 +17,8 @@ use mspipe_data::synthetic::{SyntheticConfig, generate};
 use mspipe_data::{EventStream, Split, SplitConfig};
 use mspipe_model::kernels::runtime::test_device;
 use mspipe_model::tensors::to_vec;
+use mspipe_step::{DeviceStore, NodeMemory};
 use mspipe_train::config::{ModelName, resolve};
-use mspipe_train::memory::NodeMemory;
 use mspipe_train::session::Session;
 
 /// A small stream with whole-second times from near 0 (as Wikipedia's): f32 holds every time and
@@ -39,7 +39,12 @@ fn stream() -> EventStream {
         .expect("valid stream")
 }
 
-fn session(model: ModelName, mode: &str, learned_time: bool, device: Device) -> Session {
+fn session<S: NodeMemory>(
+    model: ModelName,
+    mode: &str,
+    learned_time: bool,
+    device: Device,
+) -> Session<S> {
     let stream = stream();
     let split = Split::chronological(
         &stream,
@@ -75,7 +80,7 @@ fn session(model: ModelName, mode: &str, learned_time: bool, device: Device) -> 
 }
 
 /// Losses of two epochs, then test logits (the evaluation writes memory too).
-fn train(s: &mut Session) -> (Vec<f64>, Vec<f32>) {
+fn train<S: NodeMemory>(s: &mut Session<S>) -> (Vec<f64>, Vec<f32>) {
     let executor = s.config.pipeline.executor();
     let mut losses = Vec::new();
     for epoch in 0..2 {
@@ -98,12 +103,16 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-/// A session of `model` on flex and one on `gpu` with the same initial parameters.
-fn pair(model: ModelName, mode: &str, learned_time: bool, gpu: &Device) -> (Session, Session) {
+/// A session of `model` on flex over host memory and one on `gpu` over device memory, with the
+/// same initial parameters.
+fn pair(
+    model: ModelName,
+    mode: &str,
+    learned_time: bool,
+    gpu: &Device,
+) -> (Session, Session<DeviceStore>) {
     let host = session(model, mode, learned_time, Device::flex());
     let mut device = session(model, mode, learned_time, gpu.clone());
-    assert!(matches!(host.memory(), NodeMemory::Host(_)));
-    assert!(matches!(device.memory(), NodeMemory::Device(_)));
     device.model = host.model.clone().fork(&device.device().clone());
     (host, device)
 }
@@ -155,14 +164,14 @@ fn device_memory_trains_as_host_memory_does() {
 fn the_fused_fetch_trains_the_time_encoding() {
     let Some(gpu) = test_device() else { return };
     let (mut host, mut device) = pair(ModelName::Tgn, "off", true, &gpu);
-    let values = |s: &Session| {
-        let (w, b) = s.model.time_encoding().parameters();
+    let values = |model: &mspipe_model::MemoryModel| {
+        let (w, b) = model.time_encoding().parameters();
         [to_vec(w), to_vec(b)].concat()
     };
-    let initial = values(&device);
+    let initial = values(&device.model);
     let (want_losses, _) = train(&mut host);
     let (got_losses, _) = train(&mut device);
-    let (want, got) = (values(&host), values(&device));
+    let (want, got) = (values(&host.model), values(&device.model));
     let steps = got_losses.len() as f32;
     // Adam moves a parameter by at most about lr per step (bias-corrected, β's defaults).
     let bound = 2.0 * host.config.train.lr as f32 * steps;
@@ -185,6 +194,29 @@ fn the_fused_fetch_trains_the_time_encoding() {
         assert!(
             (g - w).abs() < 1e-3,
             "losses {got_losses:?} vs {want_losses:?}"
+        );
+    }
+}
+
+/// Host memory with the model on another device (how several devices share one store): the
+/// fetch uploads the gathered rows, the update reads them back; training matches flex's.
+#[test]
+fn host_memory_trains_a_model_on_a_cubecl_device() {
+    let Some(gpu) = test_device() else { return };
+    let mut host: Session = session(ModelName::Tgn, "fixed:1", false, Device::flex());
+    let mut remote: Session = session(ModelName::Tgn, "fixed:1", false, gpu.clone());
+    remote.model = host.model.clone().fork(&remote.device().clone());
+    let (want_losses, want_logits) = train(&mut host);
+    let (got_losses, got_logits) = train(&mut remote);
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    close("losses", &f32s(&got_losses), &f32s(&want_losses));
+    close("test logits", &got_logits, &want_logits);
+    let (got, want) = (remote.memory(), host.memory());
+    for u in 0..want.num_nodes() as u32 {
+        close(
+            &format!("memory of node {u}"),
+            got.memory(u),
+            want.memory(u),
         );
     }
 }

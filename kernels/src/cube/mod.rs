@@ -18,7 +18,6 @@ use burn::prelude::*;
 use burn_cubecl::CubeBackend;
 
 use crate::Writes as TensorWrites;
-use crate::backend::FusedBackend;
 use crate::{DeviceMemory, Fetched};
 
 /// [`DeviceMemory`] on backend primitives.
@@ -93,82 +92,18 @@ fn fetched(
     )
 }
 
-impl FusedBackend for CubeBackend {
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        attention::forward(q, k, v, keep)
-    }
-
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        attention::backward(q, k, v, keep, grad)
-    }
-
-    fn time_encoding(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        time_encoding::forward(dt, w, b)
-    }
-
-    fn time_encoding_backward(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        time_encoding::backward(dt, w, b, grad)
-    }
-
-    fn gru_gates(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        gru::forward(gi, gh, h)
-    }
-
-    fn gru_gates_backward(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        gru::backward(gi, gh, h, grad)
-    }
-
-    fn gathered_attention(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+crate::backend::fused_backend! {
+    impl[] for CubeBackend;
+    temporal_attention(q, k, v, keep) { attention::forward(q, k, v, keep) }
+    temporal_attention_backward(q, k, v, keep, grad) { attention::backward(q, k, v, keep, grad) }
+    time_encoding(dt, w, b) { time_encoding::forward(dt, w, b) }
+    time_encoding_backward(dt, w, b, grad) { time_encoding::backward(dt, w, b, grad) }
+    gru_gates(gi, gh, h) { gru::forward(gi, gh, h) }
+    gru_gates_backward(gi, gh, h, grad) { gru::backward(gi, gh, h, grad) }
+    gathered_attention(q, a, ia, b, ib, keep, scale) {
         gathered::forward(q, a, ia, b, ib, [keep, scale])
     }
-
-    fn gathered_attention_backward(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad) {
         gathered::backward(q, a, ia, b, ib, [keep, scale], grad)
     }
 }

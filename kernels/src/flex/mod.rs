@@ -15,12 +15,10 @@ use std::mem::MaybeUninit;
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
-use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::backend::FusedBackend;
 use attention::Dims;
 
 /// The values of `t` in row-major order, borrowed when already contiguous.
@@ -87,119 +85,52 @@ fn dims(k: &FlexTensor) -> Dims {
     }
 }
 
-impl FusedBackend for Flex {
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+crate::backend::fused_backend! {
+    impl[] for Flex;
+    temporal_attention(q, k, v, keep) {
         let d = dims(&k);
         let out = attention::forward(&floats(&q), &floats(&k), &floats(&v), &floats(&keep), d);
         tensor(out, [d.n, d.h * d.dh])
     }
-
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    temporal_attention_backward(q, k, v, keep, grad) {
         let d = dims(&k);
-        let (dq, dk, dv) = attention::backward(
-            &floats(&q),
-            &floats(&k),
-            &floats(&v),
-            &floats(&keep),
-            &floats(&grad),
-            d,
-        );
+        let [q, k, v, keep, grad] = [&q, &k, &v, &keep, &grad].map(floats);
+        let (dq, dk, dv) = attention::backward(&q, &k, &v, &keep, &grad, d);
         let slots = [d.n, d.k, d.h, d.dh];
-        (
-            tensor(dq, [d.n, d.h, d.dh]),
-            tensor(dk, slots),
-            tensor(dv, slots),
-        )
+        (tensor(dq, [d.n, d.h, d.dh]), tensor(dk, slots), tensor(dv, slots))
     }
-
-    fn time_encoding(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    time_encoding(dt, w, b) {
         let (n, t) = (dt.shape()[0], w.shape()[0]);
-        let out = time_encoding::forward(&floats(&dt), &floats(&w), &floats(&b));
-        tensor(out, [n, t])
+        tensor(time_encoding::forward(&floats(&dt), &floats(&w), &floats(&b)), [n, t])
     }
-
-    fn time_encoding_backward(
-        dt: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    time_encoding_backward(dt, w, b, grad) {
         let t = w.shape()[0];
-        let (dw, db) =
-            time_encoding::backward(&floats(&dt), &floats(&w), &floats(&b), &floats(&grad));
+        let [dt, w, b, grad] = [&dt, &w, &b, &grad].map(floats);
+        let (dw, db) = time_encoding::backward(&dt, &w, &b, &grad);
         (tensor(dw, [t]), tensor(db, [t]))
     }
-
-    fn gru_gates(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    gru_gates(gi, gh, h) {
         let shape = h.shape();
         let out = gru::forward(&floats(&gi), &floats(&gh), &floats(&h), shape[1]);
         tensor(out, [shape[0], shape[1]])
     }
-
-    fn gru_gates_backward(
-        gi: FloatTensor<Self>,
-        gh: FloatTensor<Self>,
-        h: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    gru_gates_backward(gi, gh, h, grad) {
         let [n, d] = [h.shape()[0], h.shape()[1]];
-        let (dgi, dgh, dh) =
-            gru::backward(&floats(&gi), &floats(&gh), &floats(&h), &floats(&grad), d);
-        (
-            tensor(dgi, [n, 3 * d]),
-            tensor(dgh, [n, 3 * d]),
-            tensor(dh, [n, d]),
-        )
+        let [gi, gh, h, grad] = [&gi, &gh, &h, &grad].map(floats);
+        let (dgi, dgh, dh) = gru::backward(&gi, &gh, &h, &grad, d);
+        (tensor(dgi, [n, 3 * d]), tensor(dgh, [n, 3 * d]), tensor(dh, [n, d]))
     }
-
-    fn gathered_attention(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
+    gathered_attention(q, a, ia, b, ib, keep, scale) {
         let d = gathered_dims(&q, &a, &b, &keep);
         let slots = slot_rows(&a, &ia, &b, &ib);
         let out = gathered::forward(&floats(&q), &slots, &floats(&keep), &floats(&scale), d);
         tensor(out, [d.h, d.n, d.ca + d.cb])
     }
-
-    fn gathered_attention_backward(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad) {
         let d = gathered_dims(&q, &a, &b, &keep);
         let tables = [a.shape()[0], b.shape()[0]];
         let slots = slot_rows(&a, &ia, &b, &ib);
-        let (q, keep, scale, grad) = (floats(&q), floats(&keep), floats(&scale), floats(&grad));
+        let [q, keep, scale, grad] = [&q, &keep, &scale, &grad].map(floats);
         let (dq, da, db) = gathered::backward(&q, &slots, &keep, &scale, &grad, d, tables);
         (
             tensor(dq, [d.h, d.n, d.ca + d.cb]),

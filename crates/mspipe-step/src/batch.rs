@@ -1,0 +1,279 @@
+//! One batch as the five stages of MSPipe — sample (S), feature fetch (F), memory fetch (M),
+//! compute (C), memory update (U) — each a function of the previous stage's output, so a
+//! sequential loop and the pipelined executor run the very same code.
+//!
+//! TGL's semantics: the batch's node memories and mailboxes are gathered and updated
+//! (differentiably), the roots embedded, positive and negative links scored; then the endpoints
+//! take their updated memories (detached) and the batch's mails are delivered — latest event
+//! winning for a node that occurs several times.
+
+use burn::prelude::*;
+use mspipe_data::EventStream;
+use mspipe_model::tensors::indices;
+use mspipe_model::{Delivery, EmbedInput, HopInput, MemoryModel};
+use mspipe_sampler::{
+    NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
+};
+
+use crate::{Mailing, NodeMemory, StaleFix};
+
+/// What sampling needs and does not change.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleContext<'a> {
+    /// The events.
+    pub stream: &'a EventStream,
+    /// The graph neighbours are sampled from (only events before each root's time are seen).
+    pub graph: &'a TemporalGraph,
+    /// Where the negative destinations come from.
+    pub negatives: &'a NegativeSampler,
+    /// Key of the negative draws (the epoch, or a fixed evaluation key).
+    pub negative_key: u64,
+    /// Negatives per positive event.
+    pub per_positive: usize,
+}
+
+/// S: the batch's events, roots and sampled neighbourhoods.
+#[derive(Debug, Clone)]
+pub struct Sampled {
+    /// The batch's events (rows of the stream), in time order.
+    pub events: Vec<usize>,
+    /// Their times.
+    pub times: Vec<f64>,
+    /// Embedding row of each negative's source (a positive's source row when they coincide).
+    pub neg_src_row: Vec<u32>,
+    /// Negatives per positive.
+    pub per_positive: usize,
+    /// Roots (positive sources, positive destinations, negative destinations, extra negative
+    /// sources) and their sampled neighbours.
+    pub batch: SampledBatch,
+}
+
+/// F: [`Sampled`] plus the edge features of every sampled slot, per hop.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The sampled batch.
+    pub sampled: Sampled,
+    /// `[slots, edge_dim]` per hop; `None` without edge features.
+    pub edges: Vec<Option<Vec<f32>>>,
+    /// Edge-feature width (0: none).
+    pub edge_dim: usize,
+}
+
+/// M: [`Prepared`] plus what the memory fetch read.
+pub struct Fetched<S: NodeMemory> {
+    /// The batch with its features.
+    pub prepared: Prepared,
+    /// The memory state of the batch's unique nodes as the read saw it.
+    pub memory: S::Fetched,
+}
+
+/// C's hand-over to U: the batch and its unique nodes' updated memories.
+pub struct Update<S: NodeMemory> {
+    /// The batch.
+    pub sampled: Sampled,
+    /// Its unique nodes' updated memories, detached.
+    pub rows: S::Rows,
+}
+
+/// U, ready to apply to a store.
+pub struct Write<S: NodeMemory> {
+    /// Every node the write changes (the scheduler stamps them).
+    pub written: Vec<u32>,
+    /// What it changes.
+    pub change: Change<S>,
+}
+
+/// How a [`Write`] changes a store.
+pub enum Change<S: NodeMemory> {
+    /// Apply one batch's rows and mails.
+    Apply(S::Write),
+    /// Take over a state that already holds them (a store whose writes run on compute's thread,
+    /// see [`NodeMemory::WRITES_ON_COMPUTE`]).
+    Replace(S),
+}
+
+/// Output of the forward pass.
+pub struct Forward<S: NodeMemory> {
+    /// `[1]` binary cross-entropy of the positive and negative logits.
+    pub loss: Tensor<1>,
+    /// `[B]` positive logits (detached).
+    pub pos: Tensor<1>,
+    /// `[B·per_positive]` negative logits (detached).
+    pub neg: Tensor<1>,
+    /// `[B, out]` embeddings of the positive sources (detached), for node classification.
+    pub sources: Tensor<2>,
+    /// What the update stage writes.
+    pub update: Update<S>,
+}
+
+/// S for `events`: negatives keyed by the context's key, roots, neighbour sampling (keyed by the
+/// batch's first event).
+pub fn sample(
+    cx: SampleContext<'_>,
+    sampler: &mut NeighborSampler,
+    events: Vec<usize>,
+) -> Result<Sampled, SamplerError> {
+    let s = cx.stream;
+    let mut neg = Negatives::default();
+    cx.negatives
+        .sample(s, &events, cx.per_positive, cx.negative_key, &mut neg);
+    let b = events.len();
+    let k_neg = neg.per_positive;
+    let times: Vec<f64> = events.iter().map(|&i| s.time()[i]).collect();
+    let mut roots: Vec<u32> = events.iter().map(|&i| s.src()[i]).collect();
+    roots.extend(events.iter().map(|&i| s.dst()[i]));
+    roots.extend_from_slice(&neg.dst);
+    let mut root_times: Vec<f64> = [&times[..], &times[..]].concat();
+    root_times.extend((0..b * k_neg).map(|j| times[j / k_neg]));
+    let mut neg_src_row: Vec<u32> = Vec::with_capacity(b * k_neg);
+    for j in 0..b * k_neg {
+        let p = j / k_neg;
+        if neg.src[j] == roots[p] {
+            neg_src_row.push(p as u32);
+        } else {
+            neg_src_row.push(roots.len() as u32);
+            roots.push(neg.src[j]);
+            root_times.push(times[p]);
+        }
+    }
+    let first = events.first().copied().unwrap_or(0);
+    let mut batch = SampledBatch::default();
+    sampler.sample(
+        cx.graph,
+        &roots,
+        &root_times,
+        first as u32,
+        first as u64,
+        &mut batch,
+    )?;
+    Ok(Sampled {
+        events,
+        times,
+        neg_src_row,
+        per_positive: k_neg,
+        batch,
+    })
+}
+
+/// F: the edge-feature rows of every valid slot (zeros for padding).
+pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
+    let features = stream.edge_features();
+    let edges = sampled
+        .batch
+        .hops
+        .iter()
+        .map(|h| {
+            features.map(|f| {
+                let mut rows = Vec::with_capacity(h.eid.len() * f.dim());
+                for (slot, &e) in h.eid.iter().enumerate() {
+                    if h.mask[slot] {
+                        rows.extend_from_slice(f.row(e as usize));
+                    } else {
+                        rows.extend(std::iter::repeat_n(0.0, f.dim()));
+                    }
+                }
+                rows
+            })
+        })
+        .collect();
+    Prepared {
+        sampled,
+        edges,
+        edge_dim: features.map_or(0, |f| f.dim()),
+    }
+}
+
+/// M: reads the unique nodes' memory and mailboxes from `memory`; with `fix`, mitigates stale
+/// rows.
+pub fn fetch_memory<S: NodeMemory>(
+    memory: &S,
+    prepared: Prepared,
+    fix: Option<StaleFix>,
+) -> Fetched<S> {
+    let memory = memory.fetch(&prepared.sampled.batch, fix);
+    Fetched { prepared, memory }
+}
+
+/// C, forward half: memory update, embeddings, link scores and loss on `device`; the updated
+/// memories go to U in the store's own form.
+pub fn forward<S: NodeMemory>(
+    model: &MemoryModel,
+    fetched: Fetched<S>,
+    time_scale: f64,
+    device: &Device,
+) -> Forward<S> {
+    let Fetched { prepared, memory } = fetched;
+    let Prepared {
+        sampled,
+        edges,
+        edge_dim,
+    } = prepared;
+    let sb = &sampled.batch;
+    let updated = S::update(model, memory, sb, time_scale, device);
+    let hops = sb
+        .hops
+        .iter()
+        .zip(&edges)
+        .map(|(h, e)| {
+            let edge = e.as_deref().map(|rows| (rows, edge_dim));
+            HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
+        })
+        .collect();
+    let input = EmbedInput {
+        root_index: indices(&sb.root_index, device),
+        root_dt: updated.root_dt,
+        hops,
+    };
+    let h = model.embed(updated.memory, &input);
+    let b = sampled.events.len() as u32;
+    let sources = h.clone().slice(0..b as usize).detach();
+    let n_neg = sampled.neg_src_row.len() as u32;
+    let pos_src: Vec<u32> = (0..b).collect();
+    let pos_dst: Vec<u32> = (b..2 * b).collect();
+    let neg_dst: Vec<u32> = (2 * b..2 * b + n_neg).collect();
+    let pos = model.score(
+        h.clone(),
+        indices(&pos_src, device),
+        indices(&pos_dst, device),
+    );
+    let neg = model.score(
+        h,
+        indices(&sampled.neg_src_row, device),
+        indices(&neg_dst, device),
+    );
+    let loss = MemoryModel::loss(pos.clone(), neg.clone());
+    Forward {
+        loss,
+        pos: pos.detach(),
+        neg: neg.detach(),
+        sources,
+        update: Update {
+            sampled,
+            rows: updated.rows,
+        },
+    }
+}
+
+/// U, first half: the endpoints' new memory rows and the mails (self ⊕ other ⊕ edge) for the
+/// endpoints (and, delivering to neighbours, their sampled neighbours).
+pub fn prepare_write<S: NodeMemory>(
+    stream: &EventStream,
+    delivery: Delivery,
+    update: Update<S>,
+) -> Write<S> {
+    let mailing = Mailing::of(&update.sampled, delivery);
+    let data = S::prepare_write(update.rows, &mailing, stream.edge_features());
+    Write {
+        written: mailing.written(),
+        change: Change::Apply(data),
+    }
+}
+
+/// U, second half: writes into the store; returns the nodes written.
+pub fn apply_write<S: NodeMemory>(memory: &mut S, w: Write<S>) -> Vec<u32> {
+    match w.change {
+        Change::Apply(data) => memory.apply(data),
+        Change::Replace(state) => *memory = state,
+    }
+    w.written
+}

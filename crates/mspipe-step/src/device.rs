@@ -1,0 +1,201 @@
+//! [`NodeMemory`] as tensors on the model's device ([`DeviceStore`]): on a cubecl device the
+//! fetch and the update run as fused kernels and no memory row crosses the bus.
+
+use burn::prelude::*;
+use mspipe_data::Features;
+use mspipe_model::MemoryModel;
+use mspipe_model::kernels::{DeviceMemory, Writes};
+use mspipe_model::memory::MemoryStore;
+use mspipe_model::tensors::{floats, indices, to_vec};
+use mspipe_sampler::SampledBatch;
+
+use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
+
+/// Node memory on a device, without autodiff (memories are stored detached). Its times are f32,
+/// as TGL keeps them, measured from `origin`, the stream's first event time rounded down to a
+/// value f32 holds: absolute timestamps — Unix seconds near 1.7·10⁹, where f32 steps by 128 s —
+/// keep the resolution of the stream's span, and a node never updated (last update 0, i.e.
+/// −origin here, exact) gets the Δt the host store gives it, both rounded once to f32.
+///
+/// Its fetch only keeps the state's handles (tensors are values: later writes do not change
+/// what a fetch holds); the reads run in [`NodeMemory::update`], on compute's thread, which also
+/// applies the writes in the pipeline ([`NodeMemory::WRITES_ON_COMPUTE`]).
+#[derive(Debug, Clone)]
+pub struct DeviceStore {
+    state: DeviceMemory,
+    origin: f64,
+}
+
+/// What a device fetch kept: the state as it was, and how to mitigate it.
+#[derive(Debug)]
+pub struct DeviceFetched {
+    store: DeviceStore,
+    fix: Option<StaleFix>,
+}
+
+/// `[U, d]` updated memories and `[U]` their times (from the store's origin), without autodiff.
+#[derive(Debug)]
+pub struct DeviceRows {
+    rows: Tensor<2>,
+    time: Tensor<1>,
+    origin: f64,
+}
+
+impl DeviceStore {
+    /// The state's tensors.
+    pub fn state(&self) -> &DeviceMemory {
+        &self.state
+    }
+
+    /// Time `t` as the store holds it.
+    pub fn time(&self, t: f64) -> f32 {
+        (t - self.origin) as f32
+    }
+}
+
+impl NodeMemory for DeviceStore {
+    type Fetched = DeviceFetched;
+    type Rows = DeviceRows;
+    type Write = Writes;
+
+    const WRITES_ON_COMPUTE: bool = true;
+
+    fn empty(shape: MemoryShape, first_time: f64, device: &Device) -> Self {
+        let origin = f64::from(f32_at_most(first_time));
+        let host = MemoryStore::empty(shape, first_time, device);
+        DeviceStore {
+            state: host.to_device(&device.clone().inner(), origin),
+            origin,
+        }
+    }
+
+    fn shape(&self) -> MemoryShape {
+        let [nodes, slots, mail_dim] = self.state.mail.dims();
+        MemoryShape {
+            nodes,
+            dim: self.state.memory.dims()[1],
+            mail_dim,
+            slots,
+        }
+    }
+
+    fn reset(&mut self) {
+        let device = self.state.memory.device();
+        self.restore(&MemoryStore::empty(self.shape(), self.origin, &device));
+    }
+
+    fn fetch(&self, _: &SampledBatch, fix: Option<StaleFix>) -> DeviceFetched {
+        DeviceFetched {
+            store: self.clone(),
+            fix,
+        }
+    }
+
+    fn update(
+        model: &MemoryModel,
+        fetched: DeviceFetched,
+        batch: &SampledBatch,
+        time_scale: f64,
+        device: &Device,
+    ) -> Updated<DeviceRows> {
+        let DeviceFetched { store, fix } = fetched;
+        let nodes = indices(&batch.unique_nodes, device);
+        let mut fetched = model.fetch_memory(&on(&store.state, device), nodes);
+        if let Some(fix) = fix {
+            // The blend works on host rows: one round trip of the batch's rows, only in
+            // iterations that missed updates.
+            let mut rows = to_vec(fetched.memory.clone());
+            let time = to_vec(fetched.time.clone());
+            let mem_time: Vec<f64> = time.iter().map(|&t| f64::from(t) + store.origin).collect();
+            let dim = store.shape().dim;
+            if stale::mitigate(dim, batch, &mut rows, &mem_time, fix) > 0 {
+                fetched.memory = floats(&rows, [batch.unique_nodes.len(), dim], device);
+            }
+        }
+        let memory = model.update_fetched(&fetched);
+        let root_times: Vec<f32> = batch.root_times.iter().map(|&t| store.time(t)).collect();
+        let root_times = floats(&root_times, [batch.roots.len()], device);
+        let root_rows = indices(&batch.root_index, device);
+        let since = root_times - fetched.time.clone().select(0, root_rows);
+        Updated {
+            rows: DeviceRows {
+                rows: memory.clone().detach().inner(),
+                time: fetched.time.inner(),
+                origin: store.origin,
+            },
+            root_dt: since * time_scale,
+            memory,
+        }
+    }
+
+    fn prepare_write(rows: DeviceRows, mailing: &Mailing, edges: Option<&Features>) -> Writes {
+        let DeviceRows { rows, time, origin } = rows;
+        let device = rows.device();
+        let select = |t: Tensor<2>, which: &[u32]| t.select(0, indices(which, &device));
+        let mut mails = vec![
+            select(rows.clone(), &mailing.me),
+            select(rows.clone(), &mailing.other),
+        ];
+        if let Some(f) = edges {
+            let e: Vec<f32> = mailing
+                .event
+                .iter()
+                .flat_map(|&e| f.row(e))
+                .copied()
+                .collect();
+            mails.push(floats(&e, [mailing.len(), f.dim()], &device));
+        }
+        let mail_times: Vec<f32> = mailing.time.iter().map(|&t| (t - origin) as f32).collect();
+        let endpoints = indices(&mailing.rows, &device);
+        Writes {
+            nodes: indices(&mailing.nodes, &device),
+            times: time.select(0, endpoints.clone()),
+            rows: rows.select(0, endpoints),
+            targets: indices(&mailing.target, &device),
+            mail_times: floats(&mail_times, [mail_times.len()], &device),
+            mails: Tensor::cat(mails, 1),
+        }
+    }
+
+    fn apply(&mut self, writes: Writes) {
+        // Taken out, the update holds the store's only handles and writes in place when nothing
+        // else still reads them.
+        let empty = DeviceMemory::zeros(0, 0, 0, 0, &writes.times.device());
+        let state = std::mem::replace(&mut self.state, empty);
+        self.state = mspipe_model::kernels::update(state, writes);
+    }
+
+    fn to_host(&self) -> MemoryStore {
+        MemoryStore::from_device(&self.state, self.origin)
+    }
+
+    fn restore(&mut self, host: &MemoryStore) {
+        self.state = host.to_device(&self.state.memory.device(), self.origin);
+    }
+}
+
+/// `state` usable beside tensors of `device`: with autodiff when `device` has it.
+fn on(state: &DeviceMemory, device: &Device) -> DeviceMemory {
+    DeviceMemory {
+        memory: like(state.memory.clone(), device),
+        last_update: like(state.last_update.clone(), device),
+        mail: like(state.mail.clone(), device),
+        mail_time: like(state.mail_time.clone(), device),
+        mail_valid: like(state.mail_valid.clone(), device),
+    }
+}
+
+/// `t` (without autodiff) usable beside tensors of `device`.
+fn like<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+    if device.is_autodiff() {
+        t.autodiff()
+    } else {
+        t
+    }
+}
+
+/// The largest f32 value at most `t`.
+fn f32_at_most(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t { r.next_down() } else { r }
+}

@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+pub mod batch;
+mod device;
+mod error;
+mod host;
+mod mailing;
+mod memory;
+pub mod stages;
+mod stale;
+mod trainer;
+
+pub use batch::{Fetched, Forward, Prepared, SampleContext, Sampled, Update, Write};
+pub use device::{DeviceFetched, DeviceRows, DeviceStore};
+pub use error::StepError;
+pub use host::{HostFetched, HostRows, HostWrite};
+pub use mailing::Mailing;
+pub use memory::{MemoryShape, NodeMemory, Updated};
+pub use mspipe_model::memory::MemoryStore;
+pub use stages::{TrainStages, batch_events};
+pub use stale::StaleFix;
+pub use trainer::{Handover, StepConfig, Trainer};

@@ -1,0 +1,122 @@
+//! The node-memory interface a batch reads and writes: [`NodeMemory`], implemented by the host
+//! store ([`MemoryStore`], plain buffers) and the device store ([`crate::DeviceStore`], tensors
+//! on a cubecl device read and written by fused kernels).
+//!
+//! # Several workers over one store
+//! A store is one value that the scheduler's executor versions: the memory fetch of a batch reads
+//! it through `&self` while no write holds it, an update takes `&mut self` between reads. Several
+//! workers share one *host* store by sharing that executor: each worker's fetch gathers its rows
+//! into host buffers ([`NodeMemory::fetch`]), its compute uploads them to its own device
+//! ([`NodeMemory::update`] only needs the model's device) and hands back host rows, which the
+//! update stage writes into the one store. A device store belongs to one device and to compute's
+//! thread ([`NodeMemory::WRITES_ON_COMPUTE`]); it is not shared.
+
+use std::io::{self, Read, Write};
+
+use burn::prelude::*;
+use mspipe_data::Features;
+use mspipe_model::MemoryModel;
+use mspipe_model::memory::MemoryStore;
+use mspipe_sampler::SampledBatch;
+
+use crate::{Mailing, StaleFix};
+
+/// Size of a node memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryShape {
+    /// Nodes of the stream.
+    pub nodes: usize,
+    /// Memory width.
+    pub dim: usize,
+    /// Width of a raw mail (self memory ⊕ other memory ⊕ edge features).
+    pub mail_dim: usize,
+    /// Mails kept per node.
+    pub slots: usize,
+}
+
+/// What compute makes of a fetch.
+#[derive(Debug)]
+pub struct Updated<R> {
+    /// `[U, d]` updated memories of the batch's unique nodes, differentiable (the updater learns
+    /// through the embeddings computed from them).
+    pub memory: Tensor<2>,
+    /// `[R]` each root's time since its memory's time, times the time scale.
+    pub root_dt: Tensor<1>,
+    /// The same memories, detached, where the store writes them from.
+    pub rows: R,
+}
+
+/// A node memory that a batch reads and writes: per node a memory vector, its last-update time
+/// and a FIFO mailbox of the last [`MemoryShape::slots`] mails with their times.
+///
+/// The batch's stages call, in order: [`fetch`](NodeMemory::fetch) (stage M, through `&self`),
+/// [`update`](NodeMemory::update) (compute, on the model's device),
+/// [`prepare_write`](NodeMemory::prepare_write) and [`apply`](NodeMemory::apply) (stage U, the
+/// latter through `&mut self`). Each associated type carries one stage's output to the next, so a
+/// host fetch can only feed a host update and a device write only a device store.
+pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
+    /// What the memory fetch hands compute.
+    type Fetched: Send;
+    /// The batch's updated memories (detached) and their times, as the store writes them.
+    type Rows: Send;
+    /// A batch's write, prepared outside the store's lock.
+    type Write: Send;
+
+    /// Whether the store's device work must stay on compute's thread. In the pipeline, compute
+    /// then applies each batch's write to its own newest copy of the store and the update stage
+    /// commits that copy as it is (burn-fusion 0.22.1 does not order a custom operation's
+    /// outputs across threads).
+    const WRITES_ON_COMPUTE: bool = false;
+
+    /// Zero memory of `shape` placed for `device`, for a stream whose first event is at
+    /// `first_time` (a device store measures its f32 times from there).
+    fn empty(shape: MemoryShape, first_time: f64, device: &Device) -> Self;
+
+    /// The store's size.
+    fn shape(&self) -> MemoryShape;
+
+    /// Back to zero memory (epoch start).
+    fn reset(&mut self);
+
+    /// Stage M: reads the memory and mailboxes of `batch.unique_nodes`; with `fix`, blends the
+    /// rows that missed updates with fresher neighbours' (see [`StaleFix`]).
+    fn fetch(&self, batch: &SampledBatch, fix: Option<StaleFix>) -> Self::Fetched;
+
+    /// Compute: the updated memories of the fetched nodes on `device` and each root's Δt since
+    /// its memory, times `time_scale`.
+    fn update(
+        model: &MemoryModel,
+        fetched: Self::Fetched,
+        batch: &SampledBatch,
+        time_scale: f64,
+        device: &Device,
+    ) -> Updated<Self::Rows>;
+
+    /// Stage U, first half: the endpoints' new rows and the mails of `mailing` (self ⊕ other ⊕
+    /// the event's `edges` row).
+    fn prepare_write(rows: Self::Rows, mailing: &Mailing, edges: Option<&Features>) -> Self::Write;
+
+    /// Stage U, second half: writes the rows, then delivers the mails, a node named several
+    /// times getting only its latest.
+    fn apply(&mut self, write: Self::Write);
+
+    /// A host copy of the whole state (a device store is read back).
+    fn to_host(&self) -> MemoryStore;
+
+    /// Replaces the state with `host`'s, which has this store's shape.
+    fn restore(&mut self, host: &MemoryStore);
+
+    /// Writes the state in [`MemoryStore::write_to`]'s format, so a checkpoint resumes on either
+    /// kind of store.
+    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        self.to_host().write_to(w)
+    }
+
+    /// Restores what [`NodeMemory::write_to`] wrote; the shape must match.
+    fn read_from(&mut self, r: &mut impl Read) -> io::Result<()> {
+        let mut host = self.to_host();
+        host.read_from(r)?;
+        self.restore(&host);
+        Ok(())
+    }
+}
