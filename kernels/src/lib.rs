@@ -96,11 +96,21 @@ pub struct Fetched {
     pub keep: Tensor<2>,
 }
 
+/// `FusedBackend::$op` of the arguments' dispatch primitives, as a tensor.
+#[cfg(feature = "fused")]
+macro_rules! fused {
+    ($op:ident($($arg:expr),*)) => {
+        Tensor::from_dispatch(<burn::backend::Dispatch as backend::FusedBackend>::$op(
+            $($arg.into_dispatch()),*
+        ))
+    };
+}
+
 /// Masked multi-head attention of one query over `K` slots per row; see [`reference::attention`].
 pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&q.device()) {
-        return backend::attention(q, k, v, keep);
+        return fused!(temporal_attention(q, k, v, keep));
     }
     reference::attention(q, k, v, keep)
 }
@@ -110,7 +120,7 @@ pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> T
 pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&h.device()) {
-        return backend::gru_gates(gi, gh, h);
+        return fused!(gru_gates(gi, gh, h));
     }
     reference::gru_gates(gi, gh, h)
 }
@@ -131,7 +141,7 @@ pub fn gathered_attention(
 ) -> Tensor<3> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&q.device()) {
-        return backend::gathered_attention(q, a, ia, b, ib, keep, scale);
+        return fused!(gathered_attention(q, a, ia, b, ib, keep, scale));
     }
     reference::gathered_attention(q, a, ia, b, ib, keep, scale)
 }
@@ -141,7 +151,7 @@ pub fn gathered_attention(
 pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
     #[cfg(feature = "fused")]
     if backend::runs_on(&w.device()) {
-        return backend::time_encoding(dt, w, b);
+        return fused!(time_encoding(dt, w, b));
     }
     reference::time_encoding(dt, w, b)
 }

@@ -1,10 +1,10 @@
 //! # mspipe-train
 //!
 //! Training and evaluation of memory-based temporal GNNs end to end: configuration
-//! ([`config`]), a run's state and its batch loops over [`mspipe_step`]'s stages, run back to
-//! back or pipelined by the scheduler ([`session::Session`]), the evaluation protocol and outputs ([`run`]) with their records
-//! ([`record`]), and metrics ([`metrics`]). The `mspipe-train` binary is a thin command line over
-//! [`run::train`].
+//! ([`config`]), a run's state and its batch loops over [`mspipe_step`]'s stages, back to back
+//! or pipelined by the scheduler ([`session::Session`]), the evaluation protocol and outputs
+//! ([`run`]) with their records ([`record`]), and metrics ([`metrics`]). The `mspipe-train`
+//! binary is a thin command line over [`run::train`].
 //!
 //! ```no_run
 //! use mspipe_train::config::{resolve, ModelName};

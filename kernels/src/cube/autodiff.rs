@@ -83,22 +83,11 @@ fn constant<B: MemoryBackend, C: CheckpointStrategy>(
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
-impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for Autodiff<B, C> {
-    fn memory_fetch(
-        store: Store<Self>,
-        nodes: IntTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> (
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-    ) {
-        let prep = FetchBackward
-            .prepare::<C>([w.node(), b.node()])
-            .compute_bound()
-            .stateful();
+super::memory_backend! {
+    impl[B: MemoryBackend + FusedBackend, C: CheckpointStrategy] for Autodiff<B, C>;
+    memory_fetch(store, nodes, w, b) {
+        let prep = FetchBackward.prepare::<C>([w.node(), b.node()]);
+        let prep = prep.compute_bound().stateful();
         let store = inner(store);
         let mail_dim = store.mail.shape()[2];
         let (w, b) = (w.into_primitive(), b.into_primitive());
@@ -116,32 +105,13 @@ impl<B: MemoryBackend + FusedBackend, C: CheckpointStrategy> MemoryBackend for A
             OpsKind::Tracked(prep) => prep.finish(state, input),
             OpsKind::UnTracked(prep) => prep.finish(input),
         };
-        (
-            constant::<B, C>(out_memory),
-            constant::<B, C>(time),
-            input,
-            constant::<B, C>(keep),
-        )
+        let [out_memory, time, keep] = [out_memory, time, keep].map(constant::<B, C>);
+        (out_memory, time, input, keep)
     }
-
-    fn memory_update(
-        store: Store<Self>,
-        nodes: IntTensor<Self>,
-        times: FloatTensor<Self>,
-        rows: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        mail_times: FloatTensor<Self>,
-        mails: FloatTensor<Self>,
-    ) -> Store<Self> {
-        let out = B::memory_update(
-            inner(store),
-            nodes,
-            times.into_primitive(),
-            rows.into_primitive(),
-            targets,
-            mail_times.into_primitive(),
-            mails.into_primitive(),
-        );
+    memory_update(store, nodes, times, rows, targets, mail_times, mails) {
+        let [times, rows, mail_times, mails] =
+            [times, rows, mail_times, mails].map(|t| t.into_primitive());
+        let out = B::memory_update(inner(store), nodes, times, rows, targets, mail_times, mails);
         Store {
             memory: constant::<B, C>(out.memory),
             last_update: constant::<B, C>(out.last_update),

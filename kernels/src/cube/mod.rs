@@ -73,6 +73,44 @@ pub trait MemoryBackend: Backend {
     ) -> Store<Self>;
 }
 
+/// `impl MemoryBackend` with the trait's signatures written once, here (as `fused_backend!` does
+/// for the fused operations): the caller names each method's arguments and gives its body.
+macro_rules! memory_backend {
+    (
+        impl[$($generics:tt)*] for $backend:ty;
+        memory_fetch($store:ident, $nodes:ident, $w:ident, $b:ident) $fetch:block
+        memory_update(
+            $store_:ident, $nodes_:ident, $times:ident, $rows:ident, $targets:ident,
+            $mail_times:ident, $mails:ident
+        ) $update:block
+    ) => {
+        impl<$($generics)*> $crate::cube::MemoryBackend for $backend {
+            fn memory_fetch(
+                $store: $crate::cube::Store<Self>,
+                $nodes: burn::backend::tensor::IntTensor<Self>,
+                $w: burn::backend::tensor::FloatTensor<Self>,
+                $b: burn::backend::tensor::FloatTensor<Self>,
+            ) -> (
+                burn::backend::tensor::FloatTensor<Self>,
+                burn::backend::tensor::FloatTensor<Self>,
+                burn::backend::tensor::FloatTensor<Self>,
+                burn::backend::tensor::FloatTensor<Self>,
+            ) $fetch
+
+            fn memory_update(
+                $store_: $crate::cube::Store<Self>,
+                $nodes_: burn::backend::tensor::IntTensor<Self>,
+                $times: burn::backend::tensor::FloatTensor<Self>,
+                $rows: burn::backend::tensor::FloatTensor<Self>,
+                $targets: burn::backend::tensor::IntTensor<Self>,
+                $mail_times: burn::backend::tensor::FloatTensor<Self>,
+                $mails: burn::backend::tensor::FloatTensor<Self>,
+            ) -> $crate::cube::Store<Self> $update
+        }
+    };
+}
+use memory_backend;
+
 /// Output specs of [`MemoryBackend::memory_fetch`] for its fusion registration: `[U, d]`, `[U]`,
 /// `[U, M, mail_dim + T]`, `[U, M]`.
 fn fetched(
@@ -108,38 +146,11 @@ crate::backend::fused_backend! {
     }
 }
 
-impl MemoryBackend for CubeBackend {
-    fn memory_fetch(
-        store: Store<Self>,
-        nodes: IntTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> (
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-    ) {
-        fetch::fetch(store, nodes, w, b)
-    }
-
-    fn memory_update(
-        store: Store<Self>,
-        nodes: IntTensor<Self>,
-        times: FloatTensor<Self>,
-        rows: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        mail_times: FloatTensor<Self>,
-        mails: FloatTensor<Self>,
-    ) -> Store<Self> {
-        let writes = Writes {
-            nodes,
-            times,
-            rows,
-            targets,
-            mail_times,
-            mails,
-        };
+memory_backend! {
+    impl[] for CubeBackend;
+    memory_fetch(store, nodes, w, b) { fetch::fetch(store, nodes, w, b) }
+    memory_update(store, nodes, times, rows, targets, mail_times, mails) {
+        let writes = Writes { nodes, times, rows, targets, mail_times, mails };
         update::update(store, writes)
     }
 }
