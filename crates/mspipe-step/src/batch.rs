@@ -185,6 +185,9 @@ pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
 
 /// M: reads the unique nodes' memory and mailboxes from `memory`; with `fix`, mitigates stale
 /// rows.
+///
+/// # Panics
+/// With `fix`, if the batch was sampled without hops (the fresher rows come from its first hop).
 pub fn fetch_memory<S: NodeMemory>(
     memory: &S,
     prepared: Prepared,
@@ -196,6 +199,10 @@ pub fn fetch_memory<S: NodeMemory>(
 
 /// C, forward half: memory update, embeddings, link scores and loss on `device`; the updated
 /// memories go to U in the store's own form.
+///
+/// # Panics
+/// If the batch was sampled with fewer hops than the model has attention layers (see
+/// [`MemoryModel::embed`]).
 pub fn forward<S: NodeMemory>(
     model: &MemoryModel,
     fetched: Fetched<S>,
@@ -256,6 +263,9 @@ pub fn forward<S: NodeMemory>(
 
 /// U, first half: the endpoints' new memory rows and the mails (self ⊕ other ⊕ edge) for the
 /// endpoints (and, delivering to neighbours, their sampled neighbours).
+///
+/// # Panics
+/// Delivering to neighbours, if the batch was sampled without hops.
 pub fn prepare_write<S: NodeMemory>(
     stream: &EventStream,
     delivery: Delivery,

@@ -27,6 +27,9 @@ pub struct Mailing {
 impl Mailing {
     /// Each event's two mails, to its endpoints (and, delivering to neighbours, to their sampled
     /// neighbours in the first hop), in event order.
+    ///
+    /// # Panics
+    /// Delivering to neighbours, if the batch was sampled without hops.
     pub fn of(sampled: &Sampled, delivery: Delivery) -> Self {
         let sb = &sampled.batch;
         let (b, k) = (sampled.events.len(), sb.k);

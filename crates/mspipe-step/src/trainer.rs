@@ -114,6 +114,9 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
     ///
     /// # Errors
     /// [`StepError::NonFiniteLoss`] when the loss is NaN or infinite (the model is not stepped).
+    ///
+    /// # Panics
+    /// As [`batch::forward`] and [`batch::prepare_write`].
     pub fn step(
         &mut self,
         epoch: usize,
