@@ -231,12 +231,14 @@ impl<S: NodeMemory> Session<S> {
             let fetched = batch::fetch_memory(&self.store, prepared, None);
             tl.record(i, Stage::Memory, t, now());
             let (t, mut update) = (now(), None);
-            let mut trainer = self.trainer();
-            on_loss(trainer.step(epoch, b, fetched, |u| update = Some(u))?);
-            let write = update.map(|h| trainer.write(h));
+            on_loss(
+                self.trainer()
+                    .step(epoch, b, fetched, |u| update = Some(u))?,
+            );
             tl.record(i, Stage::Compute, t, now());
             let t = now();
-            if let Some(write) = write {
+            if let Some(h) = update {
+                let write = h.into_write(&self.stream, self.model_config.delivery);
                 batch::apply_write(&mut self.store, write);
             }
             tl.record(i, Stage::Update, t, now());
