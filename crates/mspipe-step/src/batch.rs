@@ -272,10 +272,14 @@ pub fn prepare_write<S: NodeMemory>(
     update: Update<S>,
 ) -> Write<S> {
     let mailing = Mailing::of(&update.sampled, delivery);
-    let data = S::prepare_write(update.rows, &mailing, stream.edge_features());
+    let written = mailing.written();
     Write {
-        written: mailing.written(),
-        change: Change::Apply(data),
+        written,
+        change: Change::Apply(S::prepare_write(
+            update.rows,
+            mailing,
+            stream.edge_features(),
+        )),
     }
 }
 

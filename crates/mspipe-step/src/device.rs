@@ -42,11 +42,6 @@ pub struct DeviceRows {
 }
 
 impl DeviceStore {
-    /// The state's tensors.
-    pub fn state(&self) -> &DeviceMemory {
-        &self.state
-    }
-
     /// Time `t` as the store holds it.
     pub fn time(&self, t: f64) -> f32 {
         (t - self.origin) as f32
@@ -128,7 +123,7 @@ impl NodeMemory for DeviceStore {
         }
     }
 
-    fn prepare_write(rows: DeviceRows, mailing: &Mailing, edges: Option<&Features>) -> Writes {
+    fn prepare_write(rows: DeviceRows, mailing: Mailing, edges: Option<&Features>) -> Writes {
         let DeviceRows { rows, time, origin } = rows;
         let device = rows.device();
         let select = |t: Tensor<2>, which: &[u32]| t.select(0, indices(which, &device));

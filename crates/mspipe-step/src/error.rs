@@ -4,9 +4,6 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[allow(missing_docs)] // every field is named in its variant's message
 pub enum StepError {
-    /// The batch could not be sampled.
-    #[error(transparent)]
-    Sample(#[from] mspipe_sampler::SamplerError),
     /// The loss is NaN or infinite; the model was not stepped.
     #[error("loss became {loss} at epoch {epoch}, batch {b}: stopping (lower the learning rate?)")]
     NonFiniteLoss { loss: f64, epoch: usize, b: usize },

@@ -108,7 +108,7 @@ impl NodeMemory for MemoryStore {
         }
     }
 
-    fn prepare_write(rows: HostRows, mailing: &Mailing, edges: Option<&Features>) -> HostWrite {
+    fn prepare_write(rows: HostRows, mailing: Mailing, edges: Option<&Features>) -> HostWrite {
         let HostRows { rows, mem_time } = rows;
         let d = rows.len() / mem_time.len().max(1);
         let row = |u: u32| &rows[u as usize * d..(u as usize + 1) * d];
@@ -122,12 +122,12 @@ impl NodeMemory for MemoryStore {
             }
         }
         HostWrite {
-            nodes: mailing.nodes.clone(),
             node_rows: mailing.rows.iter().flat_map(|&u| row(u)).copied().collect(),
             node_times: mailing.rows.iter().map(|&u| mem_time[u as usize]).collect(),
-            targets: mailing.target.clone(),
+            nodes: mailing.nodes,
+            targets: mailing.target,
             mails,
-            mail_times: mailing.time.clone(),
+            mail_times: mailing.time,
         }
     }
 

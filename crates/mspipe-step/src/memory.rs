@@ -94,7 +94,7 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
 
     /// Stage U, first half: the endpoints' new rows and the mails of `mailing` (self ⊕ other ⊕
     /// the event's `edges` row).
-    fn prepare_write(rows: Self::Rows, mailing: &Mailing, edges: Option<&Features>) -> Self::Write;
+    fn prepare_write(rows: Self::Rows, mailing: Mailing, edges: Option<&Features>) -> Self::Write;
 
     /// Stage U, second half: writes the rows, then delivers the mails, a node named several
     /// times getting only its latest.
