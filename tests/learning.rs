@@ -3,26 +3,17 @@
 //! training, with memory carried forward) rises well above chance. Runs the trainer's own batch
 //! loop ([`mspipe::train::session::Session`]).
 
-use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::train::config::ModelName;
 use mspipe::train::metrics::average_precision;
 
 mod common;
-use common::small_session;
+use common::{repeating_stream, small_session};
 
 const EPOCHS: usize = 15;
 
 /// (mean loss of the first 5 batches, mean loss of the last epoch, test AP).
 fn learns(model: ModelName) -> (f64, f64, f64) {
-    let stream = generate(&SyntheticConfig {
-        events: 6_000,
-        nodes: 400,
-        users: Some(300),
-        repeat_probability: 0.8,
-        seed: 5,
-        ..Default::default()
-    })
-    .expect("generate");
+    let stream = repeating_stream(6_000, 400, 300, 5);
     let overrides = ["train.batch_size=200", "train.lr=0.001", "train.seed=42"].map(String::from);
     let mut session = small_session(model, stream, (0.0, 0.2), &overrides);
     let (mut first, mut last) = (0.0, 0.0);

@@ -2,27 +2,18 @@
 //! loop; fixed staleness is reproducible and reads exactly K updates back; the adaptive planner
 //! stays within its bound and still learns.
 
-use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::scheduler::Timeline;
 use mspipe::train::config::ModelName;
 use mspipe::train::metrics::average_precision;
 use mspipe::train::session::Session;
 
 mod common;
-use common::small_session;
+use common::{repeating_stream, small_session};
 
 const EPOCHS: usize = 3;
 
 fn session(mode: &str, seed: u64) -> Session {
-    let stream = generate(&SyntheticConfig {
-        events: 4_000,
-        nodes: 300,
-        users: Some(220),
-        repeat_probability: 0.8,
-        seed: 11,
-        ..Default::default()
-    })
-    .expect("generate");
+    let stream = repeating_stream(4_000, 300, 220, 11);
     let overrides = [
         "train.batch_size=150".to_string(),
         format!("train.seed={seed}"),

@@ -54,57 +54,17 @@ fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
     }
 }
 
+/// Temporal attention over `[roots, k]` neighbour rows, forward alone (with the copy baseline of
+/// the bytes it moves) and forward + backward.
 fn attention(c: &mut Criterion) {
     for (name, device) in devices() {
-        attention_on(c, name, device);
+        attention_on(c, name, device.clone(), false);
+        attention_on(c, name, device.autodiff(), true);
     }
 }
 
-fn attention_on(c: &mut Criterion, name: &str, device: Device) {
-    let mut group = c.benchmark_group(format!("attention/{name}"));
-    for roots in [600usize, 6_000] {
-        let dh = DIM / HEADS;
-        let q = random([roots, HEADS, dh], &device);
-        let k = random([roots, SLOTS, HEADS, dh], &device);
-        let v = random([roots, SLOTS, HEADS, dh], &device);
-        let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
-        let bytes = 4 * (2 * roots * SLOTS * DIM + roots * DIM + roots * SLOTS + roots * DIM);
-        group.throughput(Throughput::Bytes(bytes as u64));
-        let run = |fused: bool| {
-            let (q, k, v, keep, device) = (
-                q.clone(),
-                k.clone(),
-                v.clone(),
-                keep.clone(),
-                device.clone(),
-            );
-            move || {
-                let out = if fused {
-                    fused_attention(q.clone(), k.clone(), v.clone(), keep.clone())
-                } else {
-                    reference::attention(q.clone(), k.clone(), v.clone(), keep.clone())
-                };
-                sync(&device);
-                drop(out);
-            }
-        };
-        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
-        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
-        group.bench_function(BenchmarkId::new("copy", roots), |b| {
-            b.iter(copy_of(bytes, &device))
-        });
-    }
-    group.finish();
-}
-
-fn attention_backward(c: &mut Criterion) {
-    for (name, device) in devices() {
-        attention_backward_on(c, name, device.autodiff());
-    }
-}
-
-fn attention_backward_on(c: &mut Criterion, name: &str, device: Device) {
-    let mut group = c.benchmark_group(format!("attention_forward_backward/{name}"));
+fn attention_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
+    let mut group = c.benchmark_group(format!("attention_{}/{name}", pass(backward)));
     for roots in [600usize, 6_000] {
         let dh = DIM / HEADS;
         let q = random([roots, HEADS, dh], &device);
@@ -120,25 +80,72 @@ fn attention_backward_on(c: &mut Criterion, name: &str, device: Device) {
                 device.clone(),
             );
             move || {
-                let (q, k, v) = (
-                    q.clone().require_grad(),
-                    k.clone().require_grad(),
-                    v.clone().require_grad(),
+                let (q, [k, v]) = (
+                    trainable(&q, backward),
+                    [&k, &v].map(|x| trainable(x, backward)),
                 );
                 let out = if fused {
                     fused_attention(q, k, v, keep.clone())
                 } else {
                     reference::attention(q, k, v, keep.clone())
                 };
-                let grads = out.sum().backward();
-                sync(&device);
-                drop(grads);
+                finish(out, backward, &device);
             }
         };
-        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
-        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+        if !backward {
+            let bytes = 4 * (2 * roots * SLOTS * DIM + roots * DIM + roots * SLOTS + roots * DIM);
+            copy_baseline(&mut group, roots, bytes, &device);
+        }
+        fused_and_unfused(&mut group, roots, run);
     }
     group.finish();
+}
+
+fn pass(backward: bool) -> &'static str {
+    if backward {
+        "forward_backward"
+    } else {
+        "forward"
+    }
+}
+
+/// `x`, tracked for gradients when the pass includes the backward.
+fn trainable<const D: usize>(x: &Tensor<D>, backward: bool) -> Tensor<D> {
+    if backward {
+        x.clone().require_grad()
+    } else {
+        x.clone()
+    }
+}
+
+/// Runs the backward when asked, then waits for the device with every result still alive.
+fn finish<const D: usize>(out: Tensor<D>, backward: bool, device: &Device) {
+    let grads = backward.then(|| out.clone().sum().backward());
+    sync(device);
+    drop((out, grads));
+}
+
+/// Sets the group's throughput to `bytes` and times a device copy of as many bytes.
+fn copy_baseline(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    roots: usize,
+    bytes: usize,
+    device: &Device,
+) {
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function(BenchmarkId::new("copy", roots), |b| {
+        b.iter(copy_of(bytes, device))
+    });
+}
+
+/// Times `run(true)` (the fused route) and `run(false)` (the same math in burn ops).
+fn fused_and_unfused<R: FnMut()>(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    roots: usize,
+    run: impl Fn(bool) -> R,
+) {
+    group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
+    group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
 }
 
 /// Attention over gathered rows as TGN runs it: slot rows of a node part (`DIM`, from a table of
@@ -152,12 +159,7 @@ fn gathered_attention(c: &mut Criterion) {
 }
 
 fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
-    let pass = if backward {
-        "forward_backward"
-    } else {
-        "forward"
-    };
-    let mut group = c.benchmark_group(format!("gathered_attention_{pass}/{name}"));
+    let mut group = c.benchmark_group(format!("gathered_attention_{}/{name}", pass(backward)));
     let width = 2 * DIM;
     for roots in [600usize, 6_000] {
         let slots = roots * SLOTS;
@@ -188,36 +190,25 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
                 device.clone(),
             );
             move || {
-                let (q, a, b) = if backward {
-                    (
-                        q.clone().require_grad(),
-                        a.clone().require_grad(),
-                        b.clone().require_grad(),
-                    )
-                } else {
-                    (q.clone(), a.clone(), b.clone())
-                };
+                let (q, [a, b]) = (
+                    trainable(&q, backward),
+                    [&a, &b].map(|x| trainable(x, backward)),
+                );
                 let (ia, ib, keep, scale) = (ia.clone(), ib.clone(), keep.clone(), scale.clone());
                 let out = if fused {
                     mspipe_kernels::gathered_attention(q, a, ia, b, ib, keep, scale)
                 } else {
                     reference::gathered_attention(q, a, ia, b, ib, keep, scale)
                 };
-                let grads = backward.then(|| out.clone().sum().backward());
-                sync(&device);
-                drop((out, grads));
+                finish(out, backward, &device);
             }
         };
         if !backward {
             // Slot rows and indices read, queries read and outputs written, mask read.
             let bytes = 4 * (slots * (width + 2) + 2 * roots * HEADS * width + slots);
-            group.throughput(Throughput::Bytes(bytes as u64));
-            group.bench_function(BenchmarkId::new("copy", roots), |b| {
-                b.iter(copy_of(bytes, &device))
-            });
+            copy_baseline(&mut group, roots, bytes, &device);
         }
-        group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
-        group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+        fused_and_unfused(&mut group, roots, run);
     }
     group.finish();
 }
@@ -240,13 +231,10 @@ fn time_encoding(c: &mut Criterion) {
                     } else {
                         reference::time_encoding(dt.clone(), w, b)
                     };
-                    let grads = phi.sum().backward();
-                    sync(&device);
-                    drop(grads);
+                    finish(phi, true, &device);
                 }
             };
-            group.bench_function(BenchmarkId::new("fused", roots), |b| b.iter(run(true)));
-            group.bench_function(BenchmarkId::new("unfused", roots), |b| b.iter(run(false)));
+            fused_and_unfused(&mut group, roots, run);
         }
         group.finish();
     }
@@ -267,16 +255,14 @@ fn nodes(count: usize, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ids, [count]), device)
 }
 
+/// The memory fetch (with the copy baseline of the bytes it moves) and update on wgpu.
 fn memory(c: &mut Criterion) {
     let device = device();
     let state = store(&device);
     let (w, b) = (random([DIM], &device), random([DIM], &device));
-    let mut group = c.benchmark_group("memory");
+    let mut group = c.benchmark_group("memory_fetch");
     for batch in [600usize, 6_000] {
         let ids = nodes(batch, &device);
-        // Read memory, mail, times; write memory rows and the updater input.
-        let bytes = 4 * batch * (2 * DIM + 2 * MAIL + DIM + 4);
-        group.throughput(Throughput::Bytes(bytes as u64));
         let fetch = |fused: bool| {
             let (state, ids, w, b, device) = (
                 state.clone(),
@@ -295,16 +281,15 @@ fn memory(c: &mut Criterion) {
                 drop(out);
             }
         };
-        group.bench_function(BenchmarkId::new("fetch_fused", batch), |b| {
-            b.iter(fetch(true))
-        });
-        group.bench_function(BenchmarkId::new("fetch_unfused", batch), |b| {
-            b.iter(fetch(false))
-        });
-        group.bench_function(BenchmarkId::new("fetch_copy", batch), |b| {
-            b.iter(copy_of(bytes, &device))
-        });
-
+        // Read memory, mail, times; write memory rows and the updater input.
+        let bytes = 4 * batch * (2 * DIM + 2 * MAIL + DIM + 4);
+        copy_baseline(&mut group, batch, bytes, &device);
+        fused_and_unfused(&mut group, batch, fetch);
+    }
+    group.finish();
+    let mut group = c.benchmark_group("memory_update");
+    for batch in [600usize, 6_000] {
+        let ids = nodes(batch, &device);
         let times: Tensor<1> = Tensor::random([batch], Distribution::Uniform(1e3, 2e3), &device);
         let rows = random([batch, DIM], &device);
         let mails = random([batch, MAIL], &device);
@@ -329,12 +314,7 @@ fn memory(c: &mut Criterion) {
                 sync(&device);
             }
         };
-        group.bench_function(BenchmarkId::new("update_fused", batch), |b| {
-            b.iter(update(true))
-        });
-        group.bench_function(BenchmarkId::new("update_unfused", batch), |b| {
-            b.iter(update(false))
-        });
+        fused_and_unfused(&mut group, batch, update);
     }
     group.finish();
 }
@@ -342,6 +322,6 @@ fn memory(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(2));
-    targets = attention, attention_backward, gathered_attention, time_encoding, memory
+    targets = attention, gathered_attention, time_encoding, memory
 }
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 
 pub mod attention;
 mod decoder;
+pub mod draws;
 pub mod embedding;
 mod input;
 pub mod memory;

@@ -25,4 +25,7 @@ pub enum SchedulerError {
     /// A stage thread panicked.
     #[error("the {} stage thread panicked", .0.name())]
     Panicked(Stage),
+    /// A compute worker's thread panicked.
+    #[error("compute worker {0} panicked")]
+    WorkerPanicked(usize),
 }

@@ -2,10 +2,13 @@
 //! over a [`Versioned`] memory: S → F → M → C → U.
 //!
 //! Sampling and feature fetch run ahead freely (they do not read memory). The memory fetch of
-//! iteration `i` reads under the plan's staleness bound. Compute runs on the caller's thread (it
-//! owns the model and optimizer) and hands its memory update over as soon as it has one — after
-//! the forward pass — so the update can commit while the backward pass runs.
+//! iteration `i` reads under the plan's staleness bound. Compute runs on one or more workers
+//! (worker 0 on the caller's thread, the others on threads of their own), iteration `i` on worker
+//! `i mod N`; each hands its memory update over as soon as it has one — after the forward pass —
+//! so the update can commit while the backward pass runs. Updates commit in iteration order
+//! whichever worker finishes first.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread::{self, ScopedJoinHandle};
@@ -50,7 +53,14 @@ pub trait Stages: Sync {
     /// U(i), second part, under the write lock: apply `write` to `memory`; returns the rows
     /// written (they are stamped `i`).
     fn apply_update(&self, i: usize, write: Self::Write, memory: &mut Self::Memory) -> Vec<u32>;
+
+    /// Called once when the run fails, from the thread that saw the failure: release whatever
+    /// the compute workers wait on besides the executor's queues (e.g. a gradient exchange).
+    fn abort(&self) {}
 }
+
+/// What compute calls to hand its memory update over (from whichever thread it runs its step on).
+pub type Emit<'a, U> = dyn FnMut(U) + Send + 'a;
 
 /// Pipeline settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +88,8 @@ impl Executor {
 struct Shared<'m, M> {
     start: Instant,
     memory: Versioned<&'m mut M>,
+    /// [`Stages::abort`] of the run's stages.
+    abort: &'m (dyn Fn() + Sync),
     state: Mutex<State>,
 }
 
@@ -85,10 +97,12 @@ struct Shared<'m, M> {
 struct State {
     timeline: Timeline,
     profile: Option<Profile>,
-    /// Start of each compute step begun so far.
-    compute_started: Vec<f64>,
-    /// When each update was handed over.
-    emitted: Vec<f64>,
+    /// Compute workers: C(j) follows C(j − workers) on the same worker.
+    workers: usize,
+    /// Start of each compute step begun so far, by iteration.
+    compute_started: BTreeMap<usize, f64>,
+    /// When each update was handed over, by iteration.
+    emitted: BTreeMap<usize, f64>,
     /// Moving average of compute start → update handed over (the forward pass).
     emit_offset: f64,
     error: Option<SchedulerError>,
@@ -115,8 +129,16 @@ impl<M> Shared<'_, M> {
 
     /// Keeps the first error and stops every waiting stage.
     fn fail(&self, error: SchedulerError) {
-        self.lock().error.get_or_insert(error);
+        let first = {
+            let mut state = self.lock();
+            let first = state.error.is_none();
+            state.error.get_or_insert(error);
+            first
+        };
         self.memory.abort();
+        if first {
+            (self.abort)();
+        }
     }
 
     fn stage_error(&self, stage: Stage, iteration: usize, source: BoxError) {
@@ -139,7 +161,7 @@ impl State {
 
     /// Expected start of C(j) seen at `now`.
     fn compute_start(&self, j: usize, now: f64) -> f64 {
-        match (self.compute_started.get(j), j.checked_sub(1)) {
+        match (self.compute_started.get(&j), j.checked_sub(self.workers)) {
             (Some(&s), _) => s,
             (None, Some(p)) => self.compute_end(p, now).max(now),
             (None, None) => now,
@@ -164,7 +186,7 @@ impl State {
             .get(j)
             .and_then(|it| it.end(Stage::Update));
         done.unwrap_or_else(|| {
-            let handed = match self.emitted.get(j) {
+            let handed = match self.emitted.get(&j) {
                 Some(&e) => e,
                 None => self.compute_start(j, now) + self.emit_offset,
             };
@@ -189,26 +211,53 @@ impl Executor {
         memory: &mut S::Memory,
         rows: usize,
         iterations: usize,
-        mut compute: C,
+        compute: C,
     ) -> Result<Timeline, SchedulerError>
     where
         S: Stages,
-        C: FnMut(usize, S::Fetched, &mut dyn FnMut(S::Update)) -> Result<(), BoxError>,
+        C: FnMut(usize, S::Fetched, &mut Emit<'_, S::Update>) -> Result<(), BoxError> + Send,
     {
+        self.run_workers(stages, memory, rows, iterations, vec![compute])
+    }
+
+    /// [`Executor::run`] with one compute worker per element of `workers`: iteration `i` is
+    /// computed by worker `i mod N` (worker 0 on this thread, the others on their own), in
+    /// iteration order on each worker. The memory fetch and update stay one stage each, shared by
+    /// all workers, so every read keeps the staleness bound of a single worker's pipeline.
+    ///
+    /// # Panics
+    /// If `workers` is empty.
+    pub fn run_workers<S, C>(
+        &self,
+        stages: &S,
+        memory: &mut S::Memory,
+        rows: usize,
+        iterations: usize,
+        workers: Vec<C>,
+    ) -> Result<Timeline, SchedulerError>
+    where
+        S: Stages,
+        C: FnMut(usize, S::Fetched, &mut Emit<'_, S::Update>) -> Result<(), BoxError> + Send,
+    {
+        assert!(!workers.is_empty(), "an executor needs a compute worker");
+        let n = workers.len();
         let exact = !matches!(self.mode, Mode::Adaptive { .. });
+        let abort = || stages.abort();
         let shared = Shared {
             start: Instant::now(),
             memory: Versioned::new(memory, rows, exact),
+            abort: &abort,
             state: Mutex::new(State {
                 profile: Some(Profile::new(self.alpha)),
+                workers: n,
                 ..State::default()
             }),
         };
         let queue = self.queue.max(1);
         let (s_tx, s_rx) = sync_channel(queue);
         let (f_tx, f_rx) = sync_channel(queue);
-        let (m_tx, m_rx) = sync_channel(1);
-        let (u_tx, u_rx) = sync_channel(self.mode.bound() + 2);
+        let (m_txs, m_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| sync_channel(1)).unzip();
+        let (u_tx, u_rx) = sync_channel(self.mode.bound() + n + 1);
         let shared = &shared;
         thread::scope(|scope| {
             let handles: [(Stage, ScopedJoinHandle<'_, ()>); 4] = [
@@ -222,7 +271,7 @@ impl Executor {
                 ),
                 (
                     Stage::Memory,
-                    scope.spawn(move || self.fetcher(shared, stages, f_rx, m_tx)),
+                    scope.spawn(move || self.fetcher(shared, stages, f_rx, m_txs)),
                 ),
                 (
                     Stage::Update,
@@ -235,12 +284,32 @@ impl Executor {
                 fn drop(&mut self) {
                     if thread::panicking() {
                         self.0.memory.abort();
+                        (self.0.abort)();
                     }
                 }
             }
             let guard = AbortOnUnwind(shared);
-            computer::<S, C>(shared, iterations, m_rx, u_tx, &mut compute);
+            let mut workers = workers.into_iter().zip(m_rxs).enumerate();
+            let (_, (mut first, first_rx)) = workers.next().expect("checked above");
+            let others: Vec<_> = workers
+                .map(|(w, (mut compute, rx))| {
+                    let tx = u_tx.clone();
+                    let worker = Worker { index: w, count: n };
+                    let h = scope.spawn(move || {
+                        let _guard = AbortOnUnwind(shared);
+                        computer::<S, C>(shared, worker, iterations, rx, tx, &mut compute)
+                    });
+                    (w, h)
+                })
+                .collect();
+            let worker = Worker { index: 0, count: n };
+            computer::<S, C>(shared, worker, iterations, first_rx, u_tx, &mut first);
             drop(guard);
+            for (w, h) in others {
+                if h.join().is_err() {
+                    shared.fail(SchedulerError::WorkerPanicked(w));
+                }
+            }
             for (stage, h) in handles {
                 if h.join().is_err() {
                     // A stage that panicked never reported; name it.
@@ -251,7 +320,10 @@ impl Executor {
         let state = std::mem::take(&mut *shared.lock());
         match state.error {
             Some(e) => Err(e),
-            None => Ok(state.timeline),
+            None => Ok(Timeline {
+                workers: n,
+                ..state.timeline
+            }),
         }
     }
 
@@ -261,7 +333,7 @@ impl Executor {
         shared: &Shared<'_, S::Memory>,
         stages: &S,
         rx: Receiver<(usize, S::Prepared)>,
-        tx: SyncSender<S::Fetched>,
+        txs: Vec<SyncSender<S::Fetched>>,
     ) {
         let mut previous = None;
         while let Some((i, prepared)) = next(&rx) {
@@ -274,9 +346,9 @@ impl Executor {
                         let input = PlanInput {
                             iteration: i,
                             feature_end: now,
-                            compute_start: match i {
-                                0 => now,
-                                _ => st.compute_end(i - 1, now),
+                            compute_start: match i.checked_sub(txs.len()) {
+                                None => now,
+                                Some(j) => st.compute_end(j, now),
                             },
                             memory_time: st.tau(Stage::Memory),
                             previous,
@@ -310,7 +382,7 @@ impl Executor {
                     it.staleness = k;
                     it.observed = version.staleness();
                     drop(st);
-                    if tx.send(f).is_err() {
+                    if txs[i % txs.len()].send(f).is_err() {
                         return;
                     }
                 }
@@ -319,7 +391,7 @@ impl Executor {
         }
     }
 
-    /// U: commits updates in order.
+    /// U: commits updates in iteration order (workers hand them over in any order).
     fn updater<S: Stages>(
         &self,
         shared: &Shared<'_, S::Memory>,
@@ -327,7 +399,18 @@ impl Executor {
         iterations: usize,
         rx: Receiver<(usize, S::Update)>,
     ) {
-        while let Some((i, update)) = next(&rx) {
+        let mut early = BTreeMap::new();
+        let mut next_i = 0;
+        let in_order = std::iter::from_fn(|| {
+            while !early.contains_key(&next_i) {
+                let (i, update) = next(&rx)?;
+                early.insert(i, update);
+            }
+            let update = early.remove(&next_i)?;
+            next_i += 1;
+            Some((next_i - 1, update))
+        });
+        for (i, update) in in_order {
             let start = shared.now();
             // Exact modes: the update of i stays out of the memory until M(i + K) has read.
             let hold = self.mode.bound().min(iterations - 1 - i);
@@ -389,21 +472,29 @@ fn features<S: Stages>(
     }
 }
 
-/// C: the caller's compute step for each fetched iteration.
+/// Which compute worker a thread is, of how many.
+#[derive(Debug, Clone, Copy)]
+struct Worker {
+    index: usize,
+    count: usize,
+}
+
+/// C: one worker's compute step for each of its fetched iterations (`index`, `index + count`, …).
 fn computer<S, C>(
     shared: &Shared<'_, S::Memory>,
+    worker: Worker,
     iterations: usize,
     rx: Receiver<S::Fetched>,
     tx: SyncSender<(usize, S::Update)>,
     compute: &mut C,
 ) where
     S: Stages,
-    C: FnMut(usize, S::Fetched, &mut dyn FnMut(S::Update)) -> Result<(), BoxError>,
+    C: FnMut(usize, S::Fetched, &mut Emit<'_, S::Update>) -> Result<(), BoxError>,
 {
-    for i in 0..iterations {
+    for i in (worker.index..iterations).step_by(worker.count) {
         let Some(fetched) = next(&rx) else { return };
         let start = shared.now();
-        shared.lock().compute_started.push(start);
+        shared.lock().compute_started.insert(i, start);
         let mut emitted = false;
         let mut emit = |update: S::Update| {
             if emitted {
@@ -413,7 +504,7 @@ fn computer<S, C>(
             let at = shared.now();
             {
                 let mut st = shared.lock();
-                st.emitted.push(at);
+                st.emitted.insert(i, at);
                 st.emit_offset += 0.2 * ((at - start) - st.emit_offset);
             }
             // A closed queue means the updater stopped on an error already recorded.

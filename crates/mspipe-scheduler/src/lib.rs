@@ -11,11 +11,11 @@ mod timeline;
 pub mod versioned;
 
 pub use error::{BoxError, SchedulerError};
-pub use executor::{Executor, Stages};
+pub use executor::{Emit, Executor, Stages};
 pub use mitigation::{Candidates, Mitigation, stale_rows};
 pub use plan::Mode;
 pub use profile::{Profile, StageTimes};
-pub use simulate::simulate;
+pub use simulate::{Workers, simulate, simulate_workers};
 pub use stage::Stage;
 pub use timeline::{Iteration, Timeline};
 pub use versioned::{ReadVersion, Versioned};

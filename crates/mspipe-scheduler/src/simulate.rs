@@ -1,13 +1,49 @@
 //! Discrete-event simulation of a plan: every stage has its own resource (one lane, iterations in
-//! order), with the dependencies of MTGNN training — F(i) after S(i), M(i) after F(i) and
-//! U(i − 1 − k_i), C(i) after M(i) and C(i − 1), U(i) after C(i) and U(i − 1).
+//! order; compute one lane per worker), with the dependencies of MTGNN training — F(i) after S(i),
+//! M(i) after F(i) and U(i − 1 − k_i), C(i) after M(i) and C(i − N) (the same worker's previous
+//! iteration, which ends with its group's gradient exchange), U(i) after C(i) handed its update
+//! over and U(i − 1).
 
 use crate::plan::{FetchPlan, PlanInput, plan_fetch};
 use crate::{Mode, Stage, StageTimes, Timeline};
 
-/// Simulates `iterations` iterations with fixed stage durations `times` under `mode`.
+/// The compute workers of a simulation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workers {
+    /// Data-parallel workers; iteration `i` on worker `i mod count`, and each group of `count`
+    /// consecutive iterations ends together (their gradients are averaged before the step).
+    pub count: usize,
+    /// Fraction of a compute step after which its memory update is handed over (the forward
+    /// pass's share of the step; 1 hands it over at the end).
+    pub handover: f64,
+}
+
+impl Workers {
+    /// One worker handing its update over when compute ends.
+    pub const ONE: Workers = Workers {
+        count: 1,
+        handover: 1.0,
+    };
+}
+
+/// Simulates `iterations` iterations with fixed stage durations `times` under `mode`, one
+/// compute worker handing its update over at the end of each step.
 pub fn simulate(times: StageTimes, iterations: usize, mode: Mode) -> Timeline {
-    let mut tl = Timeline::default();
+    simulate_workers(times, iterations, mode, Workers::ONE)
+}
+
+/// [`simulate`] on `workers`.
+pub fn simulate_workers(
+    times: StageTimes,
+    iterations: usize,
+    mode: Mode,
+    workers: Workers,
+) -> Timeline {
+    let n = workers.count.max(1);
+    let mut tl = Timeline {
+        workers: n,
+        ..Timeline::default()
+    };
     let tau = |s: Stage| times.get(s);
     for i in 0..iterations {
         // End of `stage` of iteration `j`, 0 before the first iteration.
@@ -20,7 +56,7 @@ pub fn simulate(times: StageTimes, iterations: usize, mode: Mode) -> Timeline {
         let f0 = end(&tl, me, Stage::Sample).max(end(&tl, prev, Stage::Feature));
         tl.record(i, Stage::Feature, f0, f0 + tau(Stage::Feature));
         let feature_end = end(&tl, me, Stage::Feature);
-        let compute_start = end(&tl, prev, Stage::Compute);
+        let compute_start = end(&tl, i.checked_sub(n), Stage::Compute);
         let plan = match mode.fixed_staleness(i) {
             Some(k) => FetchPlan {
                 staleness: k,
@@ -43,14 +79,31 @@ pub fn simulate(times: StageTimes, iterations: usize, mode: Mode) -> Timeline {
         tl.record(i, Stage::Memory, m0, m0 + tau(Stage::Memory));
         let c0 = end(&tl, me, Stage::Memory).max(compute_start);
         tl.record(i, Stage::Compute, c0, c0 + tau(Stage::Compute));
-        let u0 = end(&tl, me, Stage::Compute).max(end(&tl, prev, Stage::Update));
+        let handed = c0 + workers.handover * tau(Stage::Compute);
+        let u0 = handed.max(end(&tl, prev, Stage::Update));
         tl.record(i, Stage::Update, u0, u0 + tau(Stage::Update));
+        if (i + 1) % n == 0 || i + 1 == iterations {
+            exchange(&mut tl, i + 1 - (i % n + 1));
+        }
         // In the simulation every fetch reads exactly what it waited for.
         let it = tl.at(i);
         it.staleness = plan.staleness;
         it.observed = plan.staleness;
     }
     tl
+}
+
+/// The group of iterations `first..` (to the end of the timeline) ends its compute together, when
+/// its slowest member does: the gradient exchange.
+fn exchange(tl: &mut Timeline, first: usize) {
+    let group = &mut tl.iterations[first..];
+    let spans = || group.iter().filter_map(|it| it.span(Stage::Compute));
+    let last = spans().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    for it in group.iter_mut() {
+        if let Some((s, _)) = it.span(Stage::Compute) {
+            it.spans[Stage::Compute.index()] = Some((s, last));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +192,38 @@ mod tests {
                 w[0].end(Stage::Update),
                 w[1].span(Stage::Update).map(|s| s.0)
             );
+        }
+    }
+
+    #[test]
+    fn two_workers_take_turns_when_strict_and_compute_side_by_side_with_staleness() {
+        // Compute dominates: 10 per step, forward 4 of it; fetch and update 1 each.
+        let t = StageTimes::new(0.5, 0.5, 1.0, 10.0, 1.0);
+        let two = |mode, handover| {
+            let workers = Workers { count: 2, handover };
+            simulate_workers(t, 40, mode, workers)
+        };
+        // Strict, update at the end of compute: each fetch waits for the previous update, so the
+        // workers take turns — no faster than one worker.
+        let one = simulate(t, 40, Mode::Off).makespan();
+        let strict = two(Mode::Off, 1.0).makespan();
+        assert!(strict >= one * 0.99, "{strict} vs {one}");
+        // Strict with the update handed over after the forward pass: the next worker's forward
+        // overlaps this one's backward.
+        assert!(two(Mode::Off, 0.4).makespan() < strict * 0.8);
+        // Adaptive staleness keeps both workers busy: about half the time of one worker.
+        let tl = two(Mode::Adaptive { k_max: 4 }, 0.4);
+        let adaptive = tl.makespan();
+        assert!(adaptive < one * 0.6, "{adaptive} vs {one}");
+        assert!(
+            tl.compute_utilisation() > 0.9,
+            "{}",
+            tl.compute_utilisation()
+        );
+        assert!(tl.staleness().iter().all(|&k| k <= 4));
+        // Each group of two ends its compute together (the gradient exchange).
+        for pair in tl.iterations.chunks(2) {
+            assert_eq!(pair[0].end(Stage::Compute), pair[1].end(Stage::Compute));
         }
     }
 

@@ -34,6 +34,8 @@ impl Iteration {
 pub struct Timeline {
     /// One per iteration, in order.
     pub iterations: Vec<Iteration>,
+    /// Compute workers (iteration `i` computed by worker `i mod workers`); 0 counts as 1.
+    pub workers: usize,
 }
 
 impl Timeline {
@@ -75,11 +77,16 @@ impl Timeline {
             .sum()
     }
 
-    /// Fraction of the makespan compute was running.
+    /// Compute workers, at least 1.
+    pub fn worker_count(&self) -> usize {
+        self.workers.max(1)
+    }
+
+    /// Fraction of the makespan the compute workers were running (on average over them).
     pub fn compute_utilisation(&self) -> f64 {
         let m = self.makespan();
         if m > 0.0 {
-            self.busy(Stage::Compute) / m
+            self.busy(Stage::Compute) / (m * self.worker_count() as f64)
         } else {
             0.0
         }
@@ -98,8 +105,19 @@ impl Timeline {
         (sum as f64 / n, max.unwrap_or(0))
     }
 
-    /// A Gantt chart of `window` (iteration indices) as SVG: one lane per stage, one box per
-    /// stage run labelled with its iteration, memory fetches annotated with their bound k.
+    /// The Gantt lane of `stage` of iteration `i`: one per stage, compute one per worker.
+    fn lane(&self, stage: Stage, i: usize) -> usize {
+        let compute = Stage::Compute.index();
+        match stage {
+            Stage::Compute => compute + i % self.worker_count(),
+            s if s.index() > compute => s.index() + self.worker_count() - 1,
+            s => s.index(),
+        }
+    }
+
+    /// A Gantt chart of `window` (iteration indices) as SVG: one lane per stage (compute one
+    /// per worker), one box per stage run labelled with its iteration, memory fetches annotated
+    /// with the updates they missed.
     pub fn svg(&self, window: Range<usize>) -> String {
         let its = &self.iterations
             [window.start.min(self.iterations.len())..window.end.min(self.iterations.len())];
@@ -108,7 +126,8 @@ impl Timeline {
         let t1 = spans().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
         let (left, width, lane) = (90.0, 1100.0, 34.0);
         let scale = if t1 > t0 { width / (t1 - t0) } else { 0.0 };
-        let height = lane * 5.0 + 50.0;
+        let lanes = 4 + self.worker_count();
+        let height = lane * lanes as f64 + 50.0;
         let mut svg = String::new();
         let _ = writeln!(
             svg,
@@ -116,13 +135,18 @@ impl Timeline {
             w = left + width + 20.0
         );
         let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        for stage in Stage::ALL {
-            let y = 10.0 + lane * stage.index() as f64;
+        let names = Stage::ALL.iter().flat_map(|&stage| match stage {
+            Stage::Compute if self.worker_count() > 1 => (0..self.worker_count())
+                .map(|w| format!("{} {w}", stage.name()))
+                .collect(),
+            _ => vec![stage.name().to_string()],
+        });
+        for (row, name) in names.enumerate() {
+            let y = 10.0 + lane * row as f64;
             let _ = writeln!(
                 svg,
-                r#"<text x="8" y="{}" >{}</text>"#,
-                y + lane / 2.0 + 4.0,
-                stage.name()
+                r#"<text x="8" y="{}" >{name}</text>"#,
+                y + lane / 2.0 + 4.0
             );
         }
         for (n, it) in its.iter().enumerate() {
@@ -132,7 +156,8 @@ impl Timeline {
                 let Some((s, e)) = it.span(stage) else {
                     continue;
                 };
-                let (x, y) = (left + (s - t0) * scale, 12.0 + lane * stage.index() as f64);
+                let row = self.lane(stage, i);
+                let (x, y) = (left + (s - t0) * scale, 12.0 + lane * row as f64);
                 let w = ((e - s) * scale).max(0.5);
                 let label = if stage == Stage::Memory {
                     format!("{i} k={}", it.observed)

@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mspipe_scheduler::{BoxError, Executor, Mode, ReadVersion, SchedulerError, Stage, Stages};
+use mspipe_scheduler::{
+    BoxError, Emit, Executor, Mode, ReadVersion, SchedulerError, Stage, Stages,
+};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -97,23 +99,39 @@ impl Stages for Toy {
     }
 }
 
-/// Runs `n` iterations; compute sleeps, checks its input, hands over `i + 1`.
+/// Runs `n` iterations on one compute worker; see [`run_on`].
 fn run(
     toy: &Toy,
     mode: Mode,
     n: usize,
 ) -> (Result<mspipe_scheduler::Timeline, SchedulerError>, Vec<u64>) {
+    run_on(toy, mode, n, 1)
+}
+
+/// Runs `n` iterations on `workers` compute workers; compute sleeps, checks that it runs on the
+/// worker the iteration belongs to, in order, and hands over `i + 1`.
+fn run_on(
+    toy: &Toy,
+    mode: Mode,
+    n: usize,
+    workers: usize,
+) -> (Result<mspipe_scheduler::Timeline, SchedulerError>, Vec<u64>) {
     let mut memory = vec![0u64; ROWS];
-    let mut seen = Vec::new();
-    // Compute works (forward), hands its update over, works on (backward).
-    let result = Executor::new(mode).run(toy, &mut memory, ROWS, n, |i, fetched, emit| {
-        seen.push(fetched);
-        toy.pause(Stage::Compute, i)?;
-        emit(i as u64 + 1);
-        std::thread::sleep(Duration::from_micros(toy.backward_us));
-        Ok(())
-    });
-    drop(seen);
+    let computes = (0..workers)
+        .map(|w| {
+            let mut expected = w;
+            // Compute works (forward), hands its update over, works on (backward).
+            move |i: usize, _fetched: u64, emit: &mut Emit<'_, u64>| -> Result<(), BoxError> {
+                assert_eq!(i, expected, "worker {w} gets its own iterations in order");
+                expected += workers;
+                toy.pause(Stage::Compute, i)?;
+                emit(i as u64 + 1);
+                std::thread::sleep(Duration::from_micros(toy.backward_us));
+                Ok(())
+            }
+        })
+        .collect();
+    let result = Executor::new(mode).run_workers(toy, &mut memory, ROWS, n, computes);
     (result, memory)
 }
 
@@ -122,8 +140,8 @@ fn sum_after(c: u64) -> u64 {
     c + c * (c + 1) / 2
 }
 
-fn check(toy: &Toy, mode: Mode, n: usize) {
-    let (result, memory) = run(toy, mode, n);
+fn check(toy: &Toy, mode: Mode, n: usize, workers: usize) {
+    let (result, memory) = run_on(toy, mode, n, workers);
     let tl = result.expect("completes");
     assert_eq!(memory[0], n as u64, "every update committed once");
     assert_eq!(memory.iter().sum::<u64>(), sum_after(n as u64));
@@ -163,20 +181,56 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_delays_never_break_the_bounds(seed in any::<u64>(), k in 0usize..4, adaptive in any::<bool>()) {
+    fn random_delays_never_break_the_bounds(
+        seed in any::<u64>(),
+        k in 0usize..4,
+        adaptive in any::<bool>(),
+        workers in 1usize..4,
+    ) {
         let mode = if adaptive { Mode::Adaptive { k_max: k } } else { Mode::Fixed(k) };
-        check(&Toy::new(seed, 300), mode, 40);
+        check(&Toy::new(seed, 300), mode, 40, workers);
     }
 }
 
 #[test]
 fn off_mode_reproduces_sequential_inputs() {
-    let toy = Toy::new(7, 200);
-    let (result, _) = run(&toy, Mode::Off, 30);
-    result.expect("completes");
-    for &(i, visible, _) in toy.reads.lock().unwrap().iter() {
-        assert_eq!(visible, i as u64, "iteration {i} saw every earlier update");
+    for workers in [1, 3] {
+        let toy = Toy::new(7, 200);
+        let (result, _) = run_on(&toy, Mode::Off, 30, workers);
+        result.expect("completes");
+        for &(i, visible, _) in toy.reads.lock().unwrap().iter() {
+            assert_eq!(visible, i as u64, "iteration {i} saw every earlier update");
+        }
     }
+}
+
+#[test]
+fn several_workers_compute_side_by_side_when_staleness_allows() {
+    // Compute 4 ms per iteration and nothing else: one worker takes ≥ 48 ms for 12 iterations;
+    // two workers reading one update back overlap their compute.
+    let mut toy = Toy::new(5, 0);
+    toy.delay_us = [0, 0, 0, 4_000, 0];
+    let (one, _) = run_on(&toy, Mode::Fixed(1), 12, 1);
+    let mut toy = Toy::new(5, 0);
+    toy.delay_us = [0, 0, 0, 4_000, 0];
+    let (two, _) = run_on(&toy, Mode::Fixed(1), 12, 2);
+    let overlapping = |tl: &mspipe_scheduler::Timeline| {
+        let spans: Vec<_> = tl
+            .iterations
+            .iter()
+            .map(|it| it.span(Stage::Compute).unwrap())
+            .collect();
+        spans.windows(2).filter(|w| w[1].0 < w[0].1).count()
+    };
+    assert_eq!(
+        overlapping(&one.expect("completes")),
+        0,
+        "one worker computes in turn"
+    );
+    assert!(
+        overlapping(&two.expect("completes")) >= 5,
+        "two workers overlap"
+    );
 }
 
 #[test]
@@ -209,10 +263,15 @@ fn a_failing_stage_stops_the_pipeline_with_its_name_and_iteration() {
         Stage::Compute,
         Stage::Update,
     ] {
-        for mode in [Mode::Off, Mode::Fixed(2), Mode::Adaptive { k_max: 2 }] {
+        for (mode, workers) in [
+            (Mode::Off, 1),
+            (Mode::Fixed(2), 1),
+            (Mode::Adaptive { k_max: 2 }, 1),
+            (Mode::Fixed(2), 2),
+        ] {
             let mut toy = Toy::new(1, 50);
             toy.fail = Some((stage, 5));
-            let err = run(&toy, mode, 20).0.expect_err("fails");
+            let err = run_on(&toy, mode, 20, workers).0.expect_err("fails");
             let text = err.to_string();
             assert!(
                 matches!(err, SchedulerError::Stage { stage: s, iteration: 5, .. } if s == stage),

@@ -9,7 +9,7 @@ use mspipe_sampler::NeighborSampler;
 use mspipe_scheduler::{BoxError, Mitigation, ReadVersion, Stages};
 
 use crate::batch::{self, Fetched, Prepared, SampleContext, Sampled, Write};
-use crate::{Handover, NodeMemory, StaleFix};
+use crate::{GradientMean, Handover, NodeMemory, StaleFix};
 
 /// The events of batch `b` of `size` events.
 pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
@@ -36,6 +36,8 @@ pub struct TrainStages<'a, S> {
     pub mitigation: Option<Mitigation>,
     /// Δt quantile above which a node that missed updates counts as stale.
     pub quantile: f64,
+    /// The gradient exchange of several compute workers, released when the run fails.
+    pub exchange: Option<&'a GradientMean>,
     /// The store type.
     pub memory: std::marker::PhantomData<fn() -> S>,
 }
@@ -101,5 +103,11 @@ impl<S: NodeMemory> Stages for TrainStages<'_, S> {
 
     fn apply_update(&self, _: usize, write: Write<S>, memory: &mut S) -> Vec<u32> {
         batch::apply_write(memory, write)
+    }
+
+    fn abort(&self) {
+        if let Some(exchange) = self.exchange {
+            exchange.abort();
+        }
     }
 }

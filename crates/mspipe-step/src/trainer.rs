@@ -4,10 +4,14 @@
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::EventStream;
+use mspipe_model::draws::with_step_draws;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{Delivery, MemoryModel};
 
+use std::ops::Range;
+
 use crate::batch::{self, Change, Fetched, Prepared, Update, Write};
+use crate::gradient_mean::{self, GradientMean};
 use crate::{NodeMemory, StepError};
 
 /// What a training step needs besides the model.
@@ -26,6 +30,11 @@ pub struct StepConfig {
     /// (seed, e, b), so a resumed run draws the same masks.
     #[config(default = 0)]
     pub seed: u64,
+    /// Draw each step's dropout masks from a generator of the step's own
+    /// ([`mspipe_model::draws`]) rather than the device's: needed when steps run concurrently on
+    /// one device (flex has one generator per process), as data-parallel [`Replica`]s do.
+    #[config(default = false)]
+    pub step_draws: bool,
 }
 
 /// What compute hands the update stage.
@@ -46,6 +55,29 @@ impl<S: NodeMemory> Handover<S> {
     }
 }
 
+/// How one of several data-parallel replicas joins the others: batches `batches` are dealt in
+/// turn (batch `b` to worker `(b − start) mod workers`), and each group of `workers` consecutive
+/// batches ends in one optimizer step with their gradients averaged.
+#[derive(Debug, Clone)]
+pub struct Replica<'a> {
+    /// The exchange the gradients are averaged through.
+    pub mean: &'a GradientMean,
+    /// This replica's index.
+    pub worker: usize,
+    /// Replicas in all.
+    pub workers: usize,
+    /// The batches dealt (the last group may be short).
+    pub batches: Range<usize>,
+}
+
+impl Replica<'_> {
+    /// Workers whose gradients batch `b`'s step averages.
+    fn participants(&self, b: usize) -> usize {
+        let group_start = b - (b - self.batches.start) % self.workers;
+        self.workers.min(self.batches.end - group_start)
+    }
+}
+
 /// Compute's state: the model, its optimizer and the step's settings.
 pub struct Trainer<'a, S: NodeMemory> {
     /// The model trained.
@@ -62,6 +94,8 @@ pub struct Trainer<'a, S: NodeMemory> {
     /// a store with [`NodeMemory::WRITES_ON_COMPUTE`] (every update compute has made, committed
     /// or not).
     pub ahead: Option<S>,
+    /// Set when this trainer is one of several data-parallel replicas.
+    pub replica: Option<Replica<'a>>,
 }
 
 impl<'a, S: NodeMemory> Trainer<'a, S> {
@@ -80,6 +114,7 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
             stream,
             device,
             ahead: None,
+            replica: None,
         }
     }
 
@@ -112,8 +147,11 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
     /// Trains on `fetched` (batch `b` of `epoch`); `emit` gets the memory update as soon as the
     /// forward pass has produced it. Returns the loss.
     ///
+    /// A [`Replica`] steps with the mean of its group's gradients.
+    ///
     /// # Errors
-    /// [`StepError::NonFiniteLoss`] when the loss is NaN or infinite (the model is not stepped).
+    /// [`StepError::NonFiniteLoss`] when the loss is NaN or infinite (the model is not stepped);
+    /// a replica also [`StepError::Aborted`] when a peer failed.
     ///
     /// # Panics
     /// As [`batch::forward`] and [`batch::prepare_write`].
@@ -124,8 +162,11 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
         fetched: Fetched<S>,
         emit: impl FnOnce(Handover<S>),
     ) -> Result<f64, StepError> {
-        self.device.seed(step_seed(self.config.seed, epoch, b));
-        let f = batch::forward(self.model, fetched, self.config.time_scale, self.device);
+        assert!(
+            self.replica.is_none() || self.config.step_draws,
+            "replicas run concurrently: their steps must draw from their own generators"
+        );
+        let f = self.forward(epoch, b, fetched);
         emit(match &mut self.ahead {
             Some(newest) => {
                 let write = batch::prepare_write(self.stream, self.config.delivery, f.update);
@@ -139,11 +180,75 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
         });
         let loss = f64::from(to_vec(f.loss.clone())[0]);
         if !loss.is_finite() {
+            if let Some(r) = &self.replica {
+                // The peers would wait for this step's gradients forever.
+                r.mean.abort();
+            }
             return Err(StepError::NonFiniteLoss { loss, epoch, b });
         }
-        let grads = GradientsParams::from_grads(f.loss.backward(), &*self.model);
+        let mut grads = GradientsParams::from_grads(f.loss.backward(), &*self.model);
+        if let Some(r) = &self.replica {
+            let device = self.device.clone().inner();
+            grads = r
+                .mean
+                .mean(r.worker, r.participants(b), grads, &*self.model, &device)?;
+        }
         *self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
         Ok(loss)
+    }
+}
+
+impl<S: NodeMemory> Trainer<'_, S> {
+    /// Trains on the group of batches `batches` (of `epoch`) as data-parallel workers do, one
+    /// after another on this model: each batch is fetched by `fetch` (after the earlier batches'
+    /// updates went to `write`; both get `io`, e.g. the store) and run forward and backward with
+    /// the same parameters, then one optimizer step follows with the mean of their gradients.
+    /// Returns the batches' losses. The reference several
+    /// [`Replica`]s are checked against; with one batch, exactly [`Trainer::step`].
+    ///
+    /// # Errors
+    /// [`StepError::NonFiniteLoss`] as [`Trainer::step`].
+    pub fn step_averaged<T>(
+        &mut self,
+        epoch: usize,
+        batches: Range<usize>,
+        io: &mut T,
+        mut fetch: impl FnMut(&mut T, usize) -> Fetched<S>,
+        mut write: impl FnMut(&mut T, usize, Handover<S>),
+    ) -> Result<Vec<f64>, StepError> {
+        let mut grads = Vec::with_capacity(batches.len());
+        let mut losses = Vec::with_capacity(batches.len());
+        for b in batches {
+            let fetched = fetch(io, b);
+            let f = self.forward(epoch, b, fetched);
+            write(io, b, Handover::Update(f.update));
+            let loss = f64::from(to_vec(f.loss.clone())[0]);
+            if !loss.is_finite() {
+                return Err(StepError::NonFiniteLoss { loss, epoch, b });
+            }
+            losses.push(loss);
+            grads.push(GradientsParams::from_grads(f.loss.backward(), &*self.model));
+        }
+        if !grads.is_empty() {
+            let device = self.device.clone().inner();
+            let mean = gradient_mean::average(grads, &*self.model, &device);
+            *self.model = self.optim.step(self.config.lr, self.model.clone(), mean);
+        }
+        Ok(losses)
+    }
+}
+
+impl<S: NodeMemory> Trainer<'_, S> {
+    /// The forward pass of batch `b` of `epoch`, its random draws seeded by the step.
+    fn forward(&self, epoch: usize, b: usize, fetched: Fetched<S>) -> batch::Forward<S> {
+        let seed = step_seed(self.config.seed, epoch, b);
+        let run = || batch::forward(self.model, fetched, self.config.time_scale, self.device);
+        if self.config.step_draws {
+            with_step_draws(seed, run)
+        } else {
+            self.device.seed(seed);
+            run()
+        }
     }
 }
 

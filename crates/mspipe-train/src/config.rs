@@ -103,8 +103,16 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Stop after this many epochs without a better validation AP.
     pub patience: usize,
-    /// Worker threads (0: all cores).
+    /// Worker threads (0: all cores), shared out among the compute workers.
     pub threads: usize,
+    /// Data-parallel compute workers (model replicas) over one shared node memory: batch `i`
+    /// goes to worker `i mod workers`, and each group of `workers` batches makes one optimizer
+    /// step with their gradients averaged. More than one makes `pipeline.mode` default to
+    /// `mspipe`.
+    pub workers: usize,
+    /// How the learning rate grows with the workers (the averaged gradient of `workers` batches
+    /// is one step).
+    pub lr_scaling: LrScaling,
     /// Evaluation negatives.
     pub eval_negatives: NegativeStrategy,
     /// Negatives per positive for MRR (0: no MRR).
@@ -115,6 +123,29 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// After training, score dynamic node classification when the stream has labels.
     pub node_classification: bool,
+}
+
+/// The learning rate of `workers` data-parallel workers, as a multiple of `train.lr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrScaling {
+    /// × √workers (MSPipe's code).
+    Sqrt,
+    /// × workers (the linear scaling rule).
+    Linear,
+    /// × 1.
+    None,
+}
+
+impl LrScaling {
+    /// The factor for `workers` workers.
+    pub fn factor(self, workers: usize) -> f64 {
+        match self {
+            LrScaling::Sqrt => (workers as f64).sqrt(),
+            LrScaling::Linear => workers as f64,
+            LrScaling::None => 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,6 +309,8 @@ impl Default for TrainConfig {
             seed: 0,
             patience: 3,
             threads: 0,
+            workers: 1,
+            lr_scaling: LrScaling::Sqrt,
             eval_negatives: NegativeStrategy::Random,
             mrr_negatives: 0,
             time_scale: 1e-4,
@@ -322,9 +355,26 @@ pub fn resolve(model: ModelName, file: Option<&str>, overrides: &[String]) -> Re
     for item in overrides {
         set(&mut value, item)?;
     }
+    default_mode_for_workers(&mut value);
     let config: Config = value.try_into().context("invalid configuration")?;
     config.validate()?;
     Ok(config)
+}
+
+/// Several workers and no mode chosen: `mspipe` (what asking for workers is for; `off` makes
+/// them take turns).
+fn default_mode_for_workers(value: &mut toml::Table) {
+    let section = |name: &str| value.get(name).and_then(toml::Value::as_table);
+    let workers = section("train").and_then(|t| t.get("workers")?.as_integer());
+    let chosen = section("pipeline").is_some_and(|t| t.contains_key("mode"));
+    if workers.is_some_and(|w| w > 1) && !chosen {
+        let pipeline = value
+            .entry("pipeline")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = pipeline {
+            t.insert("mode".into(), toml::Value::String("mspipe".into()));
+        }
+    }
 }
 
 impl ModelName {
@@ -408,6 +458,7 @@ impl Config {
             ("gnn.heads", self.gnn.heads),
             ("train.epochs", self.train.epochs),
             ("train.batch_size", self.train.batch_size),
+            ("train.workers", self.train.workers),
             ("pipeline.top", self.pipeline.top),
             ("pipeline.queue", self.pipeline.queue),
         ];
@@ -473,6 +524,29 @@ mod tests {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
         assert_eq!(toml::from_str::<Config>(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn several_workers_default_to_the_mspipe_mode_and_scale_the_learning_rate() {
+        let c = resolve(ModelName::Tgn, None, &[]).unwrap();
+        assert_eq!((c.train.workers, c.pipeline.mode), (1, Mode::Off));
+        let c = resolve(ModelName::Tgn, None, &["train.workers=2".into()]).unwrap();
+        assert_eq!(c.pipeline.mode, Mode::Adaptive { k_max: 4 });
+        let sets = ["train.workers=2".into(), "pipeline.mode=off".into()];
+        assert_eq!(
+            resolve(ModelName::Tgn, None, &sets).unwrap().pipeline.mode,
+            Mode::Off
+        );
+        let file = "[pipeline]\nmode = \"fixed:1\"\n";
+        let c = resolve(ModelName::Tgn, Some(file), &["train.workers=4".into()]).unwrap();
+        assert_eq!(c.pipeline.mode, Mode::Fixed(1));
+        assert_eq!(c.train.lr_scaling.factor(4), 2.0);
+        assert_eq!(LrScaling::Linear.factor(4), 4.0);
+        assert_eq!(LrScaling::Sqrt.factor(1), 1.0);
+        let e = resolve(ModelName::Tgn, None, &["train.workers=0".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("train.workers"), "{e:#}");
+        let e = resolve(ModelName::Tgn, None, &["train.lr_scaling=cube".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("sqrt"), "{e:#}");
     }
 
     #[test]

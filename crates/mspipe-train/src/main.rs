@@ -64,6 +64,9 @@ struct Common {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Data-parallel compute workers sharing one node memory (default 1).
+    #[arg(long)]
+    workers: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
     /// Run directory (default: runs/<model>-<dataset>-seed<seed>).
@@ -108,6 +111,7 @@ impl Common {
         flag("train.batch_size", self.batch_size.map(|v| v.to_string()));
         flag("train.lr", self.lr.map(|v| format!("{v:e}")));
         flag("train.threads", self.threads.map(|v| v.to_string()));
+        flag("train.workers", self.workers.map(|v| v.to_string()));
         flag("train.seed", self.seed.map(|v| v.to_string()));
         flag(
             "pipeline.mode",

@@ -330,7 +330,8 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Summary> {
         return run_edgebank(config, &stream, &split, out);
     }
     let device = base_device();
-    if memory_kernels_run_on(&device) {
+    // Several workers share one host store; a device store belongs to one device.
+    if memory_kernels_run_on(&device) && config.train.workers == 1 {
         let session = Session::<DeviceStore>::on_device(config.clone(), stream, split, device)?;
         train_session(session, config, out, resume)
     } else {
@@ -524,7 +525,8 @@ pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<SplitMe
         });
     }
     let device = base_device();
-    if memory_kernels_run_on(&device) {
+    // Several workers share one host store; a device store belongs to one device.
+    if memory_kernels_run_on(&device) && config.train.workers == 1 {
         let session =
             Session::<DeviceStore>::on_device(config.clone(), stream, data_split, device)?;
         evaluate_session(session, out, split)

@@ -3,7 +3,7 @@
 //! ([`Session::train_pipelined`]), both running the stages of [`mspipe_step::batch`] over the
 //! session's [`NodeMemory`].
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -13,11 +13,12 @@ use mspipe_data::{EventStream, Split};
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{MemoryModel, MemoryModelConfig};
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
-use mspipe_scheduler::{Executor, Mitigation, Stage, Timeline};
+use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
 
 use mspipe_step::batch::{self, SampleContext};
 use mspipe_step::{
-    MemoryShape, MemoryStore, NodeMemory, StepConfig, TrainStages, Trainer, batch_events,
+    GradientMean, Handover, MemoryShape, MemoryStore, NodeMemory, Replica, StepConfig, TrainStages,
+    Trainer, batch_events,
 };
 
 use crate::config::Config;
@@ -58,6 +59,10 @@ pub struct Session<S: NodeMemory = MemoryStore> {
     eval_negatives: NegativeSampler,
     train_events: Vec<usize>,
     device: Device,
+    /// Workers 1.. of a data-parallel run (worker 0 is `model`, `optim`, `device`).
+    replicas: Vec<WorkerReplica>,
+    /// One thread pool per compute worker (made at the first several-worker stretch).
+    pools: Vec<rayon::ThreadPool>,
     /// What one unit of the model's time is, in the stream's own unit (see
     /// [`EventStream::time_resolution`]); the session's stream is counted in it.
     pub time_unit: f64,
@@ -88,6 +93,115 @@ pub const BACKEND: &str = if cfg!(feature = "cuda") {
 } else {
     "flex"
 };
+
+/// Draws every parameter's initial value now. burn initialises parameters lazily, at first use —
+/// with one worker inside the first step, after that step seeded the generator — while forking
+/// replicas touches them all at once; several workers draw them here, right after the session's
+/// seed, so that the replicas and the sequential reference start from the same values.
+fn materialize(model: &MemoryModel) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            drop(param.val());
+        }
+    }
+    model.visit(&mut Touch);
+}
+
+/// A data-parallel worker's own model, optimizer and device.
+struct WorkerReplica {
+    model: MemoryModel,
+    optim: ModuleOptimizer,
+    device: Device,
+}
+
+/// The device of compute worker `worker`: its own GPU with CUDA; the one device of the other
+/// backends (flex's one CPU device — each worker runs on its own thread pool instead; wgpu's
+/// default adapter).
+fn worker_device(worker: usize) -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        Device::cuda(worker).autodiff()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = worker;
+        base_device().autodiff()
+    }
+}
+
+/// `replicas`, made from `model` and `optim` for workers `1..workers` unless already there.
+fn replicas<'a>(
+    replicas: &'a mut Vec<WorkerReplica>,
+    model: &MemoryModel,
+    optim: &ModuleOptimizer,
+    workers: usize,
+) -> &'a mut [WorkerReplica] {
+    if replicas.len() != workers - 1 {
+        *replicas = (1..workers)
+            .map(|w| {
+                let device = worker_device(w);
+                WorkerReplica {
+                    model: model.clone().fork(&device),
+                    optim: AdamConfig::new().init().load_record(optim.to_record()),
+                    device,
+                }
+            })
+            .collect();
+    }
+    replicas
+}
+
+/// `pools`: one per compute worker, `train.threads` (or every core) shared out evenly, at least
+/// one thread each. A worker runs its steps inside its pool (`ThreadPool::install`), so flex's
+/// parallel ops and the fused host loops — rayon's `par_*` and gemm's rayon parallelism use the
+/// current pool — stay on that worker's threads.
+fn worker_pools<'a>(
+    pools: &'a mut Vec<rayon::ThreadPool>,
+    train: &crate::config::TrainConfig,
+) -> Result<&'a [rayon::ThreadPool]> {
+    if pools.len() != train.workers {
+        let threads = match train.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        *pools = (0..train.workers)
+            .map(|w| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads((threads / train.workers).max(1))
+                    .thread_name(move |t| format!("worker{w}-{t}"))
+                    .build()
+                    .context("making a compute worker's thread pool")
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(pools)
+}
+
+/// Hands values indexed `0, 1, 2, …` to `f` in index order, whatever order they arrive in.
+struct InOrder<F> {
+    f: F,
+    next: usize,
+    early: std::collections::BTreeMap<usize, f64>,
+}
+
+impl<F: FnMut(f64)> InOrder<F> {
+    fn new(f: F) -> Self {
+        InOrder {
+            f,
+            next: 0,
+            early: Default::default(),
+        }
+    }
+
+    fn push(&mut self, i: usize, value: f64) {
+        self.early.insert(i, value);
+        while let Some(v) = self.early.remove(&self.next) {
+            (self.f)(v);
+            self.next += 1;
+        }
+    }
+}
 
 /// Key of the evaluation negatives: the same in every epoch and run with the same seed.
 pub const EVAL_KEY: u64 = u64::MAX;
@@ -146,6 +260,9 @@ impl<S: NodeMemory> Session<S> {
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let model = model_config.init(&device);
+        if config.train.workers > 1 {
+            materialize(&model);
+        }
         let shape = MemoryShape {
             nodes: stream.num_nodes(),
             dim: model_config.memory_dim,
@@ -183,6 +300,8 @@ impl<S: NodeMemory> Session<S> {
             eval_negatives,
             train_events,
             device,
+            replicas: Vec::new(),
+            pools: Vec::new(),
             time_unit,
             stream,
             split,
@@ -210,7 +329,9 @@ impl<S: NodeMemory> Session<S> {
 
     /// Trains on batches `range` of epoch `epoch`, the five stages of each batch back to back
     /// (the reference the pipeline is measured against); `on_loss` gets each batch's loss.
-    /// Returns the stages' timeline.
+    /// With `train.workers` = N > 1, each group of N batches (from `range.start`) makes one
+    /// optimizer step with the gradient of their mean loss: what N workers in `off` mode compute.
+    /// Returns the stages' timeline (compute spans a group's forward passes and its one step).
     pub fn train_sequential(
         &mut self,
         epoch: usize,
@@ -220,28 +341,55 @@ impl<S: NodeMemory> Session<S> {
         let clock = std::time::Instant::now();
         let now = || clock.elapsed().as_secs_f64();
         let mut tl = Timeline::default();
-        for (i, b) in range.enumerate() {
-            let t = now();
-            let sampled = self.sample_train_batch(epoch, b)?;
-            tl.record(i, Stage::Sample, t, now());
-            let t = now();
-            let prepared = batch::fetch_features(&self.stream, sampled);
-            tl.record(i, Stage::Feature, t, now());
-            let t = now();
-            let fetched = batch::fetch_memory(&self.store, prepared, None);
-            tl.record(i, Stage::Memory, t, now());
-            let (t, mut update) = (now(), None);
-            on_loss(
-                self.trainer()
-                    .step(epoch, b, fetched, |u| update = Some(u))?,
-            );
-            tl.record(i, Stage::Compute, t, now());
-            let t = now();
-            if let Some(h) = update {
-                let write = h.into_write(&self.stream, self.model_config.delivery);
-                batch::apply_write(&mut self.store, write);
+        let workers = self.config.train.workers;
+        for group in range.clone().step_by(workers) {
+            let batches = group..(group + workers).min(range.end);
+            let mut prepared = Vec::new();
+            for b in batches.clone() {
+                let (i, t) = (b - range.start, now());
+                let sampled = self.sample_train_batch(epoch, b)?;
+                tl.record(i, Stage::Sample, t, now());
+                let t = now();
+                prepared.push(batch::fetch_features(&self.stream, sampled));
+                tl.record(i, Stage::Feature, t, now());
             }
-            tl.record(i, Stage::Update, t, now());
+            let step = self.step_config();
+            let (stream, device) = (&self.stream, &self.device);
+            let mut trainer = Trainer::new(&mut self.model, &mut self.optim, step, stream, device);
+            let delivery = self.model_config.delivery;
+            // A batch's write is applied just before the next fetch, or after the group's step:
+            // the update's span stays apart from compute's, as in the pipeline.
+            let apply = |store: &mut S, tl: &mut Timeline, (b, handover): (usize, _)| {
+                let t = now();
+                batch::apply_write(store, Handover::into_write(handover, stream, delivery));
+                tl.record(b - range.start, Stage::Update, t, now());
+            };
+            let mut io = (&mut self.store, &mut tl, prepared.into_iter(), None);
+            let start = now();
+            let losses = trainer.step_averaged(
+                epoch,
+                batches.clone(),
+                &mut io,
+                |(store, tl, prepared, pending), b| {
+                    if let Some(p) = pending.take() {
+                        apply(store, tl, p);
+                    }
+                    let (t, p) = (now(), prepared.next().expect("one per batch"));
+                    let fetched = batch::fetch_memory(&**store, p, None);
+                    tl.record(b - range.start, Stage::Memory, t, now());
+                    fetched
+                },
+                |(_, _, _, pending), b, handover| *pending = Some((b, handover)),
+            )?;
+            let compute_end = now();
+            let (store, tl, _, pending) = io;
+            if let Some(p) = pending {
+                apply(store, tl, p);
+            }
+            for (b, loss) in batches.zip(losses) {
+                tl.record(b - range.start, Stage::Compute, start, compute_end);
+                on_loss(loss);
+            }
         }
         Ok(tl)
     }
@@ -264,21 +412,10 @@ impl<S: NodeMemory> Session<S> {
     fn step_config(&self) -> StepConfig {
         let train = &self.config.train;
         StepConfig::new(self.model_config.delivery)
-            .with_lr(train.lr)
+            .with_lr(train.lr * train.lr_scaling.factor(train.workers))
             .with_time_scale(train.time_scale)
             .with_seed(train.seed)
-    }
-
-    /// The compute stage's view of the session.
-    fn trainer(&mut self) -> Trainer<'_, S> {
-        let step = self.step_config();
-        Trainer::new(
-            &mut self.model,
-            &mut self.optim,
-            step,
-            &self.stream,
-            &self.device,
-        )
+            .with_step_draws(train.workers > 1)
     }
 
     /// The events trained on (training period minus events of hidden nodes), in time order.
@@ -361,15 +498,23 @@ impl<S: NodeMemory> Session<S> {
         &self.device
     }
 
-    /// Trains on batches `range` of epoch `epoch` through the MSPipe executor; `on_loss` gets
-    /// each batch's loss in order. Returns the timeline of the stages.
+    /// Trains on batches `range` of epoch `epoch` through the MSPipe executor, on
+    /// `train.workers` data-parallel workers; `on_loss` gets each batch's loss in order. Returns
+    /// the timeline of the stages.
     pub fn train_pipelined(
         &mut self,
         epoch: usize,
         range: std::ops::Range<usize>,
         executor: &Executor,
-        mut on_loss: impl FnMut(f64),
+        on_loss: impl FnMut(f64) + Send,
     ) -> Result<Timeline> {
+        let workers = self.config.train.workers;
+        if workers > 1 && S::WRITES_ON_COMPUTE {
+            bail!(
+                "several workers share a host node memory: train.workers > 1 needs the host store"
+            );
+        }
+        let exchange = GradientMean::new(workers);
         let step = self.step_config();
         let pipeline = &self.config.pipeline;
         let stages = TrainStages {
@@ -390,20 +535,64 @@ impl<S: NodeMemory> Session<S> {
                 top: pipeline.top,
             }),
             quantile: pipeline.quantile,
+            exchange: (workers > 1).then_some(&exchange),
             memory: std::marker::PhantomData,
         };
         let (stream, device) = (&self.stream, &self.device);
-        let mut trainer = Trainer::new(&mut self.model, &mut self.optim, step, stream, device);
-        trainer.ahead = S::WRITES_ON_COMPUTE.then(|| self.store.clone());
         let rows = self.store.shape().nodes;
         let first = range.start;
-        let timeline =
-            executor.run(&stages, &mut self.store, rows, range.len(), |i, f, emit| {
-                let loss = trainer.step(epoch, first + i, f, emit)?;
-                on_loss(loss);
+        if workers == 1 {
+            let mut trainer = Trainer::new(&mut self.model, &mut self.optim, step, stream, device);
+            trainer.ahead = S::WRITES_ON_COMPUTE.then(|| self.store.clone());
+            let mut on_loss = on_loss;
+            let compute = |i, f, emit: &mut Emit<'_, _>| {
+                on_loss(trainer.step(epoch, first + i, f, emit)?);
                 Ok(())
-            })?;
-        Ok(timeline)
+            };
+            return Ok(executor.run(&stages, &mut self.store, rows, range.len(), compute)?);
+        }
+        let replicas = replicas(&mut self.replicas, &self.model, &self.optim, workers);
+        let pools = worker_pools(&mut self.pools, &self.config.train)?;
+        let losses = Mutex::new(InOrder::new(on_loss));
+        let models = std::iter::once((&mut self.model, &mut self.optim, device)).chain(
+            replicas
+                .iter_mut()
+                .map(|r| (&mut r.model, &mut r.optim, &r.device)),
+        );
+        let computes: Vec<_> = models
+            .zip(pools.iter())
+            .enumerate()
+            .map(|(worker, ((model, optim, device), pool))| {
+                let mut trainer = Trainer::new(model, optim, step.clone(), stream, device);
+                trainer.replica = Some(Replica {
+                    mean: &exchange,
+                    worker,
+                    workers,
+                    batches: range.clone(),
+                });
+                let losses = &losses;
+                move |i, f, emit: &mut Emit<'_, _>| {
+                    let loss = pool.install(|| trainer.step(epoch, first + i, f, emit))?;
+                    losses
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(i, loss);
+                    Ok(())
+                }
+            })
+            .collect();
+        let timeline = executor.run_workers(&stages, &mut self.store, rows, range.len(), computes);
+        if !range.len().is_multiple_of(workers) {
+            // The last group's step left out the workers without a batch in it: they are made
+            // again from worker 0 (model and optimizer state) at the next stretch.
+            self.replicas.clear();
+        }
+        Ok(timeline?)
+    }
+
+    /// The models of the workers beside the first (empty with one worker).
+    pub fn replicas(&self) -> impl Iterator<Item = &MemoryModel> {
+        self.replicas.iter().map(|r| &r.model)
     }
 
     /// Saves the model and the optimizer state under `dir` (files `model.bpk`, `optim.bpk`).
@@ -422,6 +611,8 @@ impl<S: NodeMemory> Session<S> {
     /// Loads what [`Session::save_model`] wrote.
     pub fn load_model(&mut self, dir: &std::path::Path) -> Result<()> {
         self.model = self.model.clone().try_load_file(dir.join("model.bpk"))?;
+        // Made again from the loaded model and optimizer at the next training stretch.
+        self.replicas.clear();
         Ok(())
     }
 
@@ -446,6 +637,7 @@ impl<S: NodeMemory> Session<S> {
         self.load_model(dir)?;
         let record = burn::optim::OptimizerRecord::load(dir.join("optim.bpk"))?;
         self.optim = AdamConfig::new().init().load_record(record);
+        self.replicas.clear();
         Ok(())
     }
 }

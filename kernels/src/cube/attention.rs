@@ -5,7 +5,7 @@
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::launch::{floats, grid, output};
+use super::launch::{floats, launch, output};
 
 /// Fills `prob[j]` with the softmax over `j` of the masked scores `scale·⟨q, k_j⟩` (−1e9 on
 /// padding, as in the reference), before the mask is applied to the weights.
@@ -146,29 +146,11 @@ pub fn forward(q: CubeTensor, k: CubeTensor, v: CubeTensor, keep: CubeTensor) ->
     let [n, slots, heads, dh] = dims(&k);
     let (q, k, v, keep) = (floats(q), floats(k), floats(v), floats(keep));
     let out = output(&q, [n, heads * dh]);
-    let units = n * heads;
-    if units == 0 {
-        return out;
-    }
-    let (count, dim) = grid(&q.client, units);
-    let client = q.client.clone();
+    let (client, units) = (q.client.clone(), n * heads);
     // SAFETY: every buffer is contiguous f32 of the shape the indexing assumes (checked above),
     // and the guard on `units` keeps every access in bounds.
     unsafe {
-        forward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            q.into_buffer_arg(),
-            k.into_buffer_arg(),
-            v.into_buffer_arg(),
-            keep.into_buffer_arg(),
-            out.clone().into_buffer_arg(),
-            units,
-            heads,
-            slots,
-            dh,
-        );
+        launch!(forward_kernel on client, units; [q, k, v, keep, out.clone()], units, heads, slots, dh);
     }
     out
 }
@@ -186,30 +168,13 @@ pub fn backward(
     let dq = output(&q, [n, heads, dh]);
     let dk = output(&q, [n, slots, heads, dh]);
     let dv = output(&q, [n, slots, heads, dh]);
-    let units = n * heads;
-    if units == 0 {
-        return (dq, dk, dv);
-    }
-    let (count, dim) = grid(&q.client, units);
-    let client = q.client.clone();
+    let (client, units) = (q.client.clone(), n * heads);
     // SAFETY: as in `forward`; each unit writes only its own (root, head) slices.
     unsafe {
-        backward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            q.into_buffer_arg(),
-            k.into_buffer_arg(),
-            v.into_buffer_arg(),
-            keep.into_buffer_arg(),
-            grad.into_buffer_arg(),
-            dq.clone().into_buffer_arg(),
-            dk.clone().into_buffer_arg(),
-            dv.clone().into_buffer_arg(),
-            units,
-            heads,
-            slots,
-            dh,
+        launch!(
+            backward_kernel on client, units;
+            [q, k, v, keep, grad, dq.clone(), dk.clone(), dv.clone()],
+            units, heads, slots, dh
         );
     }
     (dq, dk, dv)

@@ -6,7 +6,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::Store;
-use super::launch::{floats, grid, indices, output};
+use super::launch::{floats, indices, launch, output};
 use burn_cubecl::CubeBackend;
 
 #[cube(launch_unchecked)]
@@ -87,35 +87,18 @@ pub fn fetch(
     let out_time = output(&memory, [count]);
     let out_input = output(&memory, [count, slots, mail_dim + time_dim]);
     let out_keep = output(&memory, [count, slots]);
-    if count == 0 {
-        return (out_memory, out_time, out_input, out_keep);
-    }
-    let (cubes, cube_dim) = grid(&memory.client, count);
     let client = memory.client.clone();
     // SAFETY: contiguous f32 buffers of the shapes read above; node ids index rows of the store
     // (the caller's contract, as for any gather).
     unsafe {
-        fetch_kernel::launch_unchecked::<f32>(
-            &client,
-            cubes,
-            cube_dim,
-            memory.into_buffer_arg(),
-            floats(last_update).into_buffer_arg(),
-            floats(mail).into_buffer_arg(),
-            floats(mail_time).into_buffer_arg(),
-            floats(mail_valid).into_buffer_arg(),
-            nodes.into_buffer_arg(),
-            floats(w).into_buffer_arg(),
-            floats(b).into_buffer_arg(),
-            out_memory.clone().into_buffer_arg(),
-            out_time.clone().into_buffer_arg(),
-            out_input.clone().into_buffer_arg(),
-            out_keep.clone().into_buffer_arg(),
-            count,
-            dim,
-            slots,
-            mail_dim,
-            time_dim,
+        launch!(
+            fetch_kernel on client, count;
+            [
+                memory, floats(last_update), floats(mail), floats(mail_time), floats(mail_valid),
+                nodes, floats(w), floats(b),
+                out_memory.clone(), out_time.clone(), out_input.clone(), out_keep.clone(),
+            ],
+            count, dim, slots, mail_dim, time_dim
         );
     }
     (out_memory, out_time, out_input, out_keep)

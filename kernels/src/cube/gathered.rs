@@ -12,7 +12,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::attention::normalize;
-use super::launch::{floats, grid, indices, output};
+use super::launch::{floats, indices, launch, output};
 
 /// ⟨`v[base..base + ca + cb]`, slot `slot`'s row⟩.
 #[cube]
@@ -220,28 +220,14 @@ pub fn forward(
         return zeros(&q, [heads, n, c]);
     }
     let out = output(&q, [heads, n, c]);
-    let (count, dim) = grid(&q.client, units);
-    let client = q.client.clone();
+    let (a, ia, b, ib) = (floats(a), indices(ia), floats(b), indices(ib));
     // SAFETY: contiguous f32 buffers (i32 indices) of the shapes read above; slot indices name rows
     // of their tables (the caller's contract, as for any gather); the guard keeps units in bounds.
     unsafe {
-        forward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            q.into_buffer_arg(),
-            floats(a).into_buffer_arg(),
-            indices(ia).into_buffer_arg(),
-            floats(b).into_buffer_arg(),
-            indices(ib).into_buffer_arg(),
-            keep.into_buffer_arg(),
-            scale.into_buffer_arg(),
-            out.clone().into_buffer_arg(),
-            units,
-            n,
-            ca,
-            cb,
-            slots,
+        launch!(
+            forward_kernel on q.client.clone(), units;
+            [q, a, ia, b, ib, keep, scale, out.clone()],
+            units, n, ca, cb, slots
         );
     }
     out
@@ -270,30 +256,13 @@ pub fn backward(
     let dq = output(&q, [heads, n, c]);
     let dxa = output(&q, [n * slots, ca]);
     let dxb = output(&q, [n * slots, cb]);
-    let (count, dim) = grid(&q.client, n);
-    let client = q.client.clone();
+    let (slot_a, slot_b) = (indices(ia.clone()), indices(ib.clone()));
     // SAFETY: as in `forward`; unit `r` writes only root `r`'s rows of `dq`, `dxa` and `dxb`.
     unsafe {
-        backward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            q.into_buffer_arg(),
-            floats(a).into_buffer_arg(),
-            indices(ia.clone()).into_buffer_arg(),
-            floats(b).into_buffer_arg(),
-            indices(ib.clone()).into_buffer_arg(),
-            keep.into_buffer_arg(),
-            scale.into_buffer_arg(),
-            grad.into_buffer_arg(),
-            dq.clone().into_buffer_arg(),
-            dxa.clone().into_buffer_arg(),
-            dxb.clone().into_buffer_arg(),
-            n,
-            heads,
-            ca,
-            cb,
-            slots,
+        launch!(
+            backward_kernel on q.client.clone(), n;
+            [q, floats(a), slot_a, floats(b), slot_b, keep, scale, grad, dq.clone(), dxa.clone(), dxb.clone()],
+            n, heads, ca, cb, slots
         );
     }
     let add = |rows: usize, w: usize, index, dx: CubeTensor| {

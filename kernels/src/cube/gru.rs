@@ -4,7 +4,7 @@
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::launch::{floats, grid, output};
+use super::launch::{floats, launch, output};
 
 #[cube]
 fn sigmoid<F: Float>(x: F) -> F {
@@ -78,26 +78,11 @@ pub fn forward(gi: CubeTensor, gh: CubeTensor, h: CubeTensor) -> CubeTensor {
     let [n, d] = dims(&h);
     let (gi, gh, h) = (floats(gi), floats(gh), floats(h));
     let out = output(&h, [n, d]);
-    let units = n * d;
-    if units == 0 {
-        return out;
-    }
-    let (count, dim) = grid(&h.client, units);
-    let client = h.client.clone();
+    let (client, units) = (h.client.clone(), n * d);
     // SAFETY: contiguous f32 buffers of the shapes the indexing assumes; `units` guards every
     // access.
     unsafe {
-        forward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            gi.into_buffer_arg(),
-            gh.into_buffer_arg(),
-            h.into_buffer_arg(),
-            out.clone().into_buffer_arg(),
-            units,
-            d,
-        );
+        launch!(forward_kernel on client, units; [gi, gh, h, out.clone()], units, d);
     }
     out
 }
@@ -114,27 +99,13 @@ pub fn backward(
     let dgi = output(&h, [n, 3 * d]);
     let dgh = output(&h, [n, 3 * d]);
     let dh = output(&h, [n, d]);
-    let units = n * d;
-    if units == 0 {
-        return (dgi, dgh, dh);
-    }
-    let (count, dim) = grid(&h.client, units);
-    let client = h.client.clone();
+    let (client, units) = (h.client.clone(), n * d);
     // SAFETY: as in `forward`; each unit writes only its own element and its three gate slots.
     unsafe {
-        backward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            gi.into_buffer_arg(),
-            gh.into_buffer_arg(),
-            h.into_buffer_arg(),
-            grad.into_buffer_arg(),
-            dgi.clone().into_buffer_arg(),
-            dgh.clone().into_buffer_arg(),
-            dh.clone().into_buffer_arg(),
-            units,
-            d,
+        launch!(
+            backward_kernel on client, units;
+            [gi, gh, h, grad, dgi.clone(), dgh.clone(), dh.clone()],
+            units, d
         );
     }
     (dgi, dgh, dh)

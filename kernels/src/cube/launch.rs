@@ -53,3 +53,25 @@ pub fn grid(client: &Client, units: usize) -> (CubeCount, CubeDim) {
     let dim = CubeDim::new(client, units);
     (calculate_cube_count_elemwise(client, units, dim), dim)
 }
+
+/// `kernel::launch_unchecked::<f32>` over `units` work items, one unit each, on `client`: the
+/// buffer arguments (moved into the launch; pass `out.clone()` for an output the caller returns),
+/// then the scalar ones. Nothing is launched for no units (a zero grid is not a valid launch), so
+/// a kernel's outputs must then be empty or filled by the caller. The expansion is the unchecked
+/// launch itself, so the call stands in the caller's `unsafe` block next to its SAFETY note.
+macro_rules! launch {
+    ($kernel:ident on $client:expr, $units:expr; [$($buffer:expr),* $(,)?] $(, $scalar:expr)* $(,)?) => {{
+        let (client, units): (&cubecl::client::Client, usize) = (&$client, $units);
+        if units > 0 {
+            let (count, dim) = $crate::cube::launch::grid(client, units);
+            $kernel::launch_unchecked::<f32>(
+                client,
+                count,
+                dim,
+                $($buffer.into_buffer_arg(),)*
+                $($scalar,)*
+            );
+        }
+    }};
+}
+pub(super) use launch;

@@ -9,7 +9,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::launch::{floats, grid, output};
+use super::launch::{floats, launch, output};
 
 /// Rows per partial column sum in the backward.
 const BLOCK: usize = 64;
@@ -71,26 +71,11 @@ pub fn forward(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> CubeTensor {
     let (n, t) = dims(&dt, &w);
     let (dt, w, b) = (floats(dt), floats(w), floats(b));
     let out = output(&w, [n, t]);
-    let units = n * t;
-    if units == 0 {
-        return out;
-    }
-    let (count, dim) = grid(&w.client, units);
-    let client = w.client.clone();
+    let (client, units) = (w.client.clone(), n * t);
     // SAFETY: contiguous f32 buffers of the shapes the indexing assumes; `units` guards every
     // access.
     unsafe {
-        forward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            dt.into_buffer_arg(),
-            w.into_buffer_arg(),
-            b.into_buffer_arg(),
-            out.clone().into_buffer_arg(),
-            units,
-            t,
-        );
+        launch!(forward_kernel on client, units; [dt, w, b, out.clone()], units, t);
     }
     out
 }
@@ -112,24 +97,13 @@ pub fn backward(
     }
     let dw = output(&w, [blocks, t]);
     let db = output(&w, [blocks, t]);
-    let (count, dim) = grid(&w.client, units);
     let client = w.client.clone();
     // SAFETY: as in `forward`; each unit writes only its own partial sums.
     unsafe {
-        backward_kernel::launch_unchecked::<f32>(
-            &client,
-            count,
-            dim,
-            dt.into_buffer_arg(),
-            w.into_buffer_arg(),
-            b.into_buffer_arg(),
-            grad.into_buffer_arg(),
-            dw.clone().into_buffer_arg(),
-            db.clone().into_buffer_arg(),
-            units,
-            n,
-            t,
-            BLOCK,
+        launch!(
+            backward_kernel on client, units;
+            [dt, w, b, grad, dw.clone(), db.clone()],
+            units, n, t, BLOCK
         );
     }
     let column_sum =

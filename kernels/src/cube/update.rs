@@ -12,7 +12,7 @@ use burn_cubecl::ops::numeric::zeros_client;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::launch::{floats, grid, indices, writable};
+use super::launch::{floats, indices, launch, writable};
 use super::{Store, Writes};
 
 /// `t`'s bits, mapped so that unsigned order is float order (−0 counted as +0).
@@ -142,28 +142,18 @@ fn latest(
     let (latest_time, latest_position) = (scratch(), scratch());
     let (nodes, times) = (indices(nodes), floats(times));
     let count = nodes.meta.shape()[0];
-    let (cubes, cube_dim) = grid(&client, count);
     // SAFETY: contiguous buffers of `count` entries and fresh scratch of one word per store row;
     // node ids index rows of the store (the caller's contract).
     unsafe {
-        latest_time_kernel::launch_unchecked::<f32>(
-            &client,
-            cubes.clone(),
-            cube_dim,
-            nodes.clone().into_buffer_arg(),
-            times.clone().into_buffer_arg(),
-            latest_time.clone().into_buffer_arg(),
-            count,
+        launch!(
+            latest_time_kernel on client, count;
+            [nodes.clone(), times.clone(), latest_time.clone()],
+            count
         );
-        latest_position_kernel::launch_unchecked::<f32>(
-            &client,
-            cubes,
-            cube_dim,
-            nodes.clone().into_buffer_arg(),
-            times.clone().into_buffer_arg(),
-            latest_time.into_buffer_arg(),
-            latest_position.clone().into_buffer_arg(),
-            count,
+        launch!(
+            latest_position_kernel on client, count;
+            [nodes.clone(), times.clone(), latest_time, latest_position.clone()],
+            count
         );
     }
     (nodes, times, latest_position)
@@ -186,50 +176,32 @@ pub fn update(store: Store<CubeBackend>, writes: Writes<CubeBackend>) -> Store<C
     let dim = store.memory.meta.shape()[1];
     let rows_in_store = store.last_update.meta.shape()[0];
     let client = store.memory.client.clone();
-    let count = writes.nodes.meta.shape()[0];
-    if count > 0 {
-        let (nodes, times, winners) = latest(writes.nodes, writes.times, rows_in_store);
-        let (cubes, cube_dim) = grid(&client, count);
-        // SAFETY: contiguous buffers (`writable`, `floats`, `indices`) of the shapes read above;
-        // only each node's winner writes its row, so no two units write the same row.
-        unsafe {
-            write_memory_kernel::launch_unchecked::<f32>(
-                &client,
-                cubes,
-                cube_dim,
-                store.memory.clone().into_buffer_arg(),
-                store.last_update.clone().into_buffer_arg(),
-                nodes.into_buffer_arg(),
-                times.into_buffer_arg(),
-                floats(writes.rows).into_buffer_arg(),
-                winners.into_buffer_arg(),
-                count,
-                dim,
-            );
-        }
+    let (nodes, times, winners) = latest(writes.nodes, writes.times, rows_in_store);
+    let count = nodes.meta.shape()[0];
+    // SAFETY: contiguous buffers (`writable`, `floats`, `indices`) of the shapes read above;
+    // only each node's winner writes its row, so no two units write the same row.
+    unsafe {
+        launch!(
+            write_memory_kernel on client, count;
+            [
+                store.memory.clone(), store.last_update.clone(), nodes, times,
+                floats(writes.rows), winners,
+            ],
+            count, dim
+        );
     }
-    let count = writes.targets.meta.shape()[0];
-    if count > 0 {
-        let (targets, times, winners) = latest(writes.targets, writes.mail_times, rows_in_store);
-        let (cubes, cube_dim) = grid(&client, count);
-        // SAFETY: as above; only each target's winner touches its mailbox.
-        unsafe {
-            push_mail_kernel::launch_unchecked::<f32>(
-                &client,
-                cubes,
-                cube_dim,
-                store.mail.clone().into_buffer_arg(),
-                store.mail_time.clone().into_buffer_arg(),
-                store.mail_valid.clone().into_buffer_arg(),
-                targets.into_buffer_arg(),
-                times.into_buffer_arg(),
-                floats(writes.mails).into_buffer_arg(),
-                winners.into_buffer_arg(),
-                count,
-                slots,
-                mail_dim,
-            );
-        }
+    let (targets, times, winners) = latest(writes.targets, writes.mail_times, rows_in_store);
+    let count = targets.meta.shape()[0];
+    // SAFETY: as above; only each target's winner touches its mailbox.
+    unsafe {
+        launch!(
+            push_mail_kernel on client, count;
+            [
+                store.mail.clone(), store.mail_time.clone(), store.mail_valid.clone(), targets,
+                times, floats(writes.mails), winners,
+            ],
+            count, slots, mail_dim
+        );
     }
     store
 }

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::TimeEncoding;
+use crate::draws::dropout;
 use crate::input::SlotTimes;
 
 /// Configuration of a [`TemporalAttention`] layer.
@@ -164,9 +165,7 @@ impl TemporalAttention {
             .permute([1, 2, 0]);
         let keep = nbr.mask.clone().float();
         // Attention dropout as a multiplier of the weights (ones in evaluation).
-        let scale = self
-            .att_dropout
-            .forward(Tensor::ones([heads, r, k], &device));
+        let scale = dropout(&self.att_dropout, Tensor::ones([heads, r, k], &device));
         let sums = mspipe_kernels::gathered_attention(
             q.matmul(w_k),
             table,
@@ -185,9 +184,9 @@ impl TemporalAttention {
         let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
-        let a = self.dropout.forward(a + bias(&self.value, out) * any);
+        let a = dropout(&self.dropout, a + bias(&self.value, out) * any);
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
-        self.merge_out.forward(self.dropout.forward(merged))
+        self.merge_out.forward(dropout(&self.dropout, merged))
     }
 }
 
