@@ -74,7 +74,8 @@ impl GradientMean {
     /// [`StepError::Aborted`] once [`GradientMean::abort`] was called (a peer failed).
     ///
     /// # Panics
-    /// If `worker` is not below `participants` or `participants` exceeds the exchange's workers.
+    /// If `worker` is not below `participants`, `participants` exceeds the exchange's workers, or
+    /// the device fails to run the work queued for the gradients.
     pub fn mean(
         &self,
         worker: usize,
@@ -84,6 +85,12 @@ impl GradientMean {
         device: &Device,
     ) -> Result<GradientsParams, StepError> {
         assert!(worker < participants, "worker {worker} of {participants}");
+        // Another worker's thread may read these gradients: run this thread's queued work first
+        // (burn-fusion 0.22.1 orders a custom operation's outputs only for the thread that queued
+        // it; a no-op on flex).
+        if let Err(e) = device.sync() {
+            panic!("running worker {worker}'s backward pass failed: {e:?}");
+        }
         // A worker already in its next step waits until the last round was taken.
         let mut round = self.wait_while(self.lock(), |r| r.mean.is_some())?;
         round.arrived[worker] = Some(grads);
