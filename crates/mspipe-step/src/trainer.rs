@@ -1,14 +1,14 @@
 //! Compute: one training step of a batch — forward, hand the memory update over, backward,
 //! optimizer step.
 
+use std::ops::Range;
+
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::EventStream;
 use mspipe_model::draws::with_step_draws;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{Delivery, MemoryModel};
-
-use std::ops::Range;
 
 use crate::batch::{self, Change, Fetched, Prepared, Update, Write};
 use crate::gradient_mean::{self, GradientMean};
@@ -203,8 +203,8 @@ impl<S: NodeMemory> Trainer<'_, S> {
     /// after another on this model: each batch is fetched by `fetch` (after the earlier batches'
     /// updates went to `write`; both get `io`, e.g. the store) and run forward and backward with
     /// the same parameters, then one optimizer step follows with the mean of their gradients.
-    /// Returns the batches' losses. The reference several
-    /// [`Replica`]s are checked against; with one batch, exactly [`Trainer::step`].
+    /// Returns the batches' losses. The reference several [`Replica`]s are checked against; with
+    /// one batch, exactly [`Trainer::step`].
     ///
     /// # Errors
     /// [`StepError::NonFiniteLoss`] as [`Trainer::step`].
