@@ -9,19 +9,21 @@
 
 use mspipe_scheduler::{Mode, StageTimes, Workers, simulate_workers};
 
+const USAGE: &str = "expected BATCHES S F M C U HANDOVER (numbers), or nothing";
+
 fn main() {
-    let args: Vec<f64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().unwrap_or_else(|_| panic!("{a:?} is not a number")))
-        .collect();
-    let (batches, times, handover) = match args[..] {
-        [n, s, f, m, c, u, h] => (n as usize, StageTimes::new(s, f, m, c, u), h),
-        [] => {
+    let args: Result<Vec<f64>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
+    let (batches, times, handover) = match args.as_deref() {
+        Ok(&[n, s, f, m, c, u, h]) => (n as usize, StageTimes::new(s, f, m, c, u), h),
+        Ok([]) => {
             let per_batch = |x: f64| x / 1000.0;
             let t = [107.8, 40.1, 55.9, 133.3, 29.5].map(per_batch);
             (1000, StageTimes::new(t[0], t[1], t[2], t[3], t[4]), 1.0)
         }
-        _ => panic!("expected BATCHES S F M C U HANDOVER (or nothing)"),
+        _ => {
+            eprintln!("predict_workers: {USAGE}");
+            std::process::exit(2);
+        }
     };
     let epoch = |count, mode| {
         let workers = Workers { count, handover };
