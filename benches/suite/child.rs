@@ -56,6 +56,9 @@ fn train(model: ModelName, overrides: &[String]) -> Result<Value> {
         mspipe::train::run::train(&config, dir.path(), mspipe::train::run::Existing::Refuse)?;
     let mut summary = serde_json::to_value(summary)?;
     summary["history"] = history(&dir.path().join("metrics.jsonl"))?;
+    summary["batch_size"] = json!(config.train.batch_size);
+    let gantt = std::fs::read_to_string(dir.path().join("gantt.svg")).ok();
+    summary["gantt"] = json!(gantt);
     Ok(summary)
 }
 

@@ -17,6 +17,7 @@ mod report;
 mod scale;
 mod shape;
 mod staleness;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Part {
     Staleness,
     /// Test AP of every model and EdgeBank, and TGN's time-unit check (`--fidelity-*` options).
     Fidelity,
+    /// Two one-thread workers against one two-thread worker (`--workers-*` options).
+    Workers,
     /// Measure nothing: rewrite `report.md` and `chart.svg` from the directory's `results.json`.
     Report,
 }
@@ -120,6 +123,20 @@ struct Args {
     /// Epochs of each study run.
     #[arg(long, default_value_t = 3)]
     staleness_epochs: usize,
+    /// Cells of the workers part, as model/dataset.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = staleness::cell,
+        default_value = "tgn/wikipedia,apan/wikipedia,tgn/mathoverflow,apan/mathoverflow"
+    )]
+    workers_cells: Vec<(ModelName, String)>,
+    /// Rounds (seeds 0, 1, …) of the workers part.
+    #[arg(long, default_value_t = 3)]
+    workers_seeds: u64,
+    /// Epochs of each workers-part run.
+    #[arg(long, default_value_t = 2)]
+    workers_epochs: usize,
     /// Internal: run one measurement (a JSON job) and print its result.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -234,6 +251,19 @@ fn suite(args: &Args) -> Result<()> {
             results.staleness = rows.to_vec();
             report::write(&args.out, &results)
         })?;
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Workers) {
+        let plan = workers::Plan {
+            cells: args.workers_cells.clone(),
+            seeds: args.workers_seeds,
+            epochs: args.workers_epochs,
+        };
+        let (rows, gantt) = workers::run(&plan)?;
+        results.workers = rows;
+        if let Some(svg) = gantt {
+            std::fs::write(args.out.join("workers-gantt.svg"), svg)?;
+        }
         report::write(&args.out, &results)?;
     }
     if has(Part::Scale) {

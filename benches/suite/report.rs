@@ -29,6 +29,8 @@ pub struct Results {
     /// Test AP of every model and EdgeBank under the evaluation protocol (see
     /// [`crate::fidelity`]).
     pub fidelity: Vec<Value>,
+    /// Several workers against one (see [`crate::workers`]).
+    pub workers: Vec<Value>,
 }
 
 impl Results {
@@ -126,6 +128,7 @@ fn markdown(r: &Results) -> String {
     scale_section(&mut md, r);
     crate::fidelity::section(&mut md, r);
     staleness_section(&mut md, &r.staleness);
+    crate::workers::section(&mut md, &r.workers);
     md
 }
 

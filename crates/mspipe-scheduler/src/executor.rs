@@ -101,8 +101,6 @@ struct State {
     workers: usize,
     /// Start of each compute step begun so far, by iteration.
     compute_started: BTreeMap<usize, f64>,
-    /// When each update was handed over, by iteration.
-    emitted: BTreeMap<usize, f64>,
     /// Moving average of compute start → update handed over (the forward pass).
     emit_offset: f64,
     error: Option<SchedulerError>,
@@ -186,8 +184,9 @@ impl State {
             .get(j)
             .and_then(|it| it.end(Stage::Update));
         done.unwrap_or_else(|| {
-            let handed = match self.emitted.get(&j) {
-                Some(&e) => e,
+            let handed = self.timeline.iterations.get(j).and_then(|it| it.handover);
+            let handed = match handed {
+                Some(e) => e,
                 None => self.compute_start(j, now) + self.emit_offset,
             };
             let previous = j.checked_sub(1).map_or(now, |p| self.update_end(p, now));
@@ -504,7 +503,7 @@ fn computer<S, C>(
             let at = shared.now();
             {
                 let mut st = shared.lock();
-                st.emitted.insert(i, at);
+                st.timeline.at(i).handover = Some(at);
                 st.emit_offset += 0.2 * ((at - start) - st.emit_offset);
             }
             // A closed queue means the updater stopped on an error already recorded.

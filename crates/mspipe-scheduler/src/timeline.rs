@@ -15,6 +15,8 @@ pub struct Iteration {
     pub staleness: usize,
     /// Updates the fetch actually missed (≤ `staleness`).
     pub observed: usize,
+    /// When compute handed its memory update over (after the forward pass), if it did.
+    pub handover: Option<f64>,
 }
 
 impl Iteration {
@@ -90,6 +92,16 @@ impl Timeline {
         } else {
             0.0
         }
+    }
+
+    /// Seconds from each compute step's start to its memory update's hand-over, summed: with
+    /// [`Timeline::busy`] of compute, the forward pass's share of a step.
+    pub fn before_handover(&self) -> f64 {
+        let offsets = self.iterations.iter().filter_map(|it| {
+            let (start, _) = it.span(Stage::Compute)?;
+            Some(it.handover? - start)
+        });
+        offsets.sum()
     }
 
     /// The planned staleness bounds k_i.

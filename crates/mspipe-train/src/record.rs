@@ -47,6 +47,10 @@ pub struct PipelineStats {
     /// Busy seconds per stage (by stage name). Stages overlap: their sum exceeds the epoch's
     /// wall time when pipelining works.
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Seconds of compute before each step handed its memory update over (the forward passes),
+    /// summed: their share of compute is what a fetch can overlap with.
+    #[serde(default)]
+    pub forward_seconds: f64,
 }
 
 /// What an epoch of training measured (EdgeBank, which trains nothing, has none).
@@ -141,11 +145,12 @@ mod tests {
         }
     }
 
-    /// The flat line earlier binaries wrote (keys sorted, NaN as null) reads into the record and
-    /// writes back to the same text through `serde_json::Value`, as `run` writes it.
+    /// The flat line (keys sorted, NaN as null) reads into the record and writes back to the
+    /// same text through `serde_json::Value`, as `run` writes it; a line of a binary from before
+    /// `forward_seconds` reads with 0 there.
     #[test]
     fn an_epoch_line_round_trips_flat() {
-        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"max_staleness":1,"mean_staleness":0.5,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
+        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"forward_seconds":1.0,"max_staleness":1,"mean_staleness":0.5,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
         let record: EpochRecord = serde_json::from_str(line).expect("parses");
         assert_eq!(record.epoch, 2);
         assert_eq!(record.val.ap, 0.875);
@@ -153,8 +158,13 @@ mod tests {
         assert!(record.test.ap_new_node_events.is_nan());
         let training = record.training.as_ref().expect("a trained epoch");
         assert_eq!(training.pipeline.stage_seconds["compute"], 2.0);
+        assert_eq!(training.pipeline.forward_seconds, 1.0);
         let value = serde_json::to_value(&record).expect("serializes");
         assert_eq!(value.to_string(), line);
+        let older = line.replace(r#""forward_seconds":1.0,"#, "");
+        let record: EpochRecord = serde_json::from_str(&older).expect("parses");
+        let training = record.training.expect("a trained epoch");
+        assert_eq!(training.pipeline.forward_seconds, 0.0);
     }
 
     /// EdgeBank's line has no training figures; MRR appears only when measured.

@@ -159,6 +159,9 @@ struct EpochProgress {
     staleness: Vec<usize>,
     /// Busy seconds per stage (S, F, M, C, U).
     stage_seconds: [f64; 5],
+    /// Compute seconds before the updates were handed over.
+    #[serde(default)]
+    forward_seconds: f64,
 }
 
 impl EpochProgress {
@@ -169,6 +172,7 @@ impl EpochProgress {
         for s in Stage::ALL {
             self.stage_seconds[s.index()] += timeline.busy(s);
         }
+        self.forward_seconds += timeline.before_handover();
     }
 
     /// The epoch's staleness and per-stage busy seconds.
@@ -181,6 +185,7 @@ impl EpochProgress {
                 .iter()
                 .map(|&s| (s.name().to_string(), self.stage_seconds[s.index()]))
                 .collect(),
+            forward_seconds: self.forward_seconds,
         }
     }
 }

@@ -74,10 +74,10 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
             for k in ["seconds", "train_seconds", "train_events_per_sec"] {
                 v.as_object_mut().expect("object").remove(k);
             }
-            v["pipeline"]
-                .as_object_mut()
-                .expect("pipeline stats")
-                .remove("stage_seconds");
+            let pipeline = v["pipeline"].as_object_mut().expect("pipeline stats");
+            for k in ["stage_seconds", "forward_seconds"] {
+                pipeline.remove(k);
+            }
             v
         })
         .collect()

@@ -1,0 +1,287 @@
+//! Several workers over one node memory against one worker: per cell (model, dataset) the
+//! configurations of [`CONFIGS`] alternate within each round, one seed per round, each run in its
+//! own process; the report adds the ideal for two one-thread workers (twice the one-thread run)
+//! and what the discrete-event simulator predicts from the one-thread run's stage times.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use mspipe::scheduler::{Mode, Stage, StageTimes, Workers, simulate_workers};
+use mspipe::train::config::ModelName;
+use serde_json::{Value, json};
+
+use crate::child::{Job, spawn};
+use crate::report::{f, mark};
+
+/// Workers × threads per worker, and the pipeline mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub workers: usize,
+    pub threads: usize,
+    pub mode: Mode,
+}
+
+/// One worker on both cores (strict and MSPipe), two one-thread workers (strict and MSPipe),
+/// and one worker on one thread (the unit of the ideal).
+pub const CONFIGS: [Setup; 5] = [
+    Setup {
+        workers: 1,
+        threads: 2,
+        mode: Mode::Off,
+    },
+    Setup {
+        workers: 1,
+        threads: 2,
+        mode: MSPIPE,
+    },
+    Setup {
+        workers: 2,
+        threads: 1,
+        mode: Mode::Off,
+    },
+    Setup {
+        workers: 2,
+        threads: 1,
+        mode: MSPIPE,
+    },
+    Setup {
+        workers: 1,
+        threads: 1,
+        mode: Mode::Off,
+    },
+];
+
+/// `--pipeline mspipe` with the preset's bound.
+const MSPIPE: Mode = Mode::Adaptive { k_max: 4 };
+
+/// What the part measures.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// (model, dataset) pairs.
+    pub cells: Vec<(ModelName, String)>,
+    /// Rounds; round `r` runs every configuration with seed `r`.
+    pub seeds: u64,
+    pub epochs: usize,
+}
+
+/// One row per (cell, configuration, seed), and the Gantt chart of the first cell's 2 × 1 `mspipe`
+/// run.
+pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
+    let (mut rows, mut gantt) = (Vec::new(), None);
+    for (model, dataset) in &plan.cells {
+        for seed in 0..plan.seeds {
+            for setup in CONFIGS {
+                let overrides = vec![
+                    format!("data.dataset={dataset:?}"),
+                    format!("train.epochs={}", plan.epochs),
+                    format!("train.seed={seed}"),
+                    format!("train.workers={}", setup.workers),
+                    format!("train.threads={}", setup.threads * setup.workers),
+                    format!("pipeline.mode=\"{}\"", setup.mode),
+                    "train.patience=0".into(),
+                    "train.node_classification=false".into(),
+                ];
+                let run = spawn(&Job::Train {
+                    model: *model,
+                    overrides,
+                })?;
+                if setup.workers == 2 && setup.mode == MSPIPE && gantt.is_none() {
+                    gantt = run["gantt"].as_str().map(str::to_string);
+                }
+                let row = row(*model, dataset, setup, seed, &run);
+                eprintln!("workers: {row}");
+                rows.push(row);
+            }
+        }
+    }
+    Ok((rows, gantt))
+}
+
+fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) -> Value {
+    let last = run["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    json!({
+        "model": model,
+        "dataset": dataset,
+        "workers": setup.workers,
+        "threads": setup.threads,
+        "mode": setup.mode.to_string(),
+        "seed": seed,
+        "git_revision": mspipe::train::run::GIT_REV,
+        "train_events_per_sec": run["train_events_per_sec"],
+        "test_ap": last["test_ap"],
+        "mean_staleness": last["pipeline"]["mean_staleness"],
+        "stage_seconds": last["pipeline"]["stage_seconds"],
+        "forward_seconds": last["pipeline"]["forward_seconds"],
+        "train_seconds": last["train_seconds"],
+        "batches": batches(&last, f(&run["batch_size"])),
+    })
+}
+
+/// Training batches of an epoch record: its events ÷ the batch size, rounded up.
+fn batches(epoch: &Value, batch_size: f64) -> f64 {
+    (f(&epoch["train_events_per_sec"]) * f(&epoch["train_seconds"]) / batch_size)
+        .round()
+        .max(1.0)
+}
+
+/// The last epoch's per-batch stage times of a one-worker row, and the share of a compute step
+/// before its update was handed over.
+pub fn profile(row: &Value) -> (StageTimes, f64) {
+    let per = |stage: &str| f(&row["stage_seconds"][stage]) / f(&row["batches"]);
+    let times = StageTimes::new(
+        per("sample"),
+        per("feature"),
+        per("memory"),
+        per("compute"),
+        per("update"),
+    );
+    let handover = f(&row["forward_seconds"]) / f(&row["stage_seconds"]["compute"]);
+    (times, handover)
+}
+
+/// The simulator's epoch seconds for `setup`'s workers and mode, from a one-worker row's
+/// profile (compute `speed`× faster).
+pub fn predict(one: &Value, setup: Setup, speed: f64) -> f64 {
+    let (times, handover) = profile(one);
+    let times = StageTimes::new(
+        times.get(Stage::Sample),
+        times.get(Stage::Feature),
+        times.get(Stage::Memory),
+        times.get(Stage::Compute) / speed,
+        times.get(Stage::Update),
+    );
+    let workers = Workers {
+        count: setup.workers,
+        handover: if handover.is_finite() { handover } else { 1.0 },
+    };
+    let batches = f(&one["batches"]) as usize;
+    simulate_workers(times, batches, setup.mode, workers).makespan()
+}
+
+/// The rows of one cell in one configuration.
+fn of<'a>(rows: &'a [Value], cell: (&Value, &Value), setup: Setup) -> Vec<&'a Value> {
+    let mode = setup.mode.to_string();
+    rows.iter()
+        .filter(|r| (&r["model"], &r["dataset"]) == cell)
+        .filter(|r| r["workers"] == setup.workers && r["threads"] == setup.threads)
+        .filter(|r| r["mode"] == mode.as_str())
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = xs.fold((0.0, 0.0), |(s, n), x| (s + x, n + 1.0));
+    sum / n
+}
+
+/// The report's section: per cell, the configurations' throughput and accuracy, the ideal for
+/// two one-thread workers, and the simulator's epoch time next to the measured one.
+pub fn section(md: &mut String, rows: &[Value]) {
+    if rows.is_empty() {
+        return;
+    }
+    md.push_str("## Several workers over one node memory\n\nW × T: W data-parallel workers with T threads each (one shared host node memory, one optimizer step per W batches on their averaged gradient, lr × √W); every configuration alternates within a round, round r with seed r. Events/s: median over rounds; test AP: mean over seeds, after the last epoch. Simulator: the epoch predicted from the same seed's 1 × 1 run (its per-batch stage times and the measured share of compute before the memory update is handed over), against the measured last epoch (mean error over seeds). Gantt chart of a 2 × 1 `mspipe` run: `workers-gantt.svg`.\n\n");
+    let mut cells: Vec<(&Value, &Value)> = Vec::new();
+    for r in rows {
+        let cell = (&r["model"], &r["dataset"]);
+        if !cells.contains(&cell) {
+            cells.push(cell);
+        }
+    }
+    for cell in cells {
+        cell_table(md, rows, cell);
+    }
+}
+
+fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value)) {
+    let _ = writeln!(
+        md,
+        "### {} on {}\n\n| W × T | mode | events/s | vs 1 × 2 off | test AP | mean staleness | simulator error |\n|---|---|---|---|---|---|---|",
+        cell.0.as_str().unwrap_or("?"),
+        cell.1.as_str().unwrap_or("?"),
+    );
+    let speed = |setup| {
+        median(
+            of(rows, cell, setup)
+                .iter()
+                .map(|r| f(&r["train_events_per_sec"]))
+                .collect(),
+        )
+    };
+    let ap = |setup| mean(of(rows, cell, setup).iter().map(|r| f(&r["test_ap"])));
+    let base = speed(CONFIGS[0]);
+    let ones = of(rows, cell, CONFIGS[4]);
+    for setup in CONFIGS {
+        let runs = of(rows, cell, setup);
+        let error = mean(runs.iter().filter_map(|r| {
+            let one = ones.iter().find(|o| o["seed"] == r["seed"])?;
+            let measured = f(&r["train_seconds"]);
+            Some(100.0 * (predict(one, setup, 1.0) - measured) / measured)
+        }));
+        let _ = writeln!(
+            md,
+            "| {} × {} | {} | {:.0} | {:.2}× | {:.4} | {:.2} | {:+.1} % |",
+            setup.workers,
+            setup.threads,
+            setup.mode,
+            speed(setup),
+            speed(setup) / base,
+            ap(setup),
+            mean(runs.iter().map(|r| f(&r["mean_staleness"]))),
+            error,
+        );
+    }
+    let ideal = 2.0 * speed(CONFIGS[4]);
+    let share = speed(CONFIGS[3]) / ideal;
+    let loss = 100.0 * (ap(CONFIGS[0]) - ap(CONFIGS[3]));
+    let _ = writeln!(
+        md,
+        "\nIdeal for 2 × 1 (twice 1 × 1): {ideal:.0} events/s; 2 × 1 `mspipe` reaches {:.0} % of it (target ≥ 90 %: {}). 2 × 1 `mspipe` test AP {loss:+.2} points below 1 × 2 `off` (target ≤ 0.5: {}).\n",
+        100.0 * share,
+        mark(share >= 0.9),
+        mark(loss <= 0.5),
+    );
+    predictions(md, &ones);
+}
+
+/// The simulator's speed-ups over one worker for 2, 4 and 8 workers, on this machine's profile
+/// and with compute 5× faster (a GPU-like step), from the first 1 × 1 run.
+fn predictions(md: &mut String, ones: &[&Value]) {
+    let Some(one) = ones.first() else { return };
+    md.push_str("Predicted by the simulator (speed-up over one worker, `off` / `mspipe`):\n\n| profile | 2 workers | 4 workers | 8 workers |\n|---|---|---|---|\n");
+    for (name, speed) in [("this machine", 1.0), ("compute 5× faster", 5.0)] {
+        let alone = predict(one, CONFIGS[4], speed);
+        let cells: Vec<String> = [2, 4, 8]
+            .iter()
+            .map(|&workers| {
+                let at = |mode| {
+                    alone
+                        / predict(
+                            one,
+                            Setup {
+                                workers,
+                                threads: 1,
+                                mode,
+                            },
+                            speed,
+                        )
+                };
+                format!("{:.2}× / {:.2}×", at(Mode::Off), at(MSPIPE))
+            })
+            .collect();
+        let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+    }
+    md.push('\n');
+}
