@@ -21,6 +21,24 @@ pub enum Job {
     Scale(crate::scale::ScaleJob),
 }
 
+/// The overrides every measured training run shares: `dataset`, `epochs` and `seed`, all epochs
+/// trained (no early stop), no node classification afterwards.
+pub fn measured_run(dataset: &str, epochs: usize, seed: u64) -> Vec<String> {
+    vec![
+        format!("data.dataset={dataset:?}"),
+        format!("train.epochs={epochs}"),
+        format!("train.seed={seed}"),
+        "train.patience=0".into(),
+        "train.node_classification=false".into(),
+    ]
+}
+
+/// The last epoch's record of a training run's summary (null when it has none).
+pub fn last_epoch(run: &Value) -> Value {
+    let history = run["history"].as_array();
+    history.and_then(|h| h.last()).cloned().unwrap_or_default()
+}
+
 /// Runs `job` in a child process; returns the JSON object it printed last.
 pub fn spawn(job: &Job) -> Result<Value> {
     let exe = std::env::current_exe().context("locating the bench binary")?;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
-use crate::child::{Job, spawn};
+use crate::child::{Job, last_epoch, measured_run, spawn};
 
 /// The pipeline modes compared: TGL's sequential order, and MSPipe's online plan.
 pub const MODES: [&str; 2] = ["off", "mspipe"];
@@ -17,13 +17,8 @@ pub fn run(datasets: &[String], models: &[ModelName], epochs: usize) -> Result<V
     for dataset in datasets {
         for &model in models {
             for mode in MODES {
-                let overrides = vec![
-                    format!("data.dataset={dataset:?}"),
-                    format!("train.epochs={epochs}"),
-                    format!("pipeline.mode={mode:?}"),
-                    "train.patience=0".into(),
-                    "train.node_classification=false".into(),
-                ];
+                let mut overrides = measured_run(dataset, epochs, 0);
+                overrides.push(format!("pipeline.mode={mode:?}"));
                 let run = spawn(&Job::Train { model, overrides })?;
                 let row = row(dataset, model, mode, &run);
                 eprintln!("matrix: {row}");
@@ -55,11 +50,7 @@ fn warm_up(datasets: &[String]) -> Result<()> {
 
 /// The figures of one run: throughput over all epochs, accuracy of the last epoch.
 fn row(dataset: &str, model: ModelName, mode: &str, run: &Value) -> Value {
-    let last = run["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .cloned()
-        .unwrap_or_default();
+    let last = last_epoch(run);
     json!({
         "dataset": dataset,
         "model": model,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
-use crate::child::{Job, spawn};
+use crate::child::{Job, measured_run, spawn};
 
 /// What the study runs.
 #[derive(Debug, Clone)]
@@ -47,15 +47,9 @@ pub fn run(
                 let mut aps = Vec::new();
                 let mut staleness = Vec::new();
                 for seed in 0..study.seeds {
-                    let overrides = vec![
-                        format!("data.dataset={dataset:?}"),
-                        format!("train.epochs={}", study.epochs),
-                        format!("train.seed={seed}"),
-                        format!("pipeline.mode=\"fixed:{k}\""),
-                        format!("pipeline.mitigation={mitigation}"),
-                        "train.patience=0".into(),
-                        "train.node_classification=false".into(),
-                    ];
+                    let mut overrides = measured_run(dataset, study.epochs, seed);
+                    overrides.push(format!("pipeline.mode=\"fixed:{k}\""));
+                    overrides.push(format!("pipeline.mitigation={mitigation}"));
                     let run = spawn(&Job::Train {
                         model: *model,
                         overrides,

@@ -10,7 +10,7 @@ use mspipe::scheduler::{Mode, Stage, StageTimes, Workers, simulate_workers};
 use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
-use crate::child::{Job, spawn};
+use crate::child::{Job, last_epoch, measured_run, spawn};
 use crate::report::{f, mark};
 
 /// Workers × threads per worker, and the pipeline mode.
@@ -71,16 +71,12 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
     for (model, dataset) in &plan.cells {
         for seed in 0..plan.seeds {
             for setup in CONFIGS {
-                let overrides = vec![
-                    format!("data.dataset={dataset:?}"),
-                    format!("train.epochs={}", plan.epochs),
-                    format!("train.seed={seed}"),
+                let mut overrides = measured_run(dataset, plan.epochs, seed);
+                overrides.extend([
                     format!("train.workers={}", setup.workers),
                     format!("train.threads={}", setup.threads * setup.workers),
                     format!("pipeline.mode=\"{}\"", setup.mode),
-                    "train.patience=0".into(),
-                    "train.node_classification=false".into(),
-                ];
+                ]);
                 let run = spawn(&Job::Train {
                     model: *model,
                     overrides,
@@ -98,11 +94,7 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
 }
 
 fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) -> Value {
-    let last = run["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .cloned()
-        .unwrap_or_default();
+    let last = last_epoch(run);
     json!({
         "model": model,
         "dataset": dataset,
