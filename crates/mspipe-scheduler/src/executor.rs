@@ -166,26 +166,22 @@ impl State {
         }
     }
 
+    /// Iteration `j`'s record, if it has one yet.
+    fn iteration(&self, j: usize) -> Option<&crate::Iteration> {
+        self.timeline.iterations.get(j)
+    }
+
     /// Expected end of C(j).
     fn compute_end(&self, j: usize, now: f64) -> f64 {
-        let done = self
-            .timeline
-            .iterations
-            .get(j)
-            .and_then(|it| it.end(Stage::Compute));
+        let done = self.iteration(j).and_then(|it| it.end(Stage::Compute));
         done.unwrap_or_else(|| (self.compute_start(j, now) + self.tau(Stage::Compute)).max(now))
     }
 
     /// Expected end of U(j): after its hand-over and after U(j − 1) (updates commit in order).
     fn update_end(&self, j: usize, now: f64) -> f64 {
-        let done = self
-            .timeline
-            .iterations
-            .get(j)
-            .and_then(|it| it.end(Stage::Update));
+        let done = self.iteration(j).and_then(|it| it.end(Stage::Update));
         done.unwrap_or_else(|| {
-            let handed = self.timeline.iterations.get(j).and_then(|it| it.handover);
-            let handed = match handed {
+            let handed = match self.iteration(j).and_then(|it| it.handover) {
                 Some(e) => e,
                 None => self.compute_start(j, now) + self.emit_offset,
             };
