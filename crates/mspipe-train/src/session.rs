@@ -582,9 +582,10 @@ impl<S: NodeMemory> Session<S> {
             })
             .collect();
         let timeline = executor.run_workers(&stages, &mut self.store, rows, range.len(), computes);
-        if !range.len().is_multiple_of(workers) {
-            // The last group's step left out the workers without a batch in it: they are made
-            // again from worker 0 (model and optimizer state) at the next stretch.
+        if timeline.is_err() || !range.len().is_multiple_of(workers) {
+            // A failed stretch, or a last group whose step left out the workers without a batch
+            // in it, leaves replicas unlike worker 0: they are made again from it (model and
+            // optimizer state) at the next stretch.
             self.replicas.clear();
         }
         Ok(timeline?)
