@@ -167,6 +167,24 @@ mod tests {
         assert_eq!(training.pipeline.forward_seconds, 0.0);
     }
 
+    /// A checkpoint's history reads back to the very f64s it was written from (a two-worker run's
+    /// epoch loss came back one ulp off before serde_json's exact float parsing).
+    #[test]
+    fn records_read_back_bit_for_bit() {
+        let losses: [f64; 5] = [
+            0.9335840260773375,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            5e-324,
+            0.7824834804785881,
+        ];
+        for loss in losses {
+            let text = serde_json::to_string(&loss).expect("serializes");
+            let back: f64 = serde_json::from_str(&text).expect("parses");
+            assert_eq!(back.to_bits(), loss.to_bits(), "{text}");
+        }
+    }
+
     /// EdgeBank's line has no training figures; MRR appears only when measured.
     #[test]
     fn an_untrained_epoch_has_no_training_figures() {
