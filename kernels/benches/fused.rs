@@ -11,7 +11,7 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mspipe_kernels::{DeviceMemory, Writes, cube, reference, runtime};
+use mspipe_kernels::{Clock, DeviceMemory, Writes, cube, reference, runtime};
 use mspipe_kernels::{attention as fused_attention, time_encoding as fused_time_encoding};
 
 /// As training runs: glibc serves each multi-megabyte output with a fresh mmap (page faults and, on
@@ -273,9 +273,11 @@ fn memory(c: &mut Criterion) {
             );
             move || {
                 let out = if fused {
-                    cube::fetch(&state, ids.clone(), w.clone(), b.clone())
+                    let (clock, now) = Clock::SinceUpdate.tensors(batch, &device);
+                    cube::fetch(&state, ids.clone(), w.clone(), b.clone(), clock, now)
                 } else {
-                    reference::fetch(&state, ids.clone(), w.clone(), b.clone())
+                    let (clock, now) = Clock::SinceUpdate.tensors(batch, &device);
+                    reference::fetch(&state, ids.clone(), w.clone(), b.clone(), clock, now)
                 };
                 sync(&device);
                 drop(out);

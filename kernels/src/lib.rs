@@ -89,7 +89,7 @@ pub struct Fetched {
     /// `[U]` time of the memory the updater makes from this input: the newest mail's time, or the
     /// last update for a node without mail.
     pub time: Tensor<1>,
-    /// `[U, M, mail_dim + T]`: each mail ⊕ cos(Δt·w + b), Δt = mail time − last update (0 for an
+    /// `[U, M, mail_dim + T]`: each mail ⊕ cos(Δt·w + b), Δt by the fetch's [`Clock`] (0 for an
     /// empty slot).
     pub input: Tensor<3>,
     /// `[U, M]` 1 where the slot holds a mail.
@@ -156,14 +156,49 @@ pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
     reference::time_encoding(dt, w, b)
 }
 
+/// Which Δt [`fetch`] encodes for each mail.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// Mail time minus the node's last update.
+    SinceUpdate,
+    /// Each fetched node's `now` (`[U]`, in the store's time) minus the mail time.
+    Age {
+        /// Per fetched node, the time its mails' ages are measured at.
+        now: Tensor<1>,
+    },
+}
+
+impl Clock {
+    /// As the kernels read it for `count` fetched nodes: `[sign, from_last]` and `now` `[U]`,
+    /// Δt = sign·(mail time − base) with base = from_last·last update + (1 − from_last)·now.
+    /// Multiplying by 1 and adding 0 are exact, so [`Clock::SinceUpdate`] computes the plain
+    /// difference bit for bit.
+    pub fn tensors(self, count: usize, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        match self {
+            Clock::SinceUpdate => (
+                Tensor::from_floats([1.0, 1.0], device),
+                Tensor::zeros([count], device),
+            ),
+            Clock::Age { now } => (Tensor::from_floats([-1.0, 0.0], device), now),
+        }
+    }
+}
+
 /// Gathers `nodes`' state and builds the updater input, with time encoding parameters `w`, `b`
-/// (`[T]`); see [`reference::fetch`]. Gradients flow to `w` and `b`.
-pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+/// (`[T]`) over the mails' Δt by `clock`; see [`reference::fetch`]. Gradients flow to `w` and `b`.
+pub fn fetch(
+    state: &DeviceMemory,
+    nodes: Tensor<1, Int>,
+    w: Tensor<1>,
+    b: Tensor<1>,
+    clock: Clock,
+) -> Fetched {
+    let (clock, now) = clock.tensors(nodes.dims()[0], &w.device());
     #[cfg(feature = "cube")]
     if cube::runs_on(&w.device()) {
-        return cube::fetch(state, nodes, w, b);
+        return cube::fetch(state, nodes, w, b, clock, now);
     }
-    reference::fetch(state, nodes, w, b)
+    reference::fetch(state, nodes, w, b, clock, now)
 }
 
 /// What a batch writes into [`DeviceMemory`]: memory rows, and mails. Memories and mails go to

@@ -80,8 +80,16 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     (z.clone().neg() + 1.0) * n + z * h
 }
 
-/// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]).
-pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+/// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]), the
+/// mails' Δt by `clock` and `now` (what [`crate::Clock::tensors`] makes).
+pub fn fetch(
+    state: &DeviceMemory,
+    nodes: Tensor<1, Int>,
+    w: Tensor<1>,
+    b: Tensor<1>,
+    clock: Tensor<1>,
+    now: Tensor<1>,
+) -> Fetched {
     let time_dim = w.dims()[0];
     let last: Tensor<2> = state
         .last_update
@@ -89,7 +97,14 @@ pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tenso
         .select(0, nodes.clone())
         .unsqueeze_dim(1);
     let valid = state.mail_valid.clone().select(0, nodes.clone());
-    let dt = (state.mail_time.clone().select(0, nodes.clone()) - last.clone()) * valid.clone();
+    let mail_time = state.mail_time.clone().select(0, nodes.clone());
+    let dt = mail_dt(
+        mail_time,
+        last.clone(),
+        valid.clone(),
+        clock,
+        now.unsqueeze_dim(1),
+    );
     let phase: Tensor<3> =
         dt.unsqueeze_dim::<3>(2) * w.reshape([1, 1, time_dim]) + b.reshape([1, 1, time_dim]);
     let mail = state.mail.clone().select(0, nodes.clone());
@@ -211,4 +226,48 @@ pub fn winners(nodes: Tensor<1, Int>, times: Tensor<1>) -> Tensor<1> {
         .bool_or(t_q.equal(t_p).bool_and(after));
     let beaten: Tensor<1, Bool> = same.bool_and(later).any_dim(1).reshape([batch]);
     beaten.bool_not().float()
+}
+
+/// Δt of each mail by [`crate::Clock::tensors`]' `clock` `[2]` and `now` (here `[U, 1]`):
+/// `mail_time`, `valid` `[U, M]`, `last` `[U, 1]` → `[U, M]`, 0 where the slot is empty.
+pub fn mail_dt(
+    mail_time: Tensor<2>,
+    last: Tensor<2>,
+    valid: Tensor<2>,
+    clock: Tensor<1>,
+    now: Tensor<2>,
+) -> Tensor<2> {
+    let part = |i: usize| -> Tensor<2> { clock.clone().narrow(0, i, 1).unsqueeze() };
+    let (sign, from_last) = (part(0), part(1));
+    let base = last * from_last.clone() + now * (from_last.neg() + 1.0);
+    (mail_time - base) * sign * valid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Clock;
+
+    #[test]
+    fn mail_dt_by_clock_by_hand() {
+        let device = Device::flex();
+        // One node, last update 2, mails at 3 and 5, the first slot empty.
+        let mail_time = Tensor::<2>::from_floats([[9.0, 3.0, 5.0]], &device);
+        let last = Tensor::<2>::from_floats([[2.0]], &device);
+        let valid = Tensor::<2>::from_floats([[0.0, 1.0, 1.0]], &device);
+        let dt = |clock: Clock| {
+            let (clock, now) = clock.tensors(1, &device);
+            let t = mail_dt(
+                mail_time.clone(),
+                last.clone(),
+                valid.clone(),
+                clock,
+                now.unsqueeze_dim(1),
+            );
+            t.into_data().try_to_vec::<f32>().expect("f32")
+        };
+        assert_eq!(dt(Clock::SinceUpdate), [0.0, 1.0, 3.0]);
+        let now = Tensor::from_floats([7.0], &device);
+        assert_eq!(dt(Clock::Age { now }), [0.0, 4.0, 2.0]);
+    }
 }

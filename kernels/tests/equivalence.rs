@@ -17,7 +17,7 @@ use common::{
     assert_gathered_without_slots_is_zero, assert_grads_close, close, mask, random, to,
 };
 use mspipe_kernels::runtime::test_device;
-use mspipe_kernels::{DeviceMemory, Writes, attention, fetch, reference, update};
+use mspipe_kernels::{Clock, DeviceMemory, Writes, attention, fetch, reference, update};
 
 #[test]
 fn attention_forward_matches_reference() {
@@ -186,22 +186,40 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
     let Some(gpu) = test_device() else { return };
     let gpu = gpu.autodiff();
     let cpu = Device::flex().autodiff();
-    for (slots, nodes) in [
+    let cases = [
         (1usize, vec![3i64, 0, 3, 7, 1]),
         (3, vec![2, 2, 9, 0, 5, 5, 5]),
         (2, vec![]),
-    ] {
+    ];
+    // Each case with both clocks; ages at a different `now` per fetched node.
+    for ((slots, nodes), age) in cases
+        .into_iter()
+        .flat_map(|c| [false, true].map(|age| (c.clone(), age)))
+    {
         let s = store(10, 6, 5, slots, &gpu);
         let w = random([4], &gpu);
         let b = random([4], &gpu);
         let run = |device: &Device, fused: bool| {
             let s = store_on(&s, device);
             let (w, b) = (to(&w, device).require_grad(), to(&b, device).require_grad());
+            let clock = match age {
+                false => Clock::SinceUpdate,
+                true => Clock::Age {
+                    now: Tensor::from_floats(
+                        (0..nodes.len())
+                            .map(|i| 0.5 * i as f32)
+                            .collect::<Vec<_>>()
+                            .as_slice(),
+                        device,
+                    ),
+                },
+            };
             let nodes = ids(&nodes, device);
             let out = if fused {
-                fetch(&s, nodes, w.clone(), b.clone())
+                fetch(&s, nodes, w.clone(), b.clone(), clock)
             } else {
-                reference::fetch(&s, nodes, w.clone(), b.clone())
+                let (clock, now) = clock.tensors(nodes.dims()[0], device);
+                reference::fetch(&s, nodes, w.clone(), b.clone(), clock, now)
             };
             let weights: Tensor<3> = Tensor::from_data(
                 TensorData::new(

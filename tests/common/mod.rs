@@ -29,7 +29,6 @@ pub fn small_session(
         "memory.time_dim=16",
         "gnn.dim=32",
         "sampling.neighbors=5",
-        "train.time_scale=0.001",
     ];
     let all: Vec<String> = small
         .iter()

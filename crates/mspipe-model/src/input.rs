@@ -145,8 +145,19 @@ mod tests {
 pub struct EmbedInput {
     /// `[R]` rows of the unique-node memory for the roots.
     pub root_index: Tensor<1, Int>,
-    /// `[R]` query time minus the root's last update (JODIE's projection), scaled.
+    /// `[R]` JODIE's Δ (TGL's `(t − t_mem) / (t + 1)` with `t` counted from the stream's first
+    /// event): the root's time `t` minus its memory's time `m`, over `t + 1`, with `m` no earlier
+    /// than the stream's start (a node never updated has drifted for the whole stream, Δ → 1).
     pub root_dt: Tensor<1>,
     /// Hop `l + 1` has `k` slots per slot of hop `l`.
     pub hops: Vec<HopInput>,
+}
+
+impl EmbedInput {
+    /// [`EmbedInput::root_dt`] of a root at `time` whose memory dates from `memory_time`, in a
+    /// stream that began at `origin`.
+    pub fn drift(time: f64, memory_time: f64, origin: f64) -> f64 {
+        let t = time - origin;
+        (t - (memory_time - origin).max(0.0)) / (t + 1.0)
+    }
 }

@@ -1,10 +1,10 @@
 //! The memory-based TGNN: memory updater, embedding, link decoder, with TGL's presets for TGN,
 //! JODIE and APAN.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
-use mspipe_kernels::{DeviceMemory, Fetched};
+use mspipe_kernels::{Clock, DeviceMemory, Fetched};
 
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
@@ -57,6 +57,20 @@ pub enum Delivery {
     /// Its endpoints and their sampled neighbours (APAN).
     #[serde(rename = "neighbors")]
     ToNeighbors,
+}
+
+/// What Δt the updater's time encoding sees for each mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
+pub enum MailClock {
+    /// The mail's time minus the node's last update: the gap between a node's consecutive
+    /// events (TGN's and JODIE's messages).
+    SinceUpdate,
+    /// How old each mail is when the node is first queried in the batch (APAN's mailbox). TGL
+    /// encodes each root's time minus the mail's; the updater here runs once per node of the
+    /// batch, so it measures ages at the node's earliest root time (the batch's first event time
+    /// for a node that is no root), which no root of the node precedes.
+    Age,
 }
 
 /// A memory-based TGNN.
@@ -135,6 +149,15 @@ impl MemoryModelConfig {
         2 * self.memory_dim + self.edge_dim
     }
 
+    /// What Δt the updater's time encoding sees: mail ages for attention over the mailbox
+    /// (APAN), the gap since the last update for the recurrent updaters.
+    pub fn mail_clock(&self) -> MailClock {
+        match self.updater {
+            UpdaterKind::Transformer => MailClock::Age,
+            UpdaterKind::Gru | UpdaterKind::Rnn => MailClock::SinceUpdate,
+        }
+    }
+
     /// Width of the embeddings the decoder sees.
     pub fn output_dim(&self) -> usize {
         match self.embedding {
@@ -157,6 +180,8 @@ impl MemoryModelConfig {
             UpdaterKind::Transformer => MemoryUpdater::Transformer(
                 MailboxAttentionConfig::new(updater_in, d)
                     .with_heads(self.heads)
+                    .with_dropout(self.dropout)
+                    .with_att_dropout(self.att_dropout)
                     .init(device),
             ),
         };
@@ -186,10 +211,13 @@ impl MemoryModelConfig {
                 .then(|| LinearConfig::new(self.mail_dim(), d).init(device)),
             updater,
             layers,
+            norm: (self.embedding != EmbeddingKind::Attention)
+                .then(|| LayerNormConfig::new(d).init(device)),
             projection: (self.embedding == EmbeddingKind::TimeProjection)
                 .then(|| TimeProjectionConfig::new(d).init(device)),
             link: LinkPredictorConfig::new(self.output_dim()).init(device),
             combine: self.combine,
+            clock: self.mail_clock(),
         }
     }
 }
@@ -201,10 +229,14 @@ pub struct MemoryModel {
     message: Option<Linear>,
     updater: MemoryUpdater,
     layers: Vec<TemporalAttention>,
+    /// TGL's `IdentityNormLayer`: the memory embeddings (JODIE, APAN) are layer-normalised.
+    norm: Option<LayerNorm>,
     projection: Option<TimeProjection>,
     link: LinkPredictor,
     #[module(skip)]
     combine: Combine,
+    #[module(skip)]
+    clock: MailClock,
 }
 
 impl MemoryModel {
@@ -217,11 +249,21 @@ impl MemoryModel {
     }
 
     /// Reads `nodes`' memories and mailboxes from a device-resident store and encodes their mail
-    /// times with this model's time encoding, in one fused pass where the device has the kernel
+    /// times with this model's time encoding and [`MemoryModel::mail_clock`] (ages at each
+    /// node's `now` `[U]`, in the store's time), in one fused pass where the device has the kernel
     /// (see [`mspipe_kernels::fetch`]); [`MemoryModel::update_fetched`] continues from it.
-    pub fn fetch_memory(&self, state: &DeviceMemory, nodes: Tensor<1, Int>) -> Fetched {
+    pub fn fetch_memory(
+        &self,
+        state: &DeviceMemory,
+        nodes: Tensor<1, Int>,
+        now: Tensor<1>,
+    ) -> Fetched {
         let (w, b) = self.time.parameters();
-        mspipe_kernels::fetch(state, nodes, w, b)
+        let clock = match self.clock {
+            MailClock::SinceUpdate => Clock::SinceUpdate,
+            MailClock::Age => Clock::Age { now },
+        };
+        mspipe_kernels::fetch(state, nodes, w, b, clock)
     }
 
     /// [`MemoryModel::update_memory`] from what [`MemoryModel::fetch_memory`] read.
@@ -262,11 +304,12 @@ impl MemoryModel {
     /// the sampled neighbourhood, JODIE and APAN need none).
     pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
         let roots = memory.clone().select(0, input.root_index.clone());
-        if let Some(p) = &self.projection {
-            return p.forward(roots, input.root_dt.clone());
-        }
-        if self.layers.is_empty() {
-            return roots;
+        if let Some(norm) = &self.norm {
+            let roots = norm.forward(roots);
+            return match &self.projection {
+                Some(p) => p.forward(roots, input.root_dt.clone()),
+                None => roots,
+            };
         }
         // reps[j]: representations of level j (0 = roots, j = slots of hop j) at the current
         // layer. At layer 0 the deeper levels are rows of the memory table, so the first layer
@@ -301,6 +344,12 @@ impl MemoryModel {
         }
         rows(reps.swap_remove(0))
     }
+    /// What Δt the updater's time encoding expects in [`MemoryInput::mail_dt`] (and
+    /// [`MemoryModel::fetch_memory`] computes).
+    pub fn mail_clock(&self) -> MailClock {
+        self.clock
+    }
+
     /// The attention layers (empty unless the embedding is attention).
     pub fn layers(&self) -> &[TemporalAttention] {
         &self.layers

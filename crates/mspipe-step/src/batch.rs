@@ -206,7 +206,7 @@ pub fn fetch_memory<S: NodeMemory>(
 pub fn forward<S: NodeMemory>(
     model: &MemoryModel,
     fetched: Fetched<S>,
-    time_scale: f64,
+    time_origin: f64,
     device: &Device,
 ) -> Forward<S> {
     let Fetched { prepared, memory } = fetched;
@@ -216,7 +216,7 @@ pub fn forward<S: NodeMemory>(
         edge_dim,
     } = prepared;
     let sb = &sampled.batch;
-    let updated = S::update(model, memory, sb, time_scale, device);
+    let updated = S::update(model, memory, sb, time_origin, device);
     let hops = sb
         .hops
         .iter()

@@ -9,6 +9,7 @@ use mspipe_model::memory::MemoryStore;
 use mspipe_model::tensors::{floats, indices, to_vec};
 use mspipe_sampler::SampledBatch;
 
+use crate::memory::ages_from;
 use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
 
 /// Node memory on a device, without autodiff (memories are stored detached). Its times are f32,
@@ -90,12 +91,14 @@ impl NodeMemory for DeviceStore {
         model: &MemoryModel,
         fetched: DeviceFetched,
         batch: &SampledBatch,
-        time_scale: f64,
+        time_origin: f64,
         device: &Device,
     ) -> Updated<DeviceRows> {
         let DeviceFetched { store, fix } = fetched;
         let nodes = indices(&batch.unique_nodes, device);
-        let mut fetched = model.fetch_memory(&on(&store.state, device), nodes);
+        let now: Vec<f32> = ages_from(batch).iter().map(|&t| store.time(t)).collect();
+        let now = floats(&now, [now.len()], device);
+        let mut fetched = model.fetch_memory(&on(&store.state, device), nodes, now);
         if let Some(fix) = fix {
             // The blend works on host rows: one round trip of the batch's rows, only in
             // iterations that missed updates.
@@ -111,14 +114,18 @@ impl NodeMemory for DeviceStore {
         let root_times: Vec<f32> = batch.root_times.iter().map(|&t| store.time(t)).collect();
         let root_times = floats(&root_times, [batch.roots.len()], device);
         let root_rows = indices(&batch.root_index, device);
-        let since = root_times - fetched.time.clone().select(0, root_rows);
+        // EmbedInput::drift on the device's times, which count from the store's origin.
+        let start = store.time(time_origin);
+        let t = root_times - start;
+        let m = (fetched.time.clone().select(0, root_rows) - start).clamp_min(0.0);
+        let drift = (t.clone() - m) / (t + 1.0);
         Updated {
             rows: DeviceRows {
                 rows: memory.clone().detach().inner(),
                 time: fetched.time.inner(),
                 origin: store.origin,
             },
-            root_dt: since * time_scale,
+            root_dt: drift,
             memory,
         }
     }

@@ -8,9 +8,10 @@ use burn::prelude::*;
 use mspipe_data::Features;
 use mspipe_model::memory::{Gathered, MemoryStore};
 use mspipe_model::tensors::{floats, to_vec};
-use mspipe_model::{MemoryInput, MemoryModel};
+use mspipe_model::{EmbedInput, MailClock, MemoryInput, MemoryModel};
 use mspipe_sampler::SampledBatch;
 
+use crate::memory::ages_from;
 use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
 
 /// What a host fetch read: the gathered rows and, per unique node, the time of the memory the
@@ -82,21 +83,24 @@ impl NodeMemory for MemoryStore {
         model: &MemoryModel,
         fetched: HostFetched,
         batch: &SampledBatch,
-        time_scale: f64,
+        time_origin: f64,
         device: &Device,
     ) -> Updated<HostRows> {
         let HostFetched {
-            gathered,
+            mut gathered,
             mem_time,
             dim,
             slots,
         } = fetched;
+        if model.mail_clock() == MailClock::Age {
+            gathered.to_ages(&ages_from(batch), slots);
+        }
         let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
         let root_dt: Vec<f32> = batch
             .root_index
             .iter()
             .zip(&batch.root_times)
-            .map(|(&u, &t)| ((t - mem_time[u as usize]) * time_scale) as f32)
+            .map(|(&u, &t)| EmbedInput::drift(t, mem_time[u as usize], time_origin) as f32)
             .collect();
         Updated {
             root_dt: floats(&root_dt, [batch.roots.len()], device),

@@ -40,7 +40,8 @@ pub struct Updated<R> {
     /// `[U, d]` updated memories of the batch's unique nodes, differentiable (the updater learns
     /// through the embeddings computed from them).
     pub memory: Tensor<2>,
-    /// `[R]` each root's time since its memory's time, times the time scale.
+    /// `[R]` each root's time since its memory's time, as a fraction of the time since the
+    /// stream began ([`mspipe_model::EmbedInput::root_dt`]).
     pub root_dt: Tensor<1>,
     /// The same memories, detached, where the store writes them from.
     pub rows: R,
@@ -82,13 +83,13 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
     /// rows that missed updates with fresher neighbours' (see [`StaleFix`]).
     fn fetch(&self, batch: &SampledBatch, fix: Option<StaleFix>) -> Self::Fetched;
 
-    /// Compute: the updated memories of the fetched nodes on `device` and each root's Δt since
-    /// its memory, times `time_scale`.
+    /// Compute: the updated memories of the fetched nodes on `device` and each root's
+    /// [`root_dt`](mspipe_model::EmbedInput::root_dt) for a stream that began at `time_origin`.
     fn update(
         model: &MemoryModel,
         fetched: Self::Fetched,
         batch: &SampledBatch,
-        time_scale: f64,
+        time_origin: f64,
         device: &Device,
     ) -> Updated<Self::Rows>;
 
@@ -119,4 +120,23 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
         self.restore(&host);
         Ok(())
     }
+}
+
+/// Per unique node of `batch`, the time [`MailClock::Age`](mspipe_model::MailClock::Age)
+/// measures its mails' ages at: the node's earliest root time, or the batch's first event time
+/// for a node that is no root.
+pub(crate) fn ages_from(batch: &SampledBatch) -> Vec<f64> {
+    let start = batch
+        .root_times
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let mut now = vec![start; batch.unique_nodes.len()];
+    let mut seen = vec![false; batch.unique_nodes.len()];
+    for (&u, &t) in batch.root_index.iter().zip(&batch.root_times) {
+        let u = u as usize;
+        now[u] = if seen[u] { now[u].min(t) } else { t };
+        seen[u] = true;
+    }
+    now
 }

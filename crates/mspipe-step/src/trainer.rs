@@ -23,9 +23,10 @@ pub struct StepConfig {
     /// Learning rate of the optimizer step.
     #[config(default = 1e-4)]
     pub lr: f64,
-    /// Factor on Δt before JODIE's time projection.
-    #[config(default = 1.0)]
-    pub time_scale: f64,
+    /// The stream's first event time: JODIE's projection sees the time since a root's last update
+    /// as a fraction of the time since then ([`mspipe_model::EmbedInput::root_dt`]).
+    #[config(default = 0.0)]
+    pub time_origin: f64,
     /// Seed of every step's random draws (dropout): batch `b` of epoch `e` draws from
     /// (seed, e, b), so a resumed run draws the same masks.
     #[config(default = 0)]
@@ -242,7 +243,7 @@ impl<S: NodeMemory> Trainer<'_, S> {
     /// The forward pass of batch `b` of `epoch`, its random draws seeded by the step.
     fn forward(&self, epoch: usize, b: usize, fetched: Fetched<S>) -> batch::Forward<S> {
         let seed = step_seed(self.config.seed, epoch, b);
-        let run = || batch::forward(self.model, fetched, self.config.time_scale, self.device);
+        let run = || batch::forward(self.model, fetched, self.config.time_origin, self.device);
         if self.config.step_draws {
             with_step_draws(seed, run)
         } else {

@@ -117,8 +117,6 @@ pub struct TrainConfig {
     pub eval_negatives: NegativeStrategy,
     /// Negatives per positive for MRR (0: no MRR).
     pub mrr_negatives: usize,
-    /// JODIE's time projection sees Δt multiplied by this.
-    pub time_scale: f64,
     /// Also checkpoint every this many training batches inside an epoch (0: epoch ends only).
     pub checkpoint_every: usize,
     /// After training, score dynamic node classification when the stream has labels.
@@ -313,7 +311,6 @@ impl Default for TrainConfig {
             lr_scaling: LrScaling::Sqrt,
             eval_negatives: NegativeStrategy::Random,
             mrr_negatives: 0,
-            time_scale: 1e-4,
             checkpoint_every: 100,
             node_classification: true,
         }

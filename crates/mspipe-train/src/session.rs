@@ -413,9 +413,14 @@ impl<S: NodeMemory> Session<S> {
         let train = &self.config.train;
         StepConfig::new(self.model_config.delivery)
             .with_lr(train.lr * train.lr_scaling.factor(train.workers))
-            .with_time_scale(train.time_scale)
+            .with_time_origin(self.time_origin())
             .with_seed(train.seed)
             .with_step_draws(train.workers > 1)
+    }
+
+    /// The stream's first event time (in the model's time unit).
+    fn time_origin(&self) -> f64 {
+        self.stream.time().first().copied().unwrap_or(0.0)
     }
 
     /// The events trained on (training period minus events of hidden nodes), in time order.
@@ -470,7 +475,7 @@ impl<S: NodeMemory> Session<S> {
             let sampled = batch::sample(cx, &mut self.sampler, events.to_vec())?;
             let prepared = batch::fetch_features(&self.stream, sampled);
             let fetched = batch::fetch_memory(&self.store, prepared, None);
-            let f = batch::forward(&model, fetched, self.config.train.time_scale, &device);
+            let f = batch::forward(&model, fetched, self.time_origin(), &device);
             let write = batch::prepare_write(&self.stream, self.model_config.delivery, f.update);
             batch::apply_write(&mut self.store, write);
             let out = Inference {

@@ -62,7 +62,6 @@ fn session<S: NodeMemory>(
         "gnn.dim=16",
         "sampling.neighbors=4",
         "train.batch_size=80",
-        "train.time_scale=0.01",
         "train.seed=3",
         // Each device draws its own dropout masks: compare the deterministic model.
         "gnn.dropout=0",

@@ -14,12 +14,14 @@ use super::{MemoryBackend, Store};
 use crate::backend::FusedBackend;
 
 /// What the fetch's backward needs to recompute Δt: last-update times, mail times, validity,
-/// node ids, `w`, `b` and the mail width.
+/// node ids, `w`, `b`, the clock and `now`, and the mail width.
 type FetchState<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
     FloatTensor<B>,
     IntTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
     FloatTensor<B>,
     FloatTensor<B>,
     usize,
@@ -33,7 +35,7 @@ impl<B: MemoryBackend + FusedBackend> Backward<B, 2> for FetchBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
-        let (last_update, mail_time, mail_valid, nodes, w, b, mail_dim) = ops.state;
+        let (last_update, mail_time, mail_valid, nodes, w, b, clock, now, mail_dim) = ops.state;
         let shape = grad.shape();
         let (count, slots, time_dim) = (shape[0], shape[1], shape[2] - mail_dim);
         if count == 0 {
@@ -58,11 +60,26 @@ impl<B: MemoryBackend + FusedBackend> Backward<B, 2> for FetchBackward {
         };
         let g = B::float_slice(grad, &[all, all, time_part]);
         let g = B::float_reshape(g, Shape::new([count * slots, time_dim]));
-        // Δt = (mail time − last update)·valid, as in the forward.
+        // Δt as in the forward (`reference::mail_dt`).
         let last = B::float_select(last_update, 0, nodes.clone());
         let last = B::float_reshape(last, Shape::new([count, 1]));
+        let part = |i: isize| {
+            let one = Slice {
+                start: i,
+                end: Some(i + 1),
+                step: 1,
+            };
+            B::float_reshape(B::float_slice(clock.clone(), &[one]), Shape::new([1, 1]))
+        };
+        let (sign, from_last) = (part(0), part(1));
+        let now = B::float_reshape(now, Shape::new([count, 1]));
+        let from_now = B::float_add_scalar(B::float_neg(from_last.clone()), 1.0.into());
+        let base = B::float_add(B::float_mul(last, from_last), B::float_mul(now, from_now));
         let dt = B::float_mul(
-            B::float_sub(B::float_select(mail_time, 0, nodes.clone()), last),
+            B::float_mul(
+                B::float_sub(B::float_select(mail_time, 0, nodes.clone()), base),
+                sign,
+            ),
             B::float_select(mail_valid, 0, nodes),
         );
         let dt = B::float_reshape(dt, Shape::new([count * slots]));
@@ -85,12 +102,13 @@ fn constant<B: MemoryBackend, C: CheckpointStrategy>(
 
 super::memory_backend! {
     impl[B: MemoryBackend + FusedBackend, C: CheckpointStrategy] for Autodiff<B, C>;
-    memory_fetch(store, nodes, w, b) {
+    memory_fetch(store, nodes, w, b, clock, now) {
         let prep = FetchBackward.prepare::<C>([w.node(), b.node()]);
         let prep = prep.compute_bound().stateful();
         let store = inner(store);
         let mail_dim = store.mail.shape()[2];
         let (w, b) = (w.into_primitive(), b.into_primitive());
+        let (clock, now) = (clock.into_primitive(), now.into_primitive());
         let state = (
             store.last_update.clone(),
             store.mail_time.clone(),
@@ -98,9 +116,11 @@ super::memory_backend! {
             nodes.clone(),
             w.clone(),
             b.clone(),
+            clock.clone(),
+            now.clone(),
             mail_dim,
         );
-        let (out_memory, time, input, keep) = B::memory_fetch(store, nodes, w, b);
+        let (out_memory, time, input, keep) = B::memory_fetch(store, nodes, w, b, clock, now);
         let input = match prep {
             OpsKind::Tracked(prep) => prep.finish(state, input),
             OpsKind::UnTracked(prep) => prep.finish(input),

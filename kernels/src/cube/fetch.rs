@@ -19,6 +19,8 @@ fn fetch_kernel<F: Float>(
     nodes: &[i32],
     w: &[F],
     b: &[F],
+    clock: &[F],
+    now: &[F],
     out_memory: &mut [F],
     out_time: &mut [F],
     out_input: &mut [F],
@@ -38,6 +40,10 @@ fn fetch_kernel<F: Float>(
         out_memory[i * dim + e] = memory[u * dim + e];
     }
     let last = last_update[u];
+    // Δt = sign·(mail time − base), base = from_last·last + (1 − from_last)·now
+    // (`Clock::tensors`).
+    let (sign, from_last) = (clock[0], clock[1]);
+    let base = last * from_last + now[i] * (F::new(1.0) - from_last);
     let newest = u * slots + slots - 1;
     if mail_valid[newest] > F::new(0.0) {
         out_time[i] = mail_time[newest];
@@ -50,7 +56,7 @@ fn fetch_kernel<F: Float>(
         let dst = i * slots + s;
         let valid = mail_valid[src];
         out_keep[dst] = valid;
-        let dt = (mail_time[src] - last) * valid;
+        let dt = (mail_time[src] - base) * sign * valid;
         for e in 0..mail_dim {
             out_input[dst * width + e] = mail[src * mail_dim + e];
         }
@@ -60,12 +66,15 @@ fn fetch_kernel<F: Float>(
     }
 }
 
-/// The store, `nodes` `[U]`, `w`, `b` `[T]` → (`[U, d]`, `[U]`, `[U, M, mail_dim + T]`, `[U, M]`).
+/// The store, `nodes` `[U]`, `w`, `b` `[T]`, `clock` `[2]`, `now` `[U]` → (`[U, d]`, `[U]`,
+/// `[U, M, mail_dim + T]`, `[U, M]`).
 pub fn fetch(
     store: Store<CubeBackend>,
     nodes: CubeTensor,
     w: CubeTensor,
     b: CubeTensor,
+    clock: CubeTensor,
+    now: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor, CubeTensor) {
     let Store {
         memory,
@@ -95,7 +104,7 @@ pub fn fetch(
             fetch_kernel on client, count;
             [
                 memory, floats(last_update), floats(mail), floats(mail_time), floats(mail_valid),
-                nodes, floats(w), floats(b),
+                nodes, floats(w), floats(b), floats(clock), floats(now),
                 out_memory.clone(), out_time.clone(), out_input.clone(), out_keep.clone(),
             ],
             count, dim, slots, mail_dim, time_dim

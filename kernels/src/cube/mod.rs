@@ -44,13 +44,16 @@ pub struct Writes<B: Backend> {
 /// The memory fetch and update on backend primitives. Shapes as in the crate-level functions.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait MemoryBackend: Backend {
-    /// The store, `nodes`, `w`, `b` → (memory rows, memory times, updater input, keep).
+    /// The store, `nodes`, `w`, `b`, `clock`, `now` → (memory rows, memory times, updater input,
+    /// keep).
     #[fusion(meta = fetched)]
     fn memory_fetch(
         #[extension_type] store: Store<Self>,
         nodes: IntTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
+        clock: FloatTensor<Self>,
+        now: FloatTensor<Self>,
     ) -> (
         FloatTensor<Self>,
         FloatTensor<Self>,
@@ -78,7 +81,9 @@ pub trait MemoryBackend: Backend {
 macro_rules! memory_backend {
     (
         impl[$($generics:tt)*] for $backend:ty;
-        memory_fetch($store:ident, $nodes:ident, $w:ident, $b:ident) $fetch:block
+        memory_fetch(
+            $store:ident, $nodes:ident, $w:ident, $b:ident, $clock:ident, $now:ident
+        ) $fetch:block
         memory_update(
             $store_:ident, $nodes_:ident, $times:ident, $rows:ident, $targets:ident,
             $mail_times:ident, $mails:ident
@@ -90,6 +95,8 @@ macro_rules! memory_backend {
                 $nodes: burn::backend::tensor::IntTensor<Self>,
                 $w: burn::backend::tensor::FloatTensor<Self>,
                 $b: burn::backend::tensor::FloatTensor<Self>,
+                $clock: burn::backend::tensor::FloatTensor<Self>,
+                $now: burn::backend::tensor::FloatTensor<Self>,
             ) -> (
                 burn::backend::tensor::FloatTensor<Self>,
                 burn::backend::tensor::FloatTensor<Self>,
@@ -118,6 +125,8 @@ fn fetched(
     nodes: &TensorSpec,
     w: &TensorSpec,
     _b: &TensorSpec,
+    _clock: &TensorSpec,
+    _now: &TensorSpec,
 ) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
     let (count, dim) = (nodes.shape[0], store.memory.shape[1]);
     let (slots, mail_dim) = (store.mail.shape[1], store.mail.shape[2]);
@@ -148,7 +157,7 @@ crate::backend::fused_backend! {
 
 memory_backend! {
     impl[] for CubeBackend;
-    memory_fetch(store, nodes, w, b) { fetch::fetch(store, nodes, w, b) }
+    memory_fetch(store, nodes, w, b, clock, now) { fetch::fetch(store, nodes, w, b, clock, now) }
     memory_update(store, nodes, times, rows, targets, mail_times, mails) {
         let writes = Writes { nodes, times, rows, targets, mail_times, mails };
         update::update(store, writes)
@@ -191,12 +200,21 @@ impl Store<Ext> {
 }
 
 /// Fused [`crate::fetch`].
-pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, w: Tensor<1>, b: Tensor<1>) -> Fetched {
+pub fn fetch(
+    state: &DeviceMemory,
+    nodes: Tensor<1, Int>,
+    w: Tensor<1>,
+    b: Tensor<1>,
+    clock: Tensor<1>,
+    now: Tensor<1>,
+) -> Fetched {
     let (memory, time, input, keep) = <Ext as MemoryBackend>::memory_fetch(
         Store::from_tensors(state.clone()),
         nodes.into_dispatch(),
         w.into_dispatch(),
         b.into_dispatch(),
+        clock.into_dispatch(),
+        now.into_dispatch(),
     );
     Fetched {
         memory: Tensor::from_dispatch(memory),

@@ -1,5 +1,7 @@
-//! JODIE's embedding projection: h = s ⊙ (1 + w·Δt), the memory drifted by the time since the
-//! node's last update.
+//! JODIE's embedding projection as TGL and MSPipe build it (`JODIETimeEmbedding`):
+//! h = s ⊙ (1 + w·Δ + b), the memory drifted by the time since the node's last update, with Δ
+//! that time as a fraction of the time elapsed since the stream began (see
+//! [`crate::EmbedInput::root_dt`]).
 
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -11,10 +13,12 @@ pub struct TimeProjectionConfig {
     pub dim: usize,
 }
 
-/// h = s ⊙ (1 + w·Δt + b), `w`, `b` learned from zero (so it starts as the identity).
+/// h = s ⊙ (1 + w·Δ + b), `w` and `b` drawn from N(0, 1) (JODIE's `NormalLinear`: a standard
+/// deviation of 1/√fan-in, and the fan-in is 1).
 #[derive(Module, Debug)]
 pub struct TimeProjection {
-    w: Linear,
+    /// `[1, dim]`.
+    pub w: Linear,
 }
 
 impl TimeProjectionConfig {
@@ -22,14 +26,19 @@ impl TimeProjectionConfig {
     pub fn init(&self, device: &Device) -> TimeProjection {
         TimeProjection {
             w: LinearConfig::new(1, self.dim)
-                .with_initializer(Initializer::Zeros)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 1.0,
+                })
                 .init(device),
         }
     }
 }
 
 impl TimeProjection {
-    /// `memory`: `[R, dim]`, `dt`: `[R]` (already scaled) → `[R, dim]`.
+    /// # Shapes
+    /// - `memory`: `[R, dim]`, `dt`: `[R]` (the normalised Δ);
+    /// - output: `[R, dim]`.
     pub fn forward(&self, memory: Tensor<2>, dt: Tensor<1>) -> Tensor<2> {
         let drift = self.w.forward(dt.unsqueeze_dim(1));
         memory.clone() + memory * drift

@@ -30,6 +30,20 @@ pub struct Gathered {
     pub mail_mask: Vec<bool>,
 }
 
+impl Gathered {
+    /// Turns each mail's Δt from [`MailClock::SinceUpdate`](crate::MailClock::SinceUpdate) (as
+    /// [`MemoryStore::gather`] reads it) into [`MailClock::Age`](crate::MailClock::Age) at `now`;
+    /// empty slots stay 0.
+    pub fn to_ages(&mut self, now: &[f64], slots: usize) {
+        for (s, (dt, &valid)) in self.mail_dt.iter_mut().zip(&self.mail_mask).enumerate() {
+            if valid {
+                let mail_time = self.last_update[s / slots] + f64::from(*dt);
+                *dt = (now[s / slots] - mail_time) as f32;
+            }
+        }
+    }
+}
+
 /// Memory, last-update times and mailboxes of every node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryStore {

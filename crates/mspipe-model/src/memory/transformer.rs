@@ -1,10 +1,17 @@
-//! APAN's mailbox updater: the memory attends over its mails (each with its time encoding), and
-//! the result is added to the memory and layer-normalised.
+//! APAN's mailbox updater as TGL and MSPipe build it (`TransformerMemoryUpdater`): the memory is
+//! the query over the node's mails (each ⊕ the time encoding of its age), scores are
+//! LeakyReLU(0.2) of the per-head dot products (no √d scaling), and the attention output joins
+//! the memory before LayerNorm → Linear → dropout → ReLU.
+//!
+//! One difference from the reference, on purpose: empty mailbox slots are masked out. TGL
+//! attends over them too (zero mails, whose age is the time since 0), which makes a node's
+//! memory depend on how many slots are still empty.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, softmax};
 
-use crate::attention::attend;
+use crate::draws::dropout;
 
 /// Configuration of a [`MailboxAttention`].
 #[derive(Config, Debug)]
@@ -16,47 +23,86 @@ pub struct MailboxAttentionConfig {
     /// Attention heads (must divide `hidden`).
     #[config(default = 2)]
     pub heads: usize,
+    /// Dropout on the output layer while training (TGL's `dropout`).
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Dropout on the attention weights while training (TGL's `att_dropout`).
+    #[config(default = 0.0)]
+    pub att_dropout: f64,
 }
 
 /// Multi-head attention of the memory over its mailbox.
 #[derive(Module, Debug)]
 pub struct MailboxAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
-    norm: LayerNorm,
-    heads: usize,
+    /// `[hidden, hidden]`.
+    pub query: Linear,
+    /// `[input, hidden]`.
+    pub key: Linear,
+    /// `[input, hidden]`.
+    pub value: Linear,
+    /// On the attention output plus the memory.
+    pub norm: LayerNorm,
+    /// `[hidden, hidden]`, after the norm.
+    pub out: Linear,
+    /// Number of heads.
+    pub heads: usize,
+    /// Applied to `out`'s output (training only).
+    pub dropout: Dropout,
+    /// Applied to the attention weights (training only).
+    pub att_dropout: Dropout,
 }
+
+/// Slope of the scores' LeakyReLU (TGL's `att_act`).
+const SLOPE: f64 = 0.2;
 
 impl MailboxAttentionConfig {
     /// Builds the updater on `device`.
+    ///
+    /// # Panics
+    /// If `heads` does not divide `hidden`, or a dropout is not in `[0, 1)`.
     pub fn init(&self, device: &Device) -> MailboxAttention {
+        assert_eq!(
+            self.hidden % self.heads,
+            0,
+            "{} heads do not divide the memory width {}",
+            self.heads,
+            self.hidden
+        );
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         MailboxAttention {
             query: lin(self.hidden, self.hidden),
             key: lin(self.input, self.hidden),
             value: lin(self.input, self.hidden),
-            out: lin(self.hidden, self.hidden),
             norm: LayerNormConfig::new(self.hidden).init(device),
+            out: lin(self.hidden, self.hidden),
             heads: self.heads,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            att_dropout: DropoutConfig::new(self.att_dropout).init(),
         }
     }
 }
 
 impl MailboxAttention {
-    /// `h`: `[N, hidden]`, `mails`: `[N, M, input]`, `mask`: `[N, M]` → `[N, hidden]`.
+    /// The new memories. A row without any mail yields ReLU(out(LayerNorm(h))): the caller keeps
+    /// such a node's memory as it was ([`crate::memory::MemoryUpdater`]).
+    ///
+    /// # Shapes
+    /// - `mails`: `[N, M, input]`, `mask`: `[N, M]` (true = a mail), `h`: `[N, hidden]`;
+    /// - output: `[N, hidden]`.
     pub fn forward(&self, mails: Tensor<3>, mask: Tensor<2, Bool>, h: Tensor<2>) -> Tensor<2> {
         let [n, m, _] = mails.dims();
         let d = h.dims()[1];
-        let dh = d / self.heads;
-        let q = self.query.forward(h.clone()).reshape([n, self.heads, dh]);
-        let k = self
-            .key
-            .forward(mails.clone())
-            .reshape([n, m, self.heads, dh]);
-        let v = self.value.forward(mails).reshape([n, m, self.heads, dh]);
-        let a = attend(q, k, v, mask);
-        self.norm.forward(h + self.out.forward(a))
+        let (heads, dh) = (self.heads, d / self.heads);
+        let q: Tensor<4> = self.query.forward(h.clone()).reshape([n, 1, heads, dh]);
+        let k: Tensor<4> = self.key.forward(mails.clone()).reshape([n, m, heads, dh]);
+        let v: Tensor<4> = self.value.forward(mails).reshape([n, m, heads, dh]);
+        let scores: Tensor<3> = leaky_relu((q * k).sum_dim(3).squeeze_dim(3), SLOPE);
+        // Masked softmax over the slots; an all-empty row has all-zero weights.
+        let keep: Tensor<3> = mask.clone().float().unsqueeze_dim(2);
+        let scores = scores.mask_fill(mask.bool_not().unsqueeze_dim(2), -1e30);
+        let weights = dropout(&self.att_dropout, softmax(scores, 1) * keep);
+        let a: Tensor<2> = (v * weights.unsqueeze_dim(3)).sum_dim(1).reshape([n, d]);
+        let out = self.out.forward(self.norm.forward(a + h));
+        relu(dropout(&self.dropout, out))
     }
 }
