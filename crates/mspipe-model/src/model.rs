@@ -66,10 +66,9 @@ pub enum MailClock {
     /// The mail's time minus the node's last update: the gap between a node's consecutive
     /// events (TGN's and JODIE's messages).
     SinceUpdate,
-    /// How old each mail is when the node is first queried in the batch (APAN's mailbox). TGL
-    /// encodes each root's time minus the mail's; the updater here runs once per node of the
-    /// batch, so it measures ages at the node's earliest root time (the batch's first event time
-    /// for a node that is no root), which no root of the node precedes.
+    /// How old each mail is at the time the memory is asked for (APAN's mailbox: TGL encodes
+    /// each root's time minus the mail's). The updated memory then depends on that time, so the
+    /// training step gives each root a row of its own.
     Age,
 }
 
@@ -348,6 +347,11 @@ impl MemoryModel {
     /// [`MemoryModel::fetch_memory`] computes).
     pub fn mail_clock(&self) -> MailClock {
         self.clock
+    }
+
+    /// JODIE's time projection, if the embedding is one.
+    pub fn projection(&self) -> Option<&TimeProjection> {
+        self.projection.as_ref()
     }
 
     /// The attention layers (empty unless the embedding is attention).

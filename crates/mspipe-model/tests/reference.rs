@@ -1,12 +1,15 @@
 //! Each module against an independent plain-Rust f64 computation of its equations on small random
 //! inputs (relative error ≤ 1e-5), plus the padding invariance of attention.
 
+use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
-use mspipe_model::memory::{GruCellConfig, RnnCellConfig};
+use mspipe_model::embedding::{
+    NeighborRows, Neighbors, TemporalAttentionConfig, TimeProjectionConfig,
+};
+use mspipe_model::memory::{GruCellConfig, MailboxAttentionConfig, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, to_vec};
-use mspipe_model::{SlotTimes, TimeEncoding, TimeEncodingConfig};
+use mspipe_model::{EmbedInput, MemoryModelConfig, SlotTimes, TimeEncoding, TimeEncodingConfig};
 
 fn device() -> Device {
     Device::flex()
@@ -280,4 +283,152 @@ fn temporal_attention_matches_reference_and_ignores_padding() {
         }
         assert_eq!(run(&h, &e), got, "padding leaked (heads={heads} k={k})");
     }
+}
+
+/// LayerNorm of one row in f64: (x − mean) / √(var + 1e-5)·γ + β (biased variance, as torch).
+fn layer_norm(x: &[f64], gamma: &[f64], beta: &[f64]) -> Vec<f64> {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    x.iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(v, (g, b))| (v - mean) / (var + 1e-5).sqrt() * g + b)
+        .collect()
+}
+
+fn randomize(norm: &mut burn::nn::LayerNorm, width: usize, seed: u64) {
+    let dev = device();
+    norm.gamma = Param::from_tensor(floats(&values(width, seed), [width], &dev));
+    norm.beta = Some(Param::from_tensor(floats(
+        &values(width, seed + 1),
+        [width],
+        &dev,
+    )));
+}
+
+fn norm_params(norm: &burn::nn::LayerNorm) -> (Vec<f64>, Vec<f64>) {
+    let beta = norm.beta.as_ref().expect("beta");
+    (f64s(norm.gamma.val()), f64s(beta.val()))
+}
+
+#[test]
+fn mailbox_attention_matches_tgl_transformer_updater() {
+    let dev = device();
+    let (n, m, input, hidden, heads) = (3, 4, 5, 6, 2);
+    let mut att = MailboxAttentionConfig::new(input, hidden)
+        .with_heads(heads)
+        .init(&dev);
+    randomize(&mut att.norm, hidden, 30);
+    let h = values(n * hidden, 31);
+    let mails = values(n * m * input, 32);
+    // Row 0 full, row 1 only the newest two slots, row 2 no mail at all.
+    let mask: Vec<bool> = (0..n * m)
+        .map(|s| match s / m {
+            0 => true,
+            1 => s % m >= m - 2,
+            _ => false,
+        })
+        .collect();
+    let got = to_vec(att.forward(
+        floats(&mails, [n, m, input], &dev),
+        bools(&mask, [n, m], &dev),
+        floats(&h, [n, hidden], &dev),
+    ));
+
+    let (q, k, v, out) = (
+        Lin::of(&att.query),
+        Lin::of(&att.key),
+        Lin::of(&att.value),
+        Lin::of(&att.out),
+    );
+    let (gamma, beta) = norm_params(&att.norm);
+    let dh = hidden / heads;
+    let mut want = vec![];
+    for (r, hr) in rows(&h, hidden).iter().enumerate() {
+        let qv = q.apply(hr);
+        let slots: Vec<usize> = (0..m).filter(|&j| mask[r * m + j]).collect();
+        let kv: Vec<(Vec<f64>, Vec<f64>)> = slots
+            .iter()
+            .map(|&j| {
+                let x = &rows(&mails, input)[r * m + j];
+                (k.apply(x), v.apply(x))
+            })
+            .collect();
+        let mut a = hr.clone();
+        for head in 0..heads {
+            let hs = head * dh..(head + 1) * dh;
+            let scores: Vec<f64> = kv
+                .iter()
+                .map(|(kj, _)| {
+                    let s: f64 = hs.clone().map(|i| qv[i] * kj[i]).sum();
+                    if s < 0.0 { 0.2 * s } else { s }
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f64::MIN, f64::max);
+            let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+            for (s, (_, vj)) in scores.iter().zip(&kv) {
+                for i in hs.clone() {
+                    a[i] += (s - max).exp() / z * vj[i];
+                }
+            }
+        }
+        let o = out.apply(&layer_norm(&a, &gamma, &beta));
+        want.extend(o.into_iter().map(|x| x.max(0.0)));
+    }
+    assert_close(&got, &want, "mailbox attention");
+}
+
+#[test]
+fn jodie_projection_drifts_the_memory() {
+    let dev = device();
+    let p = TimeProjectionConfig::new(4).init(&dev);
+    let s = values(2 * 4, 40);
+    let dt = [0.25f32, 0.9];
+    let got = to_vec(p.forward(floats(&s, [2, 4], &dev), floats(&dt, [2], &dev)));
+    let w = Lin::of(&p.w);
+    let want: Vec<f64> = rows(&s, 4)
+        .iter()
+        .zip(dt)
+        .flat_map(|(row, d)| {
+            let drift = w.apply(&[d as f64]);
+            row.iter()
+                .zip(drift)
+                .map(|(x, g)| x * (1.0 + g))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_close(&got, &want, "time projection");
+    // JODIE's NormalLinear: weights and biases drawn from N(0, 1), not zero.
+    assert!(w.b.iter().chain(&w.w[0]).all(|&x| x != 0.0));
+}
+
+#[test]
+fn jodie_drift_is_the_time_since_the_memory_over_the_time_since_the_start() {
+    // Stream from t = 10; a root at 20 whose memory dates from 15: (10 − 5) / (10 + 1).
+    assert_eq!(EmbedInput::drift(20.0, 15.0, 10.0), 5.0 / 11.0);
+    // A node never updated (memory time 0, before the start) has drifted since the start.
+    assert_eq!(EmbedInput::drift(20.0, 0.0, 10.0), 10.0 / 11.0);
+    assert_eq!(EmbedInput::drift(10.0, 10.0, 10.0), 0.0);
+}
+
+#[test]
+fn memory_embeddings_are_layer_normalised_before_the_projection() {
+    let dev = device();
+    let model = MemoryModelConfig::jodie(0)
+        .with_memory_dim(4)
+        .with_time_dim(2)
+        .init(&dev);
+    let memory = values(3 * 4, 50);
+    let input = EmbedInput {
+        root_index: mspipe_model::tensors::indices(&[2, 0], &dev),
+        root_dt: floats(&[0.0, 0.5], [2], &dev),
+        hops: vec![],
+    };
+    let got = to_vec(model.embed(floats(&memory, [3, 4], &dev), &input));
+    // At initialisation γ = 1, β = 0: the root at Δ = 0 is LN(s)·(1 + b).
+    let p = model.projection().expect("JODIE has a projection");
+    let b = Lin::of(&p.w).b;
+    let ln = layer_norm(&rows(&memory, 4)[2], &[1.0; 4], &[0.0; 4]);
+    let want: Vec<f64> = ln.iter().zip(&b).map(|(x, b)| x * (1.0 + b)).collect();
+    assert_close(&got[..4], &want, "LN(s)·(1 + b)");
 }

@@ -73,3 +73,74 @@ pub struct SampledBatch {
     /// the rows the memory gather reads.
     pub unique_nodes: Vec<u32>,
 }
+
+impl SampledBatch {
+    /// Gives every root a row of its own: `unique_nodes` becomes the roots, in order, then the
+    /// neighbours that are no root, and `root_index` becomes `0..roots`. A neighbour slot of a
+    /// node that is also a root points at that node's first root row. For models whose updated
+    /// memory depends on the time it is asked at (APAN's mail ages), so that each root is updated
+    /// at its own time, as TGL does.
+    pub fn separate_roots(&mut self) {
+        let rows = self.unique_nodes.len();
+        let mut first_root = vec![u32::MAX; rows];
+        for (i, &u) in self.root_index.iter().enumerate() {
+            let first = &mut first_root[u as usize];
+            if *first == u32::MAX {
+                *first = i as u32;
+            }
+        }
+        let mut unique = self.roots.clone();
+        let moved: Vec<u32> = (0..rows)
+            .map(|u| match first_root[u] {
+                u32::MAX => {
+                    unique.push(self.unique_nodes[u]);
+                    (unique.len() - 1) as u32
+                }
+                root => root,
+            })
+            .collect();
+        for hop in &mut self.hops {
+            for (index, &valid) in hop.index.iter_mut().zip(&hop.mask) {
+                if valid {
+                    *index = moved[*index as usize];
+                }
+            }
+        }
+        self.root_index = (0..self.roots.len() as u32).collect();
+        self.unique_nodes = unique;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separate_roots_gives_each_root_a_row() {
+        // Roots 5, 6, 5 (node 5 twice); neighbours 9 (no root) and 6 (a root), one padding slot.
+        let mut b = SampledBatch {
+            k: 1,
+            roots: vec![5, 6, 5],
+            root_times: vec![1.0, 2.0, 3.0],
+            root_index: vec![0, 1, 0],
+            hops: vec![Hop {
+                nbr: vec![9, 6, 0],
+                mask: vec![true, true, false],
+                index: vec![2, 1, 0],
+                ..Hop::default()
+            }],
+            unique_nodes: vec![5, 6, 9],
+        };
+        b.separate_roots();
+        assert_eq!(b.unique_nodes, [5, 6, 5, 9]);
+        assert_eq!(b.root_index, [0, 1, 2]);
+        assert_eq!(b.hops[0].index, [3, 1, 0]);
+        // Every row still names its node.
+        for (&r, &n) in b.root_index.iter().zip(&b.roots) {
+            assert_eq!(b.unique_nodes[r as usize], n);
+        }
+        for (&i, &n) in b.hops[0].index.iter().zip(&b.hops[0].nbr).take(2) {
+            assert_eq!(b.unique_nodes[i as usize], n);
+        }
+    }
+}

@@ -10,7 +10,7 @@
 use burn::prelude::*;
 use mspipe_data::EventStream;
 use mspipe_model::tensors::indices;
-use mspipe_model::{Delivery, EmbedInput, HopInput, MemoryModel};
+use mspipe_model::{Delivery, EmbedInput, HopInput, MailClock, MemoryModel};
 use mspipe_sampler::{
     NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
 };
@@ -30,6 +30,28 @@ pub struct SampleContext<'a> {
     pub negative_key: u64,
     /// Negatives per positive event.
     pub per_positive: usize,
+    /// Whether the roots of one node share a memory row.
+    pub root_rows: RootRows,
+}
+
+/// Whether the roots of one node share a memory row (see [`SampledBatch::separate_roots`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootRows {
+    /// One row per node of the batch: its memory is updated once.
+    Shared,
+    /// One row per root: the node's memory is updated at each root's own time.
+    PerRoot,
+}
+
+impl RootRows {
+    /// What a model with mail clock `clock` needs: a row per root when the updater measures mail
+    /// ages (the updated memory then depends on the time it is asked at), else shared rows.
+    pub fn for_clock(clock: MailClock) -> Self {
+        match clock {
+            MailClock::Age => RootRows::PerRoot,
+            MailClock::SinceUpdate => RootRows::Shared,
+        }
+    }
 }
 
 /// S: the batch's events, roots and sampled neighbourhoods.
@@ -146,6 +168,9 @@ pub fn sample(
         first as u64,
         &mut batch,
     )?;
+    if cx.root_rows == RootRows::PerRoot {
+        batch.separate_roots();
+    }
     Ok(Sampled {
         events,
         times,

@@ -122,9 +122,10 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
     }
 }
 
-/// Per unique node of `batch`, the time [`MailClock::Age`](mspipe_model::MailClock::Age)
-/// measures its mails' ages at: the node's earliest root time, or the batch's first event time
-/// for a node that is no root.
+/// Per row of `batch`, the time [`MailClock::Age`](mspipe_model::MailClock::Age) measures its
+/// mails' ages at: its root's time (with [`crate::RootRows::PerRoot`] every root has its own
+/// row; a row shared by several roots takes the earliest), or the batch's first event time for
+/// a row that is no root's.
 pub(crate) fn ages_from(batch: &SampledBatch) -> Vec<f64> {
     let start = batch
         .root_times
@@ -139,4 +140,23 @@ pub(crate) fn ages_from(batch: &SampledBatch) -> Vec<f64> {
         seen[u] = true;
     }
     now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_taken_at_each_nodes_first_root() {
+        // Roots 7@3, 8@4, 7@2 (node 7 twice, the later position first in time); node 9 is only a
+        // sampled neighbour.
+        let batch = SampledBatch {
+            roots: vec![7, 8, 7],
+            root_times: vec![3.0, 4.0, 2.0],
+            root_index: vec![0, 1, 0],
+            unique_nodes: vec![7, 8, 9],
+            ..SampledBatch::default()
+        };
+        assert_eq!(ages_from(&batch), vec![2.0, 4.0, 2.0]);
+    }
 }

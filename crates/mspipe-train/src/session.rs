@@ -15,7 +15,7 @@ use mspipe_model::{MemoryModel, MemoryModelConfig};
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
 use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
 
-use mspipe_step::batch::{self, SampleContext};
+use mspipe_step::batch::{self, RootRows, SampleContext};
 use mspipe_step::{
     GradientMean, Handover, MemoryShape, MemoryStore, NodeMemory, Replica, StepConfig, TrainStages,
     Trainer, batch_events,
@@ -404,6 +404,7 @@ impl<S: NodeMemory> Session<S> {
             negatives: &self.train_negatives,
             negative_key: epoch as u64,
             per_positive: 1,
+            root_rows: self.root_rows(),
         };
         Ok(batch::sample(cx, &mut self.sampler, events)?)
     }
@@ -416,6 +417,11 @@ impl<S: NodeMemory> Session<S> {
             .with_time_origin(self.time_origin())
             .with_seed(train.seed)
             .with_step_draws(train.workers > 1)
+    }
+
+    /// Whether the model needs a memory row per root.
+    fn root_rows(&self) -> RootRows {
+        RootRows::for_clock(self.model_config.mail_clock())
     }
 
     /// The stream's first event time (in the model's time unit).
@@ -471,6 +477,7 @@ impl<S: NodeMemory> Session<S> {
                 negatives: &self.eval_negatives,
                 negative_key: EVAL_KEY,
                 per_positive,
+                root_rows: self.root_rows(),
             };
             let sampled = batch::sample(cx, &mut self.sampler, events.to_vec())?;
             let prepared = batch::fetch_features(&self.stream, sampled);
@@ -529,6 +536,7 @@ impl<S: NodeMemory> Session<S> {
                 negatives: &self.train_negatives,
                 negative_key: epoch as u64,
                 per_positive: 1,
+                root_rows: self.root_rows(),
             },
             sampler: Mutex::new(&mut self.sampler),
             events: &self.train_events,

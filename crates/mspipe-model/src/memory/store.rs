@@ -333,4 +333,18 @@ mod tests {
         assert_eq!(g.mail_mask, vec![false, false]);
         assert_eq!(g.memory, vec![0.0, 0.0]);
     }
+
+    #[test]
+    fn ages_are_now_minus_the_mail_time() {
+        let mut s = MemoryStore::new(2, 1, 1, 3);
+        s.write_memory(&[0], &[1.0], &[4.0]);
+        s.push_mails(&[0, 1], &[1.0, 2.0], &[5.0, 2.0]);
+        s.push_mails(&[0], &[3.0], &[7.0]);
+        let mut g = Gathered::default();
+        s.gather(&[0, 1], &mut g);
+        assert_eq!(g.mail_dt, vec![0.0, 1.0, 3.0, 0.0, 0.0, 2.0]);
+        // Node 0 asked at 10, node 1 at 6; the empty slots stay 0.
+        g.to_ages(&[10.0, 6.0], 3);
+        assert_eq!(g.mail_dt, vec![0.0, 5.0, 3.0, 0.0, 0.0, 4.0]);
+    }
 }
