@@ -14,7 +14,16 @@ const EPOCHS: usize = 15;
 /// (mean loss of the first 5 batches, mean loss of the last epoch, test AP).
 fn learns(model: ModelName) -> (f64, f64, f64) {
     let stream = repeating_stream(6_000, 400, 300, 5);
-    let overrides = ["train.batch_size=200", "train.lr=0.001", "train.seed=42"].map(String::from);
+    // Without dropout: the training loss then measures what the model learned, not the noise of
+    // the masks (APAN's falls 1.40 → 1.31 with TGL's 0.1 on its stored memory, 1.40 → 1.23 without,
+    // at the same test AP).
+    let overrides = [
+        "train.batch_size=200",
+        "train.lr=0.001",
+        "train.seed=42",
+        "gnn.dropout=0",
+    ]
+    .map(String::from);
     let mut session = small_session(model, stream, (0.0, 0.2), &overrides);
     let (mut first, mut last) = (0.0, 0.0);
     for epoch in 0..EPOCHS {

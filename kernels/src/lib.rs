@@ -158,6 +158,7 @@ pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
 
 /// Which Δt [`fetch`] encodes for each mail.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per fetch, moved into it: boxing buys nothing
 pub enum Clock {
     /// Mail time minus the node's last update.
     SinceUpdate,

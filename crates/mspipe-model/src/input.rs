@@ -12,7 +12,8 @@ pub struct MemoryInput {
     pub memory: Tensor<2>,
     /// `[U, M, mail_dim]`, oldest first.
     pub mail: Tensor<3>,
-    /// `[U, M]` mail time minus last update.
+    /// `[U, M]` each mail's Δt as the model's [`crate::MailClock`] reads it (0 for an empty
+    /// slot).
     pub mail_dt: Tensor<2>,
     /// `[U, M]`.
     pub mail_mask: Tensor<2, Bool>,

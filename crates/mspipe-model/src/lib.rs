@@ -13,7 +13,8 @@ mod time_encoding;
 pub use decoder::{LinkPredictor, LinkPredictorConfig, NodeClassifier, NodeClassifierConfig};
 pub use input::{EmbedInput, HopInput, MemoryInput, SlotTimes};
 pub use model::{
-    Delivery, EmbeddingKind, MailClock, MemoryModel, MemoryModelConfig, MessageKind, UpdaterKind,
+    Delivery, EmbeddingKind, MailAges, MailClock, MemoryModel, MemoryModelConfig, MessageKind,
+    UpdaterKind,
 };
 /// The fused kernels the model runs on (device node memory, attention, GRU, time encoding), so a
 /// user of the model needs no second dependency to reach them.

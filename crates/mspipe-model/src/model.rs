@@ -60,16 +60,24 @@ pub enum Delivery {
 }
 
 /// What Δt the updater's time encoding sees for each mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
-#[serde(crate = "burn::serde", rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailClock {
     /// The mail's time minus the node's last update: the gap between a node's consecutive
     /// events (TGN's and JODIE's messages).
     SinceUpdate,
-    /// How old each mail is at the time the memory is asked for (APAN's mailbox: TGL encodes
-    /// each root's time minus the mail's). The updated memory then depends on that time, so the
-    /// training step gives each root a row of its own.
-    Age,
+    /// How old each mail is (APAN's mailbox), measured when [`MailAges`] says.
+    Age(MailAges),
+}
+
+/// When APAN's mail ages are measured (`root` or `batch` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "kebab-case")]
+pub enum MailAges {
+    /// At each root's own time, each root's memory updated on its own: TGL's per-root updater.
+    Root,
+    /// At the batch's first event time, one updated memory per node of the batch
+    /// (`benches/report/apan-jodie.md` measures both).
+    Batch,
 }
 
 /// A memory-based TGNN.
@@ -111,6 +119,9 @@ pub struct MemoryModelConfig {
     /// Neighbours sampled per hop.
     #[config(default = 10)]
     pub neighbors: usize,
+    /// When an attention updater (APAN) measures its mails' ages.
+    #[config(default = "MailAges::Root")]
+    pub mail_ages: MailAges,
     /// Keep the time encoding's frequencies fixed.
     #[config(default = false)]
     pub frozen_time: bool,
@@ -152,7 +163,7 @@ impl MemoryModelConfig {
     /// (APAN), the gap since the last update for the recurrent updaters.
     pub fn mail_clock(&self) -> MailClock {
         match self.updater {
-            UpdaterKind::Transformer => MailClock::Age,
+            UpdaterKind::Transformer => MailClock::Age(self.mail_ages),
             UpdaterKind::Gru | UpdaterKind::Rnn => MailClock::SinceUpdate,
         }
     }
@@ -260,7 +271,7 @@ impl MemoryModel {
         let (w, b) = self.time.parameters();
         let clock = match self.clock {
             MailClock::SinceUpdate => Clock::SinceUpdate,
-            MailClock::Age => Clock::Age { now },
+            MailClock::Age(_) => Clock::Age { now },
         };
         mspipe_kernels::fetch(state, nodes, w, b, clock)
     }

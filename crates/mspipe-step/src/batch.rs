@@ -10,7 +10,7 @@
 use burn::prelude::*;
 use mspipe_data::EventStream;
 use mspipe_model::tensors::indices;
-use mspipe_model::{Delivery, EmbedInput, HopInput, MailClock, MemoryModel};
+use mspipe_model::{Delivery, EmbedInput, HopInput, MailAges, MailClock, MemoryModel};
 use mspipe_sampler::{
     NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
 };
@@ -45,11 +45,11 @@ pub enum RootRows {
 
 impl RootRows {
     /// What a model with mail clock `clock` needs: a row per root when the updater measures mail
-    /// ages (the updated memory then depends on the time it is asked at), else shared rows.
+    /// ages at each root's time (the updated memory then depends on it), else shared rows.
     pub fn for_clock(clock: MailClock) -> Self {
         match clock {
-            MailClock::Age => RootRows::PerRoot,
-            MailClock::SinceUpdate => RootRows::Shared,
+            MailClock::Age(MailAges::Root) => RootRows::PerRoot,
+            MailClock::Age(MailAges::Batch) | MailClock::SinceUpdate => RootRows::Shared,
         }
     }
 }

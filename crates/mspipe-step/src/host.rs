@@ -92,8 +92,8 @@ impl NodeMemory for MemoryStore {
             dim,
             slots,
         } = fetched;
-        if model.mail_clock() == MailClock::Age {
-            gathered.to_ages(&ages_from(batch), slots);
+        if let clock @ MailClock::Age(_) = model.mail_clock() {
+            gathered.to_ages(&ages_from(batch, clock), slots);
         }
         let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
         let root_dt: Vec<f32> = batch

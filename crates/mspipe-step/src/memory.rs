@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 
 use burn::prelude::*;
 use mspipe_data::Features;
-use mspipe_model::MemoryModel;
 use mspipe_model::memory::MemoryStore;
+use mspipe_model::{MailAges, MailClock, MemoryModel};
 use mspipe_sampler::SampledBatch;
 
 use crate::{Mailing, StaleFix};
@@ -122,17 +122,20 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
     }
 }
 
-/// Per row of `batch`, the time [`MailClock::Age`](mspipe_model::MailClock::Age) measures its
-/// mails' ages at: its root's time (with [`crate::RootRows::PerRoot`] every root has its own
-/// row; a row shared by several roots takes the earliest), or the batch's first event time for
-/// a row that is no root's.
-pub(crate) fn ages_from(batch: &SampledBatch) -> Vec<f64> {
+/// Per row of `batch`, the time a [`MailClock::Age`] clock measures its mails' ages at: its
+/// root's time with [`MailAges::Root`] (and [`crate::RootRows::PerRoot`] every root has a row of
+/// its own; a row shared by several roots would take the earliest); the batch's first event time
+/// with [`MailAges::Batch`], for a row that is no root's, and for any other clock.
+pub(crate) fn ages_from(batch: &SampledBatch, clock: MailClock) -> Vec<f64> {
     let start = batch
         .root_times
         .iter()
         .copied()
         .fold(f64::INFINITY, f64::min);
     let mut now = vec![start; batch.unique_nodes.len()];
+    if clock != MailClock::Age(MailAges::Root) {
+        return now;
+    }
     let mut seen = vec![false; batch.unique_nodes.len()];
     for (&u, &t) in batch.root_index.iter().zip(&batch.root_times) {
         let u = u as usize;
@@ -157,6 +160,10 @@ mod tests {
             unique_nodes: vec![7, 8, 9],
             ..SampledBatch::default()
         };
-        assert_eq!(ages_from(&batch), vec![2.0, 4.0, 2.0]);
+        assert_eq!(
+            ages_from(&batch, MailClock::Age(MailAges::Root)),
+            [2.0, 4.0, 2.0]
+        );
+        assert_eq!(ages_from(&batch, MailClock::Age(MailAges::Batch)), [2.0; 3]);
     }
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use anyhow::{Context, Result, bail};
 use mspipe_data::Format;
 use mspipe_model::memory::Combine;
-use mspipe_model::{Delivery, EmbeddingKind, MessageKind, UpdaterKind};
+use mspipe_model::{Delivery, EmbeddingKind, MailAges, MessageKind, UpdaterKind};
 use mspipe_sampler::{NegativeStrategy, Strategy};
 use mspipe_scheduler::Mode;
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,9 @@ pub struct MemoryConfig {
     pub combine: Combine,
     pub message: MessageKind,
     pub delivery: Delivery,
+    /// When APAN's updater measures its mails' ages: `root` (each root's time, TGL's) or `batch`
+    /// (the batch's first event time).
+    pub mail_ages: MailAges,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,6 +285,7 @@ impl Default for MemoryConfig {
             combine: Combine::Last,
             message: MessageKind::Identity,
             delivery: Delivery::ToSelf,
+            mail_ages: MailAges::Root,
         }
     }
 }

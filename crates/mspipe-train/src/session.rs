@@ -221,6 +221,7 @@ fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
         .with_combine(c.memory.combine)
         .with_message(c.memory.message)
         .with_delivery(c.memory.delivery)
+        .with_mail_ages(c.memory.mail_ages)
 }
 
 /// The negatives every evaluation of a run draws (DyGLib's: destinations of the whole stream),

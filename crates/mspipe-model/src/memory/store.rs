@@ -24,7 +24,8 @@ pub struct Gathered {
     pub last_update: Vec<f64>,
     /// `[U, M, mail_dim]` mails, oldest first; empty slots are zero.
     pub mail: Vec<f32>,
-    /// `[U, M]` mail time minus last-update time.
+    /// `[U, M]` mail time minus last-update time ([`crate::MailClock::SinceUpdate`]; see
+    /// [`Gathered::to_ages`]).
     pub mail_dt: Vec<f32>,
     /// `[U, M]` whether the slot holds a mail.
     pub mail_mask: Vec<bool>,
