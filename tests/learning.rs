@@ -14,9 +14,9 @@ const EPOCHS: usize = 15;
 /// (mean loss of the first 5 batches, mean loss of the last epoch, test AP).
 fn learns(model: ModelName) -> (f64, f64, f64) {
     let stream = repeating_stream(6_000, 400, 300, 5);
-    // Without dropout: the training loss then measures what the model learned, not the noise of
-    // the masks (APAN's falls 1.40 → 1.31 with TGL's 0.1 on its stored memory, 1.40 → 1.23 without,
-    // at the same test AP).
+    // Without dropout: the training loss then measures what the model learned, not the masks'
+    // noise (APAN's dropout on its stored memory keeps its training loss high at the same test AP;
+    // benches/report/apan-jodie.md).
     let overrides = [
         "train.batch_size=200",
         "train.lr=0.001",
