@@ -260,18 +260,19 @@ impl MemoryModel {
 
     /// Reads `nodes`' memories and mailboxes from a device-resident store and encodes their mail
     /// times with this model's time encoding and [`MemoryModel::mail_clock`] (ages at each
-    /// node's `now` `[U]`, in the store's time), in one fused pass where the device has the kernel
-    /// (see [`mspipe_kernels::fetch`]); [`MemoryModel::update_fetched`] continues from it.
+    /// node's `now()` `[U]`, in the store's time; called only when the clock measures ages), in
+    /// one fused pass where the device has the kernel (see [`mspipe_kernels::fetch`]);
+    /// [`MemoryModel::update_fetched`] continues from it.
     pub fn fetch_memory(
         &self,
         state: &DeviceMemory,
         nodes: Tensor<1, Int>,
-        now: Tensor<1>,
+        now: impl FnOnce() -> Tensor<1>,
     ) -> Fetched {
         let (w, b) = self.time.parameters();
         let clock = match self.clock {
             MailClock::SinceUpdate => Clock::SinceUpdate,
-            MailClock::Age(_) => Clock::Age { now },
+            MailClock::Age(_) => Clock::Age { now: now() },
         };
         mspipe_kernels::fetch(state, nodes, w, b, clock)
     }

@@ -96,11 +96,13 @@ impl NodeMemory for DeviceStore {
     ) -> Updated<DeviceRows> {
         let DeviceFetched { store, fix } = fetched;
         let nodes = indices(&batch.unique_nodes, device);
-        let now: Vec<f32> = ages_from(batch, model.mail_clock())
-            .iter()
-            .map(|&t| store.time(t))
-            .collect();
-        let now = floats(&now, [now.len()], device);
+        let now = || {
+            let now: Vec<f32> = ages_from(batch, model.mail_clock())
+                .iter()
+                .map(|&t| store.time(t))
+                .collect();
+            floats(&now, [now.len()], device)
+        };
         let mut fetched = model.fetch_memory(&on(&store.state, device), nodes, now);
         if let Some(fix) = fix {
             // The blend works on host rows: one round trip of the batch's rows, only in
