@@ -176,6 +176,77 @@ impl EventStream {
         }
     }
 
+    /// Appends the event `(src, dst, time)` (time in the stream's current unit) with its
+    /// edge-feature row — zeros when `edge` is `None` — as the stream's last event; a label or
+    /// split tag column gets 0 / 2 (after training). Returns the event's index. For events that
+    /// arrive after the stream was built (streaming inference).
+    ///
+    /// # Errors
+    /// A node out of range, a time that is not finite or goes backwards, an `edge` row whose
+    /// width is not the stream's edge-feature width; the stream is unchanged then.
+    pub fn push(
+        &mut self,
+        src: u32,
+        dst: u32,
+        time: f64,
+        edge: Option<&[f32]>,
+    ) -> Result<usize, ColumnsError> {
+        let i = self.len();
+        let bad = src.max(dst);
+        if bad as usize >= self.num_nodes() {
+            return Err(ColumnsError::NodeOutOfRange(i, bad, self.num_nodes()));
+        }
+        if !time.is_finite() || self.time.last().is_some_and(|&last| time < last) {
+            return Err(ColumnsError::Time(i));
+        }
+        let width = self.edge_feat.as_ref().map_or(0, Features::dim);
+        match (edge, &mut self.edge_feat) {
+            (Some(row), Some(f)) if row.len() == width => f.push_row(row),
+            (None, Some(f)) => f.push_row(&vec![0.0; width]),
+            (None, None) => {}
+            (Some(row), _) => return Err(ColumnsError::Length("edge_feat", row.len(), width)),
+        }
+        self.src.push(src);
+        self.dst.push(dst);
+        self.time.push(time);
+        if let Some(l) = &mut self.label {
+            l.push(0.0);
+        }
+        if let Some(r) = &mut self.ext_roll {
+            r.push(2);
+        }
+        Ok(i)
+    }
+
+    /// Appends a node with original id `original` (zero node features) and returns its dense id:
+    /// a node that first appears after the stream was built. Appended ids follow the sorted ones,
+    /// so [`NodeIds::dense`] does not find them; whoever appends keeps their lookup.
+    pub fn push_node(&mut self, original: u64) -> u32 {
+        let d = self.ids.len() as u32;
+        self.ids.push(original);
+        if let Some(f) = &mut self.node_feat {
+            f.push_row(&vec![0.0; f.dim()]);
+        }
+        d
+    }
+
+    /// Keeps the first `len` events (all of them if there are fewer).
+    pub fn truncate(&mut self, len: usize) {
+        let len = len.min(self.len());
+        self.src.truncate(len);
+        self.dst.truncate(len);
+        self.time.truncate(len);
+        if let Some(l) = &mut self.label {
+            l.truncate(len);
+        }
+        if let Some(r) = &mut self.ext_roll {
+            r.truncate(len);
+        }
+        if let Some(f) = self.edge_feat.take() {
+            self.edge_feat = Some(f.slice_rows(0, len));
+        }
+    }
+
     /// Per-event label (JODIE's state label), if the source had one.
     pub fn labels(&self) -> Option<&[f32]> {
         self.label.as_deref()
@@ -244,6 +315,48 @@ mod tests {
         let src = (0..n as u32).map(|i| i % 3).collect();
         let dst = (0..n as u32).map(|i| 3 + i % 2).collect();
         EventStream::from_edges(src, dst, time, 5).unwrap()
+    }
+
+    #[test]
+    fn pushed_events_and_nodes_extend_every_column_and_bad_ones_change_nothing() {
+        let f = Features::new(vec![1.0, 2.0, 3.0, 4.0], 2).unwrap();
+        let mut s = EventStream::from_columns(
+            vec![0, 1],
+            vec![2, 2],
+            vec![1.0, 2.0],
+            Some(vec![1.0, 0.0]),
+            None,
+            Some(f),
+            None,
+            NodeIds::identity(3),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.push(1, 0, 2.0, Some(&[5.0, 6.0])), Ok(2));
+        assert_eq!(s.push(2, 1, 3.0, None), Ok(3));
+        assert_eq!(s.edge_features().unwrap().row(3), &[0.0, 0.0]);
+        assert_eq!(s.labels(), Some(&[1.0, 0.0, 0.0, 0.0][..]));
+        let before = s.clone();
+        assert_eq!(s.push(0, 1, 2.5, None), Err(ColumnsError::Time(4)));
+        assert_eq!(
+            s.push(0, 3, 4.0, None),
+            Err(ColumnsError::NodeOutOfRange(4, 3, 3))
+        );
+        assert_eq!(
+            s.push(0, 1, 4.0, Some(&[1.0])),
+            Err(ColumnsError::Length("edge_feat", 1, 2))
+        );
+        assert_eq!(s, before);
+        assert_eq!(s.push_node(70), 3);
+        assert_eq!(s.node_ids().original(3), 70);
+        assert_eq!(s.push(3, 0, 4.0, None), Ok(4));
+        s.truncate(2);
+        assert_eq!(
+            (s.len(), s.time(), s.src()),
+            (2, &[1.0, 2.0][..], &[0, 1][..])
+        );
+        assert_eq!(s.edge_features().unwrap().as_slice(), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.labels(), Some(&[1.0, 0.0][..]));
     }
 
     #[test]

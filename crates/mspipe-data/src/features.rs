@@ -41,6 +41,12 @@ impl Features {
         self.data
     }
 
+    /// Appends `row`, which has [`Features::dim`] values.
+    pub(crate) fn push_row(&mut self, row: &[f32]) {
+        debug_assert_eq!(row.len(), self.dim);
+        self.data.extend_from_slice(row);
+    }
+
     /// Keeps rows `range` only (drops leading padding rows, for instance).
     pub(crate) fn slice_rows(mut self, start: usize, end: usize) -> Self {
         self.data.truncate(end * self.dim);

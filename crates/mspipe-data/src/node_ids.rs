@@ -25,6 +25,11 @@ impl NodeIds {
         NodeIds { original, users }
     }
 
+    /// Appends a node (see [`crate::EventStream::push_node`]).
+    pub(crate) fn push(&mut self, original: u64) {
+        self.original.push(original);
+    }
+
     /// Original id of dense node `d` (within its side for two-sided sources).
     pub fn original(&self, d: u32) -> u64 {
         self.original[d as usize]

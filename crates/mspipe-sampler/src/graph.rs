@@ -185,6 +185,15 @@ impl TemporalGraph {
         Ok(())
     }
 
+    /// Adds `count` nodes without events (nodes that first appear in a stream being served).
+    pub fn add_nodes(&mut self, count: usize) {
+        let end = self.nbr.len();
+        self.indptr.extend(std::iter::repeat_n(end, count));
+        if !self.tail.is_empty() {
+            self.tail.resize(self.indptr.len() - 1, Vec::new());
+        }
+    }
+
     /// Folds the appended events into the T-CSR arrays (one pass, one new copy of the arrays).
     pub fn compact(&mut self) {
         if self.tail.is_empty() {
@@ -345,5 +354,23 @@ mod tests {
         let full = TemporalGraph::from_stream(&stream(), Direction::Undirected);
         let rebuilt: Vec<_> = (0..3).map(|u| events(&full, u, 10.0)).collect();
         assert_eq!(after, rebuilt);
+    }
+
+    #[test]
+    fn added_nodes_start_empty_and_take_events() {
+        for appended in [false, true] {
+            let mut g = TemporalGraph::from_stream(&stream(), Direction::Undirected);
+            if appended {
+                g.insert(0, 1, 6.0, 4).unwrap();
+            }
+            g.add_nodes(2);
+            assert_eq!(g.num_nodes(), 5);
+            assert_eq!(events(&g, 4, 10.0), vec![]);
+            g.insert(4, 0, 7.0, 5).unwrap();
+            assert_eq!(events(&g, 4, 10.0), vec![(0, 5, 7.0)]);
+            assert_eq!(events(&g, 3, 10.0), vec![]);
+            assert_eq!(events(&g, 0, 10.0).last(), Some(&(4, 5, 7.0)));
+            assert_eq!(g.degree(2), 3, "old nodes keep their lists: events 1, 2, 3");
+        }
     }
 }

@@ -101,12 +101,23 @@ impl NegativeSampler {
     /// `is_train(i)` (TGN's `train_rand_sampler`, MSPipe's `DstRandEdgeSampler` over the training
     /// events), never a node the training period has not seen.
     pub fn for_training(stream: &EventStream, is_train: impl Fn(usize) -> bool, seed: u64) -> Self {
+        Self::random(stream.destination_nodes_of(is_train), seed)
+    }
+
+    /// Random negatives over `candidates` (sorted destination nodes), drawn as [`Self::new`]'s
+    /// with the same `seed`: what a server that holds only the candidate list draws.
+    pub fn random(candidates: Vec<u32>, seed: u64) -> Self {
         NegativeSampler {
             strategy: NegativeStrategy::Random,
             seed,
-            candidates: stream.destination_nodes_of(is_train),
+            candidates,
             history: EdgeHistory::default(),
         }
+    }
+
+    /// The destinations random negatives are drawn from.
+    pub fn candidates(&self) -> &[u32] {
+        &self.candidates
     }
 
     /// Negatives for the events `batch` (indices into `stream`, in time order; training batches
@@ -226,6 +237,11 @@ mod tests {
             assert_eq!(a, s.src()[1_000 + j / 5]);
             assert!(b >= users, "destinations are items");
         }
+        // A server holding only the candidate list draws the same negatives.
+        let served = NegativeSampler::random(sampler.candidates().to_vec(), 3);
+        let mut again = Negatives::default();
+        served.sample(&s, &range(1_000..1_200), 5, 0, &mut again);
+        assert_eq!(again, out);
     }
 
     #[test]

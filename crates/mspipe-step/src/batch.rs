@@ -316,3 +316,54 @@ pub fn apply_write<S: NodeMemory>(memory: &mut S, w: Write<S>) -> Vec<u32> {
     }
     w.written
 }
+
+/// A batch's link scores from [`Inference::run`].
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// `[B]` logit of each event's link.
+    pub pos: Tensor<1>,
+    /// `[B·K]` logits of its `K` negatives, row-major.
+    pub neg: Tensor<1>,
+    /// `[B, out]` embedding of each event's source at its time.
+    pub sources: Tensor<2>,
+}
+
+/// Inference as TGL evaluates: each batch is scored from the memory before it, then written into
+/// memory, so the next batch sees it. Evaluation replay and streaming inference both run it.
+#[derive(Debug, Clone, Copy)]
+pub struct Inference<'a> {
+    /// An inference model (no autodiff: dropout off, nothing recorded).
+    pub model: &'a MemoryModel,
+    /// Where the batch's mails go.
+    pub delivery: Delivery,
+    /// The stream's first event time ([`crate::StepConfig::time_origin`]).
+    pub time_origin: f64,
+    /// The model's device.
+    pub device: &'a Device,
+}
+
+impl Inference<'_> {
+    /// Samples `events` in `cx` (with `cx.per_positive` negatives each), scores them, and writes
+    /// the batch into `memory`.
+    ///
+    /// # Errors
+    /// What [`sample`] refuses.
+    pub fn run<S: NodeMemory>(
+        &self,
+        cx: SampleContext<'_>,
+        sampler: &mut NeighborSampler,
+        memory: &mut S,
+        events: Vec<usize>,
+    ) -> Result<Scored, SamplerError> {
+        let sampled = sample(cx, sampler, events)?;
+        let prepared = fetch_features(cx.stream, sampled);
+        let fetched = fetch_memory(&*memory, prepared, None);
+        let f = forward(self.model, fetched, self.time_origin, self.device);
+        apply_write(memory, prepare_write(cx.stream, self.delivery, f.update));
+        Ok(Scored {
+            pos: f.pos,
+            neg: f.neg,
+            sources: f.sources,
+        })
+    }
+}

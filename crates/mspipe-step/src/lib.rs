@@ -11,7 +11,9 @@ pub mod stages;
 mod stale;
 mod trainer;
 
-pub use batch::{Fetched, Forward, Prepared, RootRows, SampleContext, Sampled, Update, Write};
+pub use batch::{
+    Fetched, Forward, Inference, Prepared, RootRows, SampleContext, Sampled, Scored, Update, Write,
+};
 pub use device::{DeviceFetched, DeviceRows, DeviceStore};
 pub use error::StepError;
 pub use gradient_mean::GradientMean;

@@ -22,4 +22,5 @@ pub mod metrics;
 pub mod plot;
 pub mod record;
 pub mod run;
+pub mod serve;
 pub mod session;

@@ -30,6 +30,49 @@ enum Command {
     Eval(EvalArgs),
     /// Print the resolved configuration as TOML.
     Config(Common),
+    /// Score, then ingest, events as they arrive, from a trained run's serving state.
+    Serve(ServeArgs),
+    /// Write a run's serving state again from its best model (training writes it when it ends).
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The run directory (its serving state `serve/` is read, and written by checkpoints).
+    #[arg(long)]
+    run: PathBuf,
+    /// Events to read (default: standard input): `src,dst,t[,features…]` or JSON lines
+    /// `{"src":…,"dst":…,"t":…}`, original node ids and time unit.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Events per micro-batch.
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// Score a partial micro-batch once no event has come for this long.
+    #[arg(long, default_value_t = 50)]
+    max_delay_ms: u64,
+    /// Random negatives scored with each event (as evaluation draws them).
+    #[arg(long, default_value_t = 0)]
+    negatives: usize,
+    /// What to do with an event older than the last ingested one.
+    #[arg(long, value_enum, default_value = "skip")]
+    late: mspipe_train::serve::Late,
+    /// Write the state after every N ingested events and at the end (0: never).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// Replay memory through this split (`val`: serve the test split next).
+    #[arg(long, value_enum, default_value = "test")]
+    through: EvalSplit,
 }
 
 #[derive(Args)]
@@ -176,11 +219,7 @@ fn train(args: &Common) -> Result<()> {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    let file = args.run.join("config.toml");
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let model = saved_model(Some(&text)).context("config.toml names no model")?;
-    let config = resolve(model, Some(&text), &[])?;
+    let config = mspipe_train::run::run_config(&args.run)?;
     let metrics = mspipe_train::run::evaluate(&config, &args.run, args.split)?;
     // Keys as in metrics.jsonl: `test_ap`, `val_auc_pooled`, …
     let serde_json::Value::Object(fields) = serde_json::to_value(metrics)? else {
@@ -194,6 +233,43 @@ fn eval(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn serve(args: &ServeArgs) -> Result<()> {
+    mspipe_train::run::use_threads(args.threads)?;
+    let mut server = mspipe_train::serve::Server::open(&args.run)?;
+    if server.served() > 0 {
+        eprintln!(
+            "resuming: {} events already served; send the ones after them",
+            server.served()
+        );
+    }
+    let input: Box<dyn std::io::BufRead + Send> = match &args.input {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let options = mspipe_train::serve::ServeOptions {
+        batch: args.batch.max(1),
+        max_delay: std::time::Duration::from_millis(args.max_delay_ms),
+        negatives: args.negatives,
+        late: args.late,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let report = mspipe_train::serve::serve(
+        &mut server,
+        input,
+        &mut out,
+        &mut std::io::stderr(),
+        &options,
+    )?;
+    eprintln!(
+        "{} events scored and ingested in {} batches, {} lines skipped",
+        report.scored, report.batches, report.skipped
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     mspipe_train::alloc::keep_freed_pages();
     let cli = Cli::parse();
@@ -201,6 +277,8 @@ fn main() -> ExitCode {
         None => train(&cli.train),
         Some(Command::Train(args)) => train(args),
         Some(Command::Eval(args)) => eval(args),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Export(args)) => mspipe_train::serve::export_run(&args.run, args.through),
         Some(Command::Config(args)) => args
             .config()
             .and_then(|c| Ok(toml::to_string(&c)?))

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use mspipe_model::kernels::memory_kernels_run_on;
 use mspipe_scheduler::{Stage, Timeline};
-use mspipe_step::{DeviceStore, NodeMemory};
+use mspipe_step::{DeviceStore, MemoryStore, NodeMemory};
 
 use crate::config::{Config, ModelName};
 use crate::edgebank::EdgeBank;
@@ -218,7 +218,7 @@ fn checkpoint<S: NodeMemory>(
 
 /// Fills a fresh temporary directory with `fill`, then puts it in place of `dir`: a crash leaves
 /// either the old directory or the new one, never a mix.
-fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -451,6 +451,7 @@ fn train_session<S: NodeMemory>(
     if best.exists() {
         session.load_model(&best)?;
     }
+    crate::serve::export(&mut session, out, EvalSplit::Test)?;
     if config.train.node_classification {
         summary.node_classification = crate::classify::node_classification(&mut session)?;
     }
@@ -521,54 +522,80 @@ impl EvalSplit {
 /// rebuilt by replaying the training events (and validation, for test) without training, then
 /// the split is scored as during training.
 pub fn evaluate(config: &Config, out: &Path, split: EvalSplit) -> Result<SplitMetrics> {
-    let (stream, data_split) = data(config)?;
     if config.model == ModelName::Edgebank {
+        let (stream, data_split) = data(config)?;
         let (val, test) = edgebank_scores(config, &stream, &data_split);
         return Ok(match split {
             EvalSplit::Val => metrics(&val),
             EvalSplit::Test => metrics(&test),
         });
     }
-    let device = base_device();
     // Several workers share one host store; a device store belongs to one device.
-    if memory_kernels_run_on(&device) && config.train.workers == 1 {
-        let session =
-            Session::<DeviceStore>::on_device(config.clone(), stream, data_split, device)?;
-        evaluate_session(session, out, split)
+    let scores = if memory_kernels_run_on(&base_device()) && config.train.workers == 1 {
+        evaluate_session(best_session::<DeviceStore>(config, out)?, split)?
     } else {
-        evaluate_session(
-            Session::new(config.clone(), stream, data_split)?,
-            out,
-            split,
-        )
-    }
+        evaluate_session(best_session::<MemoryStore>(config, out)?, split)?
+    };
+    Ok(metrics(&scores))
 }
 
-/// [`evaluate`] with `session`.
-fn evaluate_session<S: NodeMemory>(
-    mut session: Session<S>,
-    out: &Path,
-    split: EvalSplit,
-) -> Result<SplitMetrics> {
-    let config = session.config.clone();
+/// The scores behind [`evaluate`] (a learned model's run, on host node memory): one logit per
+/// event of `split` and its negatives'.
+pub fn evaluate_scores(config: &Config, out: &Path, split: EvalSplit) -> Result<Scores> {
+    evaluate_session(best_session::<MemoryStore>(config, out)?, split)
+}
+
+/// A session of `config` over its data on [`base_device`], with node memory in an `S` and the
+/// best model of run `out` loaded.
+fn best_session<S: NodeMemory>(config: &Config, out: &Path) -> Result<Session<S>> {
+    if config.model == ModelName::Edgebank {
+        anyhow::bail!("EdgeBank has no model to load");
+    }
+    let (stream, data_split) = data(config)?;
+    let mut session = Session::on_device(config.clone(), stream, data_split, base_device())?;
     let dir = out.join(BEST);
     session
         .load_model(&dir)
         .with_context(|| format!("loading the best model in {}", dir.display()))?;
-    let k = config.train.mrr_negatives.max(1);
+    Ok(session)
+}
+
+/// Runs `f` on the session of run `run` (its `config.toml`, its data, its best model).
+pub fn with_best_session<T>(run: &Path, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+    let config = run_config(run)?;
+    f(&mut best_session(&config, run)?)
+}
+
+/// The configuration run `run` was trained with (its `config.toml`).
+pub fn run_config(run: &Path) -> Result<Config> {
+    let file = run.join("config.toml");
+    let context = || format!("reading {}", file.display());
+    let text = std::fs::read_to_string(&file).with_context(context)?;
+    let table: toml::Table = toml::from_str(&text).with_context(context)?;
+    let model: ModelName = table
+        .get("model")
+        .with_context(|| format!("{} names no model", file.display()))?
+        .clone()
+        .try_into()
+        .with_context(context)?;
+    crate::config::resolve(model, Some(&text), &[]).with_context(context)
+}
+
+/// The scores of [`evaluate`] with `session` (best model loaded).
+fn evaluate_session<S: NodeMemory>(mut session: Session<S>, split: EvalSplit) -> Result<Scores> {
+    let k = session.config.train.mrr_negatives.max(1);
     let train: Vec<usize> = session.train_events().to_vec();
     let val: Vec<usize> = session.split.val.clone().collect();
     let test: Vec<usize> = session.split.test.clone().collect();
     session.reset_memory();
     session.evaluate(&train, 1)?;
-    let scores = match split {
+    Ok(match split {
         EvalSplit::Val => session.evaluate(&val, k)?,
         EvalSplit::Test => {
             session.evaluate(&val, k)?;
             session.evaluate(&test, k)?
         }
-    };
-    Ok(metrics(&scores))
+    })
 }
 
 /// Whether the last `patience` epochs brought no better validation AP than the one before them.

@@ -17,8 +17,8 @@ use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
 
 use mspipe_step::batch::{self, RootRows, SampleContext};
 use mspipe_step::{
-    GradientMean, Handover, MemoryShape, MemoryStore, NodeMemory, Replica, StepConfig, TrainStages,
-    Trainer, batch_events,
+    GradientMean, Handover, Inference, MemoryShape, MemoryStore, NodeMemory, Replica, Scored,
+    StepConfig, TrainStages, Trainer, batch_events,
 };
 
 use crate::config::Config;
@@ -34,13 +34,6 @@ pub struct Scores {
     pub new_node: Vec<bool>,
     /// Positives per evaluation batch, in order (metrics are averaged over batches).
     pub batch_len: Vec<usize>,
-}
-
-/// What an inference pass yields per batch.
-struct Inference {
-    pos: Tensor<1>,
-    neg: Tensor<1>,
-    sources: Tensor<2>,
 }
 
 /// The model, its optimizer, the node memory (of type `S`), the graphs and the samplers of a run.
@@ -206,7 +199,7 @@ impl<F: FnMut(f64)> InOrder<F> {
 /// Key of the evaluation negatives: the same in every epoch and run with the same seed.
 pub const EVAL_KEY: u64 = u64::MAX;
 
-fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
+pub(crate) fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
     MemoryModelConfig::new(edge_dim, c.memory.updater, c.gnn.embedding)
         .with_memory_dim(c.memory.dim)
         .with_time_dim(c.memory.time_dim)
@@ -231,8 +224,13 @@ pub fn eval_negatives(config: &Config, stream: &EventStream, split: &Split) -> N
         config.train.eval_negatives,
         stream,
         |i| split.is_train_event(stream, i),
-        config.train.seed.wrapping_add(1),
+        eval_negative_seed(config),
     )
+}
+
+/// The seed of evaluation's negatives (training's draws from the run's seed itself).
+pub(crate) fn eval_negative_seed(config: &Config) -> u64 {
+    config.train.seed.wrapping_add(1)
 }
 
 impl Session {
@@ -461,16 +459,22 @@ impl<S: NodeMemory> Session<S> {
     }
 
     /// Runs `events` through the inference model batch by batch, in order, writing memory back;
-    /// `each` sees every batch's events and forward output.
+    /// `each` sees every batch's events and scores.
     fn replay(
         &mut self,
         events: &[usize],
         per_positive: usize,
-        mut each: impl FnMut(&[usize], Inference, &Self),
+        mut each: impl FnMut(&[usize], Scored, &Self),
     ) -> Result<()> {
         // Inference copy of the parameters, made once per pass rather than once per batch.
         let model = self.model.valid();
         let device = self.device.clone().inner();
+        let inference = Inference {
+            model: &model,
+            delivery: self.model_config.delivery,
+            time_origin: self.time_origin(),
+            device: &device,
+        };
         for events in events.chunks(self.config.train.batch_size) {
             let cx = SampleContext {
                 stream: &self.stream,
@@ -480,20 +484,15 @@ impl<S: NodeMemory> Session<S> {
                 per_positive,
                 root_rows: self.root_rows(),
             };
-            let sampled = batch::sample(cx, &mut self.sampler, events.to_vec())?;
-            let prepared = batch::fetch_features(&self.stream, sampled);
-            let fetched = batch::fetch_memory(&self.store, prepared, None);
-            let f = batch::forward(&model, fetched, self.time_origin(), &device);
-            let write = batch::prepare_write(&self.stream, self.model_config.delivery, f.update);
-            batch::apply_write(&mut self.store, write);
-            let out = Inference {
-                pos: f.pos,
-                neg: f.neg,
-                sources: f.sources,
-            };
-            each(events, out, self);
+            let scored = inference.run(cx, &mut self.sampler, &mut self.store, events.to_vec())?;
+            each(events, scored, self);
         }
         Ok(())
+    }
+
+    /// The destinations evaluation's random negatives are drawn from.
+    pub(crate) fn eval_candidates(&self) -> &[u32] {
+        self.eval_negatives.candidates()
     }
 
     /// Width of the embeddings the decoders see.

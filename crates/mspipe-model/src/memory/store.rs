@@ -82,6 +82,18 @@ impl MemoryStore {
         self.mail_valid.fill(false);
     }
 
+    /// Grows the store to `nodes` nodes, the new ones with zero memory and empty mailboxes (nodes
+    /// that first appear in a stream being served). Never shrinks.
+    pub fn grow(&mut self, nodes: usize) {
+        let nodes = nodes.max(self.num_nodes());
+        let (d, m, md) = (self.dim, self.slots, self.mail_dim);
+        self.memory.resize(nodes * d, 0.0);
+        self.last_update.resize(nodes, 0.0);
+        self.mail.resize(nodes * m * md, 0.0);
+        self.mail_time.resize(nodes * m, 0.0);
+        self.mail_valid.resize(nodes * m, false);
+    }
+
     /// Memory width.
     pub fn dim(&self) -> usize {
         self.dim
@@ -290,6 +302,26 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grown_nodes_are_empty_and_old_ones_unchanged() {
+        let mut s = MemoryStore::new(2, 2, 1, 2);
+        s.write_memory(&[1], &[7.0, 8.0], &[2.0]);
+        s.push_mails(&[1], &[40.0], &[4.0]);
+        let mut g = Gathered::default();
+        s.gather(&[0, 1], &mut g);
+        s.grow(4);
+        assert_eq!(s.num_nodes(), 4);
+        let mut after = Gathered::default();
+        s.gather(&[0, 1], &mut after);
+        assert_eq!(after, g);
+        s.gather(&[3], &mut after);
+        assert_eq!(after.memory, [0.0; 2]);
+        assert_eq!(after.mail_mask, [false; 2]);
+        assert_eq!(s.last_update(3), 0.0);
+        s.grow(1);
+        assert_eq!(s.num_nodes(), 4, "never shrinks");
+    }
 
     #[test]
     fn latest_mail_wins_and_fifo_shifts() {

@@ -1,0 +1,274 @@
+//! [`Server`]: a run's serving state, live — scores each micro-batch of new events from the
+//! memory before it, then ingests it (memory and mailbox update, mail delivery, graph insert),
+//! exactly as training's evaluation replays a split.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use mspipe_data::EventStream;
+use mspipe_model::tensors::to_vec;
+use mspipe_model::{MemoryModel, MemoryModelConfig};
+use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
+use mspipe_step::{Inference, MemoryStore, RootRows, SampleContext};
+use rustc_hash::FxHashMap;
+
+use super::input::NewEvent;
+use super::state::{self, Saved, StateInfo};
+use crate::config::Config;
+use crate::session::{EVAL_KEY, base_device, model_config};
+
+/// What a served event scored, before it was ingested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventScore {
+    /// Logit of the link (src, dst) at its time.
+    pub logit: f32,
+    /// Logits of its negatives (src, a random known destination) at the same time.
+    pub negatives: Vec<f32>,
+    /// Whether the source was unknown before this event (a new node, zero memory).
+    pub new_src: bool,
+    /// Whether the destination was unknown before this event.
+    pub new_dst: bool,
+}
+
+/// Original id → dense id, per side of a two-sided stream (users, items) or for both.
+struct NodeLookup {
+    users: FxHashMap<u64, u32>,
+    /// Items of a two-sided stream (none: one id space).
+    items: Option<FxHashMap<u64, u32>>,
+}
+
+impl NodeLookup {
+    fn new(stream: &EventStream, info: &StateInfo) -> Self {
+        let ids = stream.node_ids().originals();
+        let users_end = stream.node_ids().users();
+        let new_user = |d: usize| info.new_users.binary_search(&(d as u32)).is_ok();
+        let is_user = |d: usize| match users_end {
+            None => true,
+            Some(u) if d < info.dataset_nodes => d < u,
+            Some(_) => new_user(d),
+        };
+        let side = |user: bool| {
+            (0..ids.len())
+                .filter(|&d| is_user(d) == user)
+                .map(|d| (ids[d], d as u32))
+                .collect()
+        };
+        NodeLookup {
+            users: side(true),
+            items: users_end.map(|_| side(false)),
+        }
+    }
+
+    /// The map of sources (users) or destinations (items; the same map in one id space).
+    fn side(&mut self, source: bool) -> &mut FxHashMap<u64, u32> {
+        match &mut self.items {
+            Some(items) if !source => items,
+            _ => &mut self.users,
+        }
+    }
+}
+
+/// A trained run's model serving a stream: see the module documentation.
+pub struct Server {
+    dir: PathBuf,
+    info: StateInfo,
+    config: Config,
+    model_config: MemoryModelConfig,
+    model: MemoryModel,
+    store: MemoryStore,
+    sampler: NeighborSampler,
+    graph: TemporalGraph,
+    stream: EventStream,
+    negatives: NegativeSampler,
+    lookup: NodeLookup,
+    device: Device,
+}
+
+impl Server {
+    /// Opens the serving state of run directory `run` (see [`state`]) on [`base_device`].
+    ///
+    /// # Errors
+    /// A missing or damaged state, or one of another format version, naming the file.
+    pub fn open(run: &Path) -> Result<Self> {
+        let dir = state::dir(run);
+        let (info, config, stream) = state::read(&dir)?;
+        let device = base_device();
+        let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
+        let model_config = model_config(&config, edge_dim);
+        let file = dir.join("model.bpk");
+        let model = model_config
+            .init(&device)
+            .try_load_file(&file)
+            .with_context(|| format!("loading {}", file.display()))?;
+        let mut store = MemoryStore::new(
+            stream.num_nodes(),
+            model_config.memory_dim,
+            model_config.mail_dim(),
+            model_config.mailbox,
+        );
+        let file = dir.join("memory.bin");
+        let mut r = std::io::BufReader::new(
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+        );
+        store
+            .read_from(&mut r)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let sampler = NeighborSampler::new(NeighborConfig {
+            k: config.sampling.neighbors,
+            layers: config.sampling.layers,
+            strategy: config.sampling.strategy,
+            seed: config.train.seed,
+        })?;
+        let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
+        let negatives = NegativeSampler::random(info.candidates.clone(), info.negative_seed);
+        let lookup = NodeLookup::new(&stream, &info);
+        Ok(Server {
+            dir,
+            info,
+            config,
+            model_config,
+            model,
+            store,
+            sampler,
+            graph,
+            stream,
+            negatives,
+            lookup,
+            device,
+        })
+    }
+
+    /// Events ingested while serving since the state was exported (a restarted client resends
+    /// the events after these).
+    pub fn served(&self) -> usize {
+        self.info.served
+    }
+
+    /// The last ingested event's time, in the model's unit (see [`Server::model_time`]).
+    pub fn last_time(&self) -> Option<f64> {
+        self.stream.time().last().copied()
+    }
+
+    /// Edge features each event carries (0: none).
+    pub fn edge_dim(&self) -> usize {
+        self.stream.edge_features().map_or(0, |f| f.dim())
+    }
+
+    /// Checks `event`'s features: the stream's width, or none (zeros).
+    ///
+    /// # Errors
+    /// What is wrong, for the client.
+    pub fn check_features(&self, event: &NewEvent) -> std::result::Result<(), String> {
+        match &event.features {
+            Some(f) if f.len() != self.edge_dim() => Err(format!(
+                "{} features, the stream's events have {}",
+                f.len(),
+                self.edge_dim()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Scores `events` (in time order, none older than the last ingested, features passing
+    /// [`Server::check_features`]) with `negatives` random
+    /// negatives each, from the memory before them, then ingests them: one micro-batch, as one
+    /// evaluation batch of training.
+    ///
+    /// # Errors
+    /// An event out of order or with features of another width (nothing is changed then).
+    pub fn score(&mut self, events: &[NewEvent], negatives: usize) -> Result<Vec<EventScore>> {
+        let mut last = self.last_time();
+        for e in events {
+            self.check_features(e).map_err(anyhow::Error::msg)?;
+            let t = self.model_time(e.t);
+            if last.is_some_and(|last| t < last) {
+                bail!("event at t = {} is older than the one before it", e.t);
+            }
+            last = Some(t);
+        }
+        let mut new = Vec::with_capacity(events.len());
+        let mut indices = Vec::with_capacity(events.len());
+        for e in events {
+            let (src, new_src) = self.node(e.src, true);
+            let (dst, new_dst) = self.node(e.dst, false);
+            new.push((new_src, new_dst));
+            let t = self.model_time(e.t);
+            let i = self.stream.push(src, dst, t, e.features.as_deref())?;
+            self.graph.insert(src, dst, t, i as u32)?;
+            indices.push(i);
+        }
+        let cx = SampleContext {
+            stream: &self.stream,
+            graph: &self.graph,
+            negatives: &self.negatives,
+            negative_key: EVAL_KEY,
+            per_positive: negatives,
+            root_rows: RootRows::for_clock(self.model_config.mail_clock()),
+        };
+        let inference = Inference {
+            model: &self.model,
+            delivery: self.model_config.delivery,
+            time_origin: self.info.time_origin,
+            device: &self.device,
+        };
+        let scored = inference.run(cx, &mut self.sampler, &mut self.store, indices)?;
+        self.info.served += events.len();
+        let pos = to_vec(scored.pos);
+        let neg = to_vec(scored.neg);
+        Ok(pos
+            .into_iter()
+            .zip(new)
+            .enumerate()
+            .map(|(i, (logit, (new_src, new_dst)))| EventScore {
+                logit,
+                negatives: neg[i * negatives..(i + 1) * negatives].to_vec(),
+                new_src,
+                new_dst,
+            })
+            .collect())
+    }
+
+    /// Writes the live state over the run's serving state, atomically.
+    ///
+    /// # Errors
+    /// I/O errors, naming the path.
+    pub fn checkpoint(&self) -> Result<()> {
+        let saved = Saved {
+            info: &self.info,
+            config: &self.config,
+            stream: &self.stream,
+            model: &|d| Ok(self.model.clone().save_file(d.join("model.bpk"))?),
+            memory: &|p| {
+                let mut w = std::io::BufWriter::new(std::fs::File::create(p)?);
+                self.store.write_to(&mut w)?;
+                std::io::Write::flush(&mut w)?;
+                Ok(())
+            },
+        };
+        state::write(&self.dir, &saved)
+    }
+
+    /// `t` of the stream file's unit in the model's, as training rescaled the stream (monotone:
+    /// compare times in this unit, where a served event meets the stream's).
+    pub fn model_time(&self, t: f64) -> f64 {
+        t / self.info.time_unit
+    }
+
+    /// The dense id of original id `id` (a source if `source`), and whether it is new: a new
+    /// node gets zero memory and no events, as training's unseen nodes.
+    fn node(&mut self, id: u64, source: bool) -> (u32, bool) {
+        if let Some(&d) = self.lookup.side(source).get(&id) {
+            return (d, false);
+        }
+        let d = self.stream.push_node(id);
+        self.lookup.side(source).insert(id, d);
+        if source && self.lookup.items.is_some() {
+            self.info.new_users.push(d);
+        }
+        self.graph.add_nodes(1);
+        self.store.grow(self.stream.num_nodes());
+        (d, true)
+    }
+}
