@@ -37,7 +37,30 @@ impl LinkPredictor {
         let h = relu(self.src.forward(h_src) + self.dst.forward(h_dst));
         self.out.forward(h).squeeze_dim(1)
     }
+
+    /// `[B, dim]` × `[C, dim]` → `[B, C]` logits of every pair: each side goes through its
+    /// linear map once (not once per pair), then the pairs' hidden rows are made a block of
+    /// sources at a time, so memory stays at [`PAIR_BLOCK`] rows of `dim`.
+    pub fn all_pairs(&self, h_src: Tensor<2>, h_dst: Tensor<2>) -> Tensor<2> {
+        let a = self.src.forward(h_src);
+        let b = self.dst.forward(h_dst);
+        let ([n, dim], c) = (a.dims(), b.dims()[0]);
+        let b = b.reshape([1, c, dim]);
+        let block = (PAIR_BLOCK / c.max(1)).max(1);
+        let rows: Vec<Tensor<2>> = (0..n)
+            .step_by(block)
+            .map(|s| {
+                let e = (s + block).min(n);
+                let h = relu(a.clone().slice(s..e).reshape([e - s, 1, dim]) + b.clone());
+                self.out.forward(h).reshape([e - s, c])
+            })
+            .collect();
+        Tensor::cat(rows, 0)
+    }
 }
+
+/// Pair rows [`LinkPredictor::all_pairs`] makes at once.
+pub const PAIR_BLOCK: usize = 1 << 16;
 
 /// Configuration of a [`NodeClassifier`].
 #[derive(Config, Debug)]
@@ -72,5 +95,35 @@ impl NodeClassifier {
         self.out
             .forward(relu(self.hidden.forward(h)))
             .squeeze_dim(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensors::to_vec;
+
+    #[test]
+    fn all_pairs_scores_every_pair_as_forward_does() {
+        let device = Device::flex();
+        let link = LinkPredictorConfig::new(6).init(&device);
+        let src = Tensor::<2>::random(
+            [3, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let dst = Tensor::<2>::random(
+            [4, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let all = to_vec(link.all_pairs(src.clone(), dst.clone()).reshape([12]));
+        for i in 0..3 {
+            for j in 0..4 {
+                let one = link.forward(src.clone().slice(i..i + 1), dst.clone().slice(j..j + 1));
+                let want = to_vec(one)[0];
+                assert!((all[i * 4 + j] - want).abs() < 1e-5, "({i}, {j})");
+            }
+        }
     }
 }

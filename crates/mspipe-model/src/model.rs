@@ -382,6 +382,12 @@ impl MemoryModel {
             .forward(h.clone().select(0, src), h.select(0, dst))
     }
 
+    /// Logits `[B, C]` of every pair of `[B, dim]` sources and `[C, dim]` destinations
+    /// (ranking candidates; see [`LinkPredictor::all_pairs`](crate::decoder::LinkPredictor::all_pairs)).
+    pub fn score_all(&self, h_src: Tensor<2>, h_dst: Tensor<2>) -> Tensor<2> {
+        self.link.all_pairs(h_src, h_dst)
+    }
+
     /// Binary cross-entropy of positive logits (label 1) and negative logits (label 0), each
     /// averaged over its own count (TGL's loss).
     pub fn loss(pos: Tensor<1>, neg: Tensor<1>) -> Tensor<1> {

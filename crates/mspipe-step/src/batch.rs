@@ -180,6 +180,40 @@ pub fn sample(
     })
 }
 
+/// S for arbitrary roots: `roots` at `time`, as seen by a batch whose first event is `first`
+/// (events at `time` from `first` on are not yet in the past), with no events of their own.
+///
+/// # Errors
+/// What the neighbour sampler refuses.
+pub fn sample_roots(
+    cx: SampleContext<'_>,
+    sampler: &mut NeighborSampler,
+    roots: Vec<u32>,
+    time: f64,
+    first: usize,
+) -> Result<Sampled, SamplerError> {
+    let times = vec![time; roots.len()];
+    let mut batch = SampledBatch::default();
+    sampler.sample(
+        cx.graph,
+        &roots,
+        &times,
+        first as u32,
+        first as u64,
+        &mut batch,
+    )?;
+    if cx.root_rows == RootRows::PerRoot {
+        batch.separate_roots();
+    }
+    Ok(Sampled {
+        events: Vec::new(),
+        times: Vec::new(),
+        neg_src_row: Vec::new(),
+        per_positive: 0,
+        batch,
+    })
+}
+
 /// F: the edge-feature rows of every valid slot (zeros for padding).
 pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
     let features = stream.edge_features();
@@ -234,29 +268,7 @@ pub fn forward<S: NodeMemory>(
     time_origin: f64,
     device: &Device,
 ) -> Forward<S> {
-    let Fetched { prepared, memory } = fetched;
-    let Prepared {
-        sampled,
-        edges,
-        edge_dim,
-    } = prepared;
-    let sb = &sampled.batch;
-    let updated = S::update(model, memory, sb, time_origin, device);
-    let hops = sb
-        .hops
-        .iter()
-        .zip(&edges)
-        .map(|(h, e)| {
-            let edge = e.as_deref().map(|rows| (rows, edge_dim));
-            HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
-        })
-        .collect();
-    let input = EmbedInput {
-        root_index: indices(&sb.root_index, device),
-        root_dt: updated.root_dt,
-        hops,
-    };
-    let h = model.embed(updated.memory, &input);
+    let (h, sampled, rows) = embed(model, fetched, time_origin, device);
     let b = sampled.events.len() as u32;
     let sources = h.clone().slice(0..b as usize).detach();
     let n_neg = sampled.neg_src_row.len() as u32;
@@ -279,11 +291,41 @@ pub fn forward<S: NodeMemory>(
         pos: pos.detach(),
         neg: neg.detach(),
         sources,
-        update: Update {
-            sampled,
-            rows: updated.rows,
-        },
+        update: Update { sampled, rows },
     }
+}
+
+/// The roots' embeddings `[R, out]` from the memory fetched (updated from the mailboxes, not
+/// written anywhere), with the sampled batch and the updated rows handed back.
+fn embed<S: NodeMemory>(
+    model: &MemoryModel,
+    fetched: Fetched<S>,
+    time_origin: f64,
+    device: &Device,
+) -> (Tensor<2>, Sampled, S::Rows) {
+    let Fetched { prepared, memory } = fetched;
+    let Prepared {
+        sampled,
+        edges,
+        edge_dim,
+    } = prepared;
+    let sb = &sampled.batch;
+    let updated = S::update(model, memory, sb, time_origin, device);
+    let hops = sb
+        .hops
+        .iter()
+        .zip(&edges)
+        .map(|(h, e)| {
+            let edge = e.as_deref().map(|rows| (rows, edge_dim));
+            HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
+        })
+        .collect();
+    let input = EmbedInput {
+        root_index: indices(&sb.root_index, device),
+        root_dt: updated.root_dt,
+        hops,
+    };
+    (model.embed(updated.memory, &input), sampled, updated.rows)
 }
 
 /// U, first half: the endpoints' new memory rows and the mails (self ⊕ other ⊕ edge) for the
@@ -365,5 +407,33 @@ impl Inference<'_> {
             neg: f.neg,
             sources: f.sources,
         })
+    }
+
+    /// [`Inference::run`], and before it writes, the logits `[B, C]` of every pair (event
+    /// source, candidate destination): the sources embedded at their events' times, the
+    /// `candidates` once for the batch, at its first event's time (never after any event's,
+    /// so nothing of the batch leaks into them).
+    ///
+    /// # Errors
+    /// What [`sample`] refuses.
+    ///
+    /// # Panics
+    /// If `events` is empty.
+    pub fn run_ranking<S: NodeMemory>(
+        &self,
+        cx: SampleContext<'_>,
+        sampler: &mut NeighborSampler,
+        memory: &mut S,
+        events: Vec<usize>,
+        candidates: &[u32],
+    ) -> Result<(Scored, Tensor<2>), SamplerError> {
+        let first = events[0];
+        let time = cx.stream.time()[first];
+        let sampled = sample_roots(cx, sampler, candidates.to_vec(), time, first)?;
+        let fetched = fetch_memory(&*memory, fetch_features(cx.stream, sampled), None);
+        let (h, _, _) = embed(self.model, fetched, self.time_origin, self.device);
+        let scored = self.run(cx, sampler, memory, events)?;
+        let pairs = self.model.score_all(scored.sources.clone(), h);
+        Ok((scored, pairs))
     }
 }

@@ -54,6 +54,9 @@ struct ServeArgs {
     /// Random negatives scored with each event (as evaluation draws them).
     #[arg(long, default_value_t = 0)]
     negatives: usize,
+    /// List each event's K most likely destinations among every known one (0: none).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
     /// What to do with an event older than the last ingested one.
     #[arg(long, value_enum, default_value = "skip")]
     late: mspipe_train::serve::Late,
@@ -252,6 +255,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         batch: args.batch.max(1),
         max_delay: std::time::Duration::from_millis(args.max_delay_ms),
         negatives: args.negatives,
+        top_k: args.top_k,
         late: args.late,
         checkpoint_every: args.checkpoint_every,
     };

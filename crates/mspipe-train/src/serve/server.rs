@@ -30,6 +30,9 @@ pub struct EventScore {
     pub new_src: bool,
     /// Whether the destination was unknown before this event.
     pub new_dst: bool,
+    /// The most likely destinations for the source at this time, best first: (original id,
+    /// logit) (empty unless asked for).
+    pub top: Vec<(u64, f32)>,
 }
 
 /// Original id → dense id, per side of a two-sided stream (users, items) or for both.
@@ -92,9 +95,17 @@ impl Server {
     /// # Errors
     /// A missing or damaged state, or one of another format version, naming the file.
     pub fn open(run: &Path) -> Result<Self> {
+        Self::open_on(run, base_device())
+    }
+
+    /// [`Server::open`] with the model on `device`, whichever device trained it: the state is
+    /// the same on every device (node memory stays in host buffers, uploaded per batch).
+    ///
+    /// # Errors
+    /// As [`Server::open`].
+    pub fn open_on(run: &Path, device: Device) -> Result<Self> {
         let dir = state::dir(run);
         let (info, config, stream) = state::read(&dir)?;
-        let device = base_device();
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let file = dir.join("model.bpk");
@@ -172,13 +183,29 @@ impl Server {
     }
 
     /// Scores `events` (in time order, none older than the last ingested, features passing
-    /// [`Server::check_features`]) with `negatives` random
-    /// negatives each, from the memory before them, then ingests them: one micro-batch, as one
-    /// evaluation batch of training.
+    /// [`Server::check_features`]) with `negatives` random negatives each, from the memory before
+    /// them, then ingests them: one micro-batch, as one evaluation batch of training.
     ///
     /// # Errors
     /// An event out of order or with features of another width (nothing is changed then).
     pub fn score(&mut self, events: &[NewEvent], negatives: usize) -> Result<Vec<EventScore>> {
+        self.score_ranked(events, negatives, 0)
+    }
+
+    /// [`Server::score`], with each event's `top` most likely destinations among every known
+    /// destination (see [`Inference::run_ranking`] for the time they are embedded at).
+    ///
+    /// # Errors
+    /// As [`Server::score`].
+    pub fn score_ranked(
+        &mut self,
+        events: &[NewEvent],
+        negatives: usize,
+        top: usize,
+    ) -> Result<Vec<EventScore>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut last = self.last_time();
         for e in events {
             self.check_features(e).map_err(anyhow::Error::msg)?;
@@ -213,10 +240,33 @@ impl Server {
             time_origin: self.info.time_origin,
             device: &self.device,
         };
-        let scored = inference.run(cx, &mut self.sampler, &mut self.store, indices)?;
+        let (scored, ranked) = if top == 0 {
+            let scored = inference.run(cx, &mut self.sampler, &mut self.store, indices)?;
+            (scored, Vec::new())
+        } else {
+            let candidates = self.negatives.candidates();
+            let (scored, pairs) = inference.run_ranking(
+                cx,
+                &mut self.sampler,
+                &mut self.store,
+                indices,
+                candidates,
+            )?;
+            let ids = self.stream.node_ids();
+            let best = |row: &[f32]| -> Vec<(u64, f32)> {
+                top_k(row, top)
+                    .into_iter()
+                    .map(|j| (ids.original(candidates[j]), row[j]))
+                    .collect()
+            };
+            let pairs = to_vec(pairs);
+            let ranked = pairs.chunks(candidates.len().max(1)).map(best).collect();
+            (scored, ranked)
+        };
         self.info.served += events.len();
         let pos = to_vec(scored.pos);
         let neg = to_vec(scored.neg);
+        let mut ranked = ranked.into_iter();
         Ok(pos
             .into_iter()
             .zip(new)
@@ -226,6 +276,7 @@ impl Server {
                 negatives: neg[i * negatives..(i + 1) * negatives].to_vec(),
                 new_src,
                 new_dst,
+                top: ranked.next().unwrap_or_default(),
             })
             .collect())
     }
@@ -267,8 +318,41 @@ impl Server {
         if source && self.lookup.items.is_some() {
             self.info.new_users.push(d);
         }
+        if !source {
+            // A known destination from now on: drawn as a negative, ranked as a candidate.
+            self.info.candidates.push(d);
+            self.negatives =
+                NegativeSampler::random(self.info.candidates.clone(), self.info.negative_seed);
+        }
         self.graph.add_nodes(1);
         self.store.grow(self.stream.num_nodes());
         (d, true)
+    }
+}
+
+/// Indices of the `k` largest values of `row`, largest first (ties: lower index first).
+fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let order = |&a: &usize, &b: &usize| row[b].total_cmp(&row[a]).then(a.cmp(&b));
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    let k = k.min(row.len());
+    if k < row.len() {
+        idx.select_nth_unstable_by(k, order);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(order);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_is_the_largest_first_with_ties_to_the_lower_index() {
+        let row = [0.5, 2.0, -1.0, 2.0, 3.0, 0.0];
+        assert_eq!(top_k(&row, 3), [4, 1, 3]);
+        assert_eq!(top_k(&row, 1), [4]);
+        assert_eq!(top_k(&row, 10), [4, 1, 3, 0, 5, 2]);
+        assert_eq!(top_k(&row, 0), Vec::<usize>::new());
     }
 }

@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub max_delay: Duration,
     /// Random negatives scored with each event.
     pub negatives: usize,
+    /// Most likely destinations listed per event (0: none).
+    pub top_k: usize,
     /// Late-event policy.
     pub late: Late,
     /// Write the state after every this many ingested events, and at the end (0: never: the
@@ -46,6 +48,7 @@ impl Default for ServeOptions {
             batch: 200,
             max_delay: Duration::from_millis(50),
             negatives: 0,
+            top_k: 0,
             late: Late::Skip,
             checkpoint_every: 0,
         }
@@ -79,6 +82,9 @@ struct ScoreLine<'a> {
     new_src: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     new_dst: bool,
+    /// `[destination, p]`, most likely first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top: Vec<(u64, f32)>,
 }
 
 /// Serves `input` with `server`: see the module documentation. Scores go to `output` as each
@@ -104,18 +110,19 @@ pub fn serve(
             return Ok(());
         }
         let events: Vec<NewEvent> = pending.iter().map(|(_, e)| e.clone()).collect();
-        let scores = server.score(&events, options.negatives)?;
+        let scores = server.score_ranked(&events, options.negatives, options.top_k)?;
         for ((line, e), s) in pending.iter().zip(&scores) {
             let out = ScoreLine {
                 line: *line,
                 src: e.src,
                 dst: e.dst,
                 t: e.t,
-                p: 1.0 / (1.0 + (-s.logit).exp()),
+                p: sigmoid(s.logit),
                 logit: s.logit,
                 neg: &s.negatives,
                 new_src: s.new_src,
                 new_dst: s.new_dst,
+                top: s.top.iter().map(|&(d, l)| (d, sigmoid(l))).collect(),
             };
             serde_json::to_writer(&mut *output, &out)?;
             output.write_all(b"\n")?;
@@ -187,6 +194,10 @@ pub fn serve(
         server.checkpoint()?;
     }
     Ok(report)
+}
+
+fn sigmoid(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
 }
 
 /// Refuses `event` (at `t` in the model's unit) if older than `last` (the last accepted event's
