@@ -105,18 +105,15 @@ mod tests {
 
     #[test]
     fn all_pairs_scores_every_pair_as_forward_does() {
+        let _draws = crate::draws::tests::GENERATOR.lock();
         let device = Device::flex();
         let link = LinkPredictorConfig::new(6).init(&device);
-        let src = Tensor::<2>::random(
-            [3, 6],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let dst = Tensor::<2>::random(
-            [4, 6],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        // Inputs of both signs, so that the ReLU cuts some pairs' units and not others'.
+        let rows = |n: usize, phase: f32| {
+            let v: Vec<f32> = (0..n * 6).map(|i| (i as f32 * 0.7 + phase).sin()).collect();
+            Tensor::<1>::from_floats(v.as_slice(), &device).reshape([n, 6])
+        };
+        let (src, dst) = (rows(3, 0.0), rows(4, 1.3));
         let all = to_vec(link.all_pairs(src.clone(), dst.clone()).reshape([12]));
         for i in 0..3 {
             for j in 0..4 {

@@ -259,7 +259,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         late: args.late,
         checkpoint_every: args.checkpoint_every,
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     let report = mspipe_train::serve::serve(
         &mut server,
         input,

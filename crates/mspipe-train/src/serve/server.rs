@@ -203,6 +203,16 @@ impl Server {
         negatives: usize,
         top: usize,
     ) -> Result<Vec<EventScore>> {
+        on_pool(|| self.score_batch(events, negatives, top))
+    }
+
+    /// [`Server::score_ranked`] on the calling thread.
+    fn score_batch(
+        &mut self,
+        events: &[NewEvent],
+        negatives: usize,
+        top: usize,
+    ) -> Result<Vec<EventScore>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -327,6 +337,18 @@ impl Server {
         self.graph.add_nodes(1);
         self.store.grow(self.stream.num_nodes());
         (d, true)
+    }
+}
+
+/// Runs `f` as one of rayon's workers, as training runs (see [`crate::run::train`]): the
+/// backend's parallel ops then split their work with `join` on this thread instead of queueing
+/// it and putting the caller to sleep until done, twice per op. (Entering the pool costs two
+/// context switches; [`super::serve`] enters it once for the whole stream.)
+pub(crate) fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+        rayon::scope(|_| f())
+    } else {
+        f()
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::input::{NewEvent, parse_line};
-use super::server::Server;
+use super::server::{Server, on_pool};
 
 /// What to do with an event older than the last ingested one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -95,11 +95,22 @@ struct ScoreLine<'a> {
 pub fn serve(
     server: &mut Server,
     input: impl BufRead + Send + 'static,
+    output: &mut (impl Write + Send),
+    diagnostics: &mut (impl Write + Send),
+    options: &ServeOptions,
+) -> Result<ServeReport> {
+    let lines = read_lines(input);
+    on_pool(move || serve_lines(server, lines, output, diagnostics, options))
+}
+
+/// [`serve`] on the calling thread, from `lines`.
+fn serve_lines(
+    server: &mut Server,
+    lines: Lines,
     output: &mut impl Write,
     diagnostics: &mut impl Write,
     options: &ServeOptions,
 ) -> Result<ServeReport> {
-    let lines = read_lines(input);
     let mut report = ServeReport::default();
     let mut pending: Vec<(usize, NewEvent)> = Vec::with_capacity(options.batch);
     let mut since_checkpoint = 0;
