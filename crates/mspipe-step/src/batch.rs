@@ -159,18 +159,7 @@ pub fn sample(
         }
     }
     let first = events.first().copied().unwrap_or(0);
-    let mut batch = SampledBatch::default();
-    sampler.sample(
-        cx.graph,
-        &roots,
-        &root_times,
-        first as u32,
-        first as u64,
-        &mut batch,
-    )?;
-    if cx.root_rows == RootRows::PerRoot {
-        batch.separate_roots();
-    }
+    let batch = sample_batch(cx, sampler, &roots, &root_times, first)?;
     Ok(Sampled {
         events,
         times,
@@ -192,19 +181,7 @@ pub fn sample_roots(
     time: f64,
     first: usize,
 ) -> Result<Sampled, SamplerError> {
-    let times = vec![time; roots.len()];
-    let mut batch = SampledBatch::default();
-    sampler.sample(
-        cx.graph,
-        &roots,
-        &times,
-        first as u32,
-        first as u64,
-        &mut batch,
-    )?;
-    if cx.root_rows == RootRows::PerRoot {
-        batch.separate_roots();
-    }
+    let batch = sample_batch(cx, sampler, &roots, &vec![time; roots.len()], first)?;
     Ok(Sampled {
         events: Vec::new(),
         times: Vec::new(),
@@ -212,6 +189,30 @@ pub fn sample_roots(
         per_positive: 0,
         batch,
     })
+}
+
+/// The neighbours of `roots` at `times` for a batch whose first event is `first` (its sampling
+/// key), a memory row per root when `cx` asks for it.
+fn sample_batch(
+    cx: SampleContext<'_>,
+    sampler: &mut NeighborSampler,
+    roots: &[u32],
+    times: &[f64],
+    first: usize,
+) -> Result<SampledBatch, SamplerError> {
+    let mut batch = SampledBatch::default();
+    sampler.sample(
+        cx.graph,
+        roots,
+        times,
+        first as u32,
+        first as u64,
+        &mut batch,
+    )?;
+    if cx.root_rows == RootRows::PerRoot {
+        batch.separate_roots();
+    }
+    Ok(batch)
 }
 
 /// F: the edge-feature rows of every valid slot (zeros for padding).

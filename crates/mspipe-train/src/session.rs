@@ -217,6 +217,16 @@ pub(crate) fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
         .with_mail_ages(c.memory.mail_ages)
 }
 
+/// The neighbour sampler of `config`.
+pub(crate) fn neighbor_sampler(config: &Config) -> Result<NeighborSampler> {
+    Ok(NeighborSampler::new(NeighborConfig {
+        k: config.sampling.neighbors,
+        layers: config.sampling.layers,
+        strategy: config.sampling.strategy,
+        seed: config.train.seed,
+    })?)
+}
+
 /// The negatives every evaluation of a run draws (DyGLib's: destinations of the whole stream),
 /// shared by the learned models and EdgeBank.
 pub fn eval_negatives(config: &Config, stream: &EventStream, split: &Split) -> NegativeSampler {
@@ -270,12 +280,7 @@ impl<S: NodeMemory> Session<S> {
         };
         let first = stream.time().first().copied().unwrap_or(0.0);
         let store = S::empty(shape, first, &device);
-        let sampler = NeighborSampler::new(NeighborConfig {
-            k: config.sampling.neighbors,
-            layers: config.sampling.layers,
-            strategy: config.sampling.strategy,
-            seed: config.train.seed,
-        })?;
+        let sampler = neighbor_sampler(&config)?;
         let train_events = split.train_events(&stream);
         if train_events.is_empty() {
             bail!("the training split holds no events");

@@ -124,6 +124,21 @@ fn server(run: &Path) -> Command {
     c
 }
 
+/// All of `lines` through `mspipe-train serve` on `run`: its output lines.
+fn serve_all(run: &Path, lines: &[String]) -> Vec<String> {
+    let out = server(run)
+        .spawn()
+        .and_then(|mut c| {
+            let mut stdin = c.stdin.take().expect("stdin");
+            stdin.write_all(lines.join("\n").as_bytes())?;
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .expect("server");
+    assert!(out.status.success());
+    out.stdout.lines().map(|l| l.expect("utf-8")).collect()
+}
+
 /// Score lines without their line numbers.
 fn scores(lines: &[String]) -> Vec<serde_json::Value> {
     lines
@@ -169,18 +184,7 @@ fn a_server_killed_mid_stream_restarts_where_it_stopped() {
     let whole = dir.path().join("whole");
     copy_dir(&run, &whole);
 
-    let out = server(&whole)
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(lines.join("\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("uninterrupted server");
-    assert!(out.status.success());
-    let reference: Vec<String> = out.stdout.lines().map(|l| l.expect("utf-8")).collect();
+    let reference = serve_all(&whole, &lines);
     assert_eq!(reference.len(), lines.len());
     assert!(
         reference.iter().any(|l| l.contains("\"new_dst\":true")),
@@ -205,18 +209,7 @@ fn a_server_killed_mid_stream_restarts_where_it_stopped() {
 
     let served = Server::open(&run).expect("reopen").served();
     assert_eq!(served, 400, "the last checkpoint");
-    let out = server(&run)
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(lines[served..].join("\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("restarted server");
-    assert!(out.status.success());
-    let after: Vec<String> = out.stdout.lines().map(|l| l.expect("utf-8")).collect();
+    let after = serve_all(&run, &lines[served..]);
     assert_eq!(scores(&after), scores(&reference[served..]));
 }
 

@@ -10,14 +10,14 @@ use burn::prelude::*;
 use mspipe_data::EventStream;
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{MemoryModel, MemoryModelConfig};
-use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
+use mspipe_sampler::{Direction, NegativeSampler, NeighborSampler, TemporalGraph};
 use mspipe_step::{Inference, MemoryStore, RootRows, SampleContext};
 use rustc_hash::FxHashMap;
 
 use super::input::NewEvent;
 use super::state::{self, Saved, StateInfo};
 use crate::config::Config;
-use crate::session::{EVAL_KEY, base_device, model_config};
+use crate::session::{EVAL_KEY, base_device, model_config, neighbor_sampler};
 
 /// What a served event scored, before it was ingested.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,12 +126,7 @@ impl Server {
         store
             .read_from(&mut r)
             .with_context(|| format!("reading {}", file.display()))?;
-        let sampler = NeighborSampler::new(NeighborConfig {
-            k: config.sampling.neighbors,
-            layers: config.sampling.layers,
-            strategy: config.sampling.strategy,
-            seed: config.train.seed,
-        })?;
+        let sampler = neighbor_sampler(&config)?;
         let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
         let negatives = NegativeSampler::random(info.candidates.clone(), info.negative_seed);
         let lookup = NodeLookup::new(&stream, &info);
