@@ -39,6 +39,8 @@ pub struct TemporalGraph {
     eid: Vec<u32>,
     ts: Vec<f64>,
     tail: Vec<Vec<Incident>>,
+    /// Entries in `tail`.
+    appended: usize,
     newest: f64,
     direction: Direction,
 }
@@ -114,6 +116,7 @@ impl TemporalGraph {
             eid: vec![0; total],
             ts: vec![0.0; total],
             tail: Vec::new(),
+            appended: 0,
             newest: f64::NEG_INFINITY,
             direction,
             indptr: indptr.clone(),
@@ -153,7 +156,12 @@ impl TemporalGraph {
 
     /// Number of (node, event) entries, appended ones included.
     pub fn num_entries(&self) -> usize {
-        self.ts.len() + self.tail.iter().map(Vec::len).sum::<usize>()
+        self.ts.len() + self.appended()
+    }
+
+    /// Number of entries appended since the last [`TemporalGraph::compact`].
+    pub fn appended(&self) -> usize {
+        self.appended
     }
 
     /// How events are listed.
@@ -179,8 +187,10 @@ impl TemporalGraph {
         self.newest = time;
         let entry = |nbr| Incident { nbr, eid, ts: time };
         self.tail[src as usize].push(entry(dst));
+        self.appended += 1;
         if self.direction == Direction::Undirected {
             self.tail[dst as usize].push(entry(src));
+            self.appended += 1;
         }
         Ok(())
     }
@@ -226,6 +236,7 @@ impl TemporalGraph {
             eid,
             ts,
             tail: Vec::new(),
+            appended: 0,
             newest: self.newest,
             direction: self.direction,
         };
@@ -347,8 +358,10 @@ mod tests {
             g.insert(7, 0, 6.0, 9),
             Err(SamplerError::UnknownNode { node: 7, .. })
         ));
+        assert_eq!(g.appended(), 4);
         let before: Vec<_> = (0..3).map(|u| events(&g, u, 10.0)).collect();
         g.compact();
+        assert_eq!((g.appended(), g.num_entries()), (0, 8));
         let after: Vec<_> = (0..3).map(|u| events(&g, u, 10.0)).collect();
         assert_eq!(before, after);
         let full = TemporalGraph::from_stream(&stream(), Direction::Undirected);

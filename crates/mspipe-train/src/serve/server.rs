@@ -231,6 +231,11 @@ impl Server {
             self.graph.insert(src, dst, t, i as u32)?;
             indices.push(i);
         }
+        // Appended events live in per-node lists; folded into the T-CSR arrays once they are a
+        // fifth of the graph (a copy of the arrays each time the graph grows by a quarter).
+        if self.graph.appended() * 5 > self.graph.num_entries() {
+            self.graph.compact();
+        }
         let cx = SampleContext {
             stream: &self.stream,
             graph: &self.graph,
