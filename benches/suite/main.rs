@@ -161,7 +161,25 @@ fn machine() -> serde_json::Value {
         "memory_bytes": memory_kb * 1024.0,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "backend": mspipe::train::session::BACKEND,
+        "isa": isa(),
+        "threads": rayon::current_num_threads(),
     })
+}
+
+/// The widest vector ISA flex's GEMM kernels run with here (burn's `x86-v4` feature picks at run
+/// time).
+fn isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "AVX2+FMA";
+        }
+    }
+    "scalar or other"
 }
 
 fn part_names(parts: &[Part]) -> Vec<String> {

@@ -62,6 +62,7 @@ fn row(dataset: &str, model: ModelName, mode: &str, run: &Value) -> Value {
         "test_auc": last["test_auc"],
         "mean_staleness": run["pipeline"]["mean_staleness"],
         "stage_seconds": last["pipeline"]["stage_seconds"],
+        "minor_faults_per_batch": last["pipeline"]["minor_faults_per_batch"],
         "train_seconds": last["train_seconds"],
     })
 }

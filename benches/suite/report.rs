@@ -100,13 +100,26 @@ fn markdown(r: &Results) -> String {
     let m = &r.machine;
     let _ = writeln!(
         md,
-        "Machine: {} ({} cores, {} GiB), Linux {}; training backend {}.\n",
+        "Machine: {} ({} cores, {} GiB), Linux {}; training backend {}, {} kernels, {} threads.\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
         gib(&m["memory_bytes"]),
         m["kernel"].as_str().unwrap_or("?"),
         m["backend"].as_str().unwrap_or("?"),
+        m["isa"].as_str().unwrap_or("?"),
+        m["threads"],
     );
+    let faults: Vec<f64> = (r.matrix.iter())
+        .map(|row| f(&row["minor_faults_per_batch"]))
+        .filter(|x| x.is_finite())
+        .collect();
+    if !faults.is_empty() {
+        let max = faults.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            md,
+            "Minor page faults per training batch in the matrix runs' last epoch: at most {max:.2}.\n"
+        );
+    }
     for run in &r.runs {
         let _ = writeln!(
             md,

@@ -51,6 +51,10 @@ pub struct PipelineStats {
     /// summed: their share of compute is what a fetch can overlap with.
     #[serde(default)]
     pub forward_seconds: f64,
+    /// Minor page faults of the process per training batch (fresh pages the allocator took from
+    /// the kernel, each cleared by it: allocation traffic that reuse would avoid).
+    #[serde(default)]
+    pub minor_faults_per_batch: f64,
 }
 
 /// What an epoch of training measured (EdgeBank, which trains nothing, has none).

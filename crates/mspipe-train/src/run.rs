@@ -122,6 +122,18 @@ fn metrics(s: &Scores) -> SplitMetrics {
     }
 }
 
+/// Minor page faults of the process so far (Linux `/proc/self/stat`, field 10; 0 elsewhere).
+pub fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The process's peak resident set so far (Linux `VmHWM`; 0 where unavailable).
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -162,6 +174,9 @@ struct EpochProgress {
     /// Compute seconds before the updates were handed over.
     #[serde(default)]
     forward_seconds: f64,
+    /// Minor page faults during the training batches.
+    #[serde(default)]
+    minor_faults: u64,
 }
 
 impl EpochProgress {
@@ -186,6 +201,7 @@ impl EpochProgress {
                 .map(|&s| (s.name().to_string(), self.stage_seconds[s.index()]))
                 .collect(),
             forward_seconds: self.forward_seconds,
+            minor_faults_per_batch: self.minor_faults as f64 / n,
         }
     }
 }
@@ -397,13 +413,14 @@ fn train_session<S: NodeMemory>(
         };
         while p.next_batch < batches {
             let end = ((p.next_batch / every + 1) * every).min(batches);
-            let stretch_start = Instant::now();
+            let (stretch_start, faults) = (Instant::now(), minor_faults());
             let losses = &mut p.losses;
             let stretch = session.train_pipelined(epoch, p.next_batch..end, &executor, |loss| {
                 losses.push(loss);
                 bar.inc(1);
             })?;
             p.train_seconds += stretch_start.elapsed().as_secs_f64();
+            p.minor_faults += minor_faults().saturating_sub(faults);
             p.next_batch = end;
             if p.staleness.is_empty() {
                 write_atomic(&out.join("gantt.svg"), &stretch.svg(GANTT_WINDOW))?;
@@ -701,6 +718,15 @@ mod tests {
                 test: split(0.5),
             })
             .collect()
+    }
+
+    #[test]
+    fn touching_fresh_memory_counts_page_faults() {
+        let before = minor_faults();
+        assert!(before > 0, "a running process has faulted pages in");
+        let pages = std::hint::black_box(vec![1u8; 64 << 20]);
+        assert!(minor_faults() > before);
+        drop(pages);
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
                 v.as_object_mut().expect("object").remove(k);
             }
             let pipeline = v["pipeline"].as_object_mut().expect("pipeline stats");
-            for k in ["stage_seconds", "forward_seconds"] {
+            for k in ["stage_seconds", "forward_seconds", "minor_faults_per_batch"] {
                 pipeline.remove(k);
             }
             v
