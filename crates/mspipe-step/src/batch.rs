@@ -15,6 +15,7 @@ use mspipe_sampler::{
     NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
 };
 
+use crate::shared::SharedRoots;
 use crate::{Mailing, NodeMemory, StaleFix};
 
 /// What sampling needs and does not change.
@@ -297,7 +298,8 @@ pub fn forward<S: NodeMemory>(
 }
 
 /// The roots' embeddings `[R, out]` from the memory fetched (updated from the mailboxes, not
-/// written anywhere), with the sampled batch and the updated rows handed back.
+/// written anywhere), with the sampled batch and the updated rows handed back. Roots that share
+/// node, time and sampled slots are embedded once ([`SharedRoots`]).
 fn embed<S: NodeMemory>(
     model: &MemoryModel,
     fetched: Fetched<S>,
@@ -312,21 +314,81 @@ fn embed<S: NodeMemory>(
     } = prepared;
     let sb = &sampled.batch;
     let updated = S::update(model, memory, sb, time_origin, device);
+    let shared = SharedRoots::of(sb);
+    let h = if shared.is_worth_it() {
+        let roots = Some(&shared.embedded[..]);
+        let input = embed_input(sb, &edges, edge_dim, updated.root_dt, roots, device);
+        let rows = model.embed(updated.memory, &input);
+        rows.select(0, indices(&shared.row, device))
+    } else {
+        let input = embed_input(sb, &edges, edge_dim, updated.root_dt, None, device);
+        model.embed(updated.memory, &input)
+    };
+    (h, sampled, updated.rows)
+}
+
+/// The embedding's input for the roots at positions `roots` of `sb` (every root: `None`), with
+/// the batch's `[R]` `root_dt`.
+fn embed_input(
+    sb: &SampledBatch,
+    edges: &[Option<Vec<f32>>],
+    edge_dim: usize,
+    root_dt: Tensor<1>,
+    roots: Option<&[u32]>,
+    device: &Device,
+) -> EmbedInput {
+    let Some(roots) = roots else {
+        let hops = sb
+            .hops
+            .iter()
+            .zip(edges)
+            .map(|(h, e)| {
+                let edge = e.as_deref().map(|rows| (rows, edge_dim));
+                HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
+            })
+            .collect();
+        return EmbedInput {
+            root_index: indices(&sb.root_index, device),
+            root_dt,
+            hops,
+        };
+    };
+    let mut width = 1;
     let hops = sb
         .hops
         .iter()
-        .zip(&edges)
+        .zip(edges)
         .map(|(h, e)| {
-            let edge = e.as_deref().map(|rows| (rows, edge_dim));
-            HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
+            width *= sb.k;
+            let (index, dt, mask) = (
+                blocks(&h.index, roots, width),
+                blocks(&h.dt, roots, width),
+                blocks(&h.mask, roots, width),
+            );
+            let edge = e
+                .as_deref()
+                .map(|rows| blocks(rows, roots, width * edge_dim));
+            let edge = edge.as_deref().map(|rows| (rows, edge_dim));
+            HopInput::from_host(&index, &dt, &mask, edge, sb.k, device)
         })
         .collect();
-    let input = EmbedInput {
-        root_index: indices(&sb.root_index, device),
-        root_dt: updated.root_dt,
+    let root_index: Vec<u32> = roots.iter().map(|&r| sb.root_index[r as usize]).collect();
+    EmbedInput {
+        root_index: indices(&root_index, device),
+        root_dt: root_dt.select(0, indices(roots, device)),
         hops,
-    };
-    (model.embed(updated.memory, &input), sampled, updated.rows)
+    }
+}
+
+/// The blocks of `width` values of `roots` (block `r` of `v` is `v[r·width..(r+1)·width]`: a
+/// hop holds `k^(l+1)` slots per root, root after root), in order.
+fn blocks<T: Copy>(v: &[T], roots: &[u32], width: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(roots.len() * width);
+    for &r in roots {
+        let r = r as usize;
+        out.extend_from_slice(&v[r * width..(r + 1) * width]);
+    }
+    out
 }
 
 /// U, first half: the endpoints' new memory rows and the mails (self ⊕ other ⊕ edge) for the
@@ -436,5 +498,90 @@ impl Inference<'_> {
         let scored = self.run(cx, sampler, memory, events)?;
         let pairs = self.model.score_all(scored.sources.clone(), h);
         Ok((scored, pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryShape, MemoryStore};
+    use mspipe_data::synthetic::{SyntheticConfig, generate};
+    use mspipe_model::tensors::to_vec;
+    use mspipe_model::{EmbeddingKind, MemoryModelConfig, UpdaterKind};
+    use mspipe_sampler::{Direction, NeighborConfig};
+
+    #[test]
+    fn shared_roots_embed_to_the_bit_what_each_root_embeds() {
+        // Three snapshots: a batch names each node many times at one time.
+        let stream = generate(&SyntheticConfig {
+            events: 900,
+            nodes: 40,
+            edge_feat_dim: 3,
+            snapshots: Some(3),
+            seed: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let device = Device::flex();
+        let config = MemoryModelConfig::new(3, UpdaterKind::Gru, EmbeddingKind::Attention)
+            .with_memory_dim(8)
+            .with_time_dim(4)
+            .with_embed_dim(8)
+            .with_layers(2)
+            .with_neighbors(3);
+        let model = config.init(&device);
+        let shape = MemoryShape {
+            nodes: stream.num_nodes(),
+            dim: 8,
+            mail_dim: config.mail_dim(),
+            slots: 1,
+        };
+        let mut memory = MemoryStore::empty(shape, 0.0, &device);
+        let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
+        let negatives = NegativeSampler::for_training(&stream, |_| true, 0);
+        let mut sampler = NeighborSampler::new(NeighborConfig {
+            k: 3,
+            layers: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let cx = SampleContext {
+            stream: &stream,
+            graph: &graph,
+            negatives: &negatives,
+            negative_key: 0,
+            per_positive: 2,
+            root_rows: RootRows::Shared,
+        };
+        let inference = Inference {
+            model: &model,
+            delivery: config.delivery,
+            time_origin: 0.0,
+            device: &device,
+        };
+        // Memory and mails from a first stretch of the stream, then a batch inside a snapshot.
+        inference
+            .run(cx, &mut sampler, &mut memory, (0..400).collect())
+            .unwrap();
+        let sampled = sample(cx, &mut sampler, (400..600).collect()).unwrap();
+        let sb = sampled.batch.clone();
+        let shared = SharedRoots::of(&sb);
+        assert!(
+            shared.embedded.len() * 2 < sb.roots.len(),
+            "{} of {} roots embedded",
+            shared.embedded.len(),
+            sb.roots.len()
+        );
+        let prepared = fetch_features(&stream, sampled);
+        let each = {
+            let fetched = fetch_memory(&memory, prepared.clone(), None);
+            let updated = MemoryStore::update(&model, fetched.memory, &sb, 0.0, &device);
+            let input = embed_input(&sb, &prepared.edges, 3, updated.root_dt, None, &device);
+            to_vec(model.embed(updated.memory, &input).reshape([-1]))
+        };
+        let (h, _, _) = embed(&model, fetch_memory(&memory, prepared, None), 0.0, &device);
+        let once = to_vec(h.reshape([-1]));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&once), bits(&each));
     }
 }

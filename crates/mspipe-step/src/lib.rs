@@ -7,6 +7,7 @@ mod gradient_mean;
 mod host;
 mod mailing;
 mod memory;
+mod shared;
 pub mod stages;
 mod stale;
 mod trainer;
