@@ -10,7 +10,7 @@ use burn::prelude::*;
 use mspipe_data::synthetic::{SyntheticConfig, generate};
 use mspipe_model::MemoryModelConfig;
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
-use mspipe_step::batch::{self, RootRows, SampleContext};
+use mspipe_step::batch::{self, Embed, RootRows, SampleContext};
 use mspipe_step::{MemoryShape, MemoryStore, NodeMemory, StepConfig, Trainer, batch_events};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         negative_key: 0,
         per_positive: 1,
         root_rows: RootRows::for_clock(config.mail_clock()),
+        embed: Embed::PerEvent,
     };
 
     let step = StepConfig::new(config.delivery).with_lr(1e-3);

@@ -33,6 +33,24 @@ pub struct SampleContext<'a> {
     pub per_positive: usize,
     /// Whether the roots of one node share a memory row.
     pub root_rows: RootRows,
+    /// At which time roots are embedded.
+    pub embed: Embed,
+}
+
+/// At which time a batch embeds its nodes (`gnn.embed` in a config).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, burn::serde::Serialize, burn::serde::Deserialize,
+)]
+#[serde(crate = "burn::serde", rename_all = "snake_case")]
+pub enum Embed {
+    /// Every root at its own event's time (TGN, TGL): an event sees the batch's earlier events
+    /// among its neighbours.
+    #[default]
+    PerEvent,
+    /// Every root at the batch's first event time, so each node is embedded once per batch (its
+    /// roots share one embedding), as PyG's TGN does: cheaper on small graphs, and a different
+    /// model — a batch's events see none of the batch's events among their neighbours.
+    PerNode,
 }
 
 /// Whether the roots of one node share a memory row (see [`SampledBatch::separate_roots`]).
@@ -158,6 +176,9 @@ pub fn sample(
             roots.push(neg.src[j]);
             root_times.push(times[p]);
         }
+    }
+    if let (Embed::PerNode, Some(&start)) = (cx.embed, times.first()) {
+        root_times.fill(start);
     }
     let first = events.first().copied().unwrap_or(0);
     let batch = sample_batch(cx, sampler, &roots, &root_times, first)?;
@@ -552,6 +573,7 @@ mod tests {
             negative_key: 0,
             per_positive: 2,
             root_rows: RootRows::Shared,
+            embed: Embed::PerEvent,
         };
         let inference = Inference {
             model: &model,
@@ -583,5 +605,58 @@ mod tests {
         let once = to_vec(h.reshape([-1]));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&once), bits(&each));
+    }
+
+    #[test]
+    fn per_node_embeds_each_node_once_from_before_the_batch() {
+        let stream = generate(&SyntheticConfig {
+            events: 2_000,
+            nodes: 60,
+            seed: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
+        let negatives = NegativeSampler::for_training(&stream, |_| true, 0);
+        let mut sampler = NeighborSampler::new(NeighborConfig {
+            k: 4,
+            layers: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let cx = |embed| SampleContext {
+            stream: &stream,
+            graph: &graph,
+            negatives: &negatives,
+            negative_key: 0,
+            per_positive: 1,
+            root_rows: RootRows::Shared,
+            embed,
+        };
+        let events: Vec<usize> = (1_000..1_300).collect();
+        let per_node = sample(cx(Embed::PerNode), &mut sampler, events.clone()).unwrap();
+        let sb = &per_node.batch;
+        let mut nodes = sb.roots.clone();
+        nodes.sort_unstable();
+        nodes.dedup();
+        assert_eq!(SharedRoots::of(sb).embedded.len(), nodes.len());
+        let start = stream.time()[1_000];
+        assert!(sb.root_times.iter().all(|&t| t == start));
+        for hop in &sb.hops {
+            for (&e, &valid) in hop.eid.iter().zip(&hop.mask) {
+                assert!(!valid || e < 1_000, "event {e} of the batch seen");
+            }
+        }
+        // Per event, later events of the batch see earlier ones.
+        let per_event = sample(cx(Embed::PerEvent), &mut sampler, events).unwrap();
+        let seen = per_event.batch.hops[0]
+            .eid
+            .iter()
+            .zip(&per_event.batch.hops[0].mask);
+        assert!(seen.filter(|&(_, &valid)| valid).any(|(&e, _)| e >= 1_000));
+        assert_eq!(
+            per_event.times, per_node.times,
+            "events keep their own times"
+        );
     }
 }

@@ -13,7 +13,8 @@ mod stale;
 mod trainer;
 
 pub use batch::{
-    Fetched, Forward, Inference, Prepared, RootRows, SampleContext, Sampled, Scored, Update, Write,
+    Embed, Fetched, Forward, Inference, Prepared, RootRows, SampleContext, Sampled, Scored, Update,
+    Write,
 };
 pub use device::{DeviceFetched, DeviceRows, DeviceStore};
 pub use error::StepError;

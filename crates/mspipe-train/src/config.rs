@@ -12,6 +12,7 @@ use mspipe_model::memory::Combine;
 use mspipe_model::{Delivery, EmbeddingKind, MailAges, MessageKind, UpdaterKind};
 use mspipe_sampler::{NegativeStrategy, Strategy};
 use mspipe_scheduler::Mode;
+use mspipe_step::Embed;
 use serde::{Deserialize, Serialize};
 
 /// Everything a run needs to know.
@@ -95,6 +96,9 @@ pub struct GnnConfig {
     /// Dropout probability on the attention weights while training (TGL's `att_dropout`; off in
     /// evaluation). 0 by default, see `mspipe_model::MemoryModelConfig::att_dropout`.
     pub att_dropout: f64,
+    /// `per_event` (TGN's: every event's nodes at its time) or `per_node` (PyG's TGN: each node
+    /// once per batch, at the batch's first event time).
+    pub embed: Embed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +302,7 @@ impl Default for GnnConfig {
             heads: 2,
             dropout: 0.1,
             att_dropout: 0.0,
+            embed: Embed::PerEvent,
         }
     }
 }

@@ -409,6 +409,7 @@ impl<S: NodeMemory> Session<S> {
             negative_key: epoch as u64,
             per_positive: 1,
             root_rows: self.root_rows(),
+            embed: self.config.gnn.embed,
         };
         Ok(batch::sample(cx, &mut self.sampler, events)?)
     }
@@ -488,6 +489,7 @@ impl<S: NodeMemory> Session<S> {
                 negative_key: EVAL_KEY,
                 per_positive,
                 root_rows: self.root_rows(),
+                embed: self.config.gnn.embed,
             };
             let scored = inference.run(cx, &mut self.sampler, &mut self.store, events.to_vec())?;
             each(events, scored, self);
@@ -542,6 +544,7 @@ impl<S: NodeMemory> Session<S> {
                 negative_key: epoch as u64,
                 per_positive: 1,
                 root_rows: self.root_rows(),
+                embed: self.config.gnn.embed,
             },
             sampler: Mutex::new(&mut self.sampler),
             events: &self.train_events,

@@ -243,6 +243,7 @@ impl Server {
             negative_key: EVAL_KEY,
             per_positive: negatives,
             root_rows: RootRows::for_clock(self.model_config.mail_clock()),
+            embed: self.config.gnn.embed,
         };
         let inference = Inference {
             model: &self.model,
