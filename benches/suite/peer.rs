@@ -1,6 +1,9 @@
 //! The peer: PyTorch Geometric's TGN (`benches/peer/pyg_tgn.py`) against mspipe's TGN on the same
 //! events, split, negatives, batch size, dims, learning rate and thread count, alternated
-//! A B A B per dataset so that drifts of the machine hit both alike.
+//! A B A B per dataset so that drifts of the machine hit both alike. Each round also runs mspipe
+//! with `gnn.embed = "per_node"` — one embedding per node per batch, PyG's model — so the two
+//! are compared work for work too. `generated-N` names a generated stream of 100,000 events over
+//! N nodes (small dense graphs, where per-node embedding saves the most).
 //!
 //! torch and torch_geometric come from PyPI into a throw-away venv (`$MSPIPE_PEER_VENV`, default
 //! `peer-venv` under the cargo target directory); `cargo test` never needs them.
@@ -9,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::data::{Format, format};
 use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
@@ -61,10 +65,26 @@ fn command(c: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Writes `dataset` as `src,dst,t` CSV with mspipe's dense node ids for the peer to read.
+/// Prefix of the generated streams' names.
+const GENERATED: &str = "generated-";
+
+/// The stream file both systems read for `dataset`: `src,dst,t` CSV with mspipe's dense node
+/// ids, written into `dir` (a generated stream is made first).
 fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
-    let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
-    let (stream, _) = mspipe::train::run::data(&config)?;
+    let stream = match dataset.strip_prefix(GENERATED) {
+        Some(nodes) => generate(&SyntheticConfig {
+            events: 100_000,
+            nodes: nodes
+                .parse()
+                .with_context(|| format!("{dataset}: nodes after `{GENERATED}`"))?,
+            seed: 11,
+            ..Default::default()
+        })?,
+        None => {
+            let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
+            mspipe::train::run::data(&config)?.0
+        }
+    };
     let path = dir.join(format!("{dataset}.csv"));
     format::write(&stream, Format::Csv, &path)?;
     Ok(path)
@@ -87,9 +107,12 @@ fn summarize(epochs: &[Value]) -> Value {
     })
 }
 
-fn mspipe_run(dataset: &str, p: &Protocol) -> Result<Value> {
+/// mspipe on `data` (the exported file: the same events and ids as the peer's) with `embed`.
+fn mspipe_run(data: &Path, p: &Protocol, embed: &str) -> Result<Value> {
     let overrides = vec![
-        format!("data.dataset={dataset:?}"),
+        format!("data.dataset={:?}", data.display().to_string()),
+        "data.format=\"csv\"".into(),
+        format!("gnn.embed={embed:?}"),
         format!("train.epochs={}", p.epochs),
         format!("train.lr={}", p.lr),
         format!("train.batch_size={}", p.batch_size),
@@ -147,17 +170,16 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
     let mut rows = Vec::new();
     for dataset in datasets {
         let data = export(dataset, scratch)?;
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut per_node) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=p.rounds {
-            ours.push(mspipe_run(dataset, p)?);
-            eprintln!(
-                "peer {dataset} round {round} mspipe: {}",
-                ours[ours.len() - 1]
-            );
+            ours.push(mspipe_run(&data, p, "per_event")?);
+            eprintln!("peer {dataset} round {round} mspipe: {}", ours[round - 1]);
             theirs.push(pyg_run(&python, &data, p)?);
+            eprintln!("peer {dataset} round {round} pyg: {}", theirs[round - 1]);
+            per_node.push(mspipe_run(&data, p, "per_node")?);
             eprintln!(
-                "peer {dataset} round {round} pyg: {}",
-                theirs[theirs.len() - 1]
+                "peer {dataset} round {round} mspipe per node: {}",
+                per_node[round - 1]
             );
         }
         let m = |runs: &[Value]| {
@@ -167,17 +189,18 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
                 "test_auc": median(runs, "test_auc"),
             })
         };
-        let (a, b) = (m(&ours), m(&theirs));
-        let ratio = |k: &str| a[k].as_f64().unwrap_or(f64::NAN) / b[k].as_f64().unwrap_or(f64::NAN);
+        let (a, b, c) = (m(&ours), m(&theirs), m(&per_node));
+        let speed = |v: &Value| v["train_events_per_sec"].as_f64().unwrap_or(f64::NAN);
         let ap_points = 100.0
             * (a["test_ap"].as_f64().unwrap_or(f64::NAN)
                 - b["test_ap"].as_f64().unwrap_or(f64::NAN));
         rows.push(json!({
             "dataset": dataset,
             "epochs": p.epochs, "lr": p.lr, "batch_size": p.batch_size, "threads": p.threads,
-            "mspipe_runs": ours, "pyg_runs": theirs,
-            "mspipe": a, "pyg": b,
-            "speed_ratio": ratio("train_events_per_sec"),
+            "mspipe_runs": ours, "pyg_runs": theirs, "mspipe_per_node_runs": per_node,
+            "speed_ratio": speed(&a) / speed(&b),
+            "speed_ratio_per_node": speed(&c) / speed(&b),
+            "mspipe": a, "pyg": b, "mspipe_per_node": c,
             "test_ap_difference_points": ap_points,
         }));
     }

@@ -231,9 +231,10 @@ impl Server {
             self.graph.insert(src, dst, t, i as u32)?;
             indices.push(i);
         }
-        // Appended events live in per-node lists; folded into the T-CSR arrays once they are a
-        // fifth of the graph (a copy of the arrays each time the graph grows by a quarter).
-        if self.graph.appended() * 5 > self.graph.num_entries() {
+        // Appended events live in per-node lists, which the sampler reads slower than the T-CSR
+        // arrays; they are folded in once they are a sixteenth of the graph (a copy of the
+        // arrays each time the graph grows by that much: about 16 copies of each entry).
+        if self.graph.appended() * 16 > self.graph.num_entries() {
             self.graph.compact();
         }
         let cx = SampleContext {
