@@ -3,6 +3,10 @@
 //! backend, summed. Shapes come from real batches: roots `R` and unique nodes `U` of the
 //! dataset's training batches as the sampler produces them. Element-wise work (time encoding,
 //! activations, softmax) is left out, so the floor is a lower bound on a step.
+//!
+//! Each shape is also timed on a reference BLAS — torch's `mm` (MKL or oneDNN in the PyPI
+//! wheels) in the peer's venv, same threads — when that venv exists (`--parts peer` makes it);
+//! the report says when it does not.
 
 use std::time::Instant;
 
@@ -138,6 +142,38 @@ fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     times[times.len() / 2]
 }
 
+/// GFLOP/s of torch's `mm` on each of `gemms`' shapes with this machine's threads (median of 7
+/// after a warm-up), in the peer's venv; `None` when that venv has not been made.
+fn reference_gflops(gemms: &[Gemm]) -> Result<Option<Vec<f64>>> {
+    let Some(python) = crate::peer::existing_venv_python() else {
+        return Ok(None);
+    };
+    let shapes: Vec<[usize; 3]> = gemms.iter().map(|g| [g.m, g.k, g.n]).collect();
+    let threads = rayon::current_num_threads();
+    let script = format!(
+        "import json, time, torch\n\
+         torch.set_num_threads({threads})\n\
+         out = []\n\
+         for m, k, n in {shapes:?}:\n\
+         \x20   a, b = torch.rand(m, k), torch.rand(k, n)\n\
+         \x20   torch.mm(a, b)\n\
+         \x20   ts = []\n\
+         \x20   for _ in range(7):\n\
+         \x20       t = time.perf_counter(); torch.mm(a, b); ts.append(time.perf_counter() - t)\n\
+         \x20   out.append(2 * m * k * n / sorted(ts)[3] / 1e9)\n\
+         print(json.dumps(out))\n"
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "torch reference GEMMs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(Some(serde_json::from_slice(&out.stdout)?))
+}
+
 /// GFLOP of the matrix products of a TGN training step (forward + backward) with the preset's
 /// dimensions, for batches of `pairs` events with the sizes of `shape` (a
 /// [`BatchShape::to_json`] object) and `edge` edge features: the work a step must do, to set
@@ -164,16 +200,18 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
         edge,
     );
     let batches = shape.batches;
+    let reference = reference_gflops(&gemms)?;
     let device = base_device();
     let mut terms = Vec::new();
     let (mut flops, mut seconds) = (0.0, 0.0);
-    for g in &gemms {
+    for (i, g) in gemms.iter().enumerate() {
         let s = time_gemm(g, &device);
         flops += 3.0 * g.flops();
         seconds += 3.0 * s;
         terms.push(json!({
             "name": g.name, "m": g.m, "k": g.k, "n": g.n,
             "forward_gflop": g.flops() / 1e9, "gflops_per_sec": g.flops() / s / 1e9,
+            "reference_gflops_per_sec": reference.as_ref().map(|r| r[i]),
         }));
     }
     let mut out = json!({

@@ -28,14 +28,25 @@ pub struct Protocol {
     pub threads: usize,
 }
 
-/// The venv's python, created and filled on first use.
-fn venv_python() -> Result<PathBuf> {
-    let venv = match std::env::var_os("MSPIPE_PEER_VENV") {
+/// The venv's directory.
+fn venv() -> PathBuf {
+    match std::env::var_os("MSPIPE_PEER_VENV") {
         Some(v) => PathBuf::from(v),
         None => std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| PathBuf::from("target"), PathBuf::from)
             .join("peer-venv"),
-    };
+    }
+}
+
+/// The venv's python if an earlier peer run made it.
+pub fn existing_venv_python() -> Option<PathBuf> {
+    let python = venv().join("bin/python");
+    python.exists().then_some(python)
+}
+
+/// The venv's python, created and filled on first use.
+fn venv_python() -> Result<PathBuf> {
+    let venv = venv();
     let python = venv.join("bin/python");
     if !python.exists() {
         eprintln!(

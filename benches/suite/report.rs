@@ -429,17 +429,32 @@ fn floor_section(md: &mut String, r: &Results) {
         ratio,
         mark(ratio <= 1.5),
     );
-    md.push_str("| product | m × k × n | forward GFLOP | GFLOP/s |\n|---|---|---|---|\n");
-    for t in fl["terms"].as_array().into_iter().flatten() {
+    let terms = fl["terms"].as_array().map_or(&[][..], |t| t);
+    if terms
+        .iter()
+        .all(|t| t["reference_gflops_per_sec"].is_null())
+    {
+        md.push_str("Reference BLAS not measured: torch's venv is made by `--parts peer`; run the floor part after it.\n\n");
+    }
+    md.push_str("| product | m × k × n | forward GFLOP | GFLOP/s | torch `mm` GFLOP/s | flex / torch (target ≥ 90%) |\n|---|---|---|---|---|---|\n");
+    for t in terms {
+        let (ours, theirs) = (f(&t["gflops_per_sec"]), f(&t["reference_gflops_per_sec"]));
+        let share = ours / theirs;
         let _ = writeln!(
             md,
-            "| {} | {} × {} × {} | {:.3} | {:.1} |",
+            "| {} | {} × {} × {} | {:.3} | {:.1} | {:.1} | {} |",
             t["name"].as_str().unwrap_or("?"),
             t["m"],
             t["k"],
             t["n"],
             f(&t["forward_gflop"]),
-            f(&t["gflops_per_sec"]),
+            ours,
+            theirs,
+            if share.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.0}% ({})", 100.0 * share, mark(share >= 0.9))
+            },
         );
     }
     md.push('\n');

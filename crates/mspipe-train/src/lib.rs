@@ -3,8 +3,9 @@
 //! Training and evaluation of memory-based temporal GNNs end to end: configuration
 //! ([`config`]), a run's state and its batch loops over [`mspipe_step`]'s stages, back to back
 //! or pipelined by the scheduler ([`session::Session`]), the evaluation protocol and outputs
-//! ([`run`]) with their records ([`record`]), and metrics ([`metrics`]). The `mspipe-train`
-//! binary is a thin command line over [`run::train`].
+//! ([`run`]) with their records ([`record`]), metrics ([`metrics`]), and serving a trained run
+//! on a live stream ([`serve`]). The `mspipe-train` binary is a thin command line over
+//! [`run::train`], [`run::evaluate`] and [`serve::serve`].
 //!
 //! ```no_run
 //! use mspipe_train::config::{resolve, ModelName};

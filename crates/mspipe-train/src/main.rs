@@ -57,6 +57,9 @@ struct ServeArgs {
     /// List each event's K most likely destinations among every known one (0: none).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
+    /// Rank only these destinations for --top-k: a file of original ids, one per line.
+    #[arg(long, requires = "top_k")]
+    candidates: Option<PathBuf>,
     /// What to do with an event older than the last ingested one.
     #[arg(long, value_enum, default_value = "skip")]
     late: mspipe_train::serve::Late,
@@ -236,9 +239,32 @@ fn eval(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// The node ids of `file`, one per line (blank lines skipped).
+fn read_ids(file: &Path) -> Result<Vec<u64>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            l.trim().parse().with_context(|| {
+                format!(
+                    "{}, line {}: `{}` is not a node id",
+                    file.display(),
+                    i + 1,
+                    l.trim()
+                )
+            })
+        })
+        .collect()
+}
+
 fn serve(args: &ServeArgs) -> Result<()> {
     mspipe_train::run::use_threads(args.threads)?;
     let mut server = mspipe_train::serve::Server::open(&args.run)?;
+    if let Some(file) = &args.candidates {
+        server.rank_among(&read_ids(file)?)?;
+    }
     if server.served() > 0 {
         eprintln!(
             "resuming: {} events already served; send the ones after them",

@@ -433,6 +433,23 @@ fn the_best_ranked_destination_scores_as_that_event_would() {
         .expect("rank")
         .remove(0);
     assert_eq!(ranked.top.len(), 5);
+    // Among chosen candidates only: those candidates alone, in the same order, the same logits.
+    let chosen: Vec<u64> = ranked.top[2..].iter().map(|&(d, _)| d).collect();
+    let mut server = Server::open(&run).expect("open");
+    server.rank_among(&chosen).expect("known destinations");
+    let among = server
+        .score_ranked(std::slice::from_ref(&event), 0, 5)
+        .expect("rank")
+        .remove(0);
+    assert_eq!(among.top.len(), 3);
+    for (a, b) in among.top.iter().zip(&ranked.top[2..]) {
+        assert!(a.0 == b.0 && (a.1 - b.1).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+    let err = Server::open(&run)
+        .expect("open")
+        .rank_among(&[u64::MAX])
+        .unwrap_err();
+    assert!(err.to_string().contains("is no node"), "{err}");
     assert!(
         ranked.top.windows(2).all(|w| w[0].1 >= w[1].1),
         "best first"

@@ -85,6 +85,8 @@ pub struct Server {
     graph: TemporalGraph,
     stream: EventStream,
     negatives: NegativeSampler,
+    /// Destinations ranked for top-k (none: every known destination).
+    ranked: Option<Vec<u32>>,
     lookup: NodeLookup,
     device: Device,
 }
@@ -141,9 +143,33 @@ impl Server {
             graph,
             stream,
             negatives,
+            ranked: None,
             lookup,
             device,
         })
+    }
+
+    /// Ranks top-k destinations among `destinations` (original ids) only, instead of every
+    /// known destination.
+    ///
+    /// # Errors
+    /// An id the state does not know as a destination, or an empty list.
+    pub fn rank_among(&mut self, destinations: &[u64]) -> Result<()> {
+        if destinations.is_empty() {
+            bail!("no candidate destinations given");
+        }
+        let known = self.lookup.side(false);
+        let dense = destinations
+            .iter()
+            .map(|id| {
+                known
+                    .get(id)
+                    .copied()
+                    .with_context(|| format!("candidate {id} is no node the state knows"))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        self.ranked = Some(dense);
+        Ok(())
     }
 
     /// Events ingested while serving since the state was exported (a restarted client resends
@@ -256,7 +282,10 @@ impl Server {
             let scored = inference.run(cx, &mut self.sampler, &mut self.store, indices)?;
             (scored, Vec::new())
         } else {
-            let candidates = self.negatives.candidates();
+            let candidates = match &self.ranked {
+                Some(ranked) => &ranked[..],
+                None => self.negatives.candidates(),
+            };
             let (scored, pairs) = inference.run_ranking(
                 cx,
                 &mut self.sampler,
