@@ -151,10 +151,10 @@ mod tests {
 
     /// The flat line (keys sorted, NaN as null) reads into the record and writes back to the
     /// same text through `serde_json::Value`, as `run` writes it; a line of a binary from before
-    /// `forward_seconds` reads with 0 there.
+    /// `forward_seconds` and `minor_faults_per_batch` reads with 0 there.
     #[test]
     fn an_epoch_line_round_trips_flat() {
-        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"forward_seconds":1.0,"max_staleness":1,"mean_staleness":0.5,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
+        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"forward_seconds":1.0,"max_staleness":1,"mean_staleness":0.5,"minor_faults_per_batch":0.25,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
         let record: EpochRecord = serde_json::from_str(line).expect("parses");
         assert_eq!(record.epoch, 2);
         assert_eq!(record.val.ap, 0.875);
@@ -165,10 +165,14 @@ mod tests {
         assert_eq!(training.pipeline.forward_seconds, 1.0);
         let value = serde_json::to_value(&record).expect("serializes");
         assert_eq!(value.to_string(), line);
-        let older = line.replace(r#""forward_seconds":1.0,"#, "");
+        assert_eq!(training.pipeline.minor_faults_per_batch, 0.25);
+        let older = line
+            .replace(r#""forward_seconds":1.0,"#, "")
+            .replace(r#""minor_faults_per_batch":0.25,"#, "");
         let record: EpochRecord = serde_json::from_str(&older).expect("parses");
         let training = record.training.expect("a trained epoch");
         assert_eq!(training.pipeline.forward_seconds, 0.0);
+        assert_eq!(training.pipeline.minor_faults_per_batch, 0.0);
     }
 
     /// A checkpoint's history reads back to the very f64s it was written from (a two-worker run's
