@@ -600,18 +600,26 @@ pub fn run_config(run: &Path) -> Result<Config> {
 
 /// The scores of [`evaluate`] with `session` (best model loaded).
 fn evaluate_session<S: NodeMemory>(mut session: Session<S>, split: EvalSplit) -> Result<Scores> {
+    replay_through(&mut session, split)
+}
+
+/// Rebuilds `session`'s memory from empty as evaluation does — the training events, then
+/// validation, then (`through` test) the test split, each scored as it is replayed — and returns
+/// the scores of the last split replayed.
+pub(crate) fn replay_through<S: NodeMemory>(
+    session: &mut Session<S>,
+    through: EvalSplit,
+) -> Result<Scores> {
     let k = session.config.train.mrr_negatives.max(1);
     let train: Vec<usize> = session.train_events().to_vec();
     let val: Vec<usize> = session.split.val.clone().collect();
     let test: Vec<usize> = session.split.test.clone().collect();
     session.reset_memory();
     session.evaluate(&train, 1)?;
-    Ok(match split {
-        EvalSplit::Val => session.evaluate(&val, k)?,
-        EvalSplit::Test => {
-            session.evaluate(&val, k)?;
-            session.evaluate(&test, k)?
-        }
+    let val = session.evaluate(&val, k)?;
+    Ok(match through {
+        EvalSplit::Val => val,
+        EvalSplit::Test => session.evaluate(&test, k)?,
     })
 }
 

@@ -35,6 +35,16 @@ pub struct EventScore {
     pub top: Vec<(u64, f32)>,
 }
 
+/// An event appended to the served stream.
+struct Appended {
+    /// Its index in the stream.
+    index: usize,
+    /// Whether its source was unknown before it.
+    new_src: bool,
+    /// Whether its destination was unknown before it.
+    new_dst: bool,
+}
+
 /// Original id → dense id, per side of a two-sided stream (users, items) or for both.
 struct NodeLookup {
     users: FxHashMap<u64, u32>,
@@ -237,32 +247,9 @@ impl Server {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut last = self.last_time();
-        for e in events {
-            self.check_features(e).map_err(anyhow::Error::msg)?;
-            let t = self.model_time(e.t);
-            if last.is_some_and(|last| t < last) {
-                bail!("event at t = {} is older than the one before it", e.t);
-            }
-            last = Some(t);
-        }
-        let mut new = Vec::with_capacity(events.len());
-        let mut indices = Vec::with_capacity(events.len());
-        for e in events {
-            let (src, new_src) = self.node(e.src, true);
-            let (dst, new_dst) = self.node(e.dst, false);
-            new.push((new_src, new_dst));
-            let t = self.model_time(e.t);
-            let i = self.stream.push(src, dst, t, e.features.as_deref())?;
-            self.graph.insert(src, dst, t, i as u32)?;
-            indices.push(i);
-        }
-        // Appended events live in per-node lists, which the sampler reads slower than the T-CSR
-        // arrays; they are folded in once they are a sixteenth of the graph (a copy of the
-        // arrays each time the graph grows by that much: about 16 copies of each entry).
-        if self.graph.appended() * 16 > self.graph.num_entries() {
-            self.graph.compact();
-        }
+        self.check_batch(events)?;
+        let appended = self.append(events)?;
+        let indices = appended.iter().map(|a| a.index).collect();
         let cx = SampleContext {
             stream: &self.stream,
             graph: &self.graph,
@@ -310,16 +297,55 @@ impl Server {
         let mut ranked = ranked.into_iter();
         Ok(pos
             .into_iter()
-            .zip(new)
+            .zip(appended)
             .enumerate()
-            .map(|(i, (logit, (new_src, new_dst)))| EventScore {
+            .map(|(i, (logit, a))| EventScore {
                 logit,
                 negatives: neg[i * negatives..(i + 1) * negatives].to_vec(),
-                new_src,
-                new_dst,
+                new_src: a.new_src,
+                new_dst: a.new_dst,
                 top: ranked.next().unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Refuses a batch out of time order (or older than the last ingested event), or with
+    /// features of another width, before anything changes.
+    fn check_batch(&self, events: &[NewEvent]) -> Result<()> {
+        let mut last = self.last_time();
+        for e in events {
+            self.check_features(e).map_err(anyhow::Error::msg)?;
+            let t = self.model_time(e.t);
+            if last.is_some_and(|last| t < last) {
+                bail!("event at t = {} is older than the one before it", e.t);
+            }
+            last = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Appends `events` (checked) to the stream and the graph.
+    fn append(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>> {
+        let mut appended = Vec::with_capacity(events.len());
+        for e in events {
+            let (src, new_src) = self.node(e.src, true);
+            let (dst, new_dst) = self.node(e.dst, false);
+            let t = self.model_time(e.t);
+            let index = self.stream.push(src, dst, t, e.features.as_deref())?;
+            self.graph.insert(src, dst, t, index as u32)?;
+            appended.push(Appended {
+                index,
+                new_src,
+                new_dst,
+            });
+        }
+        // Appended events live in per-node lists, which the sampler reads slower than the T-CSR
+        // arrays; they are folded in once they are a sixteenth of the graph (a copy of the
+        // arrays each time the graph grows by that much: about 16 copies of each entry).
+        if self.graph.appended() * 16 > self.graph.num_entries() {
+            self.graph.compact();
+        }
+        Ok(appended)
     }
 
     /// Writes the live state over the run's serving state, atomically.

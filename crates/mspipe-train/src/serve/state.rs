@@ -143,19 +143,10 @@ pub fn export<S: NodeMemory>(
     run: &Path,
     through: EvalSplit,
 ) -> Result<()> {
-    let k = session.config.train.mrr_negatives.max(1);
-    let train = session.train_events().to_vec();
-    let val: Vec<usize> = session.split.val.clone().collect();
-    let test: Vec<usize> = session.split.test.clone().collect();
-    session.reset_memory();
-    session.evaluate(&train, 1)?;
-    session.evaluate(&val, k)?;
+    crate::run::replay_through(session, through)?;
     let end = match through {
         EvalSplit::Val => session.split.val.end,
-        EvalSplit::Test => {
-            session.evaluate(&test, k)?;
-            session.stream.len()
-        }
+        EvalSplit::Test => session.stream.len(),
     };
     let mut stream = session.stream.clone();
     stream.truncate(end);
