@@ -475,3 +475,31 @@ fn the_best_ranked_destination_scores_as_that_event_would() {
         );
     }
 }
+
+#[test]
+fn each_checkpoint_is_reported_with_the_events_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = trained_run(dir.path());
+    let lines = future_events(&run)[..120].to_vec();
+    let options = ServeOptions {
+        batch: 50,
+        max_delay: Duration::from_secs(60),
+        checkpoint_every: 50,
+        ..Default::default()
+    };
+    let (mut out, mut diag) = (Vec::new(), Vec::new());
+    let mut server = Server::open(&run).expect("open");
+    let input = Cursor::new(lines.join("\n").into_bytes());
+    serve(&mut server, input, &mut out, &mut diag, &options).expect("serves");
+    let said = String::from_utf8(diag).expect("utf-8");
+    let counts: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        counts,
+        [
+            "checkpoint: 50 events served since the export",
+            "checkpoint: 100 events served since the export",
+            "checkpoint: 120 events served since the export",
+        ]
+    );
+    assert_eq!(Server::open(&run).expect("reopen").served(), 120);
+}

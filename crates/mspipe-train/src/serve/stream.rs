@@ -104,11 +104,11 @@ pub fn serve(
 }
 
 /// [`serve`] on the calling thread, from `lines`.
-fn serve_lines(
+fn serve_lines<D: Write>(
     server: &mut Server,
     lines: Lines,
     output: &mut impl Write,
-    diagnostics: &mut impl Write,
+    diagnostics: &mut D,
     options: &ServeOptions,
 ) -> Result<ServeReport> {
     let mut report = ServeReport::default();
@@ -116,12 +116,22 @@ fn serve_lines(
     let mut since_checkpoint = 0;
     let mut first_at = Instant::now();
     let mut last_t = server.last_time();
-    let mut flush = |pending: &mut Vec<(usize, NewEvent)>, server: &mut Server| -> Result<()> {
+    let mut flush = |pending: &mut Vec<(usize, NewEvent)>,
+                     server: &mut Server,
+                     diagnostics: &mut D|
+     -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
         let events: Vec<NewEvent> = pending.iter().map(|(_, e)| e.clone()).collect();
         let scores = server.score_ranked(&events, options.negatives, options.top_k)?;
+        since_checkpoint += pending.len();
+        // Durable before it is answered: a batch that completes a checkpoint stretch is written
+        // into the state before its scores go out.
+        if options.checkpoint_every > 0 && since_checkpoint >= options.checkpoint_every {
+            checkpoint(server, diagnostics)?;
+            since_checkpoint = 0;
+        }
         for ((line, e), s) in pending.iter().zip(&scores) {
             let out = ScoreLine {
                 line: *line,
@@ -141,12 +151,7 @@ fn serve_lines(
         output.flush()?;
         report.scored += pending.len();
         report.batches += 1;
-        since_checkpoint += pending.len();
         pending.clear();
-        if options.checkpoint_every > 0 && since_checkpoint >= options.checkpoint_every {
-            server.checkpoint()?;
-            since_checkpoint = 0;
-        }
         Ok(())
     };
     loop {
@@ -160,7 +165,7 @@ fn serve_lines(
             Ok((number, Ok(text))) => (number, text),
             Ok((number, Err(e))) => bail!("reading line {number} of the input: {e}"),
             Err(RecvTimeoutError::Timeout) => {
-                flush(&mut pending, server)?;
+                flush(&mut pending, server, diagnostics)?;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -177,9 +182,9 @@ fn serve_lines(
         if let Err(why) = late(&event, server.model_time(event.t), last_t) {
             report.skipped += 1;
             if options.late == Late::Error {
-                flush(&mut pending, server)?;
+                flush(&mut pending, server, diagnostics)?;
                 if options.checkpoint_every > 0 {
-                    server.checkpoint()?;
+                    checkpoint(server, diagnostics)?;
                 }
                 bail!("line {number}: {why}");
             }
@@ -197,14 +202,25 @@ fn serve_lines(
         }
         pending.push((number, event));
         if pending.len() >= options.batch {
-            flush(&mut pending, server)?;
+            flush(&mut pending, server, diagnostics)?;
         }
     }
-    flush(&mut pending, server)?;
+    flush(&mut pending, server, diagnostics)?;
     if options.checkpoint_every > 0 && since_checkpoint > 0 {
-        server.checkpoint()?;
+        checkpoint(server, diagnostics)?;
     }
     Ok(report)
+}
+
+/// Writes `server`'s state and says so on `diagnostics` (what a restarted client resends after).
+fn checkpoint(server: &Server, diagnostics: &mut impl Write) -> Result<()> {
+    server.checkpoint()?;
+    writeln!(
+        diagnostics,
+        "checkpoint: {} events served since the export",
+        server.served()
+    )?;
+    Ok(())
 }
 
 fn sigmoid(logit: f32) -> f32 {
