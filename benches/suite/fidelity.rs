@@ -60,7 +60,7 @@ pub fn run(datasets: &[String], epochs: usize, scratch: &Path) -> Result<Vec<Val
 }
 
 /// The stream named `dataset`.
-fn materialise(dataset: &str) -> Result<EventStream> {
+pub fn materialise(dataset: &str) -> Result<EventStream> {
     if dataset == SNAPSHOT {
         return Ok(generate(&SyntheticConfig {
             events: 60_000,

@@ -3,7 +3,8 @@
 //! A B A B per dataset so that drifts of the machine hit both alike. Each round also runs mspipe
 //! with `gnn.embed = "per_node"` — one embedding per node per batch, PyG's model — so the two
 //! are compared work for work too. `generated-N` names a generated stream of 100,000 events over
-//! N nodes (small dense graphs, where per-node embedding saves the most).
+//! N nodes (small dense graphs, where per-node embedding saves the most); `snapshot` the accuracy
+//! table's stream of yearly snapshots.
 //!
 //! torch and torch_geometric come from PyPI into a throw-away venv (`$MSPIPE_PEER_VENV`, default
 //! `peer-venv` under the cargo target directory); `cargo test` never needs them.
@@ -91,6 +92,7 @@ fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
             seed: 11,
             ..Default::default()
         })?,
+        None if dataset == crate::fidelity::SNAPSHOT => crate::fidelity::materialise(dataset)?,
         None => {
             let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
             mspipe::train::run::data(&config)?.0
