@@ -115,6 +115,13 @@ impl NegativeSampler {
         }
     }
 
+    /// Adds `node` to the destinations random negatives are drawn from (a destination that first
+    /// appears in a stream being served). Later draws range over the longer list, so they differ
+    /// from what the same keys drew before.
+    pub fn add_candidate(&mut self, node: u32) {
+        self.candidates.push(node);
+    }
+
     /// The destinations random negatives are drawn from.
     pub fn candidates(&self) -> &[u32] {
         &self.candidates
@@ -238,10 +245,12 @@ mod tests {
             assert!(b >= users, "destinations are items");
         }
         // A server holding only the candidate list draws the same negatives.
-        let served = NegativeSampler::random(sampler.candidates().to_vec(), 3);
+        let mut served = NegativeSampler::random(sampler.candidates().to_vec(), 3);
         let mut again = Negatives::default();
         served.sample(&s, &range(1_000..1_200), 5, 0, &mut again);
         assert_eq!(again, out);
+        served.add_candidate(7);
+        assert_eq!(served.candidates().last(), Some(&7));
     }
 
     #[test]

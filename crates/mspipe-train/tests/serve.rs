@@ -344,6 +344,17 @@ fn unknown_nodes_are_new_and_a_state_of_another_format_is_refused() {
     let info = run.join("serve").join("state.json");
     let text = std::fs::read_to_string(&info).expect("state");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let candidates = v["candidates"].as_array().expect("candidates").len();
+    let exported = data(&run_config(&run).expect("config"))
+        .expect("data")
+        .0
+        .destination_nodes()
+        .len();
+    assert_eq!(
+        candidates,
+        exported + 1,
+        "the new destination is a candidate"
+    );
     v["format"] = 99.into();
     std::fs::write(&info, v.to_string()).expect("write");
     let err = Server::open(&run).err().expect("refused").to_string();

@@ -117,7 +117,7 @@ impl Server {
     /// As [`Server::open`].
     pub fn open_on(run: &Path, device: Device) -> Result<Self> {
         let dir = state::dir(run);
-        let (info, config, stream) = state::read(&dir)?;
+        let (mut info, config, stream) = state::read(&dir)?;
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
         let model_config = model_config(&config, edge_dim);
         let file = dir.join("model.bpk");
@@ -140,7 +140,9 @@ impl Server {
             .with_context(|| format!("reading {}", file.display()))?;
         let sampler = neighbor_sampler(&config)?;
         let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
-        let negatives = NegativeSampler::random(info.candidates.clone(), info.negative_seed);
+        // The sampler keeps the candidates from here on; a checkpoint writes them back.
+        let candidates = std::mem::take(&mut info.candidates);
+        let negatives = NegativeSampler::random(candidates, info.negative_seed);
         let lookup = NodeLookup::new(&stream, &info);
         Ok(Server {
             dir,
@@ -353,8 +355,12 @@ impl Server {
     /// # Errors
     /// I/O errors, naming the path.
     pub fn checkpoint(&self) -> Result<()> {
+        let info = StateInfo {
+            candidates: self.negatives.candidates().to_vec(),
+            ..self.info.clone()
+        };
         let saved = Saved {
-            info: &self.info,
+            info: &info,
             config: &self.config,
             stream: &self.stream,
             model: &|d| Ok(self.model.clone().save_file(d.join("model.bpk"))?),
@@ -387,9 +393,7 @@ impl Server {
         }
         if !source {
             // A known destination from now on: drawn as a negative, ranked as a candidate.
-            self.info.candidates.push(d);
-            self.negatives =
-                NegativeSampler::random(self.info.candidates.clone(), self.info.negative_seed);
+            self.negatives.add_candidate(d);
         }
         self.graph.add_nodes(1);
         self.store.grow(self.stream.num_nodes());
