@@ -162,6 +162,14 @@ impl EventStream {
         *median
     }
 
+    /// The time from the first to the last event of `range` (0 for fewer than two events).
+    pub fn time_span(&self, range: std::ops::Range<usize>) -> f64 {
+        match &self.time[range] {
+            [first, .., last] => last - first,
+            _ => 0.0,
+        }
+    }
+
     /// Divides every timestamp by `unit`, so times (and every Δt) are counted in that unit.
     ///
     /// # Panics
@@ -366,6 +374,9 @@ mod tests {
         let times = vec![0.0, 0.0, 10.0, 12.0, 12.0, 30.0, 31.0];
         let mut s = stream(times.clone());
         assert_eq!(s.time_resolution(0..7), 10.0);
+        assert_eq!(s.time_span(0..7), 31.0);
+        assert_eq!(s.time_span(2..4), 2.0);
+        assert_eq!(s.time_span(3..4), 0.0);
         // Only the range counts: 0, 10, 12 → gaps 10, 2 → 10; one distinct time → 1.
         assert_eq!(s.time_resolution(0..4), 10.0);
         assert_eq!(s.time_resolution(0..2), 1.0);

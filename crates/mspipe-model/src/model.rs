@@ -125,6 +125,10 @@ pub struct MemoryModelConfig {
     /// Keep the time encoding's frequencies fixed.
     #[config(default = false)]
     pub frozen_time: bool,
+    /// The longest Δt the time encoding's initial frequencies resolve
+    /// ([`TimeEncodingConfig::span`]), in the unit Δt is given in.
+    #[config(default = 1e9)]
+    pub time_span: f64,
     /// Dropout on the attention layers' outputs and merge hidden units while training (TGL's
     /// `dropout`).
     #[config(default = 0.1)]
@@ -216,6 +220,7 @@ impl MemoryModelConfig {
         MemoryModel {
             time: TimeEncodingConfig::new(self.time_dim)
                 .with_frozen(self.frozen_time)
+                .with_span(self.time_span)
                 .init(device),
             message: (self.message == MessageKind::Mlp)
                 .then(|| LinearConfig::new(self.mail_dim(), d).init(device)),

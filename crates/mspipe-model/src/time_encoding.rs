@@ -11,10 +11,18 @@ pub struct TimeEncodingConfig {
     /// Keep `w` and `b` at their initial values (TGL's "fixed" encoding).
     #[config(default = false)]
     pub frozen: bool,
+    /// The longest Δt the initial frequencies resolve, in the caller's time unit: they run from 1
+    /// down to `1 / span`, log-spaced. TGN's 1e9 suits Δt in seconds; a span far beyond the
+    /// data's leaves many dimensions at cos(0) = 1 for every Δt, and the weights reading those
+    /// identical inputs all move together, one learning rate each per step, like a bias
+    /// multiplied by their number (the memory then drifts from epoch to epoch; measured in
+    /// `benches/report/below-chance.md`).
+    #[config(default = 1e9)]
+    pub span: f64,
 }
 
-/// φ(Δt) = cos(Δt·w + b) with `w_i = 10^(−9·i/(d−1))` initially (frequencies from 1 down to 1e-9,
-/// so both seconds and months are resolved) and `b = 0`.
+/// φ(Δt) = cos(Δt·w + b) with `w_i = span^(−i/(d−1))` initially (frequencies from 1 down to
+/// `1 / span`, see [`TimeEncodingConfig::span`]) and `b = 0`.
 #[derive(Module, Debug)]
 pub struct TimeEncoding {
     w: Param<Tensor<1>>,
@@ -23,16 +31,24 @@ pub struct TimeEncoding {
 
 impl TimeEncodingConfig {
     /// Builds the encoding on `device`.
+    ///
+    /// # Panics
+    /// If `span` is not at least 1 and finite.
     pub fn init(&self, device: &Device) -> TimeEncoding {
+        assert!(
+            self.span >= 1.0 && self.span.is_finite(),
+            "time-encoding span {} must be at least 1 and finite",
+            self.span
+        );
         let d = self.dim;
         let w: Vec<f32> = (0..d)
             .map(|i| {
-                let exponent = if d > 1 {
-                    9.0 * i as f64 / (d - 1) as f64
+                let fraction = if d > 1 {
+                    i as f64 / (d - 1) as f64
                 } else {
                     0.0
                 };
-                (1.0 / 10f64.powf(exponent)) as f32
+                self.span.powf(-fraction) as f32
             })
             .collect();
         let w = Tensor::from_floats(w.as_slice(), device);
@@ -64,5 +80,61 @@ impl TimeEncoding {
     /// Output width.
     pub fn dim(&self) -> usize {
         self.w.val().dims()[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensors::to_vec;
+
+    fn frequencies(dim: usize, span: f64) -> Vec<f32> {
+        let te = TimeEncodingConfig::new(dim)
+            .with_span(span)
+            .init(&Device::flex());
+        to_vec(te.parameters().0)
+    }
+
+    /// Per dimension, max − min of cos(w·Δt) over Δt = 0, 1, …, `last` (b = 0 initially).
+    fn spreads(w: &[f32], last: u32) -> Vec<f64> {
+        w.iter()
+            .map(|&w| {
+                let v: Vec<f64> = (0..=last)
+                    .map(|t| (f64::from(w) * f64::from(t)).cos())
+                    .collect();
+                v.iter().copied().fold(f64::MIN, f64::max)
+                    - v.iter().copied().fold(f64::MAX, f64::min)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frequencies_run_log_spaced_from_one_to_one_over_the_span() {
+        // Hand-computed: 1e4^(−i/4) for i = 0..4.
+        let w = frequencies(5, 1e4);
+        for (got, want) in w.iter().zip([1.0, 0.1, 0.01, 1e-3, 1e-4]) {
+            assert!((got / want - 1.0).abs() < 1e-6, "{w:?}");
+        }
+        // TGN's default: 1 down to 1e-9.
+        let w = frequencies(10, 1e9);
+        assert!((w[9] / 1e-9 - 1.0).abs() < 1e-6, "{w:?}");
+        assert_eq!(frequencies(1, 50.0), vec![1.0]);
+    }
+
+    #[test]
+    fn a_span_that_fits_the_data_leaves_no_dimension_constant() {
+        // Δt of 14 yearly snapshots counted in years: 0..=13. With TGN's 1e9 span most
+        // dimensions read cos(0) = 1 whatever Δt is; spanning the data, every one varies.
+        let fitted = spreads(&frequencies(100, 13.0), 13);
+        assert!(fitted.iter().all(|&s| s > 0.4), "{fitted:?}");
+        let tgn = spreads(&frequencies(100, 1e9), 13);
+        let constant = tgn.iter().filter(|&&s| s < 1e-2).count();
+        assert!(constant > 70, "{constant} near-constant dimensions");
+    }
+
+    #[test]
+    #[should_panic(expected = "must be at least 1")]
+    fn a_span_below_one_is_refused() {
+        frequencies(4, 0.5);
     }
 }

@@ -61,6 +61,10 @@ pub struct Session<S: NodeMemory = MemoryStore> {
     pub time_unit: f64,
 }
 
+/// The shortest span (in time units) the time encoding's frequencies cover: one decade, so a
+/// training period of a few snapshots still gets frequencies below its own.
+const MIN_TIME_SPAN: f64 = 10.0;
+
 /// The device models run on: CUDA's first GPU when built with `--features cuda`, the default wgpu
 /// adapter with `--features wgpu`, else burn's flex CPU backend (the fastest CPU backend here).
 pub fn base_device() -> Device {
@@ -261,13 +265,15 @@ impl<S: NodeMemory> Session<S> {
     ) -> Result<Self> {
         // The model measures every Δt in the training period's time resolution, so it learns the
         // same whatever unit the timestamps are stored in: a learned frequency moves by about the
-        // learning rate per Adam step, which turns Δt = 3e7 (a year in seconds) into noise.
+        // learning rate per Adam step, which turns Δt = 3e7 (a year in seconds) into noise. Its
+        // frequencies span the training period, no more (see `TimeEncodingConfig::span`).
         let time_unit = stream.time_resolution(split.train.clone());
         stream.rescale_time(time_unit);
+        let time_span = stream.time_span(split.train.clone()).max(MIN_TIME_SPAN);
         let device = device.autodiff();
         device.seed(config.train.seed);
         let edge_dim = stream.edge_features().map_or(0, |f| f.dim());
-        let model_config = model_config(&config, edge_dim);
+        let model_config = model_config(&config, edge_dim).with_time_span(time_span);
         let model = model_config.init(&device);
         if config.train.workers > 1 {
             materialize(&model);
