@@ -114,8 +114,9 @@ fn a_snapshot_stream_scores_the_same_in_years_or_seconds() {
 fn a_snapshot_stream_trains_above_edgebank_after_every_epoch() {
     let _serial = serial();
     // The suite's snapshot stream (14 yearly snapshots in seconds) with the full-size TGN at PyG's
-    // learning rate: with TGN's 1e9-span time encoding, most time dimensions were constant and
-    // the memory drifted from epoch to epoch (test AP 0.62 after epoch 2, below EdgeBank's 0.72).
+    // learning rate: with TGN's 1e9-span time encoding most time dimensions were constant, the
+    // memory drifted from epoch to epoch and test AP fell below EdgeBank's after the second
+    // (`benches/report/below-chance.md`, cause 3).
     let s = generate(&SyntheticConfig {
         events: 60_000,
         nodes: 800,
