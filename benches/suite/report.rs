@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -306,12 +307,7 @@ fn staleness_panel(
                 .map(|p| Circle::new(p, 3, color.filled())),
         )?;
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::LowerLeft)
 }
 
 fn matrix_section(md: &mut String, r: &Results) {
@@ -598,6 +594,21 @@ fn chart(path: &Path, r: &Results) -> Result<()> {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The series' legend at `position`, on a translucent white box.
+fn legend<'a, 'b: 'a>(
+    c: &mut Chart<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>> {
+    c.configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
 
 /// Grouped bars: one group per label, one bar per series (NaN: no bar); `line` draws a
 /// horizontal reference.
@@ -651,10 +662,5 @@ fn bars(
             BLACK.stroke_width(1),
         ))?;
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    legend(&mut c, SeriesLabelPosition::UpperRight)
 }

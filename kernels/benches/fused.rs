@@ -35,6 +35,15 @@ fn devices() -> [(&'static str, Device); 2] {
     [("flex", Device::flex()), ("wgpu", device())]
 }
 
+/// Runs `on(c, device name, device, backward)` on every fused route, forward alone then forward
+/// + backward (on the device's autodiff form).
+fn both_passes(c: &mut Criterion, on: fn(&mut Criterion, &str, Device, bool)) {
+    for (name, device) in devices() {
+        on(c, name, device.clone(), false);
+        on(c, name, device.autodiff(), true);
+    }
+}
+
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
 }
@@ -57,10 +66,7 @@ fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
 /// Temporal attention over `[roots, k]` neighbour rows, forward alone (with the copy baseline of
 /// the bytes it moves) and forward + backward.
 fn attention(c: &mut Criterion) {
-    for (name, device) in devices() {
-        attention_on(c, name, device.clone(), false);
-        attention_on(c, name, device.autodiff(), true);
-    }
+    both_passes(c, attention_on);
 }
 
 fn attention_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
@@ -152,10 +158,7 @@ fn fused_and_unfused<R: FnMut()>(
 /// `roots / 2` rows) beside a Δt part (`DIM`, from `roots·k / 2` rows), forward alone (with the
 /// copy baseline of the bytes it moves) and forward + backward.
 fn gathered_attention(c: &mut Criterion) {
-    for (name, device) in devices() {
-        gathered_on(c, name, device.clone(), false);
-        gathered_on(c, name, device.autodiff(), true);
-    }
+    both_passes(c, gathered_on);
 }
 
 fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {

@@ -22,74 +22,45 @@ macro_rules! register {
     };
 }
 
-#[derive(Debug)]
-struct AttentionBackward;
+/// A unit struct `$name` whose backward pass hands its recorded inputs (typed `$ty`) and the
+/// output's gradient to `B::$op`, registering the `N` gradients it returns with the parents.
+macro_rules! backward {
+    ($name:ident, $n:literal: $op:ident($($input:ident: $ty:ident),+) -> ($($grad:ident),+)) => {
+        #[derive(Debug)]
+        struct $name;
 
-impl<B: FusedBackend> Backward<B, 3> for AttentionBackward {
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-    );
+        impl<B: FusedBackend> Backward<B, $n> for $name {
+            type State = ($($ty<B>),+);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (q, k, v, keep) = ops.state;
-        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
-        register!(grads, ops.parents, [dq, dk, dv]);
-    }
+            fn backward(
+                self,
+                ops: Ops<Self::State, $n>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let grad = grads.consume::<B>(&ops.node);
+                let ($($input),+) = ops.state;
+                let ($($grad),+) = B::$op($($input),+, grad);
+                register!(grads, ops.parents, [$($grad),+]);
+            }
+        }
+    };
 }
 
-#[derive(Debug)]
-struct TimeEncodingBackward;
-
-impl<B: FusedBackend> Backward<B, 2> for TimeEncodingBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (dt, w, b) = ops.state;
-        let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
-        register!(grads, ops.parents, [dw, db]);
-    }
-}
-
-#[derive(Debug)]
-struct GruBackward;
-
-impl<B: FusedBackend> Backward<B, 3> for GruBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (gi, gh, h) = ops.state;
-        let (dgi, dgh, dh) = B::gru_gates_backward(gi, gh, h, grad);
-        register!(grads, ops.parents, [dgi, dgh, dh]);
-    }
-}
-
-#[derive(Debug)]
-struct GatheredAttentionBackward;
-
-impl<B: FusedBackend> Backward<B, 3> for GatheredAttentionBackward {
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        IntTensor<B>,
-        FloatTensor<B>,
-        IntTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-    );
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (q, a, ia, b, ib, keep, scale) = ops.state;
-        let (dq, da, db) = B::gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad);
-        register!(grads, ops.parents, [dq, da, db]);
-    }
-}
+backward!(AttentionBackward, 3: temporal_attention_backward(
+    q: FloatTensor, k: FloatTensor, v: FloatTensor, keep: FloatTensor
+) -> (dq, dk, dv));
+// Δt is data: gradients flow to `w` and `b` only.
+backward!(TimeEncodingBackward, 2: time_encoding_backward(
+    dt: FloatTensor, w: FloatTensor, b: FloatTensor
+) -> (dw, db));
+backward!(GruBackward, 3: gru_gates_backward(
+    gi: FloatTensor, gh: FloatTensor, h: FloatTensor
+) -> (dgi, dgh, dh));
+backward!(GatheredAttentionBackward, 3: gathered_attention_backward(
+    q: FloatTensor, a: FloatTensor, ia: IntTensor, b: FloatTensor, ib: IntTensor,
+    keep: FloatTensor, scale: FloatTensor
+) -> (dq, da, db));
 
 /// An output with no gradient path.
 fn constant<B: FusedBackend, C: CheckpointStrategy>(

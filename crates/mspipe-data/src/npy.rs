@@ -2,7 +2,7 @@
 //! `npyz`, with the checks that give a clear error instead of a short read.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use npyz::{NpyFile, WriterBuilder};
@@ -80,17 +80,21 @@ pub fn read_matrix(path: &Path) -> Result<Option<Features>> {
 /// Writes features as a `[rows, dim]` `<f4` array.
 pub fn write_matrix(path: &Path, features: &Features) -> Result<()> {
     let io = |e| DataError::io(path, e);
-    let file = File::create(path).map_err(io)?;
+    let mut file = crate::format::source::temporary_beside(path)?;
+    let mut buffered = BufWriter::new(&mut file);
     let mut writer = npyz::WriteOptions::new()
         .default_dtype()
         .shape(&[features.rows() as u64, features.dim() as u64])
-        .writer(BufWriter::new(file))
+        .writer(&mut buffered)
         .begin_nd()
         .map_err(io)?;
     writer
         .extend(features.as_slice().iter().copied())
         .map_err(io)?;
-    writer.finish().map_err(io)
+    writer.finish().map_err(io)?;
+    buffered.flush().map_err(io)?;
+    drop(buffered);
+    crate::format::source::persist(file, path)
 }
 
 /// Byte offset of the array data: magic (6) + version (2) + header length (u16 in v1, u32 after).

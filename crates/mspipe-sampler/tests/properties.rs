@@ -45,6 +45,17 @@ fn random_stream() -> impl proptest::strategy::Strategy<Value = EventStream> {
     })
 }
 
+/// A sampler drawing `k` uniform picks per root over `layers` hops.
+fn uniform(k: usize, layers: usize, seed: u64) -> NeighborSampler {
+    NeighborSampler::new(NeighborConfig {
+        k,
+        layers,
+        strategy: Pick::Uniform,
+        seed,
+    })
+    .expect("k and layers are at least 1")
+}
+
 fn slot(b: &SampledBatch, hop: usize, s: usize) -> (u32, u32, f64) {
     let h = &b.hops[hop];
     (h.nbr[s], h.eid[s], h.ts[s])
@@ -122,8 +133,7 @@ proptest! {
     ) {
         let g = TemporalGraph::from_stream(&s, Direction::Undirected);
         let (roots, times) = roots_of(&s, &picks);
-        let config = NeighborConfig { k, layers: 1, strategy: Pick::Uniform, seed };
-        let mut sampler = NeighborSampler::new(config).unwrap();
+        let mut sampler = uniform(k, 1, seed);
         let mut b = SampledBatch::default();
         sampler.sample(&g, &roots, &times, 0, 5, &mut b).unwrap();
         for r in 0..roots.len() {
@@ -178,13 +188,7 @@ fn uniform_is_uniform_over_past_events() {
     let time: Vec<f64> = (0..n).map(|i| i as f64 * 5.0).collect();
     let s = EventStream::from_edges(src, dst, time, n + 1).unwrap();
     let g = TemporalGraph::from_stream(&s, Direction::Undirected);
-    let config = NeighborConfig {
-        k: 10,
-        layers: 1,
-        strategy: Pick::Uniform,
-        seed: 11,
-    };
-    let mut sampler = NeighborSampler::new(config).unwrap();
+    let mut sampler = uniform(10, 1, 11);
     let mut counts = [0usize; 40];
     let mut b = SampledBatch::default();
     for key in 0..2_000u64 {
@@ -220,13 +224,7 @@ fn thread_count_does_not_change_samples() {
             .build()
             .unwrap();
         pool.install(|| {
-            let config = NeighborConfig {
-                k: 10,
-                layers: 2,
-                strategy: Pick::Uniform,
-                seed: 1,
-            };
-            let mut sampler = NeighborSampler::new(config).unwrap();
+            let mut sampler = uniform(10, 2, 1);
             let mut b = SampledBatch::default();
             sampler.sample(&g, &roots, &times, 0, 3, &mut b).unwrap();
             b

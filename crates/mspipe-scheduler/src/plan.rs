@@ -162,60 +162,34 @@ mod tests {
             memory_time: 5.0,
             previous: None,
         };
+        // (staleness, start) of the plan for `input` under `k_max`.
+        let plan = |input: PlanInput, k_max: usize| {
+            let p = plan_fetch(input, k_max, |j| ends[j]);
+            (p.staleness, p.start)
+        };
         // latest start 33: U(4) = 50 and U(3) = 40 too late, U(2) = 30 fits → k = 2, start 33.
-        let plan = plan_fetch(input, 4, |j| ends[j]);
-        assert_eq!(
-            plan,
-            FetchPlan {
-                staleness: 2,
-                start: 33.0
-            }
-        );
+        assert_eq!(plan(input, 4), (2, 33.0));
         // Capped: k_max 1 → the fetch waits for U(3) and compute stalls.
-        let plan = plan_fetch(input, 1, |j| ends[j]);
-        assert_eq!(
-            plan,
-            FetchPlan {
-                staleness: 1,
-                start: 40.0
-            }
-        );
+        assert_eq!(plan(input, 1), (1, 40.0));
         // Never older than the previous fetch + 1.
-        let plan = plan_fetch(input, 4, |j| ends[j]).staleness;
-        let capped = plan_fetch(
-            PlanInput {
-                previous: Some(0),
-                ..input
-            },
-            4,
-            |j| ends[j],
-        );
-        assert_eq!((plan, capped.staleness, capped.start), (2, 1, 40.0));
+        let after_fresh = PlanInput {
+            previous: Some(0),
+            ..input
+        };
+        assert_eq!(plan(after_fresh, 4), (1, 40.0));
         // A slow feature fetch: compute waits for F anyway, and the fetch takes U(4) if it has
         // ended by then.
         let late_f = PlanInput {
             feature_end: 55.0,
             ..input
         };
-        assert_eq!(
-            plan_fetch(late_f, 4, |j| ends[j]),
-            FetchPlan {
-                staleness: 0,
-                start: 55.0
-            }
-        );
+        assert_eq!(plan(late_f, 4), (0, 55.0));
         // k = 0 is not delayed: U(4) ended at 50, before the latest start 53.
         let early = PlanInput {
             compute_start: 58.0,
             ..input
         };
-        assert_eq!(
-            plan_fetch(early, 4, |j| ends[j]),
-            FetchPlan {
-                staleness: 0,
-                start: 50.0
-            }
-        );
+        assert_eq!(plan(early, 4), (0, 50.0));
         // The first iteration has nothing to wait for.
         let first = PlanInput {
             iteration: 0,

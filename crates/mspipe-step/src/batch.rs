@@ -531,6 +531,24 @@ mod tests {
     use mspipe_model::{EmbeddingKind, MemoryModelConfig, UpdaterKind};
     use mspipe_sampler::{Direction, NeighborConfig};
 
+    /// The whole stream's graph, training negatives over all of it, and a sampler of the `k`
+    /// most recent neighbours over two hops.
+    fn sampling(
+        stream: &EventStream,
+        k: usize,
+    ) -> (TemporalGraph, NegativeSampler, NeighborSampler) {
+        let config = NeighborConfig {
+            k,
+            layers: 2,
+            ..Default::default()
+        };
+        (
+            TemporalGraph::from_stream(stream, Direction::Undirected),
+            NegativeSampler::for_training(stream, |_| true, 0),
+            NeighborSampler::new(config).expect("k and layers are at least 1"),
+        )
+    }
+
     #[test]
     fn shared_roots_embed_to_the_bit_what_each_root_embeds() {
         // Three snapshots: a batch names each node many times at one time.
@@ -558,14 +576,7 @@ mod tests {
             slots: 1,
         };
         let mut memory = MemoryStore::empty(shape, 0.0, &device);
-        let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
-        let negatives = NegativeSampler::for_training(&stream, |_| true, 0);
-        let mut sampler = NeighborSampler::new(NeighborConfig {
-            k: 3,
-            layers: 2,
-            ..Default::default()
-        })
-        .unwrap();
+        let (graph, negatives, mut sampler) = sampling(&stream, 3);
         let cx = SampleContext {
             stream: &stream,
             graph: &graph,
@@ -616,14 +627,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let graph = TemporalGraph::from_stream(&stream, Direction::Undirected);
-        let negatives = NegativeSampler::for_training(&stream, |_| true, 0);
-        let mut sampler = NeighborSampler::new(NeighborConfig {
-            k: 4,
-            layers: 2,
-            ..Default::default()
-        })
-        .unwrap();
+        let (graph, negatives, mut sampler) = sampling(&stream, 4);
         let cx = |embed| SampleContext {
             stream: &stream,
             graph: &graph,

@@ -15,6 +15,13 @@ use mspipe_scheduler::Mode;
 use mspipe_step::Embed;
 use serde::{Deserialize, Serialize};
 
+/// `[("section.key", config.section.key), …]`: each value beside the key a message names it by.
+macro_rules! keyed {
+    ($config:ident; $($section:ident . $key:ident),+ $(,)?) => {
+        [$((concat!(stringify!($section), ".", stringify!($key)), $config.$section.$key)),+]
+    };
+}
+
 /// Everything a run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -440,10 +447,7 @@ impl Config {
                 self.pipeline.lambda
             );
         }
-        for (key, p) in [
-            ("gnn.dropout", self.gnn.dropout),
-            ("gnn.att_dropout", self.gnn.att_dropout),
-        ] {
+        for (key, p) in keyed!(self; gnn.dropout, gnn.att_dropout) {
             if !(0.0..1.0).contains(&p) {
                 bail!("{key} = {p}: must lie in [0, 1)");
             }
@@ -454,20 +458,10 @@ impl Config {
                 self.pipeline.quantile
             );
         }
-        let positive = [
-            ("sampling.neighbors", self.sampling.neighbors),
-            ("sampling.layers", self.sampling.layers),
-            ("memory.dim", self.memory.dim),
-            ("memory.time_dim", self.memory.time_dim),
-            ("memory.mailbox", self.memory.mailbox),
-            ("gnn.dim", self.gnn.dim),
-            ("gnn.heads", self.gnn.heads),
-            ("train.epochs", self.train.epochs),
-            ("train.batch_size", self.train.batch_size),
-            ("train.workers", self.train.workers),
-            ("pipeline.top", self.pipeline.top),
-            ("pipeline.queue", self.pipeline.queue),
-        ];
+        let positive = keyed!(self;
+            sampling.neighbors, sampling.layers, memory.dim, memory.time_dim, memory.mailbox,
+            gnn.dim, gnn.heads, train.epochs, train.batch_size, train.workers, pipeline.top,
+            pipeline.queue);
         for (key, v) in positive {
             if v == 0 {
                 bail!("{key} must be at least 1");

@@ -65,6 +65,23 @@ pub struct Session<S: NodeMemory = MemoryStore> {
 /// training period of a few snapshots still gets frequencies below its own.
 const MIN_TIME_SPAN: f64 = 10.0;
 
+/// A [`SampleContext`] over session `$s`'s stream, sampling from its `$graph` and drawing
+/// negatives from its `$negatives`. A macro rather than a method: it borrows single fields, so
+/// `$s.sampler` can be borrowed mutably beside it.
+macro_rules! sample_context {
+    ($s:ident, $graph:ident, $negatives:ident, $key:expr, $per_positive:expr) => {
+        SampleContext {
+            stream: &$s.stream,
+            graph: &$s.$graph,
+            negatives: &$s.$negatives,
+            negative_key: $key,
+            per_positive: $per_positive,
+            root_rows: $s.root_rows(),
+            embed: $s.config.gnn.embed,
+        }
+    };
+}
+
 /// The device models run on: CUDA's first GPU when built with `--features cuda`, the default wgpu
 /// adapter with `--features wgpu`, else burn's flex CPU backend (the fastest CPU backend here).
 pub fn base_device() -> Device {
@@ -408,15 +425,7 @@ impl<S: NodeMemory> Session<S> {
     /// (for cost models and benchmarks; training samples through [`Session::train_sequential`]).
     pub fn sample_train_batch(&mut self, epoch: usize, b: usize) -> Result<mspipe_step::Sampled> {
         let events = batch_events(&self.train_events, self.config.train.batch_size, b);
-        let cx = SampleContext {
-            stream: &self.stream,
-            graph: &self.train_graph,
-            negatives: &self.train_negatives,
-            negative_key: epoch as u64,
-            per_positive: 1,
-            root_rows: self.root_rows(),
-            embed: self.config.gnn.embed,
-        };
+        let cx = sample_context!(self, train_graph, train_negatives, epoch as u64, 1);
         Ok(batch::sample(cx, &mut self.sampler, events)?)
     }
 
@@ -488,15 +497,7 @@ impl<S: NodeMemory> Session<S> {
             device: &device,
         };
         for events in events.chunks(self.config.train.batch_size) {
-            let cx = SampleContext {
-                stream: &self.stream,
-                graph: &self.full_graph,
-                negatives: &self.eval_negatives,
-                negative_key: EVAL_KEY,
-                per_positive,
-                root_rows: self.root_rows(),
-                embed: self.config.gnn.embed,
-            };
+            let cx = sample_context!(self, full_graph, eval_negatives, EVAL_KEY, per_positive);
             let scored = inference.run(cx, &mut self.sampler, &mut self.store, events.to_vec())?;
             each(events, scored, self);
         }
@@ -543,15 +544,7 @@ impl<S: NodeMemory> Session<S> {
         let step = self.step_config();
         let pipeline = &self.config.pipeline;
         let stages = TrainStages {
-            cx: SampleContext {
-                stream: &self.stream,
-                graph: &self.train_graph,
-                negatives: &self.train_negatives,
-                negative_key: epoch as u64,
-                per_positive: 1,
-                root_rows: self.root_rows(),
-                embed: self.config.gnn.embed,
-            },
+            cx: sample_context!(self, train_graph, train_negatives, epoch as u64, 1),
             sampler: Mutex::new(&mut self.sampler),
             events: &self.train_events,
             batch_size: self.config.train.batch_size,

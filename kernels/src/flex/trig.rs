@@ -26,25 +26,45 @@ fn reduce(x: f32) -> (f64, f64) {
     (r, quadrant)
 }
 
+/// `c[0] + r2·(c[1] + r2·(… + r2·c[5]))`, innermost first (Horner).
+#[inline(always)]
+fn horner(r2: f64, c: [f64; 6]) -> f64 {
+    c[..5].iter().rev().fold(c[5], |p, &ci| ci + r2 * p)
+}
+
+/// sin r = r − r³/3! + … − r¹¹/11! + r¹³/13!.
 #[inline(always)]
 fn sin_poly(r: f64) -> f64 {
     let r2 = r * r;
-    let p = -1.0 / 39_916_800.0 + r2 * (1.0 / 6_227_020_800.0);
-    let p = 1.0 / 362_880.0 + r2 * p;
-    let p = -1.0 / 5_040.0 + r2 * p;
-    let p = 1.0 / 120.0 + r2 * p;
-    let p = -1.0 / 6.0 + r2 * p;
+    let p = horner(
+        r2,
+        [
+            -1.0 / 6.0,
+            1.0 / 120.0,
+            -1.0 / 5_040.0,
+            1.0 / 362_880.0,
+            -1.0 / 39_916_800.0,
+            1.0 / 6_227_020_800.0,
+        ],
+    );
     r + r * r2 * p
 }
 
+/// cos r = 1 − r²/2! + … − r¹⁰/10! + r¹²/12!.
 #[inline(always)]
 fn cos_poly(r: f64) -> f64 {
     let r2 = r * r;
-    let p = -1.0 / 3_628_800.0 + r2 * (1.0 / 479_001_600.0);
-    let p = 1.0 / 40_320.0 + r2 * p;
-    let p = -1.0 / 720.0 + r2 * p;
-    let p = 1.0 / 24.0 + r2 * p;
-    let p = -0.5 + r2 * p;
+    let p = horner(
+        r2,
+        [
+            -0.5,
+            1.0 / 24.0,
+            -1.0 / 720.0,
+            1.0 / 40_320.0,
+            -1.0 / 3_628_800.0,
+            1.0 / 479_001_600.0,
+        ],
+    );
     1.0 + r2 * p
 }
 
@@ -52,26 +72,26 @@ fn cos_poly(r: f64) -> f64 {
 #[inline(always)]
 pub fn cos(x: f32) -> f32 {
     let (r, q) = reduce(x);
-    // cos(kπ/2 + r) = cos r, −sin r, −cos r, sin r for k mod 4 = 0, 1, 2, 3.
+    cos_in_quadrant(r, q)
+}
+
+/// sin(x) = cos(x − π/2): the same reduction, one quadrant back.
+#[inline(always)]
+pub fn sin(x: f32) -> f32 {
+    let (r, q) = reduce(x);
+    let back = if q == 0.0 { 3.0 } else { q - 1.0 };
+    cos_in_quadrant(r, back)
+}
+
+/// cos(qπ/2 + r) for quadrant `q` in 0, 1, 2, 3: cos r, −sin r, −cos r, sin r.
+#[inline(always)]
+fn cos_in_quadrant(r: f64, q: f64) -> f32 {
     let v = if q == 1.0 || q == 3.0 {
         sin_poly(r)
     } else {
         cos_poly(r)
     };
     (if q == 1.0 || q == 2.0 { -v } else { v }) as f32
-}
-
-/// sin(x).
-#[inline(always)]
-pub fn sin(x: f32) -> f32 {
-    let (r, q) = reduce(x);
-    // sin(kπ/2 + r) = sin r, cos r, −sin r, −cos r for k mod 4 = 0, 1, 2, 3.
-    let v = if q == 1.0 || q == 3.0 {
-        cos_poly(r)
-    } else {
-        sin_poly(r)
-    };
-    (if q >= 2.0 { -v } else { v }) as f32
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl AttentionCase {
 }
 
 /// Gradients within 1e-5; absent on both sides only for an empty batch (`n` = 0).
-pub fn assert_grads_close(got: [Option<TensorData>; 3], want: [Option<TensorData>; 3], n: usize) {
+pub fn assert_grads_close(got: Grads, want: Grads, n: usize) {
     let tol = Tolerance::<f32>::rel_abs(1e-5, 1e-5);
     for (got, want) in got.into_iter().zip(want) {
         match (got, want) {
@@ -89,6 +89,17 @@ pub fn assert_grads_close(got: [Option<TensorData>; 3], want: [Option<TensorData
         }
     }
 }
+
+/// A fused run's output and gradients (`got`) against the reference's (`want`): the output
+/// within 1e-5 relative / 1e-6 absolute, the gradients as [`assert_grads_close`].
+pub fn assert_run_close(got: (TensorData, Grads), want: (TensorData, Grads), n: usize) {
+    got.0
+        .assert_approx_eq::<f32>(&want.0, Tolerance::rel_abs(1e-5, 1e-6));
+    assert_grads_close(got.1, want.1, n);
+}
+
+/// The gradients a case's run returns, one per differentiable input.
+pub type Grads = [Option<TensorData>; 3];
 
 /// Random GRU gate inputs for `n` rows of width `d` (pre-activations spread over ±4, so the
 /// gates reach saturation), and the weights `r` of the loss Σ h' ⊙ r.
@@ -116,7 +127,7 @@ impl GruCase {
 
     /// `h'` and the gradients of Σ h' ⊙ r for gi, gh, h on `device` (an autodiff device), through
     /// the crate's routed call (`fused`) or the burn-ops reference.
-    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, [Option<TensorData>; 3]) {
+    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, Grads) {
         let (gi, gh, h) = (
             to(&self.gi, device).require_grad(),
             to(&self.gh, device).require_grad(),
@@ -186,7 +197,7 @@ impl GatheredCase {
 
     /// The output and the gradients of Σ out ⊙ r for q, a, b on `device` (an autodiff device),
     /// through the crate's routed call (`fused`) or the burn-ops reference.
-    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, [Option<TensorData>; 3]) {
+    pub fn run(&self, device: &Device, fused: bool) -> (TensorData, Grads) {
         let ids =
             |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
         let (q, a, b) = (

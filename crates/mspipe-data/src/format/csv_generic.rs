@@ -7,7 +7,7 @@ use super::columns::{self, Layout};
 use super::source::Sink;
 use super::{csv_error, csv_reader};
 use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
-use crate::{DataError, EventStream, Result};
+use crate::{EventStream, Result};
 
 pub(crate) const SRC_NAMES: &[&str] = &["src", "u", "source", "from", "user_id", "user"];
 pub(crate) const DST_NAMES: &[&str] = &[
@@ -71,21 +71,17 @@ pub(crate) fn read(
 }
 
 pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
-    let io = |e| DataError::io(path, e);
-    let mut w = Sink::create(path)?;
     let labels = stream.labels();
-    writeln!(
-        w,
-        "src,dst,t{}",
-        if labels.is_some() { ",label" } else { "" }
-    )
-    .map_err(io)?;
-    for i in 0..stream.len() {
-        write!(w, "{},{},{}", stream.src[i], stream.dst[i], stream.time[i]).map_err(io)?;
+    let header = if labels.is_some() {
+        "src,dst,t,label"
+    } else {
+        "src,dst,t"
+    };
+    Sink::write_lines(path, header, stream.len(), |w, i| {
+        write!(w, "{},{},{}", stream.src[i], stream.dst[i], stream.time[i])?;
         if let Some(l) = labels {
-            write!(w, ",{}", l[i]).map_err(io)?;
+            write!(w, ",{}", l[i])?;
         }
-        writeln!(w).map_err(io)?;
-    }
-    w.finish(path)
+        writeln!(w)
+    })
 }

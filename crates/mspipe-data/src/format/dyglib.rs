@@ -105,15 +105,11 @@ pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadRe
 }
 
 pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
-    let io = |e| DataError::io(path, e);
-    let mut w = Sink::create(path)?;
-    writeln!(w, ",u,i,ts,label,idx").map_err(io)?;
-    for i in 0..stream.len() {
+    Sink::write_lines(path, ",u,i,ts,label,idx", stream.len(), |w, i| {
         let label = stream.labels().map_or(0.0, |l| l[i]);
         let (s, d, t) = (stream.src[i] + 1, stream.dst[i] + 1, stream.time[i]);
-        writeln!(w, "{i},{s},{d},{t},{label},{}", i + 1).map_err(io)?;
-    }
-    w.finish(path)?;
+        writeln!(w, "{i},{s},{d},{t},{label},{}", i + 1)
+    })?;
     let (edge_path, node_path) = feature_paths(path);
     if let Some(f) = stream.edge_features() {
         npy::write_matrix(&edge_path, &with_padding_row(f))?;

@@ -67,21 +67,16 @@ mod tests {
     #[test]
     fn floats_reject_nan_inf_and_f32_overflow() {
         assert_eq!(finite_f64("t", "1e3"), Ok(1000.0));
-        assert!(matches!(
-            finite_f64("t", "NaN"),
-            Err(Problem::NonFinite { .. })
-        ));
-        assert!(matches!(
-            finite_f64("t", "-inf"),
-            Err(Problem::NonFinite { .. })
-        ));
-        assert!(matches!(
-            finite_f32("f", "1e300"),
-            Err(Problem::NonFinite { .. })
-        ));
-        assert!(matches!(
-            finite_f64("t", "x"),
-            Err(Problem::NotNumeric { .. })
-        ));
+        for text in ["NaN", "-inf"] {
+            let got = finite_f64("t", text);
+            assert!(
+                matches!(got, Err(Problem::NonFinite { .. })),
+                "{text}: {got:?}"
+            );
+        }
+        let got = finite_f32("f", "1e300");
+        assert!(matches!(got, Err(Problem::NonFinite { .. })), "{got:?}");
+        let got = finite_f64("t", "x");
+        assert!(matches!(got, Err(Problem::NotNumeric { .. })), "{got:?}");
     }
 }

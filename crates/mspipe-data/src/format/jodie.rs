@@ -47,7 +47,6 @@ pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadRe
 }
 
 pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
-    let io = |e| DataError::io(path, e);
     if !stream.is_bipartite() {
         return Err(DataError::Usage(format!(
             "{}: the JODIE format needs a bipartite stream (sources and destinations disjoint)",
@@ -56,22 +55,19 @@ pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
     }
     let users = stream.node_ids().users().unwrap_or(0) as u32;
     let feats = stream.edge_features();
-    let mut w = Sink::create(path)?;
-    write!(w, "{}", HEADER_PREFIX.join(",")).map_err(io)?;
+    let mut header = HEADER_PREFIX.join(",");
     for k in 0..feats.map_or(0, |f| f.dim()) {
-        write!(w, ",f{}", k + 1).map_err(io)?;
+        header.push_str(&format!(",f{}", k + 1));
     }
-    writeln!(w).map_err(io)?;
-    for i in 0..stream.len() {
+    Sink::write_lines(path, &header, stream.len(), |w, i| {
         let label = stream.labels().map_or(0.0, |l| l[i]);
         let (u, it, t) = (stream.src[i], stream.dst[i] - users, stream.time[i]);
-        write!(w, "{u},{it},{t},{label}").map_err(io)?;
+        write!(w, "{u},{it},{t},{label}")?;
         if let Some(f) = feats {
             for v in f.row(i) {
-                write!(w, ",{v}").map_err(io)?;
+                write!(w, ",{v}")?;
             }
         }
-        writeln!(w).map_err(io)?;
-    }
-    w.finish(path)
+        writeln!(w)
+    })
 }

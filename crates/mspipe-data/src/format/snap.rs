@@ -52,10 +52,7 @@ pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadRe
 }
 
 pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
-    let io = |e| DataError::io(path, e);
-    let mut w = Sink::create(path)?;
-    for i in 0..stream.len() {
-        writeln!(w, "{} {} {}", stream.src[i], stream.dst[i], stream.time[i]).map_err(io)?;
-    }
-    w.finish(path)
+    Sink::write_lines(path, "", stream.len(), |w, i| {
+        writeln!(w, "{} {} {}", stream.src[i], stream.dst[i], stream.time[i])
+    })
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use tempfile::NamedTempFile;
 
 use crate::{DataError, Result};
 
@@ -27,16 +28,17 @@ pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     })
 }
 
-/// A writer of text to `path`, gzip-compressed when the name ends in `.gz`.
+/// A writer of text to `path`, gzip-compressed when the name ends in `.gz`. The text goes to a
+/// temporary file beside `path` that [`Sink::finish`] renames onto it, so a failed or interrupted
+/// write leaves any earlier file at `path` as it was.
 pub(crate) enum Sink {
-    Plain(BufWriter<File>),
-    Gz(GzEncoder<BufWriter<File>>),
+    Plain(BufWriter<NamedTempFile>),
+    Gz(GzEncoder<BufWriter<NamedTempFile>>),
 }
 
 impl Sink {
     pub(crate) fn create(path: &Path) -> Result<Sink> {
-        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-        let w = BufWriter::with_capacity(1 << 16, file);
+        let w = BufWriter::with_capacity(1 << 16, temporary_beside(path)?);
         Ok(if is_gz(path) {
             Sink::Gz(GzEncoder::new(w, Compression::fast()))
         } else {
@@ -44,14 +46,52 @@ impl Sink {
         })
     }
 
-    /// Flushes everything, writing the gzip trailer; errors surface here rather than on drop.
-    pub(crate) fn finish(self, path: &Path) -> Result<()> {
-        let mut inner = match self {
-            Sink::Plain(w) => w,
-            Sink::Gz(gz) => gz.finish().map_err(|e| DataError::io(path, e))?,
-        };
-        inner.flush().map_err(|e| DataError::io(path, e))
+    /// Writes `header` (a line, unless empty), then `line(w, i)` for `i` in `0..lines` (each
+    /// writing one line), into `path` as one atomic write.
+    pub(crate) fn write_lines(
+        path: &Path,
+        header: &str,
+        lines: usize,
+        mut line: impl FnMut(&mut Sink, usize) -> io::Result<()>,
+    ) -> Result<()> {
+        let io = |e| DataError::io(path, e);
+        let mut w = Sink::create(path)?;
+        if !header.is_empty() {
+            writeln!(w, "{header}").map_err(io)?;
+        }
+        for i in 0..lines {
+            line(&mut w, i).map_err(io)?;
+        }
+        w.finish(path)
     }
+
+    /// Flushes everything (the gzip trailer too) and moves the file onto `path`; errors surface
+    /// here rather than on drop.
+    pub(crate) fn finish(self, path: &Path) -> Result<()> {
+        let io = |e| DataError::io(path, e);
+        let buffered = match self {
+            Sink::Plain(w) => w,
+            Sink::Gz(gz) => gz.finish().map_err(io)?,
+        };
+        let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        persist(file, path)
+    }
+}
+
+/// A temporary file in `path`'s directory, for a write that [`persist`] completes.
+pub(crate) fn temporary_beside(path: &Path) -> Result<NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))
+}
+
+/// Moves the finished temporary `file` onto `path`.
+pub(crate) fn persist(file: NamedTempFile, path: &Path) -> Result<()> {
+    file.persist(path)
+        .map(drop)
+        .map_err(|e| DataError::io(path, e.error))
 }
 
 impl Write for Sink {
@@ -81,4 +121,47 @@ pub(crate) fn first_content_line(path: &Path) -> Result<Option<(u64, String)>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_write_lands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["edges.csv", "edges.csv.gz"] {
+            let path = dir.path().join(name);
+            Sink::write_lines(&path, "a,b", 2, |w, i| writeln!(w, "{i},{}", i * 10))
+                .expect("write");
+            let read = |p: &Path| -> Vec<String> {
+                open(p)
+                    .expect("open")
+                    .lines()
+                    .map(|l| l.expect("line"))
+                    .collect()
+            };
+            assert_eq!(read(&path), ["a,b", "0,0", "1,10"]);
+            // A write that fails half-way leaves the earlier file as it was, and no stray file.
+            let failed = Sink::write_lines(&path, "a,b", 3, |w, i| {
+                if i == 2 {
+                    return Err(io::Error::other("disk full"));
+                }
+                writeln!(w, "{i}")
+            });
+            let err = failed.expect_err("the line writer failed").to_string();
+            assert!(err.contains(name) && err.contains("disk full"), "{err}");
+            assert_eq!(read(&path), ["a,b", "0,0", "1,10"]);
+        }
+        assert_eq!(files_in(dir.path()), ["edges.csv", "edges.csv.gz"]);
+    }
 }

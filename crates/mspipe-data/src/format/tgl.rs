@@ -74,15 +74,16 @@ pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadRe
 }
 
 pub(crate) fn write(stream: &EventStream, path: &Path) -> Result<()> {
-    let io = |e| DataError::io(path, e);
-    let mut w = Sink::create(path)?;
-    writeln!(w, ",src,dst,time,int_roll,ext_roll").map_err(io)?;
-    for i in 0..stream.len() {
-        let roll = stream.ext_roll().map_or(0, |r| r[i]);
-        let (s, d, t) = (stream.src[i], stream.dst[i], stream.time[i]);
-        writeln!(w, "{i},{s},{d},{t},0,{roll}").map_err(io)?;
-    }
-    w.finish(path)?;
+    Sink::write_lines(
+        path,
+        ",src,dst,time,int_roll,ext_roll",
+        stream.len(),
+        |w, i| {
+            let roll = stream.ext_roll().map_or(0, |r| r[i]);
+            let (s, d, t) = (stream.src[i], stream.dst[i], stream.time[i]);
+            writeln!(w, "{i},{s},{d},{t},0,{roll}")
+        },
+    )?;
     if let Some(f) = stream.edge_features() {
         npy::write_matrix(&sibling(path, EDGE_FEATURES), f)?;
     }
