@@ -31,11 +31,6 @@ pub struct StepConfig {
     /// (seed, e, b), so a resumed run draws the same masks.
     #[config(default = 0)]
     pub seed: u64,
-    /// Draw each step's dropout masks from a generator of the step's own
-    /// ([`mspipe_model::draws`]) rather than the device's: needed when steps run concurrently on
-    /// one device (flex has one generator per process), as data-parallel [`Replica`]s do.
-    #[config(default = false)]
-    pub step_draws: bool,
 }
 
 /// What compute hands the update stage.
@@ -163,10 +158,6 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
         fetched: Fetched<S>,
         emit: impl FnOnce(Handover<S>),
     ) -> Result<f64, StepError> {
-        assert!(
-            self.replica.is_none() || self.config.step_draws,
-            "replicas run concurrently: their steps must draw from their own generators"
-        );
         let f = self.forward(epoch, b, fetched);
         emit(match &mut self.ahead {
             Some(newest) => {
@@ -243,13 +234,9 @@ impl<S: NodeMemory> Trainer<'_, S> {
     /// The forward pass of batch `b` of `epoch`, its random draws seeded by the step.
     fn forward(&self, epoch: usize, b: usize, fetched: Fetched<S>) -> batch::Forward<S> {
         let seed = step_seed(self.config.seed, epoch, b);
-        let run = || batch::forward(self.model, fetched, self.config.time_origin, self.device);
-        if self.config.step_draws {
-            with_step_draws(seed, run)
-        } else {
-            self.device.seed(seed);
-            run()
-        }
+        with_step_draws(seed, || {
+            batch::forward(self.model, fetched, self.config.time_origin, self.device)
+        })
     }
 }
 

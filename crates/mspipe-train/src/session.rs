@@ -436,7 +436,6 @@ impl<S: NodeMemory> Session<S> {
             .with_lr(train.lr * train.lr_scaling.factor(train.workers))
             .with_time_origin(self.time_origin())
             .with_seed(train.seed)
-            .with_step_draws(train.workers > 1)
     }
 
     /// Whether the model needs a memory row per root.
