@@ -3,9 +3,9 @@
 //! is SplitMix64's `i`-th output from a key mixed from (seed, c). A mask is thus drawn in parallel,
 //! is the same whichever thread runs the step, whatever runs beside it and however many threads
 //! draw it, and a resumed run draws it again from the step's seed. (Flex's own generator is one
-//! per process and draws one element at a time: concurrent steps would interleave their draws, and
-//! the draws alone took ~5 % of a two-thread step on one core.) Outside a step — a model used on
-//! its own — burn's `Dropout`, on the backend's generator.
+//! per process and draws one element at a time, on one thread: concurrent steps would interleave
+//! their draws, and a large mask would hold up the step.) Outside a step — a model used on its
+//! own — burn's `Dropout`, on the backend's generator.
 
 use std::cell::Cell;
 
