@@ -78,13 +78,18 @@ impl Sink {
     }
 }
 
-/// A temporary file in `path`'s directory, for a write that [`persist`] completes.
+/// A temporary file in `path`'s directory, for a write that [`persist`] completes. It is created
+/// readable by all (less the umask), as a plain `File::create` would be: the file is the user's
+/// data, not a secret.
 pub(crate) fn temporary_beside(path: &Path) -> Result<NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder.tempfile_in(dir).map_err(|e| DataError::io(path, e))
 }
 
 /// Moves the finished temporary `file` onto `path`.
@@ -163,5 +168,10 @@ mod tests {
             assert_eq!(read(&path), ["a,b", "0,0", "1,10"]);
         }
         assert_eq!(files_in(dir.path()), ["edges.csv", "edges.csv.gz"]);
+        // Created with the permissions a plain `File::create` gives under this umask.
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).expect("create");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions();
+        assert_eq!(mode(&dir.path().join("edges.csv")), mode(&plain));
     }
 }
