@@ -43,7 +43,7 @@ pub fn write(
     let io = |e| DataError::io(path, e);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(dir, e))?;
+    let tmp = crate::format::source::temporary_beside(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let counts = [
         stream.len() as u64,
@@ -79,10 +79,7 @@ pub fn write(
     }
     w.flush().map_err(io)?;
     drop(w);
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path)
-        .map_err(|e| DataError::io(path, e.error))?;
-    Ok(())
+    crate::format::source::persist(tmp, path)
 }
 
 /// Reads a cache written by [`write`] if its digest is `expected`; `Ok(None)` if it is stale.

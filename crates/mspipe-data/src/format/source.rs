@@ -92,8 +92,12 @@ pub(crate) fn temporary_beside(path: &Path) -> Result<NamedTempFile> {
     builder.tempfile_in(dir).map_err(|e| DataError::io(path, e))
 }
 
-/// Moves the finished temporary `file` onto `path`.
+/// Moves the finished temporary `file` onto `path`, its bytes on disk first so that the rename
+/// never publishes a file a crash could still truncate.
 pub(crate) fn persist(file: NamedTempFile, path: &Path) -> Result<()> {
+    file.as_file()
+        .sync_all()
+        .map_err(|e| DataError::io(path, e))?;
     file.persist(path)
         .map(drop)
         .map_err(|e| DataError::io(path, e.error))
