@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 
-pub mod attention;
 mod decoder;
 pub mod draws;
 pub mod embedding;
 mod input;
+pub mod linear;
 pub mod memory;
 mod model;
 pub mod tensors;

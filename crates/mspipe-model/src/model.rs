@@ -9,6 +9,7 @@ use mspipe_kernels::{Clock, DeviceMemory, Fetched};
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
 use crate::input::{EmbedInput, MemoryInput};
+use crate::linear;
 use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
 use crate::{LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig};
 
@@ -302,7 +303,7 @@ impl MemoryModel {
     /// `[U, M, ·]` message ⊕ time encoding, the message made from the raw mail.
     fn updater_input(&self, mail: Tensor<3>, time: Tensor<3>) -> Tensor<3> {
         let mail = match &self.message {
-            Some(mlp) => relu(mlp.forward(mail)),
+            Some(mlp) => relu(linear::rows(mlp, mail)),
             None => mail,
         };
         Tensor::cat(vec![mail, time], 2)

@@ -4,10 +4,14 @@
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, softmax};
 use mspipe_model::embedding::{
     NeighborRows, Neighbors, TemporalAttentionConfig, TimeProjectionConfig,
 };
-use mspipe_model::memory::{GruCellConfig, MailboxAttentionConfig, RnnCellConfig};
+use mspipe_model::linear;
+use mspipe_model::memory::{
+    GruCellConfig, MailboxAttention, MailboxAttentionConfig, RnnCellConfig,
+};
 use mspipe_model::tensors::{bools, floats, to_vec};
 use mspipe_model::{EmbedInput, MemoryModelConfig, SlotTimes, TimeEncoding, TimeEncodingConfig};
 
@@ -376,6 +380,68 @@ fn mailbox_attention_matches_tgl_transformer_updater() {
         want.extend(o.into_iter().map(|x| x.max(0.0)));
     }
     assert_close(&got, &want, "mailbox attention");
+}
+
+/// The updater with its keys and values formed per mail, in burn ops, as TGL writes it.
+fn mailbox_attention_formed(
+    att: &MailboxAttention,
+    mails: Tensor<3>,
+    mask: Tensor<2, Bool>,
+    h: Tensor<2>,
+) -> Tensor<2> {
+    let [n, m, _] = mails.dims();
+    let d = h.dims()[1];
+    let (heads, dh) = (att.heads, d / att.heads);
+    let q: Tensor<4> = att.query.forward(h.clone()).reshape([n, 1, heads, dh]);
+    let k: Tensor<4> = linear::rows(&att.key, mails.clone()).reshape([n, m, heads, dh]);
+    let v: Tensor<4> = linear::rows(&att.value, mails).reshape([n, m, heads, dh]);
+    let scores: Tensor<3> = leaky_relu((q * k).sum_dim(3).squeeze_dim(3), 0.2);
+    let keep: Tensor<3> = mask.clone().float().unsqueeze_dim(2);
+    let scores = scores.mask_fill(mask.bool_not().unsqueeze_dim(2), -1e30);
+    let weights = softmax(scores, 1) * keep;
+    let a: Tensor<2> = (v * weights.unsqueeze_dim(3)).sum_dim(1).reshape([n, d]);
+    relu(att.out.forward(att.norm.forward(a + h)))
+}
+
+#[test]
+fn mailbox_attention_gradients_match_keys_and_values_formed() {
+    let dev = device().autodiff();
+    let (n, m, input, hidden, heads) = (4, 3, 5, 6, 2);
+    let att = MailboxAttentionConfig::new(input, hidden)
+        .with_heads(heads)
+        .with_dropout(0.0)
+        .init(&dev);
+    let mask: Vec<bool> = (0..n * m).map(|s| s % 5 != 1 && s / m != 3).collect();
+    let mask = bools(&mask, [n, m], &dev);
+    let probe = floats(&values(n * hidden, 51), [n, hidden], &dev);
+    let run = |formed: bool| {
+        let mails = floats(&values(n * m * input, 52), [n, m, input], &dev).require_grad();
+        let h = floats(&values(n * hidden, 53), [n, hidden], &dev).require_grad();
+        let out = if formed {
+            mailbox_attention_formed(&att, mails.clone(), mask.clone(), h.clone())
+        } else {
+            att.forward(mails.clone(), mask.clone(), h.clone())
+        };
+        let grads = (out.clone() * probe.clone()).sum().backward();
+        let grad = |t: Tensor<2>| to_vec(t.grad(&grads).expect("a gradient"));
+        let bias = |l: &Linear| l.bias.as_ref().expect("bias").val();
+        vec![
+            to_vec(out),
+            to_vec(mails.grad(&grads).expect("mail gradient")),
+            grad(h),
+            grad(att.query.weight.val()),
+            grad(att.key.weight.val()),
+            to_vec(bias(&att.key).grad(&grads).expect("key bias gradient")),
+            grad(att.value.weight.val()),
+            to_vec(bias(&att.value).grad(&grads).expect("value bias gradient")),
+        ]
+    };
+    let (got, want) = (run(false), run(true));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let w: Vec<f64> = w.iter().map(|&x| f64::from(x)).collect();
+        assert!(w.iter().any(|&x| x != 0.0), "part {i} is all zero");
+        assert_close(g, &w, &format!("part {i}"));
+    }
 }
 
 #[test]

@@ -75,6 +75,12 @@ pub struct SampledBatch {
 }
 
 impl SampledBatch {
+    /// Rows of [`SampledBatch::unique_nodes`] that roots occupy: roots come first, so these are
+    /// rows `0..root_rows()` and the rest are neighbours that are no root.
+    pub fn root_rows(&self) -> usize {
+        self.root_index.iter().max().map_or(0, |&r| r as usize + 1)
+    }
+
     /// Gives every root a row of its own: `unique_nodes` becomes the roots, in order, then the
     /// neighbours that are no root, and `root_index` becomes `0..roots`. A neighbour slot of a
     /// node that is also a root points at that node's first root row. For models whose updated
@@ -131,7 +137,9 @@ mod tests {
             }],
             unique_nodes: vec![5, 6, 9],
         };
+        assert_eq!(b.root_rows(), 2);
         b.separate_roots();
+        assert_eq!(b.root_rows(), 3);
         assert_eq!(b.unique_nodes, [5, 6, 5, 9]);
         assert_eq!(b.root_index, [0, 1, 2]);
         assert_eq!(b.hops[0].index, [3, 1, 0]);

@@ -4,12 +4,12 @@
 use burn::prelude::*;
 use mspipe_data::Features;
 use mspipe_model::MemoryModel;
-use mspipe_model::kernels::{DeviceMemory, Writes};
+use mspipe_model::kernels::{DeviceMemory, Fetched, Writes};
 use mspipe_model::memory::MemoryStore;
 use mspipe_model::tensors::{floats, indices, to_vec};
 use mspipe_sampler::SampledBatch;
 
-use crate::memory::ages_from;
+use crate::memory::{ages_from, rows_read};
 use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
 
 /// Node memory on a device, without autodiff (memories are stored detached). Its times are f32,
@@ -34,7 +34,7 @@ pub struct DeviceFetched {
     fix: Option<StaleFix>,
 }
 
-/// `[U, d]` updated memories and `[U]` their times (from the store's origin), without autodiff.
+/// `[U', d]` updated memories ([`rows_read`]) and `[U']` their times (from the store's origin), without autodiff.
 #[derive(Debug)]
 pub struct DeviceRows {
     rows: Tensor<2>,
@@ -95,9 +95,16 @@ impl NodeMemory for DeviceStore {
         device: &Device,
     ) -> Updated<DeviceRows> {
         let DeviceFetched { store, fix } = fetched;
-        let nodes = indices(&batch.unique_nodes, device);
+        let updated = rows_read(model, batch);
+        // Mitigation blends rows with their neighbours' memories, so it reads every row.
+        let read = if fix.is_some() {
+            batch.unique_nodes.len()
+        } else {
+            updated
+        };
+        let nodes = indices(&batch.unique_nodes[..read], device);
         let now = || {
-            let now: Vec<f32> = ages_from(batch, model.mail_clock())
+            let now: Vec<f32> = ages_from(batch, model.mail_clock())[..read]
                 .iter()
                 .map(|&t| store.time(t))
                 .collect();
@@ -114,6 +121,7 @@ impl NodeMemory for DeviceStore {
             if stale::mitigate(dim, batch, &mut rows, &mem_time, fix) > 0 {
                 fetched.memory = floats(&rows, [batch.unique_nodes.len(), dim], device);
             }
+            fetched = first_rows(fetched, updated);
         }
         let memory = model.update_fetched(&fetched);
         let root_times: Vec<f32> = batch.root_times.iter().map(|&t| store.time(t)).collect();
@@ -178,6 +186,16 @@ impl NodeMemory for DeviceStore {
 
     fn restore(&mut self, host: &MemoryStore) {
         self.state = host.to_device(&self.state.memory.device(), self.origin);
+    }
+}
+
+/// The first `n` rows of what a fetch read.
+fn first_rows(f: Fetched, n: usize) -> Fetched {
+    Fetched {
+        memory: f.memory.narrow(0, 0, n),
+        time: f.time.narrow(0, 0, n),
+        input: f.input.narrow(0, 0, n),
+        keep: f.keep.narrow(0, 0, n),
     }
 }
 

@@ -11,7 +11,7 @@ use mspipe_model::tensors::{floats, to_vec};
 use mspipe_model::{EmbedInput, MailClock, MemoryInput, MemoryModel};
 use mspipe_sampler::SampledBatch;
 
-use crate::memory::ages_from;
+use crate::memory::{ages_from, rows_read};
 use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
 
 /// What a host fetch read: the gathered rows and, per unique node, the time of the memory the
@@ -24,7 +24,7 @@ pub struct HostFetched {
     slots: usize,
 }
 
-/// `[U, d]` updated rows, row-major, and their times.
+/// `[U', d]` updated rows ([`rows_read`]), row-major, and their times.
 #[derive(Debug)]
 pub struct HostRows {
     rows: Vec<f32>,
@@ -88,12 +88,15 @@ impl NodeMemory for MemoryStore {
     ) -> Updated<HostRows> {
         let HostFetched {
             mut gathered,
-            mem_time,
+            mut mem_time,
             dim,
             slots,
         } = fetched;
+        let rows = rows_read(model, batch);
+        gathered.truncate(rows, dim, slots);
+        mem_time.truncate(rows);
         if let clock @ MailClock::Age(_) = model.mail_clock() {
-            gathered.to_ages(&ages_from(batch, clock), slots);
+            gathered.to_ages(&ages_from(batch, clock)[..rows], slots);
         }
         let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
         let root_dt: Vec<f32> = batch

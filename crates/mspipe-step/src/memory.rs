@@ -37,8 +37,9 @@ pub struct MemoryShape {
 /// What compute makes of a fetch.
 #[derive(Debug)]
 pub struct Updated<R> {
-    /// `[U, d]` updated memories of the batch's unique nodes, differentiable (the updater learns
-    /// through the embeddings computed from them).
+    /// `[U', d]` updated memories of the batch's first `U'` unique nodes ([`rows_read`]: every
+    /// row the embedding reads), differentiable (the updater learns through the embeddings
+    /// computed from them).
     pub memory: Tensor<2>,
     /// `[R]` each root's time since its memory's time, as a fraction of the time since the
     /// stream began ([`mspipe_model::EmbedInput::root_dt`]).
@@ -119,6 +120,17 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
         host.read_from(r)?;
         self.restore(&host);
         Ok(())
+    }
+}
+
+/// How many of `batch`'s rows compute updates: all of them when `model`'s embedding attends over
+/// neighbours' memories, else only the roots' (the first [`SampledBatch::root_rows`]); the
+/// neighbours then only receive mails or lend memory to staleness mitigation, both at the fetch.
+pub(crate) fn rows_read(model: &MemoryModel, batch: &SampledBatch) -> usize {
+    if model.layers().is_empty() {
+        batch.root_rows()
+    } else {
+        batch.unique_nodes.len()
     }
 }
 

@@ -13,6 +13,7 @@ use burn::tensor::activation::relu;
 use crate::TimeEncoding;
 use crate::draws::dropout;
 use crate::input::SlotTimes;
+use crate::linear::bias;
 
 /// Configuration of a [`TemporalAttention`] layer.
 #[derive(Config, Debug)]
@@ -133,7 +134,7 @@ impl TemporalAttention {
         let zero_t: Tensor<2> = time.forward(Tensor::<1>::zeros([1], &device));
         let q = root.clone().matmul(wq.clone().narrow(0, 0, input))
             + zero_t.matmul(wq.narrow(0, input, time_dim))
-            + bias(&self.query, out);
+            + bias(&self.query, [1, out]);
 
         // Slot rows: the node part from `table`, the rest ([e ‖ φ(Δt)]) from `other`.
         let slots = || Tensor::<1, Int>::arange(0..(r * k) as i64, &device);
@@ -184,16 +185,8 @@ impl TemporalAttention {
         let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
-        let a = dropout(&self.dropout, a + bias(&self.value, out) * any);
+        let a = dropout(&self.dropout, a + bias(&self.value, [1, out]) * any);
         let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
         self.merge_out.forward(dropout(&self.dropout, merged))
-    }
-}
-
-/// A layer's bias as a `[1, out]` row (zeros when it has none).
-fn bias(layer: &Linear, out: usize) -> Tensor<2> {
-    match &layer.bias {
-        Some(b) => b.val().unsqueeze(),
-        None => Tensor::zeros([1, out], &layer.weight.device()),
     }
 }

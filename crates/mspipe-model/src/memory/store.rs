@@ -32,6 +32,20 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    /// Keeps the first `rows` nodes (all of them when there are fewer).
+    pub fn truncate(&mut self, rows: usize, dim: usize, slots: usize) {
+        let u = self.last_update.len();
+        if rows >= u {
+            return;
+        }
+        let mail_dim = self.mail.len() / (u * slots).max(1);
+        self.memory.truncate(rows * dim);
+        self.last_update.truncate(rows);
+        self.mail.truncate(rows * slots * mail_dim);
+        self.mail_dt.truncate(rows * slots);
+        self.mail_mask.truncate(rows * slots);
+    }
+
     /// Turns each mail's Δt from [`MailClock::SinceUpdate`](crate::MailClock::SinceUpdate) (as
     /// [`MemoryStore::gather`] reads it) into [`MailClock::Age`](crate::MailClock::Age) at `now`;
     /// empty slots stay 0.

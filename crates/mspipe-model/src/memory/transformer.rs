@@ -12,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, softmax};
 
 use crate::draws::dropout;
+use crate::linear::bias;
 
 /// Configuration of a [`MailboxAttention`].
 #[derive(Config, Debug)]
@@ -90,19 +91,40 @@ impl MailboxAttention {
     /// - `mails`: `[N, M, input]`, `mask`: `[N, M]` (true = a mail), `h`: `[N, hidden]`;
     /// - output: `[N, hidden]`.
     pub fn forward(&self, mails: Tensor<3>, mask: Tensor<2, Bool>, h: Tensor<2>) -> Tensor<2> {
-        let [n, m, _] = mails.dims();
+        let [n, _, input] = mails.dims();
         let d = h.dims()[1];
         let (heads, dh) = (self.heads, d / self.heads);
-        let q: Tensor<4> = self.query.forward(h.clone()).reshape([n, 1, heads, dh]);
-        let k: Tensor<4> = self.key.forward(mails.clone()).reshape([n, m, heads, dh]);
-        let v: Tensor<4> = self.value.forward(mails).reshape([n, m, heads, dh]);
-        let scores: Tensor<3> = leaky_relu((q * k).sum_dim(3).squeeze_dim(3), SLOPE);
+        // Keys and values are linear in a mail, so they are never formed: per head,
+        // q·(W_k x + b_k) = (W_kᵀq)·x + q·b_k and Σ α (W_v x + b_v) = W_v (Σ α x) + b_v Σ α.
+        // The products then run per root, not per mail (M times fewer flops), and the mails only
+        // meet the query and the weights, in two small batched products.
+        let q: Tensor<3> = self.query.forward(h.clone()).reshape([n, heads, dh]);
+        let w_k: Tensor<3> = self
+            .key
+            .weight
+            .val()
+            .reshape([input, heads, dh])
+            .permute([1, 2, 0]);
+        let q_wk: Tensor<3> = q.clone().swap_dims(0, 1).matmul(w_k).permute([1, 2, 0]);
+        let q_bk: Tensor<3> = (q * bias(&self.key, [1, heads, dh]))
+            .sum_dim(2)
+            .swap_dims(1, 2);
+        let scores: Tensor<3> = leaky_relu(mails.clone().matmul(q_wk) + q_bk, SLOPE); // [N, M, H]
         // Masked softmax over the slots; an all-empty row has all-zero weights.
         let keep: Tensor<3> = mask.clone().float().unsqueeze_dim(2);
         let scores = scores.mask_fill(mask.bool_not().unsqueeze_dim(2), -1e30);
-        let weights = dropout(&self.att_dropout, softmax(scores, 1) * keep);
-        let a: Tensor<2> = (v * weights.unsqueeze_dim(3)).sum_dim(1).reshape([n, d]);
-        let out = self.out.forward(self.norm.forward(a + h));
+        let weights = dropout(&self.att_dropout, softmax(scores, 1) * keep).swap_dims(1, 2);
+        let total: Tensor<3> = weights.clone().sum_dim(2); // [N, H, 1]
+        let sums: Tensor<3> = weights.matmul(mails); // [N, H, input]
+        let w_v: Tensor<3> = self
+            .value
+            .weight
+            .val()
+            .reshape([input, heads, dh])
+            .swap_dims(0, 1);
+        let a = sums.swap_dims(0, 1).matmul(w_v).swap_dims(0, 1)
+            + total * bias(&self.value, [1, heads, dh]);
+        let out = self.out.forward(self.norm.forward(a.reshape([n, d]) + h));
         relu(dropout(&self.dropout, out))
     }
 }

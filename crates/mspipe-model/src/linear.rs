@@ -1,0 +1,30 @@
+//! burn's [`Linear`] on the shapes the model feeds it: rows of a 3-D tensor, and its bias as a
+//! broadcastable row.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+/// `layer` on every row of `[N, M, in]` as one `[N·M, in]` product. burn keeps a product with
+/// few rows per batch (`M`) batched, one small product per `n` against the broadcast weight, whose
+/// gradient is then an `[N, in, out]` tensor summed over `N`: hundreds of MB a step for APAN's
+/// mailbox.
+///
+/// # Shapes
+/// - `x`: `[N, M, in]`; output: `[N, M, out]`.
+pub fn rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [n, m, input] = x.dims();
+    let y = layer.forward(x.reshape([n * m, input]));
+    let out = y.dims()[1];
+    y.reshape([n, m, out])
+}
+
+/// `layer`'s bias reshaped to `shape` (zeros for a layer without one).
+///
+/// # Panics
+/// If `shape` does not hold exactly the layer's output width.
+pub fn bias<const D: usize>(layer: &Linear, shape: [usize; D]) -> Tensor<D> {
+    match &layer.bias {
+        Some(b) => b.val().reshape(shape),
+        None => Tensor::zeros(shape, &layer.weight.device()),
+    }
+}
