@@ -106,6 +106,9 @@ struct Args {
     /// Epochs of each accuracy-table run.
     #[arg(long, default_value_t = 3)]
     fidelity_epochs: usize,
+    /// Seeds (0, 1, …) of each trained model's accuracy-table runs; the table shows their mean.
+    #[arg(long, default_value_t = 1)]
+    fidelity_seeds: u64,
     /// Cells of the staleness study, as model/dataset.
     #[arg(
         long,
@@ -250,11 +253,11 @@ fn suite(args: &Args) -> Result<()> {
     }
     if has(Part::Fidelity) {
         let scratch = tempfile::tempdir()?;
-        results.fidelity = fidelity::run(
-            &args.fidelity_datasets,
-            args.fidelity_epochs,
-            scratch.path(),
-        )?;
+        let protocol = fidelity::Protocol {
+            epochs: args.fidelity_epochs,
+            seeds: args.fidelity_seeds,
+        };
+        results.fidelity = fidelity::run(&args.fidelity_datasets, protocol, scratch.path())?;
         report::write(&args.out, &results)?;
     }
     if has(Part::Staleness) {
