@@ -1,7 +1,8 @@
 //! Each model learns a learnable temporal rule: on a generated user–item stream where users keep
 //! returning to a favourite item, the training loss falls and the test AP (events scored after
-//! training, with memory carried forward) rises well above chance. Runs the trainer's own batch
-//! loop ([`mspipe::train::session::Session`]).
+//! training, with memory carried forward) rises well above chance, on average over three seeds (one
+//! seed's outcome swings by more than the margins: APAN's test AP ranged 0.59–0.76 over five).
+//! Runs the trainer's own batch loop ([`mspipe::train::session::Session`]).
 
 use mspipe::train::config::ModelName;
 use mspipe::train::metrics::average_precision;
@@ -11,19 +12,20 @@ use common::{repeating_stream, small_session};
 
 const EPOCHS: usize = 15;
 
+const SEEDS: [u64; 3] = [1, 2, 3];
+
 /// (mean loss of the first 5 batches, mean loss of the last epoch, test AP).
-fn learns(model: ModelName) -> (f64, f64, f64) {
+fn learns(model: ModelName, seed: u64) -> (f64, f64, f64) {
     let stream = repeating_stream(6_000, 400, 300, 5);
     // Without dropout: the training loss then measures what the model learned, not the masks'
     // noise (APAN's dropout on its stored memory keeps its training loss high at the same test AP;
     // benches/report/apan-jodie.md).
     let overrides = [
-        "train.batch_size=200",
-        "train.lr=0.001",
-        "train.seed=42",
-        "gnn.dropout=0",
-    ]
-    .map(String::from);
+        "train.batch_size=200".to_string(),
+        "train.lr=0.001".to_string(),
+        format!("train.seed={seed}"),
+        "gnn.dropout=0".to_string(),
+    ];
     let mut session = small_session(model, stream, (0.0, 0.2), &overrides);
     let (mut first, mut last) = (0.0, 0.0);
     for epoch in 0..EPOCHS {
@@ -51,9 +53,11 @@ fn every_model_learns() {
         (ModelName::Apan, 0.62),
     ];
     for (model, min_ap) in presets {
-        let (first, last, ap) = learns(model);
-        eprintln!("{model:?}: loss {first:.4} -> {last:.4}, AP {ap:.4}");
-        assert!(last < 0.92 * first, "{model:?}: loss {first} -> {last}");
-        assert!(ap > min_ap, "{model:?}: test AP {ap}");
+        let runs: Vec<(f64, f64, f64)> = SEEDS.iter().map(|&seed| learns(model, seed)).collect();
+        let mean = |f: fn(&(f64, f64, f64)) -> f64| runs.iter().map(f).sum::<f64>() / 3.0;
+        let (ratio, ap) = (mean(|r| r.1 / r.0), mean(|r| r.2));
+        eprintln!("{model:?}: (first loss, last loss, test AP) per seed {runs:.4?}");
+        assert!(ratio < 0.92, "{model:?}: mean loss ratio {ratio}");
+        assert!(ap > min_ap, "{model:?}: mean test AP {ap}");
     }
 }
