@@ -1,7 +1,7 @@
 //! Each model learns a learnable temporal rule: on a generated user–item stream where users keep
 //! returning to a favourite item, the training loss falls and the test AP (events scored after
 //! training, with memory carried forward) rises well above chance, on average over three seeds (one
-//! seed's outcome swings by more than the margins: APAN's test AP ranged 0.59–0.76 over five).
+//! seed's outcome can swing by more than the margins; `benches/report/apan-jodie.md`).
 //! Runs the trainer's own batch loop ([`mspipe::train::session::Session`]).
 
 use mspipe::train::config::ModelName;

@@ -6,8 +6,7 @@ use burn::prelude::*;
 
 /// `layer` on every row of `[N, M, in]` as one `[N·M, in]` product. burn keeps a product with
 /// few rows per batch (`M`) batched, one small product per `n` against the broadcast weight, whose
-/// gradient is then an `[N, in, out]` tensor summed over `N`: hundreds of MB a step for APAN's
-/// mailbox.
+/// gradient is then an `[N, in, out]` tensor summed over `N`: `N` copies of the weight's size.
 ///
 /// # Shapes
 /// - `x`: `[N, M, in]`; output: `[N, M, out]`.
