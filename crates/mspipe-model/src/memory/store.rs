@@ -338,6 +338,24 @@ mod tests {
     }
 
     #[test]
+    fn truncating_a_gather_keeps_what_gathering_fewer_nodes_reads() {
+        let mut s = MemoryStore::new(3, 2, 3, 2);
+        s.write_memory(
+            &[0, 1, 2],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &[1.0, 2.0, 3.0],
+        );
+        s.push_mails(&[2, 1], &[7.0, 8.0, 9.0, 10.0, 11.0, 12.0], &[4.0, 5.0]);
+        let (mut all, mut first) = (Gathered::default(), Gathered::default());
+        s.gather(&[1, 2, 0], &mut all);
+        s.gather(&[1, 2], &mut first);
+        all.truncate(2, 2, 2);
+        assert_eq!(all, first);
+        all.truncate(5, 2, 2);
+        assert_eq!(all, first, "more rows than held changes nothing");
+    }
+
+    #[test]
     fn latest_mail_wins_and_fifo_shifts() {
         let mut s = MemoryStore::new(3, 2, 1, 2);
         s.push_mails(
