@@ -40,7 +40,7 @@ impl LinkPredictor {
 
     /// `[B, dim]` × `[C, dim]` → `[B, C]` logits of every pair: each side goes through its
     /// linear map once (not once per pair), then the pairs' hidden rows are made a block of
-    /// sources at a time, so memory stays at [`PAIR_BLOCK`] rows of `dim`.
+    /// sources at a time, so memory stays at `PAIR_BLOCK` (2¹⁶) rows of `dim`.
     pub fn all_pairs(&self, h_src: Tensor<2>, h_dst: Tensor<2>) -> Tensor<2> {
         let a = self.src.forward(h_src);
         let b = self.dst.forward(h_dst);
@@ -60,7 +60,7 @@ impl LinkPredictor {
 }
 
 /// Pair rows [`LinkPredictor::all_pairs`] makes at once.
-pub const PAIR_BLOCK: usize = 1 << 16;
+const PAIR_BLOCK: usize = 1 << 16;
 
 /// Configuration of a [`NodeClassifier`].
 #[derive(Config, Debug)]

@@ -108,11 +108,11 @@ pub struct Fetched<S: NodeMemory> {
     pub memory: S::Fetched,
 }
 
-/// C's hand-over to U: the batch and its unique nodes' updated memories.
+/// C's hand-over to U: the batch and the updated memories of its rows that compute read.
 pub struct Update<S: NodeMemory> {
     /// The batch.
     pub sampled: Sampled,
-    /// Its unique nodes' updated memories, detached.
+    /// The updated memories of the rows compute read ([`crate::Updated::memory`]), detached.
     pub rows: S::Rows,
 }
 

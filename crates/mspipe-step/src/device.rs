@@ -34,7 +34,8 @@ pub struct DeviceFetched {
     fix: Option<StaleFix>,
 }
 
-/// `[U', d]` updated memories ([`rows_read`]) and `[U']` their times (from the store's origin), without autodiff.
+/// `[U', d]` updated memories (the rows of [`Updated::memory`]) and `[U']` their times (from the
+/// store's origin), without autodiff.
 #[derive(Debug)]
 pub struct DeviceRows {
     rows: Tensor<2>,

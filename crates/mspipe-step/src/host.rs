@@ -24,7 +24,7 @@ pub struct HostFetched {
     slots: usize,
 }
 
-/// `[U', d]` updated rows ([`rows_read`]), row-major, and their times.
+/// `[U', d]` updated rows (those of [`Updated::memory`]), row-major, and their times.
 #[derive(Debug)]
 pub struct HostRows {
     rows: Vec<f32>,

@@ -37,9 +37,10 @@ pub struct MemoryShape {
 /// What compute makes of a fetch.
 #[derive(Debug)]
 pub struct Updated<R> {
-    /// `[U', d]` updated memories of the batch's first `U'` unique nodes ([`rows_read`]: every
-    /// row the embedding reads), differentiable (the updater learns through the embeddings
-    /// computed from them).
+    /// `[U', d]` updated memories of the batch's first `U'` unique nodes, differentiable (the
+    /// updater learns through the embeddings computed from them): every row when the embedding
+    /// attends over neighbours' memories, else only the roots' rows (the first
+    /// [`SampledBatch::root_rows`]).
     pub memory: Tensor<2>,
     /// `[R]` each root's time since its memory's time, as a fraction of the time since the
     /// stream began ([`mspipe_model::EmbedInput::root_dt`]).
