@@ -15,7 +15,7 @@
 //! on flex (feature `flex`). The memory fetch and update work on a device-resident store
 //! ([`DeviceMemory`], written through [`Writes`]) and run as kernels on cubecl devices
 //! ([`cube::MemoryBackend`]); `mspipe-train` keeps node memory there on such devices. Everywhere
-//! else the calls run the same math in ordinary burn ops ([`reference`]), which is also what the
+//! else the calls run the same math in ordinary burn ops ([`reference`](mod@reference)), which is also what the
 //! fused paths are tested against.
 //!
 //! ```

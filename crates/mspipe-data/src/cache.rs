@@ -82,7 +82,7 @@ pub fn write(
     crate::format::source::persist(tmp, path)
 }
 
-/// Reads a cache written by [`write`] if its digest is `expected`; `Ok(None)` if it is stale.
+/// Reads a cache written by [`write()`] if its digest is `expected`; `Ok(None)` if it is stale.
 pub fn read(path: &Path, expected: &[u8; 32]) -> Result<Option<(EventStream, LoadReport)>> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut r = BufReader::with_capacity(1 << 20, file);

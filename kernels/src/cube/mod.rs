@@ -1,4 +1,4 @@
-//! The cubecl route: [`FusedBackend`] for [`CubeBackend`] by `#[cube]` kernels, and the memory
+//! The cubecl route: [`FusedBackend`](crate::backend::FusedBackend) for [`CubeBackend`] by `#[cube]` kernels, and the memory
 //! operations, which only a device-resident store has, as a second extension ([`MemoryBackend`])
 //! implemented for `CubeBackend` and, with the fetch's backward, for `Autodiff<CubeBackend>`.
 
