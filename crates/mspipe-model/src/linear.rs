@@ -27,3 +27,17 @@ pub fn bias<const D: usize>(layer: &Linear, shape: [usize; D]) -> Tensor<D> {
         None => Tensor::zeros(shape, &layer.weight.device()),
     }
 }
+
+/// `layer`'s weight `[in, heads·dh]` split by head: `[heads, in, dh]`, head `h` holding output
+/// columns `h·dh..(h + 1)·dh`.
+///
+/// # Panics
+/// If `heads` does not divide the layer's output width.
+pub fn per_head(layer: &Linear, heads: usize) -> Tensor<3> {
+    let [input, out] = layer.weight.dims();
+    layer
+        .weight
+        .val()
+        .reshape([input, heads, out / heads])
+        .swap_dims(0, 1)
+}

@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use crate::TimeEncoding;
 use crate::draws::dropout;
 use crate::input::SlotTimes;
-use crate::linear::bias;
+use crate::linear::{bias, per_head};
 
 /// Configuration of a [`TemporalAttention`] layer.
 #[derive(Config, Debug)]
@@ -154,16 +154,11 @@ impl TemporalAttention {
             }
         };
         // Per head h: q_h·W_k,hᵀ [H, R, row] and (Σ α·x)_h·W_v,h [H, R, dh], as batched products.
-        let (heads, row) = (self.heads, self.key.weight.dims()[0]);
+        let heads = self.heads;
         let q: Tensor<3> = (q * (1.0 / (dh as f64).sqrt()))
             .reshape([r, heads, dh])
             .swap_dims(0, 1);
-        let w_k: Tensor<3> = self
-            .key
-            .weight
-            .val()
-            .reshape([row, heads, dh])
-            .permute([1, 2, 0]);
+        let w_k: Tensor<3> = per_head(&self.key, heads).swap_dims(1, 2);
         let keep = nbr.mask.clone().float();
         // Attention dropout as a multiplier of the weights (ones in evaluation).
         let scale = dropout(&self.att_dropout, Tensor::ones([heads, r, k], &device));
@@ -176,12 +171,7 @@ impl TemporalAttention {
             keep,
             scale,
         );
-        let w_v: Tensor<3> = self
-            .value
-            .weight
-            .val()
-            .reshape([row, heads, dh])
-            .swap_dims(0, 1);
+        let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, softmax};
 
 use crate::draws::dropout;
-use crate::linear::bias;
+use crate::linear::{bias, per_head};
 
 /// Configuration of a [`MailboxAttention`].
 #[derive(Config, Debug)]
@@ -91,7 +91,7 @@ impl MailboxAttention {
     /// - `mails`: `[N, M, input]`, `mask`: `[N, M]` (true = a mail), `h`: `[N, hidden]`;
     /// - output: `[N, hidden]`.
     pub fn forward(&self, mails: Tensor<3>, mask: Tensor<2, Bool>, h: Tensor<2>) -> Tensor<2> {
-        let [n, _, input] = mails.dims();
+        let n = mails.dims()[0];
         let d = h.dims()[1];
         let (heads, dh) = (self.heads, d / self.heads);
         // Keys and values are linear in a mail, so they are never formed: per head,
@@ -99,12 +99,7 @@ impl MailboxAttention {
         // The products then run per root, not per mail (M times fewer flops), and the mails only
         // meet the query and the weights, in two small batched products.
         let q: Tensor<3> = self.query.forward(h.clone()).reshape([n, heads, dh]);
-        let w_k: Tensor<3> = self
-            .key
-            .weight
-            .val()
-            .reshape([input, heads, dh])
-            .permute([1, 2, 0]);
+        let w_k: Tensor<3> = per_head(&self.key, heads).swap_dims(1, 2);
         let q_wk: Tensor<3> = q.clone().swap_dims(0, 1).matmul(w_k).permute([1, 2, 0]);
         let q_bk: Tensor<3> = (q * bias(&self.key, [1, heads, dh]))
             .sum_dim(2)
@@ -116,12 +111,7 @@ impl MailboxAttention {
         let weights = dropout(&self.att_dropout, softmax(scores, 1) * keep).swap_dims(1, 2);
         let total: Tensor<3> = weights.clone().sum_dim(2); // [N, H, 1]
         let sums: Tensor<3> = weights.matmul(mails); // [N, H, input]
-        let w_v: Tensor<3> = self
-            .value
-            .weight
-            .val()
-            .reshape([input, heads, dh])
-            .swap_dims(0, 1);
+        let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = sums.swap_dims(0, 1).matmul(w_v).swap_dims(0, 1)
             + total * bias(&self.value, [1, heads, dh]);
         let out = self.out.forward(self.norm.forward(a.reshape([n, d]) + h));
