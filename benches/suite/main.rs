@@ -22,7 +22,7 @@ mod workers;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use mspipe::train::config::ModelName;
 use serde_json::json;
@@ -205,6 +205,10 @@ fn this_run(parts: &[Part]) -> serde_json::Value {
 }
 
 fn suite(args: &Args) -> Result<()> {
+    // Made before anything is measured: a directory that cannot be made fails here, not after
+    // an hour of runs.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the output directory {}", args.out.display()))?;
     let mut results = report::Results::load(&args.out)?;
     if args.parts == [Part::Report] {
         return report::write(&args.out, &results);
@@ -283,7 +287,7 @@ fn suite(args: &Args) -> Result<()> {
         let (rows, gantt) = workers::run(&plan)?;
         results.workers = rows;
         if let Some(svg) = gantt {
-            std::fs::write(args.out.join("workers-gantt.svg"), svg)?;
+            mspipe::train::run::write_atomic(&args.out.join("workers-gantt.svg"), &svg)?;
         }
         report::write(&args.out, &results)?;
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -41,12 +41,18 @@ impl Results {
         if !path.exists() {
             return Ok(Results::default());
         }
-        let text = std::fs::read_to_string(&path)?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
     }
 }
 
 const STAGES: [&str; 5] = ["sample", "feature", "memory", "compute", "update"];
+
+/// The cores of the machine a results file was measured on (1 when it does not say).
+fn cores(machine: &Value) -> usize {
+    machine["cores"].as_u64().map_or(1, |c| c.max(1) as usize)
+}
 
 pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
@@ -87,9 +93,9 @@ fn gib(v: &Value) -> String {
 
 /// Writes the three files into `dir`.
 pub fn write(dir: &Path, r: &Results) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
-    std::fs::write(dir.join("report.md"), markdown(r))?;
+    let write = mspipe::train::run::write_atomic;
+    write(&dir.join("results.json"), &serde_json::to_string_pretty(r)?)?;
+    write(&dir.join("report.md"), &markdown(r))?;
     if !r.staleness.is_empty() {
         staleness_chart(&dir.join("staleness.svg"), &r.staleness)?;
     }
@@ -142,7 +148,7 @@ fn markdown(r: &Results) -> String {
     scale_section(&mut md, r);
     crate::fidelity::section(&mut md, r);
     staleness_section(&mut md, &r.staleness);
-    crate::workers::section(&mut md, &r.workers);
+    crate::workers::section(&mut md, &r.workers, cores(&r.machine));
     md
 }
 

@@ -93,6 +93,39 @@ pub fn simulate_workers(
     tl
 }
 
+/// [`simulate_workers`] on a machine of `cores` cores that every stage shares. The simulation
+/// gives each stage and each worker its own processor; where its stages' work would keep more than
+/// `cores` busy on average, the machine instead shares its cores among them (each runs
+/// proportionally slower), which stretches every duration by the same factor: the timeline then
+/// lasts the work divided by the cores. Stretching all durations alike changes no plan decision,
+/// so the shape of the timeline is the unbounded simulation's.
+///
+/// # Panics
+/// If `cores` is 0.
+pub fn simulate_on_cores(
+    times: StageTimes,
+    iterations: usize,
+    mode: Mode,
+    workers: Workers,
+    cores: usize,
+) -> Timeline {
+    assert!(cores > 0, "a machine has at least one core");
+    let free = simulate_workers(times, iterations, mode, workers);
+    let work = times.total() * iterations as f64;
+    let stretch = work / (cores as f64 * free.makespan());
+    // An empty timeline (no iterations, or no work) has nothing to stretch.
+    if !stretch.is_finite() || stretch <= 1.0 {
+        return free;
+    }
+    let StageTimes(t) = times;
+    simulate_workers(
+        StageTimes(t.map(|x| x * stretch)),
+        iterations,
+        mode,
+        workers,
+    )
+}
+
 /// The group of iterations `first..` (to the end of the timeline) ends its compute together, when
 /// its slowest member does: the gradient exchange.
 fn exchange(tl: &mut Timeline, first: usize) {
@@ -117,6 +150,40 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn cores_bound_the_timeline_by_the_work_they_can_do() {
+        // Two workers, each step 10 s of compute, 1 s each of sample, memory and update: 13 s of
+        // work per iteration. Unbounded, two workers overlap fully under MSPipe's plan.
+        let times = StageTimes::new(1.0, 0.0, 1.0, 10.0, 1.0);
+        let workers = Workers {
+            count: 2,
+            handover: 1.0,
+        };
+        let mode = Mode::Adaptive { k_max: 4 };
+        let free = simulate_workers(times, 40, mode, workers);
+        // Plenty of cores: the same timeline.
+        let wide = simulate_on_cores(times, 40, mode, workers, 8);
+        assert!(close(wide.makespan(), free.makespan()));
+        // Two cores cannot do 40 · 13 s of work in less than 260 s, and sharing them stretches
+        // the free timeline to exactly that.
+        assert!(free.makespan() < 260.0, "{}", free.makespan());
+        let two = simulate_on_cores(times, 40, mode, workers, 2);
+        assert!((two.makespan() - 260.0).abs() < 1e-6, "{}", two.makespan());
+        assert_eq!(two.staleness(), free.staleness(), "same plan decisions");
+        // One worker in strict mode leaves a core idle most of the time: no stretch.
+        let strict = simulate_on_cores(times, 40, Mode::Off, Workers::ONE, 2);
+        assert!(close(
+            strict.makespan(),
+            simulate(times, 40, Mode::Off).makespan()
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one core")]
+    fn no_cores_panics() {
+        simulate_on_cores(gdelt(), 2, Mode::Off, Workers::ONE, 0);
     }
 
     #[test]

@@ -144,7 +144,9 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path` through a temporary file beside it, renamed into place: a reader (or a
+/// crash half-way) sees the old file or the new one, never part of one. Errors name the path.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
