@@ -119,8 +119,11 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
     ]
 }
 
-/// Median seconds of `[m, k] × [k, n]` on `device` over 7 runs after a warm-up, timed on one of
-/// rayon's workers as training runs (see `mspipe_train::run::train`).
+/// Calls timed per shape (after one untimed call); the median is kept.
+const CALLS: usize = 21;
+
+/// Median seconds of `[m, k] × [k, n]` on `device` over [`CALLS`] calls after a warm-up call,
+/// timed on one of rayon's workers as training runs (see `mspipe_train::run::train`).
 fn time_gemm(g: &Gemm, device: &Device) -> f64 {
     rayon::scope(|_| time_gemm_here(g, device))
 }
@@ -128,7 +131,7 @@ fn time_gemm(g: &Gemm, device: &Device) -> f64 {
 fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     let a = Tensor::<2>::random([g.m, g.k], Distribution::Default, device);
     let b = Tensor::<2>::random([g.k, g.n], Distribution::Default, device);
-    let mut times: Vec<f64> = (0..8)
+    let mut times: Vec<f64> = (0..=CALLS)
         .map(|_| {
             let start = Instant::now();
             let c = a.clone().matmul(b.clone());
@@ -142,8 +145,9 @@ fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     times[times.len() / 2]
 }
 
-/// GFLOP/s of torch's `mm` on each of `gemms`' shapes with this machine's threads (median of 7
-/// after a warm-up), in the peer's venv; `None` when that venv has not been made.
+/// GFLOP/s of torch's `mm` on each of `gemms`' shapes with this machine's threads (median of
+/// [`CALLS`] after a pass over every shape and a warm-up call), in the peer's venv; `None` when
+/// that venv has not been made.
 fn reference_gflops(gemms: &[Gemm]) -> Result<Option<Vec<f64>>> {
     let Some(python) = crate::peer::existing_venv_python() else {
         return Ok(None);
@@ -155,12 +159,14 @@ fn reference_gflops(gemms: &[Gemm]) -> Result<Option<Vec<f64>>> {
          torch.set_num_threads({threads})\n\
          out = []\n\
          for m, k, n in {shapes:?}:\n\
+         \x20   torch.mm(torch.rand(m, k), torch.rand(k, n))\n\
+         for m, k, n in {shapes:?}:\n\
          \x20   a, b = torch.rand(m, k), torch.rand(k, n)\n\
          \x20   torch.mm(a, b)\n\
          \x20   ts = []\n\
-         \x20   for _ in range(7):\n\
+         \x20   for _ in range({CALLS}):\n\
          \x20       t = time.perf_counter(); torch.mm(a, b); ts.append(time.perf_counter() - t)\n\
-         \x20   out.append(2 * m * k * n / sorted(ts)[3] / 1e9)\n\
+         \x20   out.append(2 * m * k * n / sorted(ts)[{CALLS} // 2] / 1e9)\n\
          print(json.dumps(out))\n"
     );
     let out = std::process::Command::new(python)
@@ -202,6 +208,11 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
     let batches = shape.batches;
     let reference = reference_gflops(&gemms)?;
     let device = base_device();
+    // One untimed pass over every shape first: without it the first shapes timed ran at one
+    // thread's rate (the pool's second thread still waking) and the same shape later at two's.
+    for g in &gemms {
+        time_gemm(g, &device);
+    }
     let mut terms = Vec::new();
     let (mut flops, mut seconds) = (0.0, 0.0);
     for (i, g) in gemms.iter().enumerate() {
