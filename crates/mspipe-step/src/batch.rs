@@ -16,7 +16,7 @@ use mspipe_sampler::{
 };
 
 use crate::shared::SharedRoots;
-use crate::{Mailing, NodeMemory, StaleFix};
+use crate::{Mailing, NodeMemory, StaleFix, UpdatedRows};
 
 /// What sampling needs and does not change.
 #[derive(Debug, Clone, Copy)]
@@ -265,17 +265,18 @@ pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
     }
 }
 
-/// M: reads the unique nodes' memory and mailboxes from `memory`; with `fix`, mitigates stale
-/// rows.
+/// M: reads the unique nodes' memory and the `updated` rows' mailboxes from `memory`; with `fix`,
+/// mitigates stale rows.
 ///
 /// # Panics
 /// With `fix`, if the batch was sampled without hops (the fresher rows come from its first hop).
 pub fn fetch_memory<S: NodeMemory>(
     memory: &S,
     prepared: Prepared,
+    updated: UpdatedRows,
     fix: Option<StaleFix>,
 ) -> Fetched<S> {
-    let memory = memory.fetch(&prepared.sampled.batch, fix);
+    let memory = memory.fetch(&prepared.sampled.batch, updated, fix);
     Fetched { prepared, memory }
 }
 
@@ -483,7 +484,8 @@ impl Inference<'_> {
     ) -> Result<Scored, SamplerError> {
         let sampled = sample(cx, sampler, events)?;
         let prepared = fetch_features(cx.stream, sampled);
-        let fetched = fetch_memory(&*memory, prepared, None);
+        let updated = UpdatedRows::of(self.model);
+        let fetched = fetch_memory(&*memory, prepared, updated, None);
         let f = forward(self.model, fetched, self.time_origin, self.device);
         apply_write(memory, prepare_write(cx.stream, self.delivery, f.update));
         Ok(Scored {
@@ -514,7 +516,8 @@ impl Inference<'_> {
         let first = events[0];
         let time = cx.stream.time()[first];
         let sampled = sample_roots(cx, sampler, candidates.to_vec(), time, first)?;
-        let fetched = fetch_memory(&*memory, fetch_features(cx.stream, sampled), None);
+        let prepared = fetch_features(cx.stream, sampled);
+        let fetched = fetch_memory(&*memory, prepared, UpdatedRows::of(self.model), None);
         let (h, _, _) = embed(self.model, fetched, self.time_origin, self.device);
         let scored = self.run(cx, sampler, memory, events)?;
         let pairs = self.model.score_all(scored.sources.clone(), h);
@@ -607,12 +610,13 @@ mod tests {
         );
         let prepared = fetch_features(&stream, sampled);
         let each = {
-            let fetched = fetch_memory(&memory, prepared.clone(), None);
+            let fetched = fetch_memory(&memory, prepared.clone(), UpdatedRows::All, None);
             let updated = MemoryStore::update(&model, fetched.memory, &sb, 0.0, &device);
             let input = embed_input(&sb, &prepared.edges, 3, updated.root_dt, None, &device);
             to_vec(model.embed(updated.memory, &input).reshape([-1]))
         };
-        let (h, _, _) = embed(&model, fetch_memory(&memory, prepared, None), 0.0, &device);
+        let fetched = fetch_memory(&memory, prepared, UpdatedRows::All, None);
+        let (h, _, _) = embed(&model, fetched, 0.0, &device);
         let once = to_vec(h.reshape([-1]));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&once), bits(&each));

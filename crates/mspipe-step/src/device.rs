@@ -10,7 +10,7 @@ use mspipe_model::tensors::{floats, indices, to_vec};
 use mspipe_sampler::SampledBatch;
 
 use crate::memory::{ages_from, rows_read};
-use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
+use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, UpdatedRows, stale};
 
 /// Node memory on a device, without autodiff (memories are stored detached). Its times are f32,
 /// as TGL keeps them, measured from `origin`, the stream's first event time rounded down to a
@@ -81,7 +81,7 @@ impl NodeMemory for DeviceStore {
         self.restore(&MemoryStore::empty(self.shape(), self.origin, &device));
     }
 
-    fn fetch(&self, _: &SampledBatch, fix: Option<StaleFix>) -> DeviceFetched {
+    fn fetch(&self, _: &SampledBatch, _: UpdatedRows, fix: Option<StaleFix>) -> DeviceFetched {
         DeviceFetched {
             store: self.clone(),
             fix,

@@ -12,7 +12,7 @@ use mspipe_model::{EmbedInput, MailClock, MemoryInput, MemoryModel};
 use mspipe_sampler::SampledBatch;
 
 use crate::memory::{ages_from, rows_read};
-use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, stale};
+use crate::{Mailing, MemoryShape, NodeMemory, StaleFix, Updated, UpdatedRows, stale};
 
 /// What a host fetch read: the gathered rows and, per unique node, the time of the memory the
 /// updater produces (newest mail, or last update).
@@ -64,10 +64,16 @@ impl NodeMemory for MemoryStore {
         MemoryStore::reset(self);
     }
 
-    fn fetch(&self, batch: &SampledBatch, fix: Option<StaleFix>) -> HostFetched {
+    fn fetch(
+        &self,
+        batch: &SampledBatch,
+        updated: UpdatedRows,
+        fix: Option<StaleFix>,
+    ) -> HostFetched {
         let mut gathered = Gathered::default();
-        self.gather(&batch.unique_nodes, &mut gathered);
-        let mem_time = memory_times(&gathered, self.slots());
+        let nodes = &batch.unique_nodes;
+        self.gather_rows(nodes, updated.count(batch), &mut gathered);
+        let mem_time: Vec<f64> = nodes.iter().map(|&u| self.memory_time(u)).collect();
         if let Some(fix) = fix {
             stale::mitigate(self.dim(), batch, &mut gathered.memory, &mem_time, fix);
         }
@@ -158,19 +164,4 @@ impl NodeMemory for MemoryStore {
     fn read_from(&mut self, r: &mut impl Read) -> io::Result<()> {
         MemoryStore::read_from(self, r)
     }
-}
-
-/// Per gathered node, the time of the memory the updater produces: the newest mail's, or the last
-/// update without mail.
-fn memory_times(gathered: &Gathered, slots: usize) -> Vec<f64> {
-    (0..gathered.last_update.len())
-        .map(|u| {
-            let newest = u * slots + slots - 1;
-            if gathered.mail_mask[newest] {
-                gathered.last_update[u] + gathered.mail_dt[newest] as f64
-            } else {
-                gathered.last_update[u]
-            }
-        })
-        .collect()
 }

@@ -21,7 +21,7 @@ pub use error::StepError;
 pub use gradient_mean::GradientMean;
 pub use host::{HostFetched, HostRows, HostWrite};
 pub use mailing::Mailing;
-pub use memory::{MemoryShape, NodeMemory, Updated};
+pub use memory::{MemoryShape, NodeMemory, Updated, UpdatedRows};
 pub use mspipe_model::memory::MemoryStore;
 pub use stages::{TrainStages, batch_events};
 pub use stale::StaleFix;

@@ -81,9 +81,15 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
     /// Back to zero memory (epoch start).
     fn reset(&mut self);
 
-    /// Stage M: reads the memory and mailboxes of `batch.unique_nodes`; with `fix`, blends the
-    /// rows that missed updates with fresher neighbours' (see [`StaleFix`]).
-    fn fetch(&self, batch: &SampledBatch, fix: Option<StaleFix>) -> Self::Fetched;
+    /// Stage M: reads the memory of `batch.unique_nodes` and the mailboxes of the `updated` rows;
+    /// with `fix`, blends the rows that missed updates with fresher neighbours' (see
+    /// [`StaleFix`]).
+    fn fetch(
+        &self,
+        batch: &SampledBatch,
+        updated: UpdatedRows,
+        fix: Option<StaleFix>,
+    ) -> Self::Fetched;
 
     /// Compute: the updated memories of the fetched nodes on `device` and each root's
     /// [`root_dt`](mspipe_model::EmbedInput::root_dt) for a stream that began at `time_origin`.
@@ -124,15 +130,39 @@ pub trait NodeMemory: Clone + Send + Sync + Sized + 'static {
     }
 }
 
-/// How many of `batch`'s rows compute updates: all of them when `model`'s embedding attends over
-/// neighbours' memories, else only the roots' (the first [`SampledBatch::root_rows`]); the
-/// neighbours then only receive mails or lend memory to staleness mitigation, both at the fetch.
-pub(crate) fn rows_read(model: &MemoryModel, batch: &SampledBatch) -> usize {
-    if model.layers().is_empty() {
-        batch.root_rows()
-    } else {
-        batch.unique_nodes.len()
+/// Which of a batch's rows compute updates, and so whose mailboxes the memory fetch reads: all of
+/// them when the model's embedding attends over neighbours' memories (TGN), else only the roots'
+/// (JODIE, APAN); the neighbours then only receive mails or lend their memory to staleness
+/// mitigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdatedRows {
+    /// Every unique node of the batch.
+    All,
+    /// The roots' rows, the first [`SampledBatch::root_rows`].
+    Roots,
+}
+
+impl UpdatedRows {
+    /// The rows `model` updates.
+    pub fn of(model: &MemoryModel) -> Self {
+        match model.layers().is_empty() {
+            true => UpdatedRows::Roots,
+            false => UpdatedRows::All,
+        }
     }
+
+    /// How many of `batch`'s rows (its leading unique nodes) that is.
+    pub fn count(self, batch: &SampledBatch) -> usize {
+        match self {
+            UpdatedRows::All => batch.unique_nodes.len(),
+            UpdatedRows::Roots => batch.root_rows(),
+        }
+    }
+}
+
+/// How many of `batch`'s rows `model` updates ([`UpdatedRows`]).
+pub(crate) fn rows_read(model: &MemoryModel, batch: &SampledBatch) -> usize {
+    UpdatedRows::of(model).count(batch)
 }
 
 /// Per row of `batch`, the time a [`MailClock::Age`] clock measures its mails' ages at: its

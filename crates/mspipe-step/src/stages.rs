@@ -9,7 +9,7 @@ use mspipe_sampler::NeighborSampler;
 use mspipe_scheduler::{BoxError, Mitigation, ReadVersion, Stages};
 
 use crate::batch::{self, Fetched, Prepared, SampleContext, Sampled, Write};
-use crate::{GradientMean, Handover, NodeMemory, StaleFix};
+use crate::{GradientMean, Handover, NodeMemory, StaleFix, UpdatedRows};
 
 /// The events of batch `b` of `size` events.
 pub fn batch_events(events: &[usize], size: usize, b: usize) -> Vec<usize> {
@@ -32,6 +32,8 @@ pub struct TrainStages<'a, S> {
     pub first: usize,
     /// Who receives the mails.
     pub delivery: Delivery,
+    /// The rows compute updates ([`UpdatedRows::of`] the model): the fetch reads their mailboxes.
+    pub updated: UpdatedRows,
     /// Applied to fetches that missed updates; `None` switches mitigation off.
     pub mitigation: Option<Mitigation>,
     /// Δt quantile above which a node that missed updates counts as stale.
@@ -94,7 +96,7 @@ impl<S: NodeMemory> Stages for TrainStages<'_, S> {
                 quantile: self.quantile,
                 missed,
             });
-        Ok(batch::fetch_memory(memory, prepared, fix))
+        Ok(batch::fetch_memory(memory, prepared, self.updated, fix))
     }
 
     fn prepare_update(&self, _: usize, handover: Handover<S>) -> Result<Write<S>, BoxError> {

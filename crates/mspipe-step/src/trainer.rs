@@ -12,7 +12,7 @@ use mspipe_model::{Delivery, MemoryModel};
 
 use crate::batch::{self, Change, Fetched, Prepared, Update, Write};
 use crate::gradient_mean::{self, GradientMean};
-use crate::{NodeMemory, StepError};
+use crate::{NodeMemory, StepError, UpdatedRows};
 
 /// What a training step needs besides the model.
 #[derive(Config, Debug)]
@@ -126,7 +126,7 @@ impl<'a, S: NodeMemory> Trainer<'a, S> {
         epoch: usize,
         b: usize,
     ) -> Result<f64, StepError> {
-        let fetched = batch::fetch_memory(memory, prepared, None);
+        let fetched = batch::fetch_memory(memory, prepared, UpdatedRows::of(self.model), None);
         let mut handover = None;
         let loss = self.step(epoch, b, fetched, |h| handover = Some(h));
         if let Some(h) = handover {

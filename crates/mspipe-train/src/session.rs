@@ -18,7 +18,7 @@ use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
 use mspipe_step::batch::{self, RootRows, SampleContext};
 use mspipe_step::{
     GradientMean, Handover, Inference, MemoryShape, MemoryStore, NodeMemory, Replica, Scored,
-    StepConfig, TrainStages, Trainer, batch_events,
+    StepConfig, TrainStages, Trainer, UpdatedRows, batch_events,
 };
 
 use crate::config::Config;
@@ -381,6 +381,7 @@ impl<S: NodeMemory> Session<S> {
                 tl.record(i, Stage::Feature, t, now());
             }
             let step = self.step_config();
+            let updated = UpdatedRows::of(&self.model);
             let (stream, device) = (&self.stream, &self.device);
             let mut trainer = Trainer::new(&mut self.model, &mut self.optim, step, stream, device);
             let delivery = self.model_config.delivery;
@@ -402,7 +403,7 @@ impl<S: NodeMemory> Session<S> {
                         apply(store, tl, p);
                     }
                     let (t, p) = (now(), prepared.next().expect("one per batch"));
-                    let fetched = batch::fetch_memory(&**store, p, None);
+                    let fetched = batch::fetch_memory(&**store, p, updated, None);
                     tl.record(b - range.start, Stage::Memory, t, now());
                     fetched
                 },
@@ -549,6 +550,7 @@ impl<S: NodeMemory> Session<S> {
             batch_size: self.config.train.batch_size,
             first: range.start,
             delivery: self.model_config.delivery,
+            updated: UpdatedRows::of(&self.model),
             mitigation: pipeline.mitigation.then_some(Mitigation {
                 lambda: pipeline.lambda,
                 top: pipeline.top,

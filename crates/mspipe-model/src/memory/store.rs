@@ -22,28 +22,28 @@ pub struct Gathered {
     pub memory: Vec<f32>,
     /// `[U]` last-update times.
     pub last_update: Vec<f64>,
-    /// `[U, M, mail_dim]` mails, oldest first; empty slots are zero.
+    /// `[U', M, mail_dim]` mails of the first `U' ≤ U` nodes (see [`MemoryStore::gather_rows`]),
+    /// oldest first; empty slots are zero.
     pub mail: Vec<f32>,
-    /// `[U, M]` mail time minus last-update time ([`crate::MailClock::SinceUpdate`]; see
+    /// `[U', M]` mail time minus last-update time ([`crate::MailClock::SinceUpdate`]; see
     /// [`Gathered::to_ages`]).
     pub mail_dt: Vec<f32>,
-    /// `[U, M]` whether the slot holds a mail.
+    /// `[U', M]` whether the slot holds a mail.
     pub mail_mask: Vec<bool>,
 }
 
 impl Gathered {
     /// Keeps the first `rows` nodes (all of them when there are fewer).
     pub fn truncate(&mut self, rows: usize, dim: usize, slots: usize) {
-        let u = self.last_update.len();
-        if rows >= u {
-            return;
+        let mailboxes = self.mail_mask.len() / slots.max(1);
+        if mailboxes > rows {
+            let mail_dim = self.mail.len() / (mailboxes * slots).max(1);
+            self.mail.truncate(rows * slots * mail_dim);
+            self.mail_dt.truncate(rows * slots);
+            self.mail_mask.truncate(rows * slots);
         }
-        let mail_dim = self.mail.len() / (u * slots).max(1);
         self.memory.truncate(rows * dim);
         self.last_update.truncate(rows);
-        self.mail.truncate(rows * slots * mail_dim);
-        self.mail_dt.truncate(rows * slots);
-        self.mail_mask.truncate(rows * slots);
     }
 
     /// Turns each mail's Δt from [`MailClock::SinceUpdate`](crate::MailClock::SinceUpdate) (as
@@ -138,8 +138,28 @@ impl MemoryStore {
         self.last_update[u as usize]
     }
 
+    /// Time of the memory node `u`'s updater produces: its newest mail's, as the updater reads it
+    /// (the last update plus the mail's Δt in f32, see [`Gathered::mail_dt`]), or its last update
+    /// when its mailbox is empty.
+    pub fn memory_time(&self, u: u32) -> f64 {
+        let (u, m) = (u as usize, self.slots);
+        let last = self.last_update[u];
+        let newest = u * m + m - 1;
+        match self.mail_valid[newest] {
+            true => last + f64::from((self.mail_time[newest] - last) as f32),
+            false => last,
+        }
+    }
+
     /// Reads the state of `nodes` into `out` (buffers reused).
     pub fn gather(&self, nodes: &[u32], out: &mut Gathered) {
+        self.gather_rows(nodes, nodes.len(), out);
+    }
+
+    /// Reads the memories of `nodes` and the mailboxes of the first `mailboxes` of them into
+    /// `out` (buffers reused): a model whose updater reads only some rows (the roots') need not
+    /// copy the others' mailboxes, ten mails a node for APAN.
+    pub fn gather_rows(&self, nodes: &[u32], mailboxes: usize, out: &mut Gathered) {
         let (d, m, md) = (self.dim, self.slots, self.mail_dim);
         out.memory.clear();
         out.last_update.clear();
@@ -148,10 +168,13 @@ impl MemoryStore {
         out.mail_mask.clear();
         for &u in nodes {
             let u = u as usize;
-            let last = self.last_update[u];
             out.memory
                 .extend_from_slice(&self.memory[u * d..(u + 1) * d]);
-            out.last_update.push(last);
+            out.last_update.push(self.last_update[u]);
+        }
+        for &u in &nodes[..mailboxes.min(nodes.len())] {
+            let u = u as usize;
+            let last = self.last_update[u];
             out.mail
                 .extend_from_slice(&self.mail[u * m * md..(u + 1) * m * md]);
             for s in u * m..(u + 1) * m {
@@ -337,8 +360,9 @@ mod tests {
         assert_eq!(s.num_nodes(), 4, "never shrinks");
     }
 
-    #[test]
-    fn truncating_a_gather_keeps_what_gathering_fewer_nodes_reads() {
+    /// Three nodes with memories of width 2, mailboxes of two mails of width 3: nodes 2 and 1
+    /// hold one mail each.
+    fn three_nodes() -> MemoryStore {
         let mut s = MemoryStore::new(3, 2, 3, 2);
         s.write_memory(
             &[0, 1, 2],
@@ -346,6 +370,12 @@ mod tests {
             &[1.0, 2.0, 3.0],
         );
         s.push_mails(&[2, 1], &[7.0, 8.0, 9.0, 10.0, 11.0, 12.0], &[4.0, 5.0]);
+        s
+    }
+
+    #[test]
+    fn truncating_a_gather_keeps_what_gathering_fewer_nodes_reads() {
+        let s = three_nodes();
         let (mut all, mut first) = (Gathered::default(), Gathered::default());
         s.gather(&[1, 2, 0], &mut all);
         s.gather(&[1, 2], &mut first);
@@ -353,6 +383,38 @@ mod tests {
         assert_eq!(all, first);
         all.truncate(5, 2, 2);
         assert_eq!(all, first, "more rows than held changes nothing");
+    }
+
+    #[test]
+    fn gathering_fewer_mailboxes_reads_every_memory_and_the_leading_mailboxes() {
+        let s = three_nodes();
+        let (mut all, mut part, mut lead) = Default::default();
+        s.gather(&[1, 2, 0], &mut all);
+        s.gather_rows(&[1, 2, 0], 1, &mut part);
+        s.gather(&[1], &mut lead);
+        assert_eq!((&part.memory, &part.last_update), (&all.memory, &all.last_update));
+        assert_eq!(
+            (&part.mail, &part.mail_dt, &part.mail_mask),
+            (&lead.mail, &lead.mail_dt, &lead.mail_mask)
+        );
+        // Truncated to the mailboxes held, it is the gather of those nodes alone.
+        part.truncate(1, 2, 2);
+        assert_eq!(part, lead);
+    }
+
+    #[test]
+    fn memory_time_is_the_newest_mail_as_the_updater_reads_it() {
+        let mut s = MemoryStore::new(2, 1, 1, 2);
+        // Times in seconds since 1970: f32 Δt since the last update rounds the mail's time.
+        let (last, mail) = (1.7e9, 1.7e9 + 0.3);
+        s.write_memory(&[1], &[0.5], &[last]);
+        s.push_mails(&[1], &[9.0], &[mail]);
+        assert_eq!(s.memory_time(0), 0.0, "no mail: the last update");
+        let read = last + f64::from((mail - last) as f32);
+        assert_eq!(s.memory_time(1), read);
+        let mut g = Gathered::default();
+        s.gather(&[1], &mut g);
+        assert_eq!(read, g.last_update[0] + f64::from(g.mail_dt[1]));
     }
 
     #[test]
