@@ -392,7 +392,10 @@ mod tests {
         s.gather(&[1, 2, 0], &mut all);
         s.gather_rows(&[1, 2, 0], 1, &mut part);
         s.gather(&[1], &mut lead);
-        assert_eq!((&part.memory, &part.last_update), (&all.memory, &all.last_update));
+        assert_eq!(
+            (&part.memory, &part.last_update),
+            (&all.memory, &all.last_update)
+        );
         assert_eq!(
             (&part.mail, &part.mail_dt, &part.mail_mask),
             (&lead.mail, &lead.mail_dt, &lead.mail_mask)
