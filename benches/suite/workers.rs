@@ -8,49 +8,71 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use mspipe::scheduler::{Mode, Stage, StageTimes, Workers, simulate_on_cores};
-use mspipe::train::config::ModelName;
+use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, spawn};
 use crate::report::{f, mark};
 
-/// Workers × threads per worker, and the pipeline mode.
+/// Workers × threads per worker, the pipeline mode, and how the batch is shared.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
     pub workers: usize,
     pub threads: usize,
     pub mode: Mode,
+    /// Each worker takes `1/workers` of the preset's batch at the preset's learning rate, so an
+    /// optimizer step averages as many events as one worker's and an epoch takes as many steps;
+    /// otherwise each worker takes a whole batch and the learning rate grows by `lr_scaling`.
+    pub split_batch: bool,
 }
 
 /// One worker on both cores (strict and MSPipe), two one-thread workers (strict and MSPipe),
-/// and one worker on one thread (the unit of the ideal).
-pub const CONFIGS: [Setup; 5] = [
+/// one worker on one thread (the unit of the ideal), and two one-thread MSPipe workers on half a
+/// batch each.
+pub const CONFIGS: [Setup; 6] = [
     Setup {
         workers: 1,
         threads: 2,
         mode: Mode::Off,
+        split_batch: false,
     },
     Setup {
         workers: 1,
         threads: 2,
         mode: MSPIPE,
+        split_batch: false,
     },
     Setup {
         workers: 2,
         threads: 1,
         mode: Mode::Off,
+        split_batch: false,
     },
     Setup {
         workers: 2,
         threads: 1,
         mode: MSPIPE,
+        split_batch: false,
     },
     Setup {
         workers: 1,
         threads: 1,
         mode: Mode::Off,
+        split_batch: false,
+    },
+    Setup {
+        workers: 2,
+        threads: 1,
+        mode: MSPIPE,
+        split_batch: true,
     },
 ];
+
+/// [`CONFIGS`]' two one-thread MSPipe workers on whole batches, the 1 × 1 run, and the
+/// two on half batches.
+const TWO: usize = 3;
+const ONE: usize = 4;
+const TWO_SPLIT: usize = 5;
 
 /// `--pipeline mspipe` with the preset's bound.
 const MSPIPE: Mode = Mode::Adaptive { k_max: 4 };
@@ -72,7 +94,7 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
     for (model, dataset) in &plan.cells {
         for seed in 0..plan.seeds {
             for setup in CONFIGS {
-                let run = spawn(&job(*model, dataset, plan.epochs, seed, setup))?;
+                let run = spawn(&job(*model, dataset, plan.epochs, seed, setup)?)?;
                 if setup.workers == 2 && setup.mode == MSPIPE && gantt.is_none() {
                     gantt = run["gantt"].as_str().map(str::to_string);
                 }
@@ -93,7 +115,7 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
 /// memory stages, and the cores' shared caches and clocks, cost here as they do for two workers;
 /// twice a run alone counts none of that.
 fn side_by_side(model: ModelName, dataset: &str, seed: u64, epochs: usize) -> Result<Value> {
-    let job = job(model, dataset, epochs, seed, CONFIGS[4]);
+    let job = job(model, dataset, epochs, seed, CONFIGS[ONE])?;
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| spawn(&job));
         let b = spawn(&job);
@@ -111,14 +133,21 @@ fn side_by_side(model: ModelName, dataset: &str, seed: u64, epochs: usize) -> Re
 }
 
 /// The training run of `setup` on `dataset` with `seed`.
-fn job(model: ModelName, dataset: &str, epochs: usize, seed: u64, setup: Setup) -> Job {
+fn job(model: ModelName, dataset: &str, epochs: usize, seed: u64, setup: Setup) -> Result<Job> {
     let mut overrides = measured_run(dataset, epochs, seed);
     overrides.extend([
         format!("train.workers={}", setup.workers),
         format!("train.threads={}", setup.threads * setup.workers),
         format!("pipeline.mode=\"{}\"", setup.mode),
     ]);
-    Job::Train { model, overrides }
+    if setup.split_batch {
+        let batch = resolve(model, None, &[])?.train.batch_size;
+        overrides.extend([
+            format!("train.batch_size={}", batch.div_ceil(setup.workers)),
+            "train.lr_scaling=\"none\"".into(),
+        ]);
+    }
+    Ok(Job::Train { model, overrides })
 }
 
 fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) -> Value {
@@ -129,6 +158,7 @@ fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) ->
         "workers": setup.workers,
         "threads": setup.threads,
         "mode": setup.mode.to_string(),
+        "split_batch": setup.split_batch,
         "seed": seed,
         "git_revision": mspipe::train::run::GIT_REV,
         "train_events_per_sec": run["train_events_per_sec"],
@@ -194,6 +224,7 @@ fn of<'a>(rows: &'a [Value], cell: (&Value, &Value), setup: Setup) -> Vec<&'a Va
         .filter(|r| r["side_by_side"] != true)
         .filter(|r| r["workers"] == setup.workers && r["threads"] == setup.threads)
         .filter(|r| r["mode"] == mode.as_str())
+        .filter(|r| r["split_batch"].as_bool().unwrap_or(false) == setup.split_batch)
         .collect()
 }
 
@@ -247,23 +278,32 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
     };
     let ap = |setup| mean(of(rows, cell, setup).iter().map(|r| f(&r["test_ap"])));
     let base = speed(CONFIGS[0]);
-    let ones = of(rows, cell, CONFIGS[4]);
+    let ones = of(rows, cell, CONFIGS[ONE]);
     for setup in CONFIGS {
         let runs = of(rows, cell, setup);
+        // Results from before a configuration was measured have no rows for it.
+        if runs.is_empty() {
+            continue;
+        }
         let error = simulator_error(&runs, &ones, setup, cores);
         let _ = writeln!(
             md,
-            "| {} × {} | {} | {:.0} | {:.2}× | {:.4} | {:.2} | {error} |",
+            "| {} × {} | {}{} | {:.0} | {:.2}× | {:.4} | {:.2} | {error} |",
             setup.workers,
             setup.threads,
             setup.mode,
+            if setup.split_batch {
+                ", ½ batch each, lr × 1"
+            } else {
+                ""
+            },
             speed(setup),
             speed(setup) / base,
             ap(setup),
             mean(runs.iter().map(|r| f(&r["mean_staleness"]))),
         );
     }
-    let twice = 2.0 * speed(CONFIGS[4]);
+    let twice = 2.0 * speed(CONFIGS[ONE]);
     let paired: Vec<f64> = rows
         .iter()
         .filter(|r| (&r["model"], &r["dataset"]) == cell && r["side_by_side"] == true)
@@ -280,23 +320,34 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
             (ideal, what)
         }
     };
-    let share = speed(CONFIGS[3]) / ideal;
-    let loss = 100.0 * (ap(CONFIGS[0]) - ap(CONFIGS[3]));
-    let _ = writeln!(
+    let share = speed(CONFIGS[TWO]) / ideal;
+    let loss = 100.0 * (ap(CONFIGS[0]) - ap(CONFIGS[TWO]));
+    let _ = write!(
         md,
-        "\nIdeal for 2 × 1 ({what}): {ideal:.0} events/s; 2 × 1 `mspipe` reaches {:.0} % of it (target ≥ 90 %: {}). Test AP of 2 × 1 `mspipe` minus 1 × 2 `off`: {:+.2} points (target ≥ −0.5: {}).\n",
+        "\nIdeal for 2 × 1 ({what}): {ideal:.0} events/s; 2 × 1 `mspipe` reaches {:.0} % of it (target ≥ 90 %: {}). Test AP of 2 × 1 `mspipe` minus 1 × 2 `off`: {:+.2} points (target ≥ −0.5: {}).",
         100.0 * share,
         mark(share >= 0.9),
         -loss,
         mark(loss <= 0.5),
     );
+    if !of(rows, cell, CONFIGS[TWO_SPLIT]).is_empty() {
+        let split = CONFIGS[TWO_SPLIT];
+        let _ = write!(
+            md,
+            " On half a batch each (as many optimizer steps per epoch as one worker): {:.0} % of the ideal, {:+.2} points.",
+            100.0 * speed(split) / ideal,
+            100.0 * (ap(split) - ap(CONFIGS[0])),
+        );
+    }
+    md.push_str("\n\n");
     predictions(md, &ones);
 }
 
-/// The simulator's mean error over seeds on `runs` (one-thread workers only: the simulator is fed
-/// the 1 × 1 run's profile and knows nothing of a worker's threads).
+/// The simulator's mean error over seeds on `runs` (one-thread workers on whole batches only: the
+/// simulator is fed the 1 × 1 run's profile and knows nothing of a worker's threads or of other
+/// batch sizes).
 fn simulator_error(runs: &[&Value], ones: &[&Value], setup: Setup, cores: usize) -> String {
-    if setup.threads != 1 {
+    if setup.threads != 1 || setup.split_batch {
         return "–".into();
     }
     let errors = runs.iter().filter_map(|r| {
@@ -321,6 +372,7 @@ fn predictions(md: &mut String, ones: &[&Value]) {
                 workers,
                 threads: 1,
                 mode,
+                split_batch: false,
             };
             predict(one, setup, speed, PREDICTED_CORES)
         };
