@@ -26,53 +26,34 @@ pub struct Setup {
     pub split_batch: bool,
 }
 
-/// One worker on both cores (strict and MSPipe), two one-thread workers (strict and MSPipe),
-/// one worker on one thread (the unit of the ideal), and two one-thread MSPipe workers on half a
-/// batch each.
-pub const CONFIGS: [Setup; 6] = [
+const fn setup(workers: usize, threads: usize, mode: Mode, split_batch: bool) -> Setup {
     Setup {
-        workers: 1,
-        threads: 2,
-        mode: Mode::Off,
-        split_batch: false,
-    },
-    Setup {
-        workers: 1,
-        threads: 2,
-        mode: MSPIPE,
-        split_batch: false,
-    },
-    Setup {
-        workers: 2,
-        threads: 1,
-        mode: Mode::Off,
-        split_batch: false,
-    },
-    Setup {
-        workers: 2,
-        threads: 1,
-        mode: MSPIPE,
-        split_batch: false,
-    },
-    Setup {
-        workers: 1,
-        threads: 1,
-        mode: Mode::Off,
-        split_batch: false,
-    },
-    Setup {
-        workers: 2,
-        threads: 1,
-        mode: MSPIPE,
-        split_batch: true,
-    },
-];
+        workers,
+        threads,
+        mode,
+        split_batch,
+    }
+}
 
-/// [`CONFIGS`]' two one-thread MSPipe workers on whole batches, the 1 × 1 run, and the
-/// two on half batches.
-const TWO: usize = 3;
-const ONE: usize = 4;
-const TWO_SPLIT: usize = 5;
+/// One worker on both cores, strict: what every other configuration is compared against.
+const BASE: Setup = setup(1, 2, Mode::Off, false);
+/// Two one-thread MSPipe workers on whole batches (the configuration).
+const TWO: Setup = setup(2, 1, MSPIPE, false);
+/// One worker on one thread: the unit of the ideal and the simulator's profile.
+const ONE: Setup = setup(1, 1, Mode::Off, false);
+/// Two one-thread MSPipe workers on half a batch each.
+const TWO_SPLIT: Setup = setup(2, 1, MSPIPE, true);
+
+/// One worker on both cores (strict and MSPipe), two one-thread workers (strict and MSPipe),
+/// one worker on one thread, and two one-thread MSPipe workers on half a batch each.
+pub const CONFIGS: [Setup; 6] = [
+    BASE,
+    setup(1, 2, MSPIPE, false),
+    setup(2, 1, Mode::Off, false),
+    TWO,
+    ONE,
+    TWO_SPLIT,
+];
 
 /// `--pipeline mspipe` with the preset's bound.
 const MSPIPE: Mode = Mode::Adaptive { k_max: 4 };
@@ -115,7 +96,7 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
 /// memory stages, and the cores' shared caches and clocks, cost here as they do for two workers;
 /// twice a run alone counts none of that.
 fn side_by_side(model: ModelName, dataset: &str, seed: u64, epochs: usize) -> Result<Value> {
-    let job = job(model, dataset, epochs, seed, CONFIGS[ONE])?;
+    let job = job(model, dataset, epochs, seed, ONE)?;
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| spawn(&job));
         let b = spawn(&job);
@@ -277,8 +258,8 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         )
     };
     let ap = |setup| mean(of(rows, cell, setup).iter().map(|r| f(&r["test_ap"])));
-    let base = speed(CONFIGS[0]);
-    let ones = of(rows, cell, CONFIGS[ONE]);
+    let base = speed(BASE);
+    let ones = of(rows, cell, ONE);
     for setup in CONFIGS {
         let runs = of(rows, cell, setup);
         // Results from before a configuration was measured have no rows for it.
@@ -303,7 +284,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
             mean(runs.iter().map(|r| f(&r["mean_staleness"]))),
         );
     }
-    let twice = 2.0 * speed(CONFIGS[ONE]);
+    let twice = 2.0 * speed(ONE);
     let paired: Vec<f64> = rows
         .iter()
         .filter(|r| (&r["model"], &r["dataset"]) == cell && r["side_by_side"] == true)
@@ -320,8 +301,8 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
             (ideal, what)
         }
     };
-    let share = speed(CONFIGS[TWO]) / ideal;
-    let loss = 100.0 * (ap(CONFIGS[0]) - ap(CONFIGS[TWO]));
+    let share = speed(TWO) / ideal;
+    let loss = 100.0 * (ap(BASE) - ap(TWO));
     let _ = write!(
         md,
         "\nIdeal for 2 × 1 ({what}): {ideal:.0} events/s; 2 × 1 `mspipe` reaches {:.0} % of it (target ≥ 90 %: {}). Test AP of 2 × 1 `mspipe` minus 1 × 2 `off`: {:+.2} points (target ≥ −0.5: {}).",
@@ -330,13 +311,12 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         -loss,
         mark(loss <= 0.5),
     );
-    if !of(rows, cell, CONFIGS[TWO_SPLIT]).is_empty() {
-        let split = CONFIGS[TWO_SPLIT];
+    if !of(rows, cell, TWO_SPLIT).is_empty() {
         let _ = write!(
             md,
             " On half a batch each (as many optimizer steps per epoch as one worker): {:.0} % of the ideal, {:+.2} points.",
-            100.0 * speed(split) / ideal,
-            100.0 * (ap(split) - ap(CONFIGS[0])),
+            100.0 * speed(TWO_SPLIT) / ideal,
+            100.0 * (ap(TWO_SPLIT) - ap(BASE)),
         );
     }
     md.push_str("\n\n");
@@ -367,15 +347,8 @@ fn predictions(md: &mut String, ones: &[&Value]) {
         "Predicted by the simulator for a {PREDICTED_CORES}-core box (speed-up over one worker, `off` / `mspipe`):\n\n| profile | 2 workers | 4 workers | 8 workers |\n|---|---|---|---|"
     );
     for (name, speed) in [("this machine's stages", 1.0), ("compute 5× faster", 5.0)] {
-        let time = |workers, mode| {
-            let setup = Setup {
-                workers,
-                threads: 1,
-                mode,
-                split_batch: false,
-            };
-            predict(one, setup, speed, PREDICTED_CORES)
-        };
+        let time =
+            |workers, mode| predict(one, setup(workers, 1, mode, false), speed, PREDICTED_CORES);
         let alone = time(1, Mode::Off);
         let cells: Vec<String> = [2, 4, 8]
             .iter()
