@@ -20,6 +20,8 @@ from torch_geometric.loader import TemporalDataLoader
 from torch_geometric.nn import TGNMemory, TransformerConv
 from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
 
+import protocol
+
 
 class GraphAttentionEmbedding(torch.nn.Module):
     def __init__(self, in_channels, out_channels, msg_dim, time_enc):
@@ -45,43 +47,12 @@ class LinkPredictor(torch.nn.Module):
         return self.lin_final((self.lin_src(z_src) + self.lin_dst(z_dst)).relu())
 
 
-def average_precision(y, s):
-    """sklearn's average_precision_score (step interpolation, ties as one threshold)."""
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    idx = np.r_[np.where(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[idx]
-    fps = 1 + idx - tps
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def roc_auc(y, s):
-    """Mann-Whitney AUC with ties counted half."""
-    # 1-based ranks, ties given their average rank (scipy's rankdata, without scipy).
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    end = np.cumsum(counts)
-    r = ((end - counts + 1 + end) / 2)[inverse]
-    pos = y == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return float((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def load(path):
-    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(0, 1, 2))
-    src = torch.from_numpy(raw[:, 0].astype(np.int64))
-    dst = torch.from_numpy(raw[:, 1].astype(np.int64))
-    t = torch.from_numpy(raw[:, 2].astype(np.int64))
+    src, dst, t, train, val, test = protocol.load(path)
     # No edge features on these edges: a one-wide zero message keeps PyG's modules well-formed.
-    msg = torch.zeros(src.numel(), 1)
-    data = TemporalData(src=src, dst=dst, t=t, msg=msg)
-    val_time, test_time = np.quantile(raw[:, 2], [0.70, 0.85])
-    ts = raw[:, 2]
-    train = data[torch.from_numpy(ts <= val_time)]
-    val = data[torch.from_numpy((ts > val_time) & (ts <= test_time))]
-    test = data[torch.from_numpy(ts > test_time)]
-    return data, train, val, test
+    data = TemporalData(src=torch.from_numpy(src), dst=torch.from_numpy(dst),
+                        t=torch.from_numpy(t.astype(np.int64)), msg=torch.zeros(src.size, 1))
+    return data, data[torch.from_numpy(train)], data[torch.from_numpy(val)], data[torch.from_numpy(test)]
 
 
 def main():
@@ -129,10 +100,9 @@ def main():
         aps, aucs = [], []
         for batch in loaders[name]:
             pos, neg = step(batch, False)
-            s = torch.cat([pos.sigmoid().view(-1), neg.sigmoid().view(-1)]).numpy()
-            y = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).numpy()
-            aps.append(average_precision(y, s))
-            aucs.append(roc_auc(y, s))
+            ap, auc = protocol.scores(pos.sigmoid().view(-1).numpy(), neg.sigmoid().view(-1).numpy())
+            aps.append(ap)
+            aucs.append(auc)
         return float(np.mean(aps)), float(np.mean(aucs))
 
     for epoch in range(1, a.epochs + 1):

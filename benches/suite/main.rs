@@ -13,6 +13,7 @@ mod fidelity;
 mod floor;
 mod matrix;
 mod peer;
+mod reference;
 mod report;
 mod scale;
 mod shape;
@@ -43,6 +44,9 @@ enum Part {
     Fidelity,
     /// Two one-thread workers against one two-thread worker (`--workers-*` options).
     Workers,
+    /// mspipe's APAN and JODIE against TGL's in PyTorch on the accuracy table's streams
+    /// (`--reference-*`, `--fidelity-datasets`, `--fidelity-epochs`).
+    Reference,
     /// Measure nothing: rewrite `report.md` and `chart.svg` from the directory's `results.json`.
     Report,
 }
@@ -109,6 +113,12 @@ struct Args {
     /// Seeds (0, 1, …) of each trained model's accuracy-table runs; the table shows their mean.
     #[arg(long, default_value_t = 1)]
     fidelity_seeds: u64,
+    /// Models of the reference part (mspipe's against TGL's in PyTorch).
+    #[arg(long, value_delimiter = ',', default_value = "apan,jodie")]
+    reference_models: Vec<ModelName>,
+    /// Seeds (0, 1, …) of both systems in the reference part.
+    #[arg(long, default_value_t = 3)]
+    reference_seeds: u64,
     /// Cells of the staleness study, as model/dataset.
     #[arg(
         long,
@@ -196,6 +206,7 @@ fn part_names(parts: &[Part]) -> Vec<String> {
 fn this_run(parts: &[Part]) -> serde_json::Value {
     json!({
         "parts": part_names(parts),
+        "cpu": machine()["cpu"],
         "git_revision": mspipe::train::run::GIT_REV,
         "command": std::iter::once("cargo bench --bench suite --".to_string())
             .chain(std::env::args().skip(1).filter(|a| a != "--bench"))
@@ -213,11 +224,18 @@ fn suite(args: &Args) -> Result<()> {
     if args.parts == [Part::Report] {
         return report::write(&args.out, &results);
     }
+    // Each run names its CPU: an earlier run of another machine keeps the one it was measured on.
+    for run in &mut results.runs {
+        if run.get("cpu").is_none() {
+            run["cpu"] = results.machine["cpu"].clone();
+        }
+    }
     results.machine = machine();
-    // Earlier runs keep only the parts this one does not measure again; the staleness study merges
-    // its rows (see `staleness::run`), so earlier runs of it stay listed.
+    // Earlier runs keep only the parts this one does not measure again; the staleness study and the
+    // reference part merge their rows (see `staleness::run`, `reference::run`), so earlier runs of
+    // them stay listed.
     let replaced: Vec<Part> = (args.parts.iter().copied())
-        .filter(|&p| p != Part::Staleness)
+        .filter(|&p| p != Part::Staleness && p != Part::Reference)
         .collect();
     let now = part_names(&replaced);
     for run in &mut results.runs {
@@ -262,6 +280,19 @@ fn suite(args: &Args) -> Result<()> {
             seeds: args.fidelity_seeds,
         };
         results.fidelity = fidelity::run(&args.fidelity_datasets, protocol, scratch.path())?;
+        report::write(&args.out, &results)?;
+    }
+    if has(Part::Reference) {
+        let scratch = tempfile::tempdir()?;
+        let protocol = reference::Protocol {
+            models: args.reference_models.clone(),
+            epochs: args.fidelity_epochs,
+            seeds: args.reference_seeds,
+            threads: cores,
+        };
+        let earlier = std::mem::take(&mut results.reference);
+        results.reference =
+            reference::run(&args.fidelity_datasets, &protocol, scratch.path(), earlier)?;
         report::write(&args.out, &results)?;
     }
     if has(Part::Staleness) {

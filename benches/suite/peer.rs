@@ -47,7 +47,7 @@ pub fn existing_venv_python() -> Option<PathBuf> {
 }
 
 /// The venv's python, created and filled on first use.
-fn venv_python() -> Result<PathBuf> {
+pub fn venv_python() -> Result<PathBuf> {
     let venv = venv();
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -83,7 +83,7 @@ const GENERATED: &str = "generated-";
 
 /// The stream file both systems read for `dataset`: `src,dst,t` CSV with mspipe's dense node
 /// ids, written into `dir` (a generated stream is made first).
-fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
+pub fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
     let stream = match dataset.strip_prefix(GENERATED) {
         Some(nodes) => generate(&SyntheticConfig {
             events: 100_000,
@@ -107,7 +107,7 @@ fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
 /// Mean training events/s over the epochs and the test AP/AUC of the epoch with the best
 /// validation AP (the earliest of equals), from per-epoch lines: what TGN, TGL and mspipe report,
 /// applied to both systems alike.
-fn summarize(epochs: &[Value]) -> Value {
+pub fn summarize(epochs: &[Value]) -> Value {
     let n = epochs.len().max(1) as f64;
     let eps = epochs
         .iter()
@@ -152,24 +152,34 @@ fn mspipe_run(data: &Path, p: &Protocol, embed: &str) -> Result<Value> {
 }
 
 fn pyg_run(python: &Path, data: &Path, p: &Protocol) -> Result<Value> {
+    let args = [
+        ("--epochs", p.epochs.to_string()),
+        ("--lr", p.lr.to_string()),
+        ("--batch-size", p.batch_size.to_string()),
+        ("--threads", p.threads.to_string()),
+    ];
+    script_run(python, "pyg_tgn.py", data, &args)
+}
+
+/// Runs `benches/peer/<script>` on `data` with `args`; summarises its per-epoch lines.
+pub fn script_run(
+    python: &Path,
+    script: &str,
+    data: &Path,
+    args: &[(&str, String)],
+) -> Result<Value> {
     // Cargo sets the variable when it runs the bench; the compile-time value may be another
     // checkout's when the build cache is shared.
     let root = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    let script = root.join("benches/peer/pyg_tgn.py");
-    let out = command(
-        Command::new(python)
-            .arg(script)
-            .arg("--data")
-            .arg(data)
-            .args(["--epochs", &p.epochs.to_string(), "--lr", &p.lr.to_string()])
-            .args([
-                "--batch-size",
-                &p.batch_size.to_string(),
-                "--threads",
-                &p.threads.to_string(),
-            ]),
-    )?;
+    let mut c = Command::new(python);
+    c.arg(root.join("benches/peer").join(script))
+        .arg("--data")
+        .arg(data);
+    for (flag, value) in args {
+        c.args([flag, value.as_str()]);
+    }
+    let out = command(&mut c)?;
     let epochs: Result<Vec<Value>, _> = out
         .lines()
         .filter(|l| l.starts_with('{'))

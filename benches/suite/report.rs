@@ -32,6 +32,8 @@ pub struct Results {
     pub fidelity: Vec<Value>,
     /// Several workers against one (see [`crate::workers`]).
     pub workers: Vec<Value>,
+    /// mspipe's APAN against TGL's in PyTorch (see [`crate::reference`]).
+    pub reference: Vec<Value>,
 }
 
 impl Results {
@@ -107,7 +109,7 @@ fn markdown(r: &Results) -> String {
     let m = &r.machine;
     let _ = writeln!(
         md,
-        "Machine: {} ({} cores, {} GiB), Linux {}; training backend {}, {} kernels, {} threads.\n",
+        "Machine of the latest run: {} ({} cores, {} GiB), Linux {}; training backend {}, {} kernels, {} threads.\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
         gib(&m["memory_bytes"]),
@@ -128,9 +130,14 @@ fn markdown(r: &Results) -> String {
         );
     }
     for run in &r.runs {
+        // A run measured on another CPU than the machine above says which.
+        let elsewhere = match run["cpu"].as_str() {
+            Some(cpu) if run["cpu"] != m["cpu"] => format!(", on {cpu}"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             md,
-            "- {}: git revision `{}`, `{}`",
+            "- {}: git revision `{}`, `{}`{elsewhere}",
             run["parts"].as_array().map_or(String::new(), |p| {
                 p.iter()
                     .filter_map(Value::as_str)
@@ -147,6 +154,7 @@ fn markdown(r: &Results) -> String {
     floor_section(&mut md, r);
     scale_section(&mut md, r);
     crate::fidelity::section(&mut md, r);
+    crate::reference::section(&mut md, r);
     staleness_section(&mut md, &r.staleness);
     crate::workers::section(&mut md, &r.workers, cores(&r.machine));
     md
