@@ -221,21 +221,32 @@ fn suite(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output directory {}", args.out.display()))?;
     let mut results = report::Results::load(&args.out)?;
-    if args.parts == [Part::Report] {
-        return report::write(&args.out, &results);
-    }
-    // Each run names its CPU: an earlier run of another machine keeps the one it was measured on.
+    // Each run, and each workers row (a part that keeps other cells' rows), names its CPU: what
+    // an earlier machine measured keeps the CPU it was measured on.
     for run in &mut results.runs {
         if run.get("cpu").is_none() {
             run["cpu"] = results.machine["cpu"].clone();
         }
     }
+    let lists_workers = |r: &&serde_json::Value| {
+        (r["parts"].as_array()).is_some_and(|p| p.iter().any(|p| p == "workers"))
+    };
+    let workers_cpu = (results.runs.iter().find(lists_workers))
+        .map_or_else(|| results.machine["cpu"].clone(), |r| r["cpu"].clone());
+    for row in &mut results.workers {
+        if row.get("cpu").is_none() {
+            row["cpu"] = workers_cpu.clone();
+        }
+    }
+    if args.parts == [Part::Report] {
+        return report::write(&args.out, &results);
+    }
     results.machine = machine();
-    // Earlier runs keep only the parts this one does not measure again; the staleness study and the
-    // reference part merge their rows (see `staleness::run`, `reference::run`), so earlier runs of
+    // Earlier runs keep only the parts this one does not measure again; the staleness study, the
+    // reference and the workers parts merge their rows (see each part's `run`), so earlier runs of
     // them stay listed.
     let replaced: Vec<Part> = (args.parts.iter().copied())
-        .filter(|&p| p != Part::Staleness && p != Part::Reference)
+        .filter(|&p| ![Part::Staleness, Part::Reference, Part::Workers].contains(&p))
         .collect();
     let now = part_names(&replaced);
     for run in &mut results.runs {
@@ -315,7 +326,8 @@ fn suite(args: &Args) -> Result<()> {
             seeds: args.workers_seeds,
             epochs: args.workers_epochs,
         };
-        let (rows, gantt) = workers::run(&plan)?;
+        let earlier = std::mem::take(&mut results.workers);
+        let (rows, gantt) = workers::run(&plan, &results.machine["cpu"], earlier)?;
         results.workers = rows;
         if let Some(svg) = gantt {
             mspipe::train::run::write_atomic(&args.out.join("workers-gantt.svg"), &svg)?;

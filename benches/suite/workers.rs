@@ -69,9 +69,13 @@ pub struct Plan {
 }
 
 /// One row per (cell, configuration, seed), and the Gantt chart of the first cell's 2 × 1 `mspipe`
-/// run.
-pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
-    let (mut rows, mut gantt) = (Vec::new(), None);
+/// run. Rows of `earlier` for cells this run does not measure are kept.
+pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>, Option<String>)> {
+    let measured = |r: &Value| {
+        (plan.cells.iter()).any(|(m, d)| r["model"] == m.name() && r["dataset"] == d.as_str())
+    };
+    let mut rows: Vec<Value> = earlier.into_iter().filter(|r| !measured(r)).collect();
+    let mut gantt = None;
     for (model, dataset) in &plan.cells {
         for seed in 0..plan.seeds {
             for setup in CONFIGS {
@@ -79,11 +83,13 @@ pub fn run(plan: &Plan) -> Result<(Vec<Value>, Option<String>)> {
                 if setup.workers == 2 && setup.mode == MSPIPE && gantt.is_none() {
                     gantt = run["gantt"].as_str().map(str::to_string);
                 }
-                let row = row(*model, dataset, setup, seed, &run);
+                let mut row = row(*model, dataset, setup, seed, &run);
+                row["cpu"] = cpu.clone();
                 eprintln!("workers: {row}");
                 rows.push(row);
             }
-            let row = side_by_side(*model, dataset, seed, plan.epochs)?;
+            let mut row = side_by_side(*model, dataset, seed, plan.epochs)?;
+            row["cpu"] = cpu.clone();
             eprintln!("workers: {row}");
             rows.push(row);
         }
@@ -229,7 +235,7 @@ pub fn section(md: &mut String, rows: &[Value], cores: usize) {
     if rows.is_empty() {
         return;
     }
-    md.push_str("## Several workers over one node memory\n\nW × T: W data-parallel workers with T threads each (one shared host node memory, one optimizer step per W batches on their averaged gradient, lr × √W); every configuration alternates within a round, round r with seed r. Events/s: median over rounds; test AP: mean over seeds, after the last epoch. Simulator error: the last epoch of a one-thread configuration as predicted from the same seed's 1 × 1 run (its per-batch stage times and the measured share of compute before the memory update is handed over), against the measured one (mean over seeds; the simulator shares the machine's cores among all stages but does not model a worker's threads). Gantt chart of a 2 × 1 `mspipe` run: `workers-gantt.svg`.\n\n");
+    md.push_str("## Several workers over one node memory\n\nW × T: W data-parallel workers with T threads each (one shared host node memory, one optimizer step per W batches on their averaged gradient, lr × √W); every configuration alternates within a round, round r with seed r. Events/s: median over rounds; test AP: mean over seeds, after the last epoch. Simulator error: the last epoch of a one-thread configuration as predicted from the same seed's 1 × 1 run (its per-batch stage times and the measured share of compute before the memory update is handed over), against the measured one (mean over seeds; the simulator shares the machine's cores among all stages but does not model a worker's threads). Gantt chart of the first 2 × 1 `mspipe` run of the latest workers run: `workers-gantt.svg`.\n\n");
     let mut cells: Vec<(&Value, &Value)> = Vec::new();
     for r in rows {
         let cell = (&r["model"], &r["dataset"]);
@@ -243,9 +249,14 @@ pub fn section(md: &mut String, rows: &[Value], cores: usize) {
 }
 
 fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: usize) {
+    let cpu = rows
+        .iter()
+        .find(|r| (&r["model"], &r["dataset"]) == cell)
+        .and_then(|r| r["cpu"].as_str())
+        .unwrap_or("?");
     let _ = writeln!(
         md,
-        "### {} on {}\n\n| W × T | mode | events/s | vs 1 × 2 off | test AP | mean staleness | simulator error |\n|---|---|---|---|---|---|---|",
+        "### {} on {}\n\nMeasured on {cpu}.\n\n| W × T | mode | events/s | vs 1 × 2 off | test AP | mean staleness | simulator error |\n|---|---|---|---|---|---|---|",
         cell.0.as_str().unwrap_or("?"),
         cell.1.as_str().unwrap_or("?"),
     );
