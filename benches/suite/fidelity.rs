@@ -159,9 +159,15 @@ pub fn section(md: &mut String, r: &Results) {
     let Some(first) = r.fidelity.first() else {
         return;
     };
+    let reference = match r.reference.is_empty() {
+        true => "",
+        false => {
+            " Whether a miss is mspipe's or the model's: the next table trains TGL's APAN and JODIE beside mspipe's."
+        }
+    };
     let _ = writeln!(
         md,
-        "## Accuracy under the evaluation protocol\n\nTest AP as TGN, TGL and MSPipe report it (mean over evaluation batches of 600; one random negative per positive, drawn from the whole stream's destinations; training negatives only from training destinations), the best epoch by validation AP of {} epochs, {}, each model's preset. EdgeBank: a pair scores 1 if it occurred before (unlimited memory). PyG: the peer part's TGN (its protocol and learning rate, see above). `snapshot`: a generated stream of 14 yearly snapshots stored in seconds. Multiplying integer timestamps by 31,536,000 is exact, and training then is bit-identical; dividing rounds every timestamp, a perturbation that grows through training as a change of seed does. APAN measures its mails' ages at each root's own time (TGL's per-root updater, the default); the next column measures them at the batch's first event time, one updated memory per node (`memory.mail_ages = \"batch\"`), and the one after it delivers mails to the endpoints only (`memory.delivery = \"self\"`; APAN's own delivery to sampled neighbours fills two thirds of a mailbox with other nodes' events, see `apan-jodie.md`).\n",
+        "## Accuracy under the evaluation protocol\n\nTest AP as TGN, TGL and MSPipe report it (mean over evaluation batches of 600; one random negative per positive, drawn from the whole stream's destinations; training negatives only from training destinations), the best epoch by validation AP of {} epochs, {}, each model's preset. EdgeBank: a pair scores 1 if it occurred before (unlimited memory). PyG: the peer part's TGN (its protocol and learning rate, see above). `snapshot`: a generated stream of 14 yearly snapshots stored in seconds. Multiplying integer timestamps by 31,536,000 is exact, and training then is bit-identical; dividing rounds every timestamp, a perturbation that grows through training as a change of seed does. APAN measures its mails' ages at each root's own time (TGL's per-root updater, the default); the next column measures them at the batch's first event time, one updated memory per node (`memory.mail_ages = \"batch\"`), and the one after it delivers mails to the endpoints only (`memory.delivery = \"self\"`; APAN's own delivery to sampled neighbours fills two thirds of a mailbox with other nodes' events, see `apan-jodie.md`).{reference}\n",
         first["epochs"],
         match first["seeds"].as_u64().unwrap_or(1) {
             1 => "seed 0".to_string(),
