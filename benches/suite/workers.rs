@@ -306,7 +306,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         false => {
             let ideal = median(paired);
             let what = format!(
-                "two 1 × 1 runs side by side, each in its own process, summed; twice one alone: {twice:.0}, so running together costs {:.0} %",
+                "two 1 × 1 runs side by side, each in its own process, summed; twice one alone: {twice:.0}, so running together costs {:.1} %",
                 100.0 * (1.0 - ideal / twice)
             );
             (ideal, what)

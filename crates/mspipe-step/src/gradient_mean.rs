@@ -206,7 +206,11 @@ mod tests {
                 .into_iter()
                 .enumerate()
                 .map(|(w, x)| {
-                    let (layer, exchange, device) = (layer.clone(), &exchange, device.clone());
+                    // Each worker its own replica, forked as the trainer forks them: replicas
+                    // sharing autodiff leaves merge their graphs across threads, where
+                    // burn-autodiff 0.22.1 takes its locks in opposite orders (a deadlock).
+                    let (layer, exchange) = (layer.clone().fork(&device), &exchange);
+                    let device = device.clone();
                     s.spawn(move || {
                         let grads = grads_of(&layer, x, &device);
                         exchange.mean(w, 3, grads, &layer, &device).unwrap()
