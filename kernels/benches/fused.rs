@@ -11,8 +11,8 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mspipe_kernels::time_encoding as fused_time_encoding;
 use mspipe_kernels::{Clock, DeviceMemory, Writes, cube, reference, runtime};
-use mspipe_kernels::{attention as fused_attention, time_encoding as fused_time_encoding};
 
 /// As training runs: glibc serves each multi-megabyte output with a fresh mmap (page faults and, on
 /// free, TLB shootdowns that dominated the 6,000-root flex runs).
@@ -61,50 +61,6 @@ fn copy_of(bytes: usize, device: &Device) -> impl FnMut() {
         sync(&device);
         drop(y);
     }
-}
-
-/// Temporal attention over `[roots, k]` neighbour rows, forward alone (with the copy baseline of
-/// the bytes it moves) and forward + backward.
-fn attention(c: &mut Criterion) {
-    both_passes(c, attention_on);
-}
-
-fn attention_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
-    let mut group = c.benchmark_group(format!("attention_{}/{name}", pass(backward)));
-    for roots in [600usize, 6_000] {
-        let dh = DIM / HEADS;
-        let q = random([roots, HEADS, dh], &device);
-        let k = random([roots, SLOTS, HEADS, dh], &device);
-        let v = random([roots, SLOTS, HEADS, dh], &device);
-        let keep: Tensor<2> = Tensor::random([roots, SLOTS], Distribution::Bernoulli(0.8), &device);
-        let run = |fused: bool| {
-            let (q, k, v, keep, device) = (
-                q.clone(),
-                k.clone(),
-                v.clone(),
-                keep.clone(),
-                device.clone(),
-            );
-            move || {
-                let (q, [k, v]) = (
-                    trainable(&q, backward),
-                    [&k, &v].map(|x| trainable(x, backward)),
-                );
-                let out = if fused {
-                    fused_attention(q, k, v, keep.clone())
-                } else {
-                    reference::attention(q, k, v, keep.clone())
-                };
-                finish(out, backward, &device);
-            }
-        };
-        if !backward {
-            let bytes = 4 * (2 * roots * SLOTS * DIM + roots * DIM + roots * SLOTS + roots * DIM);
-            copy_baseline(&mut group, roots, bytes, &device);
-        }
-        fused_and_unfused(&mut group, roots, run);
-    }
-    group.finish();
 }
 
 fn pass(backward: bool) -> &'static str {
@@ -327,6 +283,6 @@ fn memory(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(2));
-    targets = attention, gathered_attention, time_encoding, memory
+    targets = gathered_attention, time_encoding, memory
 }
 criterion_main!(benches);

@@ -47,9 +47,6 @@ macro_rules! backward {
     };
 }
 
-backward!(AttentionBackward, 3: temporal_attention_backward(
-    q: FloatTensor, k: FloatTensor, v: FloatTensor, keep: FloatTensor
-) -> (dq, dk, dv));
 // Δt is data: gradients flow to `w` and `b` only.
 backward!(TimeEncodingBackward, 2: time_encoding_backward(
     dt: FloatTensor, w: FloatTensor, b: FloatTensor
@@ -84,20 +81,6 @@ fn finish<B: FusedBackend, C: CheckpointStrategy, O: Backward<B, N>, const N: us
 
 crate::backend::fused_backend! {
     impl[B: FusedBackend, C: CheckpointStrategy] for Autodiff<B, C>;
-    temporal_attention(q, k, v, keep) {
-        let keep = keep.into_primitive();
-        let prep = AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]);
-        let prep = prep.compute_bound().stateful();
-        let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
-        let out = B::temporal_attention(q.clone(), k.clone(), v.clone(), keep.clone());
-        finish(prep, (q, k, v, keep), out)
-    }
-    temporal_attention_backward(q, k, v, keep, grad) {
-        let [q, k, v, keep, grad] = [q, k, v, keep, grad].map(|t| t.into_primitive());
-        let (dq, dk, dv) = B::temporal_attention_backward(q, k, v, keep, grad);
-        let [dq, dk, dv] = [dq, dk, dv].map(constant::<B, C>);
-        (dq, dk, dv)
-    }
     // Δt is data: gradients flow to `w` and `b` only.
     time_encoding(dt, w, b) {
         let dt = dt.into_primitive();

@@ -6,8 +6,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
-/// Attention (over given keys and values, and over gathered slot rows), the time encoding and the
-/// GRU gates on backend primitives. Shapes as in the crate-level functions.
+/// Attention over gathered slot rows, the time encoding and the GRU gates on backend primitives. Shapes as in the crate-level functions.
 ///
 /// On a cubecl device burn's backend is `Fusion<CubeBackend>`: each method then registers as one
 /// opaque fusion operation (`#[fusion(...)]` gives its outputs' shapes and types, see
@@ -19,25 +18,6 @@ use burn::prelude::*;
     Autodiff
 )]
 pub trait FusedBackend: Backend {
-    /// `[N, H, dh]`, `[N, K, H, dh]` ×2, `[N, K]` → `[N, H·dh]`.
-    #[fusion(dtype = q, shape = fusion_meta::flatten_heads(q))]
-    fn temporal_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// Gradients of [`FusedBackend::temporal_attention`] for `q`, `k`, `v` given the output's.
-    #[fusion(meta = |q, k, v, _keep, _grad| (q.clone(), k.clone(), v.clone()))]
-    fn temporal_attention_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        keep: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
     /// `dt` `[n]`, `w`, `b` `[T]` → cos(Δt·w + b) `[n, T]`.
     #[fusion(dtype = w, shape = fusion_meta::outer(dt, w))]
     fn time_encoding(
@@ -105,10 +85,6 @@ pub trait FusedBackend: Backend {
 macro_rules! fused_backend {
     (
         impl[$($generics:tt)*] for $backend:ty;
-        temporal_attention($q:ident, $k:ident, $v:ident, $keep:ident) $attention:block
-        temporal_attention_backward(
-            $q_:ident, $k_:ident, $v_:ident, $keep_:ident, $grad:ident
-        ) $attention_backward:block
         time_encoding($dt:ident, $w:ident, $b:ident) $time:block
         time_encoding_backward(
             $dt_:ident, $w_:ident, $b_:ident, $grad_:ident
@@ -127,14 +103,6 @@ macro_rules! fused_backend {
         type I<B> = burn::backend::tensor::IntTensor<B>;
 
         impl<$($generics)*> $crate::backend::FusedBackend for $backend {
-            fn temporal_attention($q: F<Self>, $k: F<Self>, $v: F<Self>, $keep: F<Self>) -> F<Self>
-                $attention
-
-            fn temporal_attention_backward(
-                $q_: F<Self>, $k_: F<Self>, $v_: F<Self>, $keep_: F<Self>, $grad: F<Self>,
-            ) -> (F<Self>, F<Self>, F<Self>)
-                $attention_backward
-
             fn time_encoding($dt: F<Self>, $w: F<Self>, $b: F<Self>) -> F<Self> $time
 
             fn time_encoding_backward(
@@ -169,11 +137,6 @@ pub(crate) use fused_backend;
 #[cfg(feature = "cube")]
 mod fusion_meta {
     use burn::tensor::Shape;
-
-    /// `[N, H, dh]` → `[N, H·dh]`.
-    pub fn flatten_heads(q: &Shape) -> Shape {
-        Shape::new([q[0], q[1] * q[2]])
-    }
 
     /// `[n]`, `[T]` → `[n, T]`.
     pub fn outer(dt: &Shape, w: &Shape) -> Shape {

@@ -2,11 +2,11 @@
 //!
 //! The hot spots of a memory-based temporal GNN as fused kernels: the **memory fetch** (gather
 //! memories, mailboxes and times, encode Δt, build the updater's input), the **memory update**
-//! (scatter memories and mails, latest event wins, mailbox FIFO), **temporal attention** (scores,
-//! padding mask, softmax and weighted sum per root and head, with its backward), the **time
-//! encoding** cos(Δt·w + b), the **GRU gates**, and **attention over gathered rows** (temporal
-//! attention whose keys and values are the slots' node and Δt rows, read straight from per-node
-//! and per-Δt tables, with the projections folded out of the slots), each with its backward.
+//! (scatter memories and mails, latest event wins, mailbox FIFO), the **time encoding**
+//! cos(Δt·w + b), the **GRU gates**, and **temporal attention over gathered rows** (scores, padding
+//! mask, softmax and weighted sum per root and head, whose keys and values are the slots' node and
+//! Δt rows, read straight from per-node and per-Δt tables, with the projections folded out of the
+//! slots), each with its backward.
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
@@ -20,18 +20,15 @@
 //!
 //! ```
 //! use burn::prelude::*;
-//! use mspipe_kernels::attention;
+//! use mspipe_kernels::gru_gates;
 //!
 //! let device = Device::flex();
-//! // One root, two heads of width 1, two slots of which the second is padding.
-//! let q = Tensor::<3>::from_floats([[[1.0], [0.0]]], &device);
-//! let k = Tensor::<4>::from_floats([[[[1.0], [1.0]], [[9.0], [9.0]]]], &device);
-//! let v = Tensor::<4>::from_floats([[[[2.0], [3.0]], [[7.0], [7.0]]]], &device);
-//! let keep = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
-//! let out = attention(q, k, v, keep);
-//! // The only real slot takes all the weight in both heads.
+//! // One row of width 1: all gate pre-activations 0 → r = z = ½, n = tanh(0) = 0, so h' = h/2.
+//! let zeros = Tensor::<2>::zeros([1, 3], &device);
+//! let h = Tensor::<2>::from_floats([[4.0]], &device);
+//! let out = gru_gates(zeros.clone(), zeros, h);
 //! out.into_data().assert_approx_eq::<f32>(
-//!     &TensorData::from([[2.0f32, 3.0]]),
+//!     &TensorData::from([[2.0f32]]),
 //!     burn::tensor::Tolerance::default(),
 //! );
 //! ```
@@ -104,15 +101,6 @@ macro_rules! fused {
             $($arg.into_dispatch()),*
         ))
     };
-}
-
-/// Masked multi-head attention of one query over `K` slots per row; see [`reference::attention`].
-pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
-    #[cfg(feature = "fused")]
-    if backend::runs_on(&q.device()) {
-        return fused!(temporal_attention(q, k, v, keep));
-    }
-    reference::attention(q, k, v, keep)
 }
 
 /// The GRU cell's gates from its two products: `gi`, `gh` `[n, 3d]`, `h` `[n, d]` → `h'`; see

@@ -8,27 +8,11 @@ use burn::tensor::activation::{sigmoid, softmax, tanh};
 
 use crate::{DeviceMemory, Fetched, Writes};
 
-/// Masked multi-head attention: `q` `[N, H, dh]`, `k`, `v` `[N, K, H, dh]`, `keep` `[N, K]`
-/// (1 = real slot, 0 = padding) → `[N, H·dh]`. Padded slots get exactly zero weight; a row without
-/// a real slot gives zeros.
-pub fn attention(q: Tensor<3>, k: Tensor<4>, v: Tensor<4>, keep: Tensor<2>) -> Tensor<2> {
-    let [n, _, heads, dh] = k.dims();
-    let scale = 1.0 / (dh as f64).sqrt();
-    let scores: Tensor<3> = (q.unsqueeze_dim::<4>(1) * k).sum_dim(3).squeeze_dim(3) * scale;
-    let keep: Tensor<3> = keep.unsqueeze_dim(2); // [N, K, 1]
-    let scores = scores * keep.clone() + (keep.clone().neg() + 1.0) * -1e9;
-    let weights = softmax(scores, 1) * keep; // [N, K, H]
-    let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * v)
-        .sum_dim(1)
-        .squeeze_dim(1);
-    out.reshape([n, heads * dh])
-}
-
 /// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
 /// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
 /// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[H, N, Ca + Cb]` (heads
 /// outermost, as per-head products come), `keep` `[N, K]`, `scale` `[H, N, K]` →
-/// `[H, N, Ca + Cb]`; masking as in [`attention`], no scaling of the scores. Each head's weights
+/// `[H, N, Ca + Cb]`; padded slots get exactly zero weight and a root without a real slot gives zeros; no scaling of the scores. Each head's weights
 /// are multiplied by `scale` after the softmax — attention dropout's mask ÷ (1 − p), where padded
 /// and dropped slots both stay in the softmax's denominator (as `torch.nn.Dropout` on the weights
 /// does); ones for plain attention.

@@ -11,7 +11,6 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::attention::normalize;
 use super::launch::{floats, indices, launch, output};
 
 /// ⟨`v[base..base + ca + cb]`, slot `slot`'s row⟩.
@@ -70,6 +69,20 @@ fn probabilities<F: Float>(
         top = F::max(top, s);
     }
     normalize::<F>(prob, top, slots);
+}
+
+/// `prob[j]` ← exp(`prob[j]` − `top`) / Σ: the softmax of scores whose maximum is `top`.
+#[cube]
+fn normalize<F: Float>(prob: &mut Array<F>, top: F, #[comptime] slots: usize) {
+    let mut total = F::new(0.0);
+    for j in 0..slots {
+        let x = F::exp(prob[j] - top);
+        prob[j] = x;
+        total += x;
+    }
+    for j in 0..slots {
+        prob[j] /= total;
+    }
 }
 
 #[cube(launch_unchecked)]

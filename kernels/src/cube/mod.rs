@@ -2,7 +2,6 @@
 //! operations, which only a device-resident store has, as a second extension ([`MemoryBackend`])
 //! implemented for `CubeBackend` and, with the fetch's backward, for `Autodiff<CubeBackend>`.
 
-mod attention;
 mod autodiff;
 mod fetch;
 mod gathered;
@@ -141,8 +140,6 @@ fn fetched(
 
 crate::backend::fused_backend! {
     impl[] for CubeBackend;
-    temporal_attention(q, k, v, keep) { attention::forward(q, k, v, keep) }
-    temporal_attention_backward(q, k, v, keep, grad) { attention::backward(q, k, v, keep, grad) }
     time_encoding(dt, w, b) { time_encoding::forward(dt, w, b) }
     time_encoding_backward(dt, w, b, grad) { time_encoding::backward(dt, w, b, grad) }
     gru_gates(gi, gh, h) { gru::forward(gi, gh, h) }

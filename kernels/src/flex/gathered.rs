@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::attention::{dot, softmax};
+use super::exp::exp;
 
 /// Roots per parallel task.
 const BLOCK: usize = 64;
@@ -64,6 +64,39 @@ impl Rows<'_> {
             &self.a[self.ia[s] * d.ca..][..d.ca],
             &self.b[self.ib[s] * d.cb..][..d.cb],
         )
+    }
+}
+
+/// `⟨a, b⟩` with eight partial sums in a fixed order (vectorisable, deterministic).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `p` ← softmax(`p`), in place.
+#[inline(always)]
+fn softmax(p: &mut [f32]) {
+    let top = p.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut total = 0.0;
+    for pj in p.iter_mut() {
+        *pj = exp(*pj - top);
+        total += *pj;
+    }
+    for pj in p.iter_mut() {
+        *pj /= total;
     }
 }
 

@@ -3,7 +3,6 @@
 //! AVX-512, AVX2/FMA or SVE where the CPU has them, picked at run time). Same math as the cubecl
 //! kernels and the burn-ops reference.
 
-mod attention;
 mod exp;
 mod gathered;
 mod gru;
@@ -18,8 +17,6 @@ use burn::backend::TensorMetadata;
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
-
-use attention::Dims;
 
 /// The values of `t` in row-major order, borrowed when already contiguous.
 fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
@@ -74,31 +71,8 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// `[n, k, h, dh]` of a key tensor.
-fn dims(k: &FlexTensor) -> Dims {
-    let s = k.shape();
-    Dims {
-        n: s[0],
-        k: s[1],
-        h: s[2],
-        dh: s[3],
-    }
-}
-
 crate::backend::fused_backend! {
     impl[] for Flex;
-    temporal_attention(q, k, v, keep) {
-        let d = dims(&k);
-        let out = attention::forward(&floats(&q), &floats(&k), &floats(&v), &floats(&keep), d);
-        tensor(out, [d.n, d.h * d.dh])
-    }
-    temporal_attention_backward(q, k, v, keep, grad) {
-        let d = dims(&k);
-        let [q, k, v, keep, grad] = [&q, &k, &v, &keep, &grad].map(floats);
-        let (dq, dk, dv) = attention::backward(&q, &k, &v, &keep, &grad, d);
-        let slots = [d.n, d.k, d.h, d.dh];
-        (tensor(dq, [d.n, d.h, d.dh]), tensor(dk, slots), tensor(dv, slots))
-    }
     time_encoding(dt, w, b) {
         let (n, t) = (dt.shape()[0], w.shape()[0]);
         tensor(time_encoding::forward(&floats(&dt), &floats(&w), &floats(&b)), [n, t])

@@ -4,11 +4,6 @@
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 
-pub fn close<const D: usize>(got: Tensor<D>, want: Tensor<D>) {
-    got.into_data()
-        .assert_approx_eq::<f32>(&want.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
-}
-
 /// The same values on another device.
 pub fn to<const D: usize>(t: &Tensor<D>, device: &Device) -> Tensor<D> {
     Tensor::from_data(t.to_data(), device)
@@ -25,57 +20,6 @@ pub fn mask(n: usize, k: usize, device: &Device) -> Tensor<2> {
         return keep;
     }
     keep.slice_assign([0..1, 0..k], Tensor::zeros([1, k], device))
-}
-
-pub const SHAPES: [[usize; 4]; 5] = [
-    [37, 10, 2, 8],
-    [5, 1, 1, 3],
-    [64, 7, 1, 16],
-    [3, 4, 4, 5],
-    [0, 3, 2, 4],
-];
-
-/// Random attention inputs of shape `[n, k, h, dh]` and the weights `r` of the loss Σ out ⊙ r.
-pub struct AttentionCase {
-    pub q: Tensor<3>,
-    pub k: Tensor<4>,
-    pub v: Tensor<4>,
-    pub keep: Tensor<2>,
-    pub r: Tensor<2>,
-}
-
-impl AttentionCase {
-    pub fn new([n, k, h, dh]: [usize; 4], device: &Device) -> Self {
-        AttentionCase {
-            q: random([n, h, dh], device),
-            k: random([n, k, h, dh], device),
-            v: random([n, k, h, dh], device),
-            keep: mask(n, k, device),
-            r: random([n, h * dh], device),
-        }
-    }
-
-    /// Gradients of Σ out ⊙ r for q, k, v on `device` (an autodiff device), through the crate's
-    /// routed call (`fused`) or the burn-ops reference.
-    pub fn grads(&self, device: &Device, fused: bool) -> [Option<TensorData>; 3] {
-        let (q, k, v) = (
-            to(&self.q, device).require_grad(),
-            to(&self.k, device).require_grad(),
-            to(&self.v, device).require_grad(),
-        );
-        let (keep, r) = (to(&self.keep, device), to(&self.r, device));
-        let out = if fused {
-            mspipe_kernels::attention(q.clone(), k.clone(), v.clone(), keep)
-        } else {
-            mspipe_kernels::reference::attention(q.clone(), k.clone(), v.clone(), keep)
-        };
-        let grads = (out * r).sum().backward();
-        [
-            q.grad(&grads).map(|g| owned(g.into_data())),
-            k.grad(&grads).map(|g| owned(g.into_data())),
-            v.grad(&grads).map(|g| owned(g.into_data())),
-        ]
-    }
 }
 
 /// Gradients within 1e-5; absent on both sides only for an empty batch (`n` = 0).
