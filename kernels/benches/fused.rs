@@ -231,12 +231,11 @@ fn memory(c: &mut Criterion) {
                 device.clone(),
             );
             move || {
+                let encoding = Clock::SinceUpdate.encoding(w.clone(), b.clone(), batch);
                 let out = if fused {
-                    let (clock, now) = Clock::SinceUpdate.tensors(batch, &device);
-                    cube::fetch(&state, ids.clone(), w.clone(), b.clone(), clock, now)
+                    cube::fetch(&state, ids.clone(), encoding)
                 } else {
-                    let (clock, now) = Clock::SinceUpdate.tensors(batch, &device);
-                    reference::fetch(&state, ids.clone(), w.clone(), b.clone(), clock, now)
+                    reference::fetch(&state, ids.clone(), encoding)
                 };
                 sync(&device);
                 drop(out);

@@ -171,6 +171,26 @@ impl Clock {
             Clock::Age { now } => (Tensor::from_floats([-1.0, 0.0], device), now),
         }
     }
+
+    /// The [`MailEncoding`] of `count` fetched nodes with time encoding parameters `w`, `b`.
+    pub fn encoding(self, w: Tensor<1>, b: Tensor<1>, count: usize) -> MailEncoding {
+        let (clock, now) = self.tensors(count, &w.device());
+        MailEncoding { w, b, clock, now }
+    }
+}
+
+/// How [`fetch`] encodes each mail's Δt: cos(Δt·w + b), Δt by a [`Clock`] as the kernels read it
+/// (see [`Clock::encoding`]).
+#[derive(Debug, Clone)]
+pub struct MailEncoding {
+    /// `[T]` the time encoding's frequencies.
+    pub w: Tensor<1>,
+    /// `[T]` the time encoding's phases.
+    pub b: Tensor<1>,
+    /// `[2]` the clock's `[sign, from_last]` (see [`Clock::tensors`]).
+    pub clock: Tensor<1>,
+    /// `[U]` each fetched node's present time (read only where `from_last` is 0).
+    pub now: Tensor<1>,
 }
 
 /// Gathers `nodes`' state and builds the updater input, with time encoding parameters `w`, `b`
@@ -182,12 +202,12 @@ pub fn fetch(
     b: Tensor<1>,
     clock: Clock,
 ) -> Fetched {
-    let (clock, now) = clock.tensors(nodes.dims()[0], &w.device());
+    let encoding = clock.encoding(w, b, nodes.dims()[0]);
     #[cfg(feature = "cube")]
-    if cube::runs_on(&w.device()) {
-        return cube::fetch(state, nodes, w, b, clock, now);
+    if cube::runs_on(&encoding.w.device()) {
+        return cube::fetch(state, nodes, encoding);
     }
-    reference::fetch(state, nodes, w, b, clock, now)
+    reference::fetch(state, nodes, encoding)
 }
 
 /// What a batch writes into [`DeviceMemory`]: memory rows, and mails. Memories and mails go to

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{sigmoid, softmax, tanh};
 
-use crate::{DeviceMemory, Fetched, Writes};
+use crate::{DeviceMemory, Fetched, MailEncoding, Writes};
 
 /// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
 /// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
@@ -64,16 +64,10 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     (z.clone().neg() + 1.0) * n + z * h
 }
 
-/// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]), the
-/// mails' Δt by `clock` and `now` (what [`crate::Clock::tensors`] makes).
-pub fn fetch(
-    state: &DeviceMemory,
-    nodes: Tensor<1, Int>,
-    w: Tensor<1>,
-    b: Tensor<1>,
-    clock: Tensor<1>,
-    now: Tensor<1>,
-) -> Fetched {
+/// Gathers the state of `nodes` and builds the memory updater's input (see [`Fetched`]), each
+/// mail's Δt encoded by `encoding`.
+pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, encoding: MailEncoding) -> Fetched {
+    let MailEncoding { w, b, clock, now } = encoding;
     let time_dim = w.dims()[0];
     let last: Tensor<2> = state
         .last_update

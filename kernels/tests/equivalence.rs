@@ -168,8 +168,8 @@ fn fetch_matches_reference_with_gradients_for_the_time_encoding() {
             let out = if fused {
                 fetch(&s, nodes, w.clone(), b.clone(), clock)
             } else {
-                let (clock, now) = clock.tensors(nodes.dims()[0], device);
-                reference::fetch(&s, nodes, w.clone(), b.clone(), clock, now)
+                let encoding = clock.encoding(w.clone(), b.clone(), nodes.dims()[0]);
+                reference::fetch(&s, nodes, encoding)
             };
             let weights: Tensor<3> = Tensor::from_data(
                 TensorData::new(

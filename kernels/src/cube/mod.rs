@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn_cubecl::CubeBackend;
 
 use crate::Writes as TensorWrites;
-use crate::{DeviceMemory, Fetched};
+use crate::{DeviceMemory, Fetched, MailEncoding};
 
 /// [`DeviceMemory`] on backend primitives.
 #[derive(ExtensionType, Debug, Clone)]
@@ -197,14 +197,8 @@ impl Store<Ext> {
 }
 
 /// Fused [`crate::fetch`].
-pub fn fetch(
-    state: &DeviceMemory,
-    nodes: Tensor<1, Int>,
-    w: Tensor<1>,
-    b: Tensor<1>,
-    clock: Tensor<1>,
-    now: Tensor<1>,
-) -> Fetched {
+pub fn fetch(state: &DeviceMemory, nodes: Tensor<1, Int>, encoding: MailEncoding) -> Fetched {
+    let MailEncoding { w, b, clock, now } = encoding;
     let (memory, time, input, keep) = <Ext as MemoryBackend>::memory_fetch(
         Store::from_tensors(state.clone()),
         nodes.into_dispatch(),
