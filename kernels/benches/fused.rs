@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mspipe_kernels::time_encoding as fused_time_encoding;
-use mspipe_kernels::{Clock, DeviceMemory, Writes, cube, reference, runtime};
+use mspipe_kernels::{Clock, DeviceMemory, GatheredAttention, Writes, cube, reference, runtime};
 
 /// As training runs: glibc serves each multi-megabyte output with a fresh mmap (page faults and, on
 /// free, TLB shootdowns that dominated the 6,000-root flex runs).
@@ -154,10 +154,19 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
                     [&a, &b].map(|x| trainable(x, backward)),
                 );
                 let (ia, ib, keep, scale) = (ia.clone(), ib.clone(), keep.clone(), scale.clone());
+                let input = GatheredAttention {
+                    q,
+                    a,
+                    ia,
+                    b,
+                    ib,
+                    keep,
+                    scale,
+                };
                 let out = if fused {
-                    mspipe_kernels::gathered_attention(q, a, ia, b, ib, keep, scale)
+                    mspipe_kernels::gathered_attention(input)
                 } else {
-                    reference::gathered_attention(q, a, ia, b, ib, keep, scale)
+                    reference::gathered_attention(input)
                 };
                 finish(out, backward, &device);
             }

@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use mspipe_kernels::{gathered_attention, reference, runtime};
+use mspipe_kernels::{GatheredAttention, gathered_attention, reference, runtime};
 
 const HEADS: usize = 2;
 const ROOTS: usize = 64;
@@ -35,7 +35,15 @@ fn attend(device: &Device, fused: bool) -> Tensor<3> {
     } else {
         reference::gathered_attention
     };
-    call(q, a, rows(20), b, rows(30), keep, scale)
+    call(GatheredAttention {
+        q,
+        a,
+        ia: rows(20),
+        b,
+        ib: rows(30),
+        keep,
+        scale,
+    })
 }
 
 fn main() {

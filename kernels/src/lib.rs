@@ -113,25 +113,46 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
     reference::gru_gates(gi, gh, h)
 }
 
-/// Attention over the slots' own rows, gathered from two tables: `q` `[H, N, Ca + Cb]`, rows
-/// `ia`, `ib` `[N·K]` of `a` `[Ua, Ca]` and `b` `[Ub, Cb]`, `keep` `[N, K]`, the weights'
-/// multipliers `scale` `[H, N, K]` (attention dropout; ones without it) → `[H, N, Ca + Cb]`; see
+/// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row
+/// `ia[i·K + j]` of the table `a` beside row `ib[i·K + j]` of the table `b` (in TGAT's layer, a
+/// neighbour's node row beside its Δt's encoding).
+///
+/// # Shapes
+/// - `q`: `[H, N, Ca + Cb]`, heads outermost (as per-head products come)
+/// - `a`: `[Ua, Ca]`, `ia`: `[N·K]`
+/// - `b`: `[Ub, Cb]`, `ib`: `[N·K]`
+/// - `keep`: `[N, K]`, 1 for a real slot and 0 for padding
+/// - `scale`: `[H, N, K]`, the weights' multipliers (attention dropout; ones without it)
+#[derive(Debug, Clone)]
+pub struct GatheredAttention {
+    /// The queries.
+    pub q: Tensor<3>,
+    /// The first table.
+    pub a: Tensor<2>,
+    /// Each slot's row of `a`.
+    pub ia: Tensor<1, Int>,
+    /// The second table.
+    pub b: Tensor<2>,
+    /// Each slot's row of `b`.
+    pub ib: Tensor<1, Int>,
+    /// Which slots are real.
+    pub keep: Tensor<2>,
+    /// What multiplies each head's weights after the softmax.
+    pub scale: Tensor<3>,
+}
+
+/// Attention over the slots' own rows, gathered from two tables → `[H, N, Ca + Cb]`; see
 /// [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass, and no
 /// gradient flows to `scale`.
-pub fn gathered_attention(
-    q: Tensor<3>,
-    a: Tensor<2>,
-    ia: Tensor<1, Int>,
-    b: Tensor<2>,
-    ib: Tensor<1, Int>,
-    keep: Tensor<2>,
-    scale: Tensor<3>,
-) -> Tensor<3> {
+pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
     #[cfg(feature = "fused")]
-    if backend::runs_on(&q.device()) {
-        return fused!(gathered_attention(q, a, ia, b, ib, keep, scale));
+    if backend::runs_on(&input.q.device()) {
+        let x = input;
+        return fused!(gathered_attention(
+            x.q, x.a, x.ia, x.b, x.ib, x.keep, x.scale
+        ));
     }
-    reference::gathered_attention(q, a, ia, b, ib, keep, scale)
+    reference::gathered_attention(input)
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

@@ -6,40 +6,30 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{sigmoid, softmax, tanh};
 
-use crate::{DeviceMemory, Fetched, MailEncoding, Writes};
+use crate::{DeviceMemory, Fetched, GatheredAttention, MailEncoding, Writes};
 
-/// Attention whose keys and values are the slots' own rows: slot `j` of root `i` is `x` = row
-/// `ia[i·K + j]` of `a` (`[Ua, Ca]`) beside row `ib[i·K + j]` of `b` (`[Ub, Cb]`), and per head
-/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots. `q` `[H, N, Ca + Cb]` (heads
-/// outermost, as per-head products come), `keep` `[N, K]`, `scale` `[H, N, K]` →
-/// `[H, N, Ca + Cb]`; padded slots get exactly zero weight and a root without a real slot gives zeros; no scaling of the scores. Each head's weights
-/// are multiplied by `scale` after the softmax — attention dropout's mask ÷ (1 − p), where padded
+/// Attention whose keys and values are the slots' own rows (see [`GatheredAttention`]): per head
+/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots `x_j`, `[H, N, Ca + Cb]`;
+/// padded slots get exactly zero weight and a root without a real slot gives zeros; no scaling
+/// of the scores. Each head's weights are multiplied by `scale` after the softmax — attention dropout's mask ÷ (1 − p), where padded
 /// and dropped slots both stay in the softmax's denominator (as `torch.nn.Dropout` on the weights
 /// does); ones for plain attention.
 ///
 /// This is TGAT's attention with its projections taken out of the slots: q·(x·W_k) = (q·W_kᵀ)·x
 /// and Σ_j α_j·x_j·W_v = (Σ_j α_j·x_j)·W_v, so the caller folds W_k into the query and applies
 /// W_v to the output, once per root instead of once per slot.
-pub fn gathered_attention(
-    q: Tensor<3>,
-    a: Tensor<2>,
-    ia: Tensor<1, Int>,
-    b: Tensor<2>,
-    ib: Tensor<1, Int>,
-    keep: Tensor<2>,
-    scale: Tensor<3>,
-) -> Tensor<3> {
-    let [_, n, width] = q.dims();
-    let k = keep.dims()[1];
-    let x: Tensor<3> =
-        Tensor::cat(vec![a.select(0, ia), b.select(0, ib)], 1).reshape([n, k, width]);
-    let q = q.swap_dims(0, 1); // [N, H, C]
+pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
+    let [_, n, width] = input.q.dims();
+    let k = input.keep.dims()[1];
+    let (a, b) = (input.a.select(0, input.ia), input.b.select(0, input.ib));
+    let x: Tensor<3> = Tensor::cat(vec![a, b], 1).reshape([n, k, width]);
+    let q = input.q.swap_dims(0, 1); // [N, H, C]
     let scores: Tensor<3> = (q.unsqueeze_dim::<4>(1) * x.clone().unsqueeze_dim(2))
         .sum_dim(3)
         .squeeze_dim(3); // [N, K, H]
-    let keep: Tensor<3> = keep.unsqueeze_dim(2);
+    let keep: Tensor<3> = input.keep.unsqueeze_dim(2);
     let scores = scores * keep.clone() + (keep.clone().neg() + 1.0) * -1e9;
-    let weights = softmax(scores, 1) * keep * scale.permute([1, 2, 0]);
+    let weights = softmax(scores, 1) * keep * input.scale.permute([1, 2, 0]);
     let out: Tensor<3> = (weights.unsqueeze_dim::<4>(3) * x.unsqueeze_dim(2))
         .sum_dim(1)
         .squeeze_dim(1);

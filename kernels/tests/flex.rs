@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use common::{GATHERED_SHAPES, GRU_SHAPES, GatheredCase, GruCase};
 use common::{assert_gathered_without_slots_is_zero, assert_run_close};
-use mspipe_kernels::{backend, reference, time_encoding};
+use mspipe_kernels::{GatheredAttention, backend, gathered_attention, reference, time_encoding};
 
 #[test]
 fn flex_has_the_fused_route() {
@@ -182,7 +182,15 @@ fn gathered_attention_scale_is_dropout_on_the_weights() {
     let b: Tensor<2> = Tensor::zeros([1, 0], &device);
     let keep: Tensor<2> = Tensor::ones([1, 2], &device);
     let scale: Tensor<3> = Tensor::from_floats([[[2.0, 0.0]]], &device);
-    let out = mspipe_kernels::gathered_attention(q, a.clone(), ia, b, ib, keep, scale);
+    let out = gathered_attention(GatheredAttention {
+        q,
+        a: a.clone(),
+        ia,
+        b,
+        ib,
+        keep,
+        scale,
+    });
     out.to_data()
         .assert_eq(&TensorData::from([[[1.0f32, 2.0]]]), false);
     let grads = out.sum().backward();

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
+use mspipe_kernels::GatheredAttention;
 
 /// The same values on another device.
 pub fn to<const D: usize>(t: &Tensor<D>, device: &Device) -> Tensor<D> {
@@ -151,12 +152,21 @@ impl GatheredCase {
         );
         let (ia, ib, keep) = (ids(&self.ia), ids(&self.ib), to(&self.keep, device));
         let scale = to(&self.scale, device);
-        let (qc, ac, bc) = (q.clone(), a.clone(), b.clone());
-        let out = if fused {
-            mspipe_kernels::gathered_attention(qc, ac, ia, bc, ib, keep, scale)
+        let attend = if fused {
+            mspipe_kernels::gathered_attention
         } else {
-            mspipe_kernels::reference::gathered_attention(qc, ac, ia, bc, ib, keep, scale)
+            mspipe_kernels::reference::gathered_attention
         };
+        let (qc, ac, bc) = (q.clone(), a.clone(), b.clone());
+        let out = attend(GatheredAttention {
+            q: qc,
+            a: ac,
+            ia,
+            b: bc,
+            ib,
+            keep,
+            scale,
+        });
         let value = owned(out.to_data());
         let grads = (out * to(&self.r, device)).sum().backward();
         let grad3 = q.grad(&grads).map(|g| owned(g.into_data()));

@@ -9,6 +9,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use mspipe_kernels::GatheredAttention;
 
 use crate::TimeEncoding;
 use crate::draws::dropout;
@@ -162,15 +163,15 @@ impl TemporalAttention {
         let keep = nbr.mask.clone().float();
         // Attention dropout as a multiplier of the weights (ones in evaluation).
         let scale = dropout(&self.att_dropout, Tensor::ones([heads, r, k], &device));
-        let sums = mspipe_kernels::gathered_attention(
-            q.matmul(w_k),
-            table,
-            index,
-            other,
-            other_index,
+        let sums = mspipe_kernels::gathered_attention(GatheredAttention {
+            q: q.matmul(w_k),
+            a: table,
+            ia: index,
+            b: other,
+            ib: other_index,
             keep,
             scale,
-        );
+        });
         let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
