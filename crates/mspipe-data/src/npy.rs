@@ -9,6 +9,15 @@ use npyz::{NpyFile, WriterBuilder};
 
 use crate::{DataError, Features, Problem, Result};
 
+/// [`read_matrix`] of a file that may be absent (absent: `Ok(None)`, as for no features).
+pub fn read_optional(path: &Path) -> Result<Option<Features>> {
+    if path.exists() {
+        read_matrix(path)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Reads a 1-D (`[rows]`, one value per row) or 2-D (`[rows, dim]`) float array as f32 features.
 /// A `[rows, 0]` array (some DyGLib sets ship one) means "no features": `Ok(None)`.
 pub fn read_matrix(path: &Path) -> Result<Option<Features>> {

@@ -23,6 +23,23 @@ pub(crate) struct Layout {
     pub features: Option<Range<usize>>,
 }
 
+impl Layout {
+    /// The source, destination and time columns, each the first of its names found in `header`
+    /// (an error on the header line naming what is missing); no other column.
+    pub fn endpoints(
+        path: &Path,
+        header: &csv::StringRecord,
+        [src, dst, time]: [&[&str]; 3],
+    ) -> Result<Layout> {
+        Ok(Layout {
+            src: require(path, header, "source", src)?,
+            dst: require(path, header, "destination", dst)?,
+            time: require(path, header, "time", time)?,
+            ..Default::default()
+        })
+    }
+}
+
 /// Rows parsed, plus DyGLib's `idx` column when the layout has one.
 pub(crate) struct Parsed {
     pub raw: RawEvents,

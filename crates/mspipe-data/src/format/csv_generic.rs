@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::columns::{self, Layout};
+use super::headed_csv;
 use super::source::Sink;
-use super::{csv_error, csv_reader};
 use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
 use crate::{EventStream, Result};
 
@@ -49,8 +49,7 @@ pub(crate) fn read(
     names: &ColumnNames,
     order: TimeOrder,
 ) -> Result<(EventStream, LoadReport)> {
-    let mut reader = csv_reader(path, true)?;
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let (reader, header) = headed_csv(path)?;
     let pick = |given: &Option<String>, what: &str, common: &[&str]| match given {
         Some(name) => columns::require(path, &header, what, &[name.as_str()]),
         None => columns::require(path, &header, what, common),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::columns::{self, Layout};
 use super::source::Sink;
-use super::{csv_error, csv_reader, sibling};
+use super::{headed_csv, sibling};
 use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
 use crate::{DataError, EventStream, Features, Problem, Result, npy};
 
@@ -25,30 +25,18 @@ pub(crate) fn feature_paths(path: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-fn read_optional(path: &Path) -> Result<Option<Features>> {
-    if path.exists() {
-        npy::read_matrix(path)
-    } else {
-        Ok(None)
-    }
-}
-
 pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadReport)> {
-    let mut reader = csv_reader(path, true)?;
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let (reader, header) = headed_csv(path)?;
     let layout = Layout {
-        src: columns::require(path, &header, "source", &["u"])?,
-        dst: columns::require(path, &header, "destination", &["i"])?,
-        time: columns::require(path, &header, "time", &["ts"])?,
         label: columns::find(&header, &["label"]),
         idx: Some(columns::require(path, &header, "idx", &["idx"])?),
-        ..Default::default()
+        ..Layout::endpoints(path, &header, [&["u"], &["i"], &["ts"]])?
     };
     let parsed = columns::read_rows(path, reader, &layout)?;
     let mut raw = parsed.raw;
     let (edge_path, node_path) = feature_paths(path);
 
-    if let Some(table) = read_optional(&edge_path)? {
+    if let Some(table) = npy::read_optional(&edge_path)? {
         let pick = parsed.idx.unwrap_or_default();
         let rows = table.rows() as u64;
         if rows != raw.time.len() as u64 + 1 {
@@ -75,7 +63,7 @@ pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadRe
         raw.edge_feat = Some(table.gather(pick.iter().map(|&(i, _)| i as usize)));
     }
 
-    let space = match read_optional(&node_path)? {
+    let space = match npy::read_optional(&node_path)? {
         Some(table) => {
             let count = table.rows().saturating_sub(1);
             let in_range = |id: &u64| (1..=count as u64).contains(id);

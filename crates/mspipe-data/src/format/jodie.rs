@@ -6,16 +6,15 @@ use std::io::Write;
 use std::path::Path;
 
 use super::columns::{self, Layout};
+use super::headed_csv;
 use super::source::Sink;
-use super::{csv_error, csv_reader};
 use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
 use crate::{DataError, EventStream, Problem, Result};
 
 pub(crate) const HEADER_PREFIX: [&str; 4] = ["user_id", "item_id", "timestamp", "state_label"];
 
 pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadReport)> {
-    let mut reader = csv_reader(path, true)?;
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let (reader, header) = headed_csv(path)?;
     let matches = header.len() >= 4
         && HEADER_PREFIX
             .iter()

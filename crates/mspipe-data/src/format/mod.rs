@@ -155,6 +155,13 @@ fn csv_reader(path: &Path, has_headers: bool) -> Result<csv::Reader<Box<dyn std:
         .from_reader(source::open(path)?))
 }
 
+/// A CSV reader of `path` past its header, and the header.
+fn headed_csv(path: &Path) -> Result<(csv::Reader<Box<dyn std::io::BufRead>>, csv::StringRecord)> {
+    let mut reader = csv_reader(path, true)?;
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    Ok((reader, header))
+}
+
 /// Converts a csv crate error into one naming the file and line.
 fn csv_error(path: &Path, e: csv::Error) -> DataError {
     let line = e.position().map(|p| p.line());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::columns::{self, Layout};
 use super::source::Sink;
-use super::{csv_error, csv_reader, sibling};
+use super::{headed_csv, sibling};
 use crate::builder::{self, IdSpace, LoadReport, TimeOrder};
 use crate::{DataError, EventStream, Problem, Result, npy};
 
@@ -18,39 +18,28 @@ pub(crate) fn feature_paths(path: &Path) -> Vec<std::path::PathBuf> {
 }
 
 pub(crate) fn read(path: &Path, order: TimeOrder) -> Result<(EventStream, LoadReport)> {
-    let mut reader = csv_reader(path, true)?;
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let (reader, header) = headed_csv(path)?;
     let layout = Layout {
-        src: columns::require(path, &header, "source", &["src"])?,
-        dst: columns::require(path, &header, "destination", &["dst"])?,
-        time: columns::require(path, &header, "time", &["time"])?,
         ext_roll: Some(columns::require(path, &header, "ext_roll", &["ext_roll"])?),
-        ..Default::default()
+        ..Layout::endpoints(path, &header, [&["src"], &["dst"], &["time"]])?
     };
     let mut raw = columns::read_rows(path, reader, &layout)?.raw;
 
     let edge_path = sibling(path, EDGE_FEATURES);
-    if edge_path.exists() {
-        raw.edge_feat = npy::read_matrix(&edge_path)?;
-        if let Some(f) = &raw.edge_feat
-            && f.rows() != raw.time.len()
-        {
-            return Err(DataError::file(
-                &edge_path,
-                Problem::FeatureRows {
-                    expected: raw.time.len(),
-                    found: f.rows(),
-                },
-            ));
-        }
+    raw.edge_feat = npy::read_optional(&edge_path)?;
+    if let Some(f) = &raw.edge_feat
+        && f.rows() != raw.time.len()
+    {
+        return Err(DataError::file(
+            &edge_path,
+            Problem::FeatureRows {
+                expected: raw.time.len(),
+                found: f.rows(),
+            },
+        ));
     }
     let node_path = sibling(path, NODE_FEATURES);
-    let node_feat = if node_path.exists() {
-        npy::read_matrix(&node_path)?
-    } else {
-        None
-    };
-    let space = match node_feat {
+    let space = match npy::read_optional(&node_path)? {
         Some(table) => {
             let max_id = raw.src.iter().chain(&raw.dst).copied().max().unwrap_or(0);
             if max_id as usize >= table.rows() {
