@@ -25,6 +25,9 @@ struct Gemm {
     m: usize,
     k: usize,
     n: usize,
+    /// A linear layer's product, which the model runs as `mspipe_kernels::linear` (the product
+    /// and the bias); the others are plain products.
+    layer: bool,
 }
 
 impl Gemm {
@@ -58,18 +61,21 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             m: u,
             k: updater_in,
             n: 3 * d,
+            layer: true,
         },
         Gemm {
             name: "GRU hidden",
             m: u,
             k: d,
             n: 3 * d,
+            layer: true,
         },
         Gemm {
             name: "attention query",
             m: r,
             k: d,
             n: out,
+            layer: false,
         },
         // Per head [R, dh] × [dh, row], batched over the heads: r·out·row multiply-adds.
         Gemm {
@@ -77,6 +83,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             m: r,
             k: out,
             n: row,
+            layer: false,
         },
         // Scores and the weighted row sums: r·k·heads·row multiply-adds each.
         Gemm {
@@ -84,6 +91,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             m: r * k,
             k: row,
             n: 2 * heads,
+            layer: false,
         },
         // Per head [R, row] × [row, dh], batched over the heads.
         Gemm {
@@ -91,30 +99,35 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             m: r,
             k: row,
             n: out,
+            layer: false,
         },
         Gemm {
             name: "merge hidden",
             m: r,
             k: out + d,
             n: out,
+            layer: true,
         },
         Gemm {
             name: "merge out",
             m: r,
             k: out,
             n: out,
+            layer: true,
         },
         Gemm {
             name: "link src + dst",
             m: 4 * pairs,
             k: out,
             n: out,
+            layer: true,
         },
         Gemm {
             name: "link out",
             m: 2 * pairs,
             k: out,
             n: 1,
+            layer: true,
         },
     ]
 }
@@ -122,8 +135,9 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
 /// Calls timed per shape (after one untimed call); the median is kept.
 const CALLS: usize = 21;
 
-/// Median seconds of `[m, k] × [k, n]` on `device` over [`CALLS`] calls after a warm-up call,
-/// timed on one of rayon's workers as training runs (see `mspipe_train::run::train`).
+/// Median seconds of `[m, k] × [k, n]` on `device` as the model runs it, over [`CALLS`] calls
+/// after a warm-up call, timed on one of rayon's workers as training runs (see
+/// `mspipe_train::run::train`).
 fn time_gemm(g: &Gemm, device: &Device) -> f64 {
     rayon::scope(|_| time_gemm_here(g, device))
 }
@@ -131,10 +145,14 @@ fn time_gemm(g: &Gemm, device: &Device) -> f64 {
 fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     let a = Tensor::<2>::random([g.m, g.k], Distribution::Default, device);
     let b = Tensor::<2>::random([g.k, g.n], Distribution::Default, device);
+    let bias = Tensor::<1>::random([g.n], Distribution::Default, device);
     let mut times: Vec<f64> = (0..=CALLS)
         .map(|_| {
             let start = Instant::now();
-            let c = a.clone().matmul(b.clone());
+            let c = match g.layer {
+                true => mspipe::model::kernels::linear(a.clone(), b.clone(), bias.clone()),
+                false => a.clone().matmul(b.clone()),
+            };
             device.sync().expect("sync");
             drop(c);
             start.elapsed().as_secs_f64()

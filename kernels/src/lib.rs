@@ -6,7 +6,8 @@
 //! cos(Δt·w + b), the **GRU gates**, and **temporal attention over gathered rows** (scores, padding
 //! mask, softmax and weighted sum per root and head, whose keys and values are the slots' node and
 //! Δt rows, read straight from per-node and per-Δt tables, with the projections folded out of the
-//! slots), each with its backward.
+//! slots), each with its backward; and on flex burn's **linear layer** as one operation whose
+//! outputs are written once.
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
@@ -111,6 +112,25 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         return fused!(gru_gates(gi, gh, h));
     }
     reference::gru_gates(gi, gh, h)
+}
+
+/// burn's linear layer `x·w + b` ([`burn::tensor::module::linear`]). On flex one operation,
+/// forward and backward, that writes each output once; the same values to the bit.
+///
+/// # Shapes
+/// - `x`: `[n, in]`, `w`: `[in, out]`, `b`: `[out]`; output: `[n, out]`.
+pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&x.device()) {
+        return Tensor::from_dispatch(
+            <burn::backend::Dispatch as flex::LinearBackend>::linear_forward(
+                x.into_dispatch(),
+                w.into_dispatch(),
+                b.into_dispatch(),
+            ),
+        );
+    }
+    burn::tensor::module::linear(x, w, Some(b))
 }
 
 /// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row

@@ -4,6 +4,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::linear;
+
 /// Configuration of a [`LinkPredictor`].
 #[derive(Config, Debug)]
 pub struct LinkPredictorConfig {
@@ -34,16 +36,16 @@ impl LinkPredictorConfig {
 impl LinkPredictor {
     /// `[P, dim]` × `[P, dim]` → `[P]` logits.
     pub fn forward(&self, h_src: Tensor<2>, h_dst: Tensor<2>) -> Tensor<1> {
-        let h = relu(self.src.forward(h_src) + self.dst.forward(h_dst));
-        self.out.forward(h).squeeze_dim(1)
+        let h = relu(linear::forward(&self.src, h_src) + linear::forward(&self.dst, h_dst));
+        linear::forward(&self.out, h).squeeze_dim(1)
     }
 
     /// `[B, dim]` × `[C, dim]` → `[B, C]` logits of every pair: each side goes through its
     /// linear map once (not once per pair), then the pairs' hidden rows are made a block of
     /// sources at a time, so memory stays at `PAIR_BLOCK` (2¹⁶) rows of `dim`.
     pub fn all_pairs(&self, h_src: Tensor<2>, h_dst: Tensor<2>) -> Tensor<2> {
-        let a = self.src.forward(h_src);
-        let b = self.dst.forward(h_dst);
+        let a = linear::forward(&self.src, h_src);
+        let b = linear::forward(&self.dst, h_dst);
         let ([n, dim], c) = (a.dims(), b.dims()[0]);
         let b = b.reshape([1, c, dim]);
         let block = (PAIR_BLOCK / c.max(1)).max(1);
@@ -52,7 +54,7 @@ impl LinkPredictor {
             .map(|s| {
                 let e = (s + block).min(n);
                 let h = relu(a.clone().slice(s..e).reshape([e - s, 1, dim]) + b.clone());
-                self.out.forward(h).reshape([e - s, c])
+                linear::rows(&self.out, h).reshape([e - s, c])
             })
             .collect();
         Tensor::cat(rows, 0)
@@ -92,9 +94,7 @@ impl NodeClassifierConfig {
 impl NodeClassifier {
     /// `[N, dim]` → `[N]` logits.
     pub fn forward(&self, h: Tensor<2>) -> Tensor<1> {
-        self.out
-            .forward(relu(self.hidden.forward(h)))
-            .squeeze_dim(1)
+        linear::forward(&self.out, relu(linear::forward(&self.hidden, h))).squeeze_dim(1)
     }
 }
 

@@ -4,6 +4,18 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
+/// `layer` on `x`: burn's linear layer, as one operation on flex ([`mspipe_kernels::linear`],
+/// the same values to the bit).
+///
+/// # Shapes
+/// - `x`: `[n, in]`; output: `[n, out]`.
+pub fn forward(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    match &layer.bias {
+        Some(b) => mspipe_kernels::linear(x, layer.weight.val(), b.val()),
+        None => layer.forward(x),
+    }
+}
+
 /// `layer` on every row of `[N, M, in]` as one `[N·M, in]` product. burn keeps a product with
 /// few rows per batch (`M`) batched, one small product per `n` against the broadcast weight, whose
 /// gradient is then an `[N, in, out]` tensor summed over `N`: `N` copies of the weight's size.
@@ -12,7 +24,7 @@ use burn::prelude::*;
 /// - `x`: `[N, M, in]`; output: `[N, M, out]`.
 pub fn rows(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [n, m, input] = x.dims();
-    let y = layer.forward(x.reshape([n * m, input]));
+    let y = forward(layer, x.reshape([n * m, input]));
     let out = y.dims()[1];
     y.reshape([n, m, out])
 }

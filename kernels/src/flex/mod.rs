@@ -6,6 +6,7 @@
 mod exp;
 mod gathered;
 mod gru;
+mod linear;
 mod time_encoding;
 mod trig;
 
@@ -17,6 +18,8 @@ use burn::backend::TensorMetadata;
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+
+pub use linear::{LinearBackend, runs_on};
 
 /// The values of `t` in row-major order, borrowed when already contiguous.
 fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {

@@ -14,7 +14,7 @@ use mspipe_kernels::GatheredAttention;
 use crate::TimeEncoding;
 use crate::draws::dropout;
 use crate::input::SlotTimes;
-use crate::linear::{bias, per_head};
+use crate::linear::{self, bias, per_head};
 
 /// Configuration of a [`TemporalAttention`] layer.
 #[derive(Config, Debug)]
@@ -177,7 +177,10 @@ impl TemporalAttention {
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
         let a = dropout(&self.dropout, a + bias(&self.value, [1, out]) * any);
-        let merged = relu(self.merge_hidden.forward(Tensor::cat(vec![a, root], 1)));
-        self.merge_out.forward(dropout(&self.dropout, merged))
+        let merged = relu(linear::forward(
+            &self.merge_hidden,
+            Tensor::cat(vec![a, root], 1),
+        ));
+        linear::forward(&self.merge_out, dropout(&self.dropout, merged))
     }
 }

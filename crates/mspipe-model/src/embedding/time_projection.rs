@@ -6,6 +6,8 @@
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::linear;
+
 /// Configuration of a [`TimeProjection`].
 #[derive(Config, Debug)]
 pub struct TimeProjectionConfig {
@@ -40,7 +42,7 @@ impl TimeProjection {
     /// - `memory`: `[R, dim]`, `dt`: `[R]` (the normalised Δ);
     /// - output: `[R, dim]`.
     pub fn forward(&self, memory: Tensor<2>, dt: Tensor<1>) -> Tensor<2> {
-        let drift = self.w.forward(dt.unsqueeze_dim(1));
+        let drift = linear::forward(&self.w, dt.unsqueeze_dim(1));
         memory.clone() + memory * drift
     }
 }

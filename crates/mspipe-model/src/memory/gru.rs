@@ -5,6 +5,8 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::linear;
+
 /// Configuration of a [`GruCell`].
 #[derive(Config, Debug)]
 pub struct GruCellConfig {
@@ -37,8 +39,8 @@ impl GruCell {
     /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`. The two products are GEMMs; the
     /// gates are one fused pass where the backend has it ([`mspipe_kernels::gru_gates`]).
     pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        let gi = self.input.forward(x);
-        let gh = self.hidden.forward(h.clone());
+        let gi = linear::forward(&self.input, x);
+        let gh = linear::forward(&self.hidden, h.clone());
         mspipe_kernels::gru_gates(gi, gh, h)
     }
 }

@@ -3,6 +3,8 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+
+use crate::linear;
 use burn::tensor::activation::tanh;
 
 /// Configuration of an [`RnnCell`].
@@ -36,6 +38,6 @@ impl RnnCellConfig {
 impl RnnCell {
     /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`.
     pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        tanh(self.input.forward(x) + self.hidden.forward(h))
+        tanh(linear::forward(&self.input, x) + linear::forward(&self.hidden, h))
     }
 }

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, softmax};
 
 use crate::draws::dropout;
-use crate::linear::{bias, per_head};
+use crate::linear::{self, bias, per_head};
 
 /// Configuration of a [`MailboxAttention`].
 #[derive(Config, Debug)]
@@ -98,7 +98,7 @@ impl MailboxAttention {
         // q·(W_k x + b_k) = (W_kᵀq)·x + q·b_k and Σ α (W_v x + b_v) = W_v (Σ α x) + b_v Σ α.
         // The products then run per root, not per mail (M times fewer flops), and the mails only
         // meet the query and the weights, in two small batched products.
-        let q: Tensor<3> = self.query.forward(h.clone()).reshape([n, heads, dh]);
+        let q: Tensor<3> = linear::forward(&self.query, h.clone()).reshape([n, heads, dh]);
         let w_k: Tensor<3> = per_head(&self.key, heads).swap_dims(1, 2);
         let q_wk: Tensor<3> = q.clone().swap_dims(0, 1).matmul(w_k).permute([1, 2, 0]);
         let q_bk: Tensor<3> = (q * bias(&self.key, [1, heads, dh]))
@@ -114,7 +114,7 @@ impl MailboxAttention {
         let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = sums.swap_dims(0, 1).matmul(w_v).swap_dims(0, 1)
             + total * bias(&self.value, [1, heads, dh]);
-        let out = self.out.forward(self.norm.forward(a.reshape([n, d]) + h));
+        let out = linear::forward(&self.out, self.norm.forward(a.reshape([n, d]) + h));
         relu(dropout(&self.dropout, out))
     }
 }

@@ -1,0 +1,253 @@
+//! burn's linear layer `x·W + b` on flex as one operation ([`LinearBackend`]), forward and
+//! backward, by the same GEMM flex calls — the same products, so the same values to the bit.
+//!
+//! What it saves is around the products: flex makes every output as a zeroed byte vector and
+//! then copies it into a fresh aligned allocation, and adds the bias as a separate operation with
+//! its own output; here each output is written once, by the GEMM, into a buffer nobody zeroed. A
+//! layer's forward is one product and a pass adding the bias; its backward computes only the
+//! gradients autodiff asks for (an input that is data, as the memory updater's, gets none).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension,
+};
+use burn::prelude::Device;
+use burn_flex::FlexTensor;
+
+use super::{floats, par_filled, tensor};
+
+/// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
+#[backend_extension(Flex, Autodiff)]
+pub trait LinearBackend: Backend {
+    /// `x·w + b` `[n, out]`.
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The input's gradient `grad·wᵀ` `[n, in]` given the output's `grad` `[n, out]`.
+    fn linear_input_grad(w: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The weight's and bias's gradients `xᵀ·grad` `[in, out]` and `Σ_rows grad` `[out]`.
+    fn linear_param_grads(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Whether `device` is flex (directly or under autodiff), where [`LinearBackend`] runs.
+pub fn runs_on(device: &Device) -> bool {
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+impl LinearBackend for Flex {
+    fn linear_forward(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let [n, input, out] = dims(&x, &w);
+        let (x, w, b) = (floats(&x), floats(&w), floats(&b));
+        let mut y = product(
+            [n, input, out],
+            Matrix::rows(&x, input),
+            Matrix::rows(&w, out),
+        );
+        for row in y.chunks_exact_mut(out) {
+            row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
+        }
+        tensor(y, [n, out])
+    }
+
+    fn linear_input_grad(w: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let [n, out] = [grad.shape()[0], grad.shape()[1]];
+        let input = w.shape()[0];
+        let (w, grad) = (floats(&w), floats(&grad));
+        let dx = product(
+            [n, out, input],
+            Matrix::rows(&grad, out),
+            Matrix::columns(&w, out),
+        );
+        tensor(dx, [n, input])
+    }
+
+    fn linear_param_grads(x: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let [n, input] = [x.shape()[0], x.shape()[1]];
+        let out = grad.shape()[1];
+        let (x, grad) = (floats(&x), floats(&grad));
+        let dw = product(
+            [input, n, out],
+            Matrix::columns(&x, input),
+            Matrix::rows(&grad, out),
+        );
+        // Row after row, as flex's sum over the first dimension adds them.
+        let mut db = vec![0.0f32; out];
+        for row in grad.chunks_exact(out) {
+            db.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+        (tensor(dw, [input, out]), tensor(db, [out]))
+    }
+}
+
+/// `[n, in, out]` of a layer's input and weight.
+///
+/// # Panics
+/// If the input's width is not the weight's height.
+fn dims(x: &FlexTensor, w: &FlexTensor) -> [usize; 3] {
+    let (x, w) = (x.shape(), w.shape());
+    assert_eq!(
+        x[1], w[0],
+        "linear: input width {} ≠ weight rows {}",
+        x[1], w[0]
+    );
+    [x[0], x[1], w[1]]
+}
+
+/// A matrix read from a row-major buffer, as stored or transposed.
+struct Matrix<'a> {
+    data: &'a [f32],
+    /// Step between consecutive rows and columns of the matrix meant.
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Matrix<'a> {
+    /// The buffer's matrix, rows of `width`.
+    fn rows(data: &'a [f32], width: usize) -> Self {
+        Matrix {
+            data,
+            row_stride: width as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the buffer's matrix of rows of `width`.
+    fn columns(data: &'a [f32], width: usize) -> Self {
+        Matrix {
+            data,
+            row_stride: 1,
+            col_stride: width as isize,
+        }
+    }
+}
+
+/// Products at least this large (m·k·n) split across rayon's pool, as flex splits them.
+const PARALLEL_WORK: usize = 192 * 192 * 192;
+
+/// `lhs` `[m, k]` · `rhs` `[k, n]` → row-major `[m, n]`, written once by the GEMM. A large product
+/// is split by output rows, one single-threaded GEMM per thread: each output element is the same
+/// dot product in the same order either way, and on the model's shapes this split keeps both
+/// cores busier than the GEMM's own.
+fn product([m, k, n]: [usize; 3], lhs: Matrix, rhs: Matrix) -> Vec<f32> {
+    assert!(
+        lhs.data.len() >= m * k && rhs.data.len() >= k * n,
+        "linear: operand smaller than its shape"
+    );
+    if k == 0 || n == 0 {
+        return vec![0.0; m * n];
+    }
+    let threads = if m * k * n >= PARALLEL_WORK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let rows = m.div_ceil(threads).max(1);
+    // SAFETY: each chunk is `rows` (the last maybe fewer) whole output rows, all of which `gemm`
+    // writes (below).
+    unsafe {
+        par_filled(m * n, rows * n, |i, out| {
+            let first = (i * rows) as isize * lhs.row_stride;
+            // SAFETY: the operands hold `[m, k]` and `[k, n]` at the strides given (asserted
+            // above) and this chunk's rows start at `first`; `out` has room for its rows of `n`,
+            // and with `read_dst` false the GEMM writes every element without reading any
+            // (dst = 0·dst + 1·lhs·rhs).
+            gemm::gemm(
+                out.len() / n,
+                n,
+                k,
+                out.as_mut_ptr().cast::<f32>(),
+                1,
+                n as isize,
+                false,
+                lhs.data.as_ptr().offset(first),
+                lhs.col_stride,
+                lhs.row_stride,
+                rhs.data.as_ptr(),
+                rhs.col_stride,
+                rhs.row_stride,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        })
+    }
+}
+
+/// The linear layer under autodiff: the forward on the inner backend, recorded with its input
+/// and weight; the backward asks the inner backend for the tracked parents' gradients only.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: LinearBackend> Backward<B, 3> for LinearBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w) = ops.state;
+        let [node_x, node_w, node_b] = ops.parents;
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::linear_input_grad(w, grad.clone()));
+        }
+        if node_w.is_some() || node_b.is_some() {
+            let (dw, db) = B::linear_param_grads(x, grad);
+            for (node, g) in [(node_w, dw), (node_b, db)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, g);
+                }
+            }
+        }
+    }
+}
+
+impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
+    fn linear_forward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = LinearBackward.prepare::<C>([x.node(), w.node(), b.node()]);
+        let [x, w, b] = [x, w, b].map(|t| t.into_primitive());
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::linear_forward(x.clone(), w.clone(), b);
+                prep.finish((x, w), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x, w, b)),
+        }
+    }
+
+    fn linear_input_grad(w: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dx = B::linear_input_grad(w.into_primitive(), grad.into_primitive());
+        <Self as AutodiffBackend>::from_inner(dx)
+    }
+
+    fn linear_param_grads(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::linear_param_grads(x.into_primitive(), grad.into_primitive());
+        (
+            <Self as AutodiffBackend>::from_inner(dw),
+            <Self as AutodiffBackend>::from_inner(db),
+        )
+    }
+}

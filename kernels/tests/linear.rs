@@ -1,0 +1,111 @@
+//! The linear layer on flex (`mspipe_kernels::linear`) against burn's own on the same device:
+//! forward and every gradient the same to the bit (the same GEMM calls, split by output rows), on a hand-worked case,
+//! on shapes large enough to split across threads, and with only some inputs tracked.
+#![cfg(feature = "flex")]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::module::linear as burn_linear;
+use mspipe_kernels::linear;
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}
+
+fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+    values(t).into_iter().map(f32::to_bits).collect()
+}
+
+#[test]
+fn hand_worked_layer_and_gradients() {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<2>::from_floats([[1.0, 2.0]], &device).require_grad();
+    let w = Tensor::<2>::from_floats([[1.0, 0.0, 2.0], [0.0, 1.0, 3.0]], &device).require_grad();
+    let b = Tensor::<1>::from_floats([0.5, -1.0, 0.0], &device).require_grad();
+    let y = linear(x.clone(), w.clone(), b.clone());
+    assert_eq!(values(y.clone()), [1.5, 1.0, 8.0]);
+    // With ∂L/∂y = 1: ∂x = rows of w summed, ∂w = x per column, ∂b = 1.
+    let grads = y.sum().backward();
+    assert_eq!(values(x.grad(&grads).expect("tracked")), [3.0, 4.0]);
+    let dw = values(w.grad(&grads).expect("tracked"));
+    assert_eq!(dw, [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    assert_eq!(values(b.grad(&grads).expect("tracked")), [1.0, 1.0, 1.0]);
+}
+
+/// Forward and the gradients of whichever of `x`, `w`, `b` are tracked, for `linear` and for
+/// burn's, under the same output gradient.
+fn run(
+    layer: fn(Tensor<2>, Tensor<2>, Tensor<1>) -> Tensor<2>,
+    [n, input, out]: [usize; 3],
+    tracked: [bool; 3],
+    seed: u64,
+) -> Vec<Vec<u32>> {
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    let track = |t: Tensor<2>, on: bool| if on { t.require_grad() } else { t };
+    let x = track(
+        Tensor::random([n, input], Distribution::Normal(0.0, 1.0), &device),
+        tracked[0],
+    );
+    let w = track(
+        Tensor::random([input, out], Distribution::Normal(0.0, 0.1), &device),
+        tracked[1],
+    );
+    let b = Tensor::<1>::random([out], Distribution::Normal(0.0, 1.0), &device);
+    let b = if tracked[2] { b.require_grad() } else { b };
+    let g = Tensor::<2>::random([n, out], Distribution::Normal(0.0, 1.0), &device);
+    let y = layer(x.clone(), w.clone(), b.clone());
+    let grads = (y.clone() * g).sum().backward();
+    let mut all = vec![bits(y)];
+    all.extend(x.grad(&grads).map(bits));
+    all.extend(w.grad(&grads).map(bits));
+    all.extend(b.grad(&grads).map(bits));
+    all
+}
+
+fn burns(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
+    burn_linear(x, w, Some(b))
+}
+
+#[test]
+fn same_bits_as_burns_linear() {
+    // The last two split across rayon's pool (m·k·n above flex's threshold), as the model's do.
+    for (seed, shape) in [
+        [7, 5, 3],
+        [1, 1, 1],
+        [0, 4, 3],
+        [257, 100, 300],
+        [1507, 300, 300],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ours = run(linear, shape, [true; 3], seed as u64);
+        assert_eq!(ours.len(), 4, "{shape:?}: output and three gradients");
+        assert_eq!(ours, run(burns, shape, [true; 3], seed as u64), "{shape:?}");
+    }
+}
+
+#[test]
+fn only_tracked_inputs_get_gradients() {
+    for tracked in [
+        [false, true, true],
+        [true, false, false],
+        [false, false, true],
+    ] {
+        let ours = run(linear, [33, 20, 10], tracked, 7);
+        let count = tracked.iter().filter(|&&t| t).count();
+        assert_eq!(ours.len(), 1 + count, "{tracked:?}");
+        assert_eq!(ours, run(burns, [33, 20, 10], tracked, 7), "{tracked:?}");
+    }
+}
+
+#[test]
+fn evaluation_without_autodiff_matches() {
+    let device = Device::flex();
+    let x = Tensor::<2>::random([600, 100], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<2>::random([100, 200], Distribution::Normal(0.0, 0.1), &device);
+    let b = Tensor::<1>::random([200], Distribution::Normal(0.0, 1.0), &device);
+    let ours = linear(x.clone(), w.clone(), b.clone());
+    assert_eq!(bits(ours), bits(burn_linear(x, w, Some(b))));
+}
