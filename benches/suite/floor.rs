@@ -136,10 +136,10 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
 const CALLS: usize = 21;
 
 /// Median seconds of `[m, k] × [k, n]` on `device` as the model runs it, over [`CALLS`] calls
-/// after a warm-up call, timed on one of rayon's workers as training runs (see
-/// `mspipe_train::run::train`).
+/// after a warm-up call, timed on one of rayon's workers with the others awake, as training runs
+/// (see `mspipe_train::pool`).
 fn time_gemm(g: &Gemm, device: &Device) -> f64 {
-    rayon::scope(|_| time_gemm_here(g, device))
+    mspipe::train::pool::train_on_pool(|| time_gemm_here(g, device))
 }
 
 fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod edgebank;
 pub mod metrics;
 pub mod plot;
+pub mod pool;
 pub mod record;
 pub mod run;
 pub mod serve;

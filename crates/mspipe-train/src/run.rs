@@ -318,11 +318,9 @@ pub enum Existing {
 /// Besides data and I/O errors (each naming its path): `out` already holds a run and `existing`
 /// is [`Existing::Refuse`].
 ///
-/// The training thread runs as one of rayon's workers: the backend's parallel ops then split
-/// their work with `join` on the calling worker instead of queueing it for the pool and putting
-/// the caller to sleep until done (two context switches per op, some hundreds per step). Not
-/// with a single worker: the pipeline's stage threads queue their parallel work (sampling) into
-/// the pool, and that worker would be the training thread waiting for them.
+/// Training runs as one of rayon's workers, with a single compute worker (`train.workers` = 1)
+/// the pool's others kept awake ([`crate::pool::train_on_pool`]); with several, each compute
+/// worker has a pool of its own and the global pool only samples.
 pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Summary> {
     if existing == Existing::Refuse && holds_a_run(out) {
         anyhow::bail!(
@@ -332,10 +330,10 @@ pub fn train(config: &Config, out: &Path, existing: Existing) -> Result<Summary>
         );
     }
     let resume = existing == Existing::Resume;
-    if rayon::current_num_threads() < 2 {
-        return run_training(config, out, resume);
+    if config.train.workers > 1 && rayon::current_num_threads() > 1 {
+        return rayon::scope(|_| run_training(config, out, resume));
     }
-    rayon::scope(|_| run_training(config, out, resume))
+    crate::pool::train_on_pool(|| run_training(config, out, resume))
 }
 
 fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Summary> {
