@@ -133,6 +133,26 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
     burn::tensor::module::linear(x, w, Some(b))
 }
 
+/// burn's batched `lhs.matmul(rhs)` for a few large matrices (one per head, say): on flex one
+/// operation, forward and backward, whose outputs are written once (strided views read in
+/// place); the same values to the bit. Each batch's product splits across threads; the batches
+/// run one after another, so many small ones are better left to `matmul`.
+///
+/// # Shapes
+/// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[B, m, n]`.
+pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&lhs.device()) {
+        return Tensor::from_dispatch(
+            <burn::backend::Dispatch as flex::LinearBackend>::batched_product(
+                lhs.into_dispatch(),
+                rhs.into_dispatch(),
+            ),
+        );
+    }
+    lhs.matmul(rhs)
+}
+
 /// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row
 /// `ia[i·K + j]` of the table `a` beside row `ib[i·K + j]` of the table `b` (in TGAT's layer, a
 /// neighbour's node row beside its Δt's encoding).

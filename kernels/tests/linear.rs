@@ -4,9 +4,24 @@
 #![cfg(feature = "flex")]
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::module::linear as burn_linear;
 use mspipe_kernels::linear;
+
+/// A tensor of `shape` with values in (−scale, scale) from a generator of this test's own (the
+/// backend's is one per process, and the tests run side by side).
+fn filled<const D: usize>(shape: [usize; D], seed: u64, scale: f32, device: &Device) -> Tensor<D> {
+    let n = shape.iter().product::<usize>();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
@@ -41,19 +56,12 @@ fn run(
     seed: u64,
 ) -> Vec<Vec<u32>> {
     let device = Device::flex().autodiff();
-    device.seed(seed);
     let track = |t: Tensor<2>, on: bool| if on { t.require_grad() } else { t };
-    let x = track(
-        Tensor::random([n, input], Distribution::Normal(0.0, 1.0), &device),
-        tracked[0],
-    );
-    let w = track(
-        Tensor::random([input, out], Distribution::Normal(0.0, 0.1), &device),
-        tracked[1],
-    );
-    let b = Tensor::<1>::random([out], Distribution::Normal(0.0, 1.0), &device);
+    let x = track(filled([n, input], seed, 1.0, &device), tracked[0]);
+    let w = track(filled([input, out], seed + 1, 0.1, &device), tracked[1]);
+    let b = filled([out], seed + 2, 1.0, &device);
     let b = if tracked[2] { b.require_grad() } else { b };
-    let g = Tensor::<2>::random([n, out], Distribution::Normal(0.0, 1.0), &device);
+    let g = filled([n, out], seed + 3, 1.0, &device);
     let y = layer(x.clone(), w.clone(), b.clone());
     let grads = (y.clone() * g).sum().backward();
     let mut all = vec![bits(y)];
@@ -103,9 +111,47 @@ fn only_tracked_inputs_get_gradients() {
 #[test]
 fn evaluation_without_autodiff_matches() {
     let device = Device::flex();
-    let x = Tensor::<2>::random([600, 100], Distribution::Normal(0.0, 1.0), &device);
-    let w = Tensor::<2>::random([100, 200], Distribution::Normal(0.0, 0.1), &device);
-    let b = Tensor::<1>::random([200], Distribution::Normal(0.0, 1.0), &device);
+    let x = filled([600, 100], 1, 1.0, &device);
+    let w = filled([100, 200], 2, 0.1, &device);
+    let b = filled([200], 3, 1.0, &device);
     let ours = linear(x.clone(), w.clone(), b.clone());
     assert_eq!(bits(ours), bits(burn_linear(x, w, Some(b))));
+}
+
+/// `[B, m, k] · [B, k, n]` by `product` and burn's `matmul`: the output and both gradients, the
+/// operands made as transposed views (as the attention's per-head weights are).
+fn run_batched(
+    product: fn(Tensor<3>, Tensor<3>) -> Tensor<3>,
+    [b, m, k, n]: [usize; 4],
+) -> Vec<Vec<u32>> {
+    let device = Device::flex().autodiff();
+    let lhs = filled([b, k, m], 11, 1.0, &device).require_grad();
+    let rhs = filled([b, n, k], 12, 0.1, &device).require_grad();
+    let g = filled([b, m, n], 13, 1.0, &device);
+    let y = product(lhs.clone().swap_dims(1, 2), rhs.clone().swap_dims(1, 2));
+    let grads = (y.clone() * g).sum().backward();
+    let (dl, dr) = (
+        lhs.grad(&grads).expect("tracked"),
+        rhs.grad(&grads).expect("tracked"),
+    );
+    vec![bits(y), bits(dl), bits(dr)]
+}
+
+#[test]
+fn batched_product_same_bits_as_burns_matmul() {
+    let matmul = |a: Tensor<3>, b: Tensor<3>| a.matmul(b);
+    // The last splits each batch's product across the pool.
+    for shape in [[1, 3, 2, 4], [2, 0, 3, 2], [2, 1790, 100, 200]] {
+        let ours = run_batched(mspipe_kernels::batched_matmul, shape);
+        assert_eq!(ours, run_batched(matmul, shape), "{shape:?}");
+    }
+}
+
+#[test]
+fn batched_product_hand_worked() {
+    let device = Device::flex();
+    // Batch 0: [1 2]·[[1],[1]] = 3; batch 1: [3 4]·[[2],[−1]] = 2.
+    let a = Tensor::<3>::from_floats([[[1.0, 2.0]], [[3.0, 4.0]]], &device);
+    let b = Tensor::<3>::from_floats([[[1.0], [1.0]], [[2.0], [-1.0]]], &device);
+    assert_eq!(values(mspipe_kernels::batched_matmul(a, b)), [3.0, 2.0]);
 }

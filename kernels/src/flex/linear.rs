@@ -1,5 +1,6 @@
-//! burn's linear layer `x·W + b` on flex as one operation ([`LinearBackend`]), forward and
-//! backward, by the same GEMM flex calls — the same products, so the same values to the bit.
+//! burn's linear layer `x·W + b` and its batched product on flex as operations of their own
+//! ([`LinearBackend`]), forward and backward, by the same GEMM flex calls — the same products, so
+//! the same values to the bit.
 //!
 //! What it saves is around the products: flex makes every output as a zeroed byte vector and
 //! then copies it into a fresh aligned allocation, and adds the bias as a separate operation with
@@ -18,7 +19,11 @@ use burn::backend::{
 use burn::prelude::Device;
 use burn_flex::FlexTensor;
 
-use super::{floats, par_filled, tensor};
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::{floats, tensor};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
 #[backend_extension(Flex, Autodiff)]
@@ -38,6 +43,10 @@ pub trait LinearBackend: Backend {
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `lhs` `[B, m, k]` · `rhs` `[B, k, n]` → `[B, m, n]`, batch by batch; either may be a
+    /// strided view (a transpose), read in place.
+    fn batched_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Whether `device` is flex (directly or under autodiff), where [`LinearBackend`] runs.
@@ -93,6 +102,25 @@ impl LinearBackend for Flex {
         }
         (tensor(dw, [input, out]), tensor(db, [out]))
     }
+
+    fn batched_product(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+        let (l, r) = (lhs.shape(), rhs.shape());
+        assert!(
+            l.num_dims() == 3 && r.num_dims() == 3 && l[0] == r[0] && l[2] == r[1],
+            "batched product of {l:?} and {r:?}"
+        );
+        let [batches, m, k, n] = [l[0], l[1], l[2], r[2]];
+        // SAFETY: each batch's chunk is one `[m, n]` output, all of which `product_into` writes.
+        let out = unsafe {
+            filled(batches * m * n, |out| {
+                for (b, out) in out.chunks_mut((m * n).max(1)).enumerate() {
+                    let (a, c) = (Matrix::batch(&lhs, b), Matrix::batch(&rhs, b));
+                    product_into(out, [m, k, n], a, c);
+                }
+            })
+        };
+        tensor(out, [batches, m, n])
+    }
 }
 
 /// `[n, in, out]` of a layer's input and weight.
@@ -127,6 +155,28 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// Whether the buffer holds a `[rows, cols]` matrix at these strides.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        let last = |count: usize, stride: isize| count.saturating_sub(1) * stride.unsigned_abs();
+        rows == 0
+            || cols == 0
+            || last(rows, self.row_stride) + last(cols, self.col_stride) < self.data.len()
+    }
+
+    /// Batch `b` of a 3-D tensor `[B, rows, cols]`, at the tensor's own strides.
+    ///
+    /// # Panics
+    /// If a stride is negative (a flipped view).
+    fn batch(t: &'a FlexTensor, b: usize) -> Self {
+        let (strides, offset) = (t.layout().strides(), t.layout().start_offset());
+        let stride = |i: usize| usize::try_from(strides[i]).expect("a flipped view");
+        Matrix {
+            data: &t.storage::<f32>()[offset + b * stride(0)..],
+            row_stride: stride(1) as isize,
+            col_stride: stride(2) as isize,
+        }
+    }
+
     /// The transpose of the buffer's matrix of rows of `width`.
     fn columns(data: &'a [f32], width: usize) -> Self {
         Matrix {
@@ -140,56 +190,81 @@ impl<'a> Matrix<'a> {
 /// Products at least this large (m·k·n) split across rayon's pool, as flex splits them.
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-/// `lhs` `[m, k]` · `rhs` `[k, n]` → row-major `[m, n]`, written once by the GEMM. A large product
-/// is split by output rows, one single-threaded GEMM per thread: each output element is the same
-/// dot product in the same order either way, and on the model's shapes this split keeps both
-/// cores busier than the GEMM's own.
-fn product([m, k, n]: [usize; 3], lhs: Matrix, rhs: Matrix) -> Vec<f32> {
+/// `lhs` `[m, k]` · `rhs` `[k, n]` → row-major `[m, n]`, written once by the GEMM.
+fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix) -> Vec<f32> {
+    let [m, _, n] = shape;
+    // SAFETY: `product_into` writes the whole `[m, n]` output.
+    unsafe { filled(m * n, |out| product_into(out, shape, lhs, rhs)) }
+}
+
+/// `len` values written by `fill`, in a buffer nobody zeroed.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is handed.
+unsafe fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` wrote the first `len` elements (the contract).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`). A large product is
+/// split by output rows, one single-threaded GEMM per thread: each output element is the same dot
+/// product in the same order either way, and on the model's shapes this split keeps both cores
+/// busier than the GEMM's own.
+fn product_into(out: &mut [MaybeUninit<f32>], [m, k, n]: [usize; 3], lhs: Matrix, rhs: Matrix) {
     assert!(
-        lhs.data.len() >= m * k && rhs.data.len() >= k * n,
-        "linear: operand smaller than its shape"
+        out.len() == m * n && lhs.holds(m, k) && rhs.holds(k, n),
+        "product: operand or output smaller than its shape"
     );
-    if k == 0 || n == 0 {
-        return vec![0.0; m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.iter_mut().for_each(|o| {
+            o.write(0.0);
+        });
+        return;
     }
     let threads = if m * k * n >= PARALLEL_WORK {
         rayon::current_num_threads()
     } else {
         1
     };
-    let rows = m.div_ceil(threads).max(1);
-    // SAFETY: each chunk is `rows` (the last maybe fewer) whole output rows, all of which `gemm`
-    // writes (below).
-    unsafe {
-        par_filled(m * n, rows * n, |i, out| {
+    let rows = m.div_ceil(threads);
+    out.par_chunks_mut(rows * n)
+        .enumerate()
+        .for_each(|(i, out)| {
             let first = (i * rows) as isize * lhs.row_stride;
-            // SAFETY: the operands hold `[m, k]` and `[k, n]` at the strides given (asserted
-            // above) and this chunk's rows start at `first`; `out` has room for its rows of `n`,
-            // and with `read_dst` false the GEMM writes every element without reading any
+            // SAFETY: the operands hold `[m, k]` and `[k, n]` at the strides given (asserted above)
+            // and this chunk's rows start at `first`; `out` holds its rows of `n`, and with
+            // `read_dst` false the GEMM writes every element without reading any
             // (dst = 0·dst + 1·lhs·rhs).
-            gemm::gemm(
-                out.len() / n,
-                n,
-                k,
-                out.as_mut_ptr().cast::<f32>(),
-                1,
-                n as isize,
-                false,
-                lhs.data.as_ptr().offset(first),
-                lhs.col_stride,
-                lhs.row_stride,
-                rhs.data.as_ptr(),
-                rhs.col_stride,
-                rhs.row_stride,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        })
-    }
+            unsafe {
+                gemm::gemm(
+                    out.len() / n,
+                    n,
+                    k,
+                    out.as_mut_ptr().cast::<f32>(),
+                    1,
+                    n as isize,
+                    false,
+                    lhs.data.as_ptr().offset(first),
+                    lhs.col_stride,
+                    lhs.row_stride,
+                    rhs.data.as_ptr(),
+                    rhs.col_stride,
+                    rhs.row_stride,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
 }
 
 /// The linear layer under autodiff: the forward on the inner backend, recorded with its input
@@ -218,6 +293,28 @@ impl<B: LinearBackend> Backward<B, 3> for LinearBackward {
     }
 }
 
+/// The batched product under autodiff, with burn's own backward: `grad·rhsᵀ` and `lhsᵀ·grad`,
+/// the transposes as views, for the tracked parents only.
+#[derive(Debug)]
+struct BatchedProductBackward;
+
+impl<B: LinearBackend> Backward<B, 2> for BatchedProductBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (lhs, rhs) = ops.state;
+        let [node_lhs, node_rhs] = ops.parents;
+        if let Some(node) = node_lhs {
+            let d = B::batched_product(grad.clone(), B::float_transpose(rhs));
+            grads.register::<B>(node.id, d);
+        }
+        if let Some(node) = node_rhs {
+            grads.register::<B>(node.id, B::batched_product(B::float_transpose(lhs), grad));
+        }
+    }
+}
+
 impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
     fn linear_forward(
         x: FloatTensor<Self>,
@@ -232,6 +329,18 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
                 prep.finish((x, w), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x, w, b)),
+        }
+    }
+
+    fn batched_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = BatchedProductBackward.prepare::<C>([lhs.node(), rhs.node()]);
+        let [lhs, rhs] = [lhs, rhs].map(|t| t.into_primitive());
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::batched_product(lhs.clone(), rhs.clone());
+                prep.finish((lhs, rhs), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::batched_product(lhs, rhs)),
         }
     }
 

@@ -9,7 +9,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use mspipe_kernels::GatheredAttention;
+use mspipe_kernels::{GatheredAttention, batched_matmul};
 
 use crate::TimeEncoding;
 use crate::draws::dropout;
@@ -133,7 +133,11 @@ impl TemporalAttention {
         let wq = self.query.weight.val();
         let time_dim = wq.dims()[0] - input;
         let zero_t: Tensor<2> = time.forward(Tensor::<1>::zeros([1], &device));
-        let q = root.clone().matmul(wq.clone().narrow(0, 0, input))
+        let q = batched_matmul(
+            root.clone().unsqueeze(),
+            wq.clone().narrow(0, 0, input).unsqueeze(),
+        )
+        .squeeze_dim(0)
             + zero_t.matmul(wq.narrow(0, input, time_dim))
             + bias(&self.query, [1, out]);
 
@@ -164,7 +168,7 @@ impl TemporalAttention {
         // Attention dropout as a multiplier of the weights (ones in evaluation).
         let scale = dropout(&self.att_dropout, Tensor::ones([heads, r, k], &device));
         let sums = mspipe_kernels::gathered_attention(GatheredAttention {
-            q: q.matmul(w_k),
+            q: batched_matmul(q, w_k),
             a: table,
             ia: index,
             b: other,
@@ -173,7 +177,7 @@ impl TemporalAttention {
             scale,
         });
         let w_v: Tensor<3> = per_head(&self.value, heads);
-        let a = sums.matmul(w_v).swap_dims(0, 1).reshape([r, out]);
+        let a = batched_matmul(sums, w_v).swap_dims(0, 1).reshape([r, out]);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
         let a = dropout(&self.dropout, a + bias(&self.value, [1, out]) * any);
