@@ -6,7 +6,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Autodiff, AutodiffBackend};
+use burn::backend::{Autodiff, AutodiffBackend, Backend};
 
 use crate::backend::FusedBackend;
 
@@ -60,7 +60,7 @@ backward!(GatheredAttentionBackward, 3: gathered_attention_backward(
 ) -> (dq, da, db));
 
 /// An output with no gradient path.
-fn constant<B: FusedBackend, C: CheckpointStrategy>(
+pub(crate) fn constant<B: Backend, C: CheckpointStrategy>(
     t: FloatTensor<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
@@ -68,7 +68,7 @@ fn constant<B: FusedBackend, C: CheckpointStrategy>(
 
 /// The output of an operation whose backward is `O`: recorded with `state` for the backward
 /// pass when a parent is tracked.
-fn finish<B: FusedBackend, C: CheckpointStrategy, O: Backward<B, N>, const N: usize>(
+pub(crate) fn finish<B: Backend, C: CheckpointStrategy, O: Backward<B, N>, const N: usize>(
     prep: OpsKind<O, B, O::State, C, N>,
     state: O::State,
     out: FloatTensor<B>,

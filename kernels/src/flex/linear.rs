@@ -11,11 +11,9 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Autodiff, AutodiffBackend, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension,
-};
+use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::prelude::Device;
 use burn_flex::FlexTensor;
 
@@ -24,6 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{floats, tensor};
+use crate::autodiff::{constant, finish};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
 #[backend_extension(Flex, Autodiff)]
@@ -323,30 +322,22 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
     ) -> FloatTensor<Self> {
         let prep = LinearBackward.prepare::<C>([x.node(), w.node(), b.node()]);
         let [x, w, b] = [x, w, b].map(|t| t.into_primitive());
-        match prep.compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let out = B::linear_forward(x.clone(), w.clone(), b);
-                prep.finish((x, w), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x, w, b)),
-        }
+        let out = B::linear_forward(x.clone(), w.clone(), b);
+        finish(prep.compute_bound().stateful(), (x, w), out)
     }
 
     fn batched_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         let prep = BatchedProductBackward.prepare::<C>([lhs.node(), rhs.node()]);
         let [lhs, rhs] = [lhs, rhs].map(|t| t.into_primitive());
-        match prep.compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let out = B::batched_product(lhs.clone(), rhs.clone());
-                prep.finish((lhs, rhs), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::batched_product(lhs, rhs)),
-        }
+        let out = B::batched_product(lhs.clone(), rhs.clone());
+        finish(prep.compute_bound().stateful(), (lhs, rhs), out)
     }
 
     fn linear_input_grad(w: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let dx = B::linear_input_grad(w.into_primitive(), grad.into_primitive());
-        <Self as AutodiffBackend>::from_inner(dx)
+        constant::<B, C>(B::linear_input_grad(
+            w.into_primitive(),
+            grad.into_primitive(),
+        ))
     }
 
     fn linear_param_grads(
@@ -354,9 +345,6 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dw, db) = B::linear_param_grads(x.into_primitive(), grad.into_primitive());
-        (
-            <Self as AutodiffBackend>::from_inner(dw),
-            <Self as AutodiffBackend>::from_inner(db),
-        )
+        (constant::<B, C>(dw), constant::<B, C>(db))
     }
 }
