@@ -3,8 +3,8 @@
 //! and putting the caller to sleep until done (two context switches per op, some hundreds per
 //! step). And while it trains, the pool's other workers stay awake: an idle rayon worker sleeps
 //! after a few dozen yields, and each of a step's hundreds of parallel ops then waits for it to be
-//! woken (under a hypervisor an inter-processor interrupt and a VM exit), which left a quarter of
-//! two cores idle. Awake, each spins — taking the pool's work the moment it is queued and
+//! woken (under a hypervisor an inter-processor interrupt and a VM exit) while the core it would
+//! run on sits idle. Awake, each spins — taking the pool's work the moment it is queued and
 //! yielding the core to any other thread that wants it — as OpenMP runtimes do for their block
 //! time. The values computed are the same; only who waits, and how, changes.
 
