@@ -94,13 +94,15 @@ pub struct Fetched {
     pub keep: Tensor<2>,
 }
 
-/// `FusedBackend::$op` of the arguments' dispatch primitives, as a tensor.
+/// `$ext::$op` (by default `FusedBackend::$op`) of the arguments' dispatch primitives, as a
+/// tensor.
 #[cfg(feature = "fused")]
 macro_rules! fused {
     ($op:ident($($arg:expr),*)) => {
-        Tensor::from_dispatch(<burn::backend::Dispatch as backend::FusedBackend>::$op(
-            $($arg.into_dispatch()),*
-        ))
+        fused!(backend::FusedBackend, $op($($arg),*))
+    };
+    ($ext:path, $op:ident($($arg:expr),*)) => {
+        Tensor::from_dispatch(<burn::backend::Dispatch as $ext>::$op($($arg.into_dispatch()),*))
     };
 }
 
@@ -122,33 +124,21 @@ pub fn gru_gates(gi: Tensor<2>, gh: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
 pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
     #[cfg(feature = "flex")]
     if flex::runs_on(&x.device()) {
-        return Tensor::from_dispatch(
-            <burn::backend::Dispatch as flex::LinearBackend>::linear_forward(
-                x.into_dispatch(),
-                w.into_dispatch(),
-                b.into_dispatch(),
-            ),
-        );
+        return fused!(flex::LinearBackend, linear_forward(x, w, b));
     }
     burn::tensor::module::linear(x, w, Some(b))
 }
 
 /// burn's batched `lhs.matmul(rhs)` for a few large matrices (one per head, say): on flex one
 /// operation, forward and backward, whose outputs are written once (strided views read in
-/// place); the same values to the bit. Each batch's product splits across threads; the batches
-/// run one after another, so many small ones are better left to `matmul`.
+/// place); the same values to the bit.
 ///
 /// # Shapes
 /// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[B, m, n]`.
 pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
     #[cfg(feature = "flex")]
     if flex::runs_on(&lhs.device()) {
-        return Tensor::from_dispatch(
-            <burn::backend::Dispatch as flex::LinearBackend>::batched_product(
-                lhs.into_dispatch(),
-                rhs.into_dispatch(),
-            ),
-        );
+        return fused!(flex::LinearBackend, batched_product(lhs, rhs));
     }
     lhs.matmul(rhs)
 }

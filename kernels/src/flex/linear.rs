@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{floats, tensor};
+use super::{floats, par_filled, tensor};
 use crate::autodiff::{constant, finish};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
@@ -111,11 +111,9 @@ impl LinearBackend for Flex {
         let [batches, m, k, n] = [l[0], l[1], l[2], r[2]];
         // SAFETY: each batch's chunk is one `[m, n]` output, all of which `product_into` writes.
         let out = unsafe {
-            filled(batches * m * n, |out| {
-                for (b, out) in out.chunks_mut((m * n).max(1)).enumerate() {
-                    let (a, c) = (Matrix::batch(&lhs, b), Matrix::batch(&rhs, b));
-                    product_into(out, [m, k, n], a, c);
-                }
+            par_filled(batches * m * n, (m * n).max(1), |b, out| {
+                let (a, c) = (Matrix::batch(&lhs, b), Matrix::batch(&rhs, b));
+                product_into(out, [m, k, n], a, c)
             })
         };
         tensor(out, [batches, m, n])
@@ -137,6 +135,7 @@ fn dims(x: &FlexTensor, w: &FlexTensor) -> [usize; 3] {
 }
 
 /// A matrix read from a row-major buffer, as stored or transposed.
+#[derive(Clone, Copy)]
 struct Matrix<'a> {
     data: &'a [f32],
     /// Step between consecutive rows and columns of the matrix meant.
@@ -192,20 +191,13 @@ const PARALLEL_WORK: usize = 192 * 192 * 192;
 /// `lhs` `[m, k]` · `rhs` `[k, n]` → row-major `[m, n]`, written once by the GEMM.
 fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix) -> Vec<f32> {
     let [m, _, n] = shape;
-    // SAFETY: `product_into` writes the whole `[m, n]` output.
-    unsafe { filled(m * n, |out| product_into(out, shape, lhs, rhs)) }
-}
-
-/// `len` values written by `fill`, in a buffer nobody zeroed.
-///
-/// # Safety
-/// `fill` must write every element of the slice it is handed.
-unsafe fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    fill(&mut out.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` wrote the first `len` elements (the contract).
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: one chunk, the whole `[m, n]` output, which `product_into` writes (splitting it
+    // across the pool itself).
+    unsafe {
+        par_filled(m * n, (m * n).max(1), |_, out| {
+            product_into(out, shape, lhs, rhs)
+        })
+    }
 }
 
 /// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`). A large product is
