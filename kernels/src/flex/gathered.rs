@@ -4,6 +4,8 @@
 //! by one root) and then adds those into the tables in slot order: deterministic, no atomics.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::mem::MaybeUninit;
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -135,7 +137,7 @@ fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
 
 /// `q` `[h, n, c]`, `keep` `[n, k]`, `scale` `[h, n, k]` → `[h, n, c]`.
 pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], scale: &[f32], d: Dims) -> Vec<f32> {
-    let mut out = vec![0.0; d.h * d.n * d.width()];
+    let mut out = zeroed(d.h * d.n * d.width());
     if d.empty() {
         return out;
     }
@@ -197,10 +199,14 @@ pub fn backward(
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let c = d.width();
-    let mut dq = vec![0.0; d.h * d.n * c];
-    // Each slot's row gradient, `[n·k, c]`.
-    let mut dx = vec![0.0; d.n * d.k * c];
-    if !d.empty() {
+    let mut dq = zeroed(d.h * d.n * c);
+    // Each slot's row gradient, `[n·k, c]`: scratch kept across calls (the step's largest
+    // buffer, otherwise zeroed and page-faulted in anew each time), every row written by its block.
+    let mut dx = SLOT_GRADS.take();
+    dx.resize(d.n * d.k * c, 0.0);
+    if d.empty() {
+        dx.fill(0.0);
+    } else {
         head_blocks(&mut dq, d)
             .into_par_iter()
             .zip(dx.par_chunks_mut(BLOCK * d.k * c))
@@ -223,7 +229,25 @@ pub fn backward(
         || add_into(&rows.ia, rows_a, 0, d.ca),
         || add_into(&rows.ib, rows_b, d.ca, d.cb),
     );
+    SLOT_GRADS.set(dx);
     (dq, da, db)
+}
+
+thread_local! {
+    /// [`backward`]'s per-slot row gradients, reused by the next call on the same thread.
+    static SLOT_GRADS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `len` zeros, written by the pool's threads (a serial memset of the step's larger buffers
+/// leaves the other cores idle).
+fn zeroed(len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(1 << 16)
+        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
+    // SAFETY: every element of the first `len` was written just above.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
@@ -266,6 +290,7 @@ fn backward_block(
         }
         let dx = &mut dx[i * d.k * c..][..d.k * c];
         for (j, dxj) in dx.chunks_exact_mut(c).enumerate() {
+            dxj.fill(0.0);
             let (xa, xb) = rows.slot(r * d.k + j, d);
             let real = keep[j];
             for (head, dq) in dq.iter_mut().enumerate() {
