@@ -3,7 +3,9 @@
 
 use burn::prelude::*;
 
-use crate::tensors::{bools, floats, indices};
+use burn::tensor::TensorData;
+
+use crate::tensors::{bool_data, float_data, floats, index_data, indices};
 
 /// State of the batch's `U` unique nodes before the update.
 #[derive(Debug, Clone)]
@@ -20,9 +22,9 @@ pub struct MemoryInput {
 }
 
 impl MemoryInput {
-    /// From the row-major host buffers of [`crate::memory::Gathered`].
+    /// From the row-major host buffers of [`crate::memory::Gathered`], taken without a copy.
     pub fn from_host(
-        g: &crate::memory::Gathered,
+        g: crate::memory::Gathered,
         dim: usize,
         slots: usize,
         device: &Device,
@@ -30,10 +32,10 @@ impl MemoryInput {
         let u = g.last_update.len();
         let mail_dim = g.mail.len().checked_div(u * slots).unwrap_or(0);
         MemoryInput {
-            memory: floats(&g.memory, [u, dim], device),
-            mail: floats(&g.mail, [u, slots, mail_dim], device),
-            mail_dt: floats(&g.mail_dt, [u, slots], device),
-            mail_mask: bools(&g.mail_mask, [u, slots], device),
+            memory: Tensor::from_data(float_data(g.memory, [u, dim]), device),
+            mail: Tensor::from_data(float_data(g.mail, [u, slots, mail_dim]), device),
+            mail_dt: Tensor::from_data(float_data(g.mail_dt, [u, slots]), device),
+            mail_mask: Tensor::from_data(bool_data(g.mail_mask, [u, slots]), device),
         }
     }
 }
@@ -61,12 +63,54 @@ impl HopInput {
         k: usize,
         device: &Device,
     ) -> Self {
-        let n = index.len() / k.max(1);
+        let edge = edge.map(|(e, d)| (e.to_vec(), d));
+        HopInput::upload(HostHop::new(index, dt, mask.to_vec(), edge, k), device)
+    }
+
+    /// The hop's tensors on `device` from its host data.
+    pub fn upload(host: HostHop, device: &Device) -> Self {
         HopInput {
-            index: indices(index, device),
-            dt: SlotTimes::from_host(dt, device),
-            edge: edge.map(|(e, d)| floats(e, [n, k, d], device)),
-            mask: bools(mask, [n, k], device),
+            index: Tensor::from_data(host.index, device),
+            dt: SlotTimes {
+                values: Tensor::from_data(host.dt_values, device),
+                index: Tensor::from_data(host.dt_index, device),
+            },
+            edge: host.edge.map(|e| Tensor::from_data(e, device)),
+            mask: Tensor::from_data(host.mask, device),
+        }
+    }
+}
+
+/// A [`HopInput`] as host data: everything but the move to a device, so that a pipeline can
+/// build it on another thread than the one that computes.
+#[derive(Debug, Clone)]
+pub struct HostHop {
+    index: TensorData,
+    dt_values: TensorData,
+    dt_index: TensorData,
+    edge: Option<TensorData>,
+    mask: TensorData,
+}
+
+impl HostHop {
+    /// From flat host buffers of `n·k` slots (`edge`: `n·k·edge_dim` values); the Δt reduced to
+    /// their distinct values ([`SlotTimes`]).
+    pub fn new(
+        index: &[u32],
+        dt: &[f32],
+        mask: Vec<bool>,
+        edge: Option<(Vec<f32>, usize)>,
+        k: usize,
+    ) -> Self {
+        let n = index.len() / k.max(1);
+        let (values, dt_index) = distinct(dt);
+        let distinct = values.len();
+        HostHop {
+            index: index_data(index),
+            dt_values: float_data(values, [distinct]),
+            dt_index: index_data(&dt_index),
+            edge: edge.map(|(e, d)| float_data(e, [n, k, d])),
+            mask: bool_data(mask, [n, k]),
         }
     }
 }

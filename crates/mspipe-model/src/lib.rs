@@ -11,7 +11,7 @@ pub mod tensors;
 mod time_encoding;
 
 pub use decoder::{LinkPredictor, LinkPredictorConfig, NodeClassifier, NodeClassifierConfig};
-pub use input::{EmbedInput, HopInput, MemoryInput, SlotTimes};
+pub use input::{EmbedInput, HopInput, HostHop, MemoryInput, SlotTimes};
 pub use model::{
     Delivery, EmbeddingKind, MailAges, MailClock, MemoryModel, MemoryModelConfig, MessageKind,
     UpdaterKind,

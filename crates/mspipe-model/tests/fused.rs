@@ -17,7 +17,7 @@ fn scores_and_memory_grad(
     mailbox: usize,
     device: &Device,
 ) -> (TensorData, TensorData) {
-    let input = MemoryInput::from_host(gathered, 8, mailbox, device);
+    let input = MemoryInput::from_host(gathered.clone(), 8, mailbox, device);
     let memory = input.memory.clone().require_grad();
     let updated = model.update_memory(MemoryInput {
         memory: memory.clone(),

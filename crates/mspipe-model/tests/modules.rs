@@ -58,7 +58,8 @@ fn record_round_trip_gives_identical_outputs() {
             )],
         };
         let run = |model: &mspipe_model::MemoryModel| {
-            let memory = model.update_memory(MemoryInput::from_host(&g, 8, config.mailbox, &dev));
+            let memory =
+                model.update_memory(MemoryInput::from_host(g.clone(), 8, config.mailbox, &dev));
             let h = model.embed(memory, &input);
             to_vec(model.score(h, indices(&[0], &dev), indices(&[1], &dev)))
         };

@@ -8,11 +8,13 @@
 //! winning for a node that occurs several times.
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use mspipe_data::EventStream;
-use mspipe_model::tensors::indices;
-use mspipe_model::{Delivery, EmbedInput, HopInput, MailAges, MailClock, MemoryModel};
+use mspipe_data::Features;
+use mspipe_model::tensors::{index_data, indices};
+use mspipe_model::{Delivery, EmbedInput, HopInput, HostHop, MailAges, MailClock, MemoryModel};
 use mspipe_sampler::{
-    NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
+    Hop, NegativeSampler, Negatives, NeighborSampler, SampledBatch, SamplerError, TemporalGraph,
 };
 
 use crate::shared::SharedRoots;
@@ -89,15 +91,113 @@ pub struct Sampled {
     pub batch: SampledBatch,
 }
 
-/// F: [`Sampled`] plus the edge features of every sampled slot, per hop.
+/// F: [`Sampled`] plus the embedding's inputs that its sample fixes.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The sampled batch.
     pub sampled: Sampled,
-    /// `[slots, edge_dim]` per hop; `None` without edge features.
-    pub edges: Vec<Option<Vec<f32>>>,
-    /// Edge-feature width (0: none).
-    pub edge_dim: usize,
+    /// The embedding's inputs as host data.
+    pub embed: EmbedHost,
+}
+
+/// What a batch's sample fixes of its [`EmbedInput`] — every hop's slots with their edge features
+/// and distinct Δt, and the roots embedded — as host data: the feature stage builds it, compute
+/// only moves it to the device. All but the roots' drift since their memory's time
+/// ([`EmbedInput::root_dt`]), which depends on the memory read.
+#[derive(Debug, Clone)]
+pub struct EmbedHost {
+    hops: Vec<HostHop>,
+    /// The roots' memory rows (of the roots embedded).
+    root_index: TensorData,
+    /// With shared embeddings ([`SharedRoots`]): the roots embedded, and each root's row among
+    /// them.
+    shared: Option<[TensorData; 2]>,
+}
+
+impl EmbedHost {
+    /// `sb`'s inputs, with the edge features of `stream`; roots shared where that is worth it.
+    fn of(sb: &SampledBatch, stream: &EventStream) -> Self {
+        let shared = SharedRoots::of(sb);
+        EmbedHost::new(sb, stream, shared.is_worth_it().then_some(&shared))
+    }
+
+    /// `sb`'s inputs, with the edge features of `stream`, embedding the roots `shared` keeps
+    /// (all without).
+    fn new(sb: &SampledBatch, stream: &EventStream, shared: Option<&SharedRoots>) -> Self {
+        let features = stream.edge_features();
+        let roots = shared.map(|s| &s.embedded[..]);
+        // Hop `l` holds `k^(l+1)` slots per root, root after root.
+        let mut width = 1;
+        let hops = sb
+            .hops
+            .iter()
+            .map(|h| {
+                width *= sb.k;
+                let edge = features.map(|f| {
+                    let rows = edge_rows(h, f);
+                    let rows = match roots {
+                        None => rows,
+                        Some(r) => blocks(&rows, r, width * f.dim()),
+                    };
+                    (rows, f.dim())
+                });
+                match roots {
+                    None => HostHop::new(&h.index, &h.dt, h.mask.clone(), edge, sb.k),
+                    Some(r) => HostHop::new(
+                        &blocks(&h.index, r, width),
+                        &blocks(&h.dt, r, width),
+                        blocks(&h.mask, r, width),
+                        edge,
+                        sb.k,
+                    ),
+                }
+            })
+            .collect();
+        let root_index = match roots {
+            None => index_data(&sb.root_index),
+            Some(r) => index_data(&blocks(&sb.root_index, r, 1)),
+        };
+        EmbedHost {
+            hops,
+            root_index,
+            shared: shared.map(|s| [index_data(&s.embedded), index_data(&s.row)]),
+        }
+    }
+
+    /// The inputs on `device`, with the roots' drift `root_dt` (`[R]`, every root's), and with
+    /// shared embeddings each root's row among those embedded.
+    fn upload(self, root_dt: Tensor<1>, device: &Device) -> (EmbedInput, Option<Tensor<1, Int>>) {
+        let (root_dt, rows) = match self.shared {
+            None => (root_dt, None),
+            Some([embedded, row]) => (
+                root_dt.select(0, Tensor::from_data(embedded, device)),
+                Some(Tensor::from_data(row, device)),
+            ),
+        };
+        let input = EmbedInput {
+            root_index: Tensor::from_data(self.root_index, device),
+            root_dt,
+            hops: self
+                .hops
+                .into_iter()
+                .map(|h| HopInput::upload(h, device))
+                .collect(),
+        };
+        (input, rows)
+    }
+}
+
+/// The edge-feature rows of every slot of `hop` (zeros for padding).
+fn edge_rows(hop: &Hop, features: &Features) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(hop.eid.len() * features.dim());
+    for (slot, &e) in hop.eid.iter().enumerate() {
+        if hop.mask[slot] {
+            rows.extend_from_slice(features.row(e as usize));
+        } else {
+            rows.extend(std::iter::repeat_n(0.0, features.dim()));
+        }
+    }
+    rows
 }
 
 /// M: [`Prepared`] plus what the memory fetch read.
@@ -237,32 +337,10 @@ fn sample_batch(
     Ok(batch)
 }
 
-/// F: the edge-feature rows of every valid slot (zeros for padding).
+/// F: the embedding's inputs from the sample ([`EmbedHost`]).
 pub fn fetch_features(stream: &EventStream, sampled: Sampled) -> Prepared {
-    let features = stream.edge_features();
-    let edges = sampled
-        .batch
-        .hops
-        .iter()
-        .map(|h| {
-            features.map(|f| {
-                let mut rows = Vec::with_capacity(h.eid.len() * f.dim());
-                for (slot, &e) in h.eid.iter().enumerate() {
-                    if h.mask[slot] {
-                        rows.extend_from_slice(f.row(e as usize));
-                    } else {
-                        rows.extend(std::iter::repeat_n(0.0, f.dim()));
-                    }
-                }
-                rows
-            })
-        })
-        .collect();
-    Prepared {
-        sampled,
-        edges,
-        edge_dim: features.map_or(0, |f| f.dim()),
-    }
+    let embed = EmbedHost::of(&sampled.batch, stream);
+    Prepared { sampled, embed }
 }
 
 /// M: reads the unique nodes' memory and the `updated` rows' mailboxes from `memory`; with `fix`,
@@ -329,77 +407,15 @@ fn embed<S: NodeMemory>(
     device: &Device,
 ) -> (Tensor<2>, Sampled, S::Rows) {
     let Fetched { prepared, memory } = fetched;
-    let Prepared {
-        sampled,
-        edges,
-        edge_dim,
-    } = prepared;
-    let sb = &sampled.batch;
-    let updated = S::update(model, memory, sb, time_origin, device);
-    let shared = SharedRoots::of(sb);
-    let h = if shared.is_worth_it() {
-        let roots = Some(&shared.embedded[..]);
-        let input = embed_input(sb, &edges, edge_dim, updated.root_dt, roots, device);
-        let rows = model.embed(updated.memory, &input);
-        rows.select(0, indices(&shared.row, device))
-    } else {
-        let input = embed_input(sb, &edges, edge_dim, updated.root_dt, None, device);
-        model.embed(updated.memory, &input)
+    let Prepared { sampled, embed } = prepared;
+    let updated = S::update(model, memory, &sampled.batch, time_origin, device);
+    let (input, rows) = embed.upload(updated.root_dt, device);
+    let h = model.embed(updated.memory, &input);
+    let h = match rows {
+        Some(rows) => h.select(0, rows),
+        None => h,
     };
     (h, sampled, updated.rows)
-}
-
-/// The embedding's input for the roots at positions `roots` of `sb` (every root: `None`), with
-/// the batch's `[R]` `root_dt`.
-fn embed_input(
-    sb: &SampledBatch,
-    edges: &[Option<Vec<f32>>],
-    edge_dim: usize,
-    root_dt: Tensor<1>,
-    roots: Option<&[u32]>,
-    device: &Device,
-) -> EmbedInput {
-    let Some(roots) = roots else {
-        let hops = sb
-            .hops
-            .iter()
-            .zip(edges)
-            .map(|(h, e)| {
-                let edge = e.as_deref().map(|rows| (rows, edge_dim));
-                HopInput::from_host(&h.index, &h.dt, &h.mask, edge, sb.k, device)
-            })
-            .collect();
-        return EmbedInput {
-            root_index: indices(&sb.root_index, device),
-            root_dt,
-            hops,
-        };
-    };
-    let mut width = 1;
-    let hops = sb
-        .hops
-        .iter()
-        .zip(edges)
-        .map(|(h, e)| {
-            width *= sb.k;
-            let (index, dt, mask) = (
-                blocks(&h.index, roots, width),
-                blocks(&h.dt, roots, width),
-                blocks(&h.mask, roots, width),
-            );
-            let edge = e
-                .as_deref()
-                .map(|rows| blocks(rows, roots, width * edge_dim));
-            let edge = edge.as_deref().map(|rows| (rows, edge_dim));
-            HopInput::from_host(&index, &dt, &mask, edge, sb.k, device)
-        })
-        .collect();
-    let root_index: Vec<u32> = roots.iter().map(|&r| sb.root_index[r as usize]).collect();
-    EmbedInput {
-        root_index: indices(&root_index, device),
-        root_dt: root_dt.select(0, indices(roots, device)),
-        hops,
-    }
 }
 
 /// The blocks of `width` values of `roots` (block `r` of `v` is `v[r·width..(r+1)·width]`: a
@@ -612,7 +628,7 @@ mod tests {
         let each = {
             let fetched = fetch_memory(&memory, prepared.clone(), UpdatedRows::All, None);
             let updated = MemoryStore::update(&model, fetched.memory, &sb, 0.0, &device);
-            let input = embed_input(&sb, &prepared.edges, 3, updated.root_dt, None, &device);
+            let (input, _) = EmbedHost::new(&sb, &stream, None).upload(updated.root_dt, &device);
             to_vec(model.embed(updated.memory, &input).reshape([-1]))
         };
         let fetched = fetch_memory(&memory, prepared, UpdatedRows::All, None);

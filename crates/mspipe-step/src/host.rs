@@ -104,7 +104,7 @@ impl NodeMemory for MemoryStore {
         if let clock @ MailClock::Age(_) = model.mail_clock() {
             gathered.to_ages(&ages_from(batch, clock)[..rows], slots);
         }
-        let memory = model.update_memory(MemoryInput::from_host(&gathered, dim, slots, device));
+        let memory = model.update_memory(MemoryInput::from_host(gathered, dim, slots, device));
         let root_dt: Vec<f32> = batch
             .root_index
             .iter()

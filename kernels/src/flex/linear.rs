@@ -62,14 +62,12 @@ impl LinearBackend for Flex {
     fn linear_forward(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
         let [n, input, out] = dims(&x, &w);
         let (x, w, b) = (floats(&x), floats(&w), floats(&b));
-        let mut y = product(
+        let y = product(
             [n, input, out],
             Matrix::rows(&x, input),
             Matrix::rows(&w, out),
+            Some(&b),
         );
-        for row in y.chunks_exact_mut(out) {
-            row.iter_mut().zip(b.iter()).for_each(|(y, b)| *y += b);
-        }
         tensor(y, [n, out])
     }
 
@@ -81,6 +79,7 @@ impl LinearBackend for Flex {
             [n, out, input],
             Matrix::rows(&grad, out),
             Matrix::columns(&w, out),
+            None,
         );
         tensor(dx, [n, input])
     }
@@ -93,6 +92,7 @@ impl LinearBackend for Flex {
             [input, n, out],
             Matrix::columns(&x, input),
             Matrix::rows(&grad, out),
+            None,
         );
         // Row after row, as flex's sum over the first dimension adds them.
         let mut db = vec![0.0f32; out];
@@ -113,7 +113,7 @@ impl LinearBackend for Flex {
         let out = unsafe {
             par_filled(batches * m * n, (m * n).max(1), |b, out| {
                 let (a, c) = (Matrix::batch(&lhs, b), Matrix::batch(&rhs, b));
-                product_into(out, [m, k, n], a, c)
+                product_into(out, [m, k, n], a, c, None)
             })
         };
         tensor(out, [batches, m, n])
@@ -188,23 +188,31 @@ impl<'a> Matrix<'a> {
 /// Products at least this large (m·k·n) split across rayon's pool, as flex splits them.
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-/// `lhs` `[m, k]` · `rhs` `[k, n]` → row-major `[m, n]`, written once by the GEMM.
-fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix) -> Vec<f32> {
+/// `lhs` `[m, k]` · `rhs` `[k, n]` (+ `bias` `[n]` on every row) → row-major `[m, n]`, written
+/// once by the GEMM.
+fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
     let [m, _, n] = shape;
     // SAFETY: one chunk, the whole `[m, n]` output, which `product_into` writes (splitting it
     // across the pool itself).
     unsafe {
         par_filled(m * n, (m * n).max(1), |_, out| {
-            product_into(out, shape, lhs, rhs)
+            product_into(out, shape, lhs, rhs, bias)
         })
     }
 }
 
-/// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`). A large product is
-/// split by output rows, one single-threaded GEMM per thread: each output element is the same dot
-/// product in the same order either way, and on the model's shapes this split keeps both cores
-/// busier than the GEMM's own.
-fn product_into(out: &mut [MaybeUninit<f32>], [m, k, n]: [usize; 3], lhs: Matrix, rhs: Matrix) {
+/// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`), then adds `bias` `[n]`
+/// to each row. A large product is split by output rows, one single-threaded GEMM per thread
+/// (each adding the bias to its own rows while they are in cache): each output element is the
+/// same dot product in the same order either way, and on the model's shapes this split keeps
+/// both cores busier than the GEMM's own.
+fn product_into(
+    out: &mut [MaybeUninit<f32>],
+    [m, k, n]: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    bias: Option<&[f32]>,
+) {
     assert!(
         out.len() == m * n && lhs.holds(m, k) && rhs.holds(k, n),
         "product: operand or output smaller than its shape"
@@ -213,9 +221,11 @@ fn product_into(out: &mut [MaybeUninit<f32>], [m, k, n]: [usize; 3], lhs: Matrix
         return;
     }
     if k == 0 {
-        out.iter_mut().for_each(|o| {
-            o.write(0.0);
-        });
+        for row in out.chunks_exact_mut(n) {
+            for (j, o) in row.iter_mut().enumerate() {
+                o.write(bias.map_or(0.0, |b| b[j]));
+            }
+        }
         return;
     }
     let threads = if m * k * n >= PARALLEL_WORK {
@@ -254,6 +264,13 @@ fn product_into(out: &mut [MaybeUninit<f32>], [m, k, n]: [usize; 3], lhs: Matrix
                     false,
                     gemm::Parallelism::None,
                 )
+            }
+            if let Some(bias) = bias {
+                // SAFETY: the GEMM wrote every element of `out` just above.
+                let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                for row in out.chunks_exact_mut(n) {
+                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+                }
             }
         });
 }

@@ -42,8 +42,14 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
 
 /// Row indices as `usize` (a negative one becomes out of range and panics where it is used).
 fn rows(t: &FlexTensor) -> Vec<usize> {
-    let data = t.clone().into_data();
-    data.iter::<i64>().map(|i| i as usize).collect()
+    match t.as_slice::<i64>() {
+        Some(values) => values.iter().map(|&i| i as usize).collect(),
+        // Another int type, or a view: through burn's conversion (a copy and a dynamic iterator).
+        None => {
+            let data = t.clone().into_data();
+            data.iter::<i64>().map(|i| i as usize).collect()
+        }
+    }
 }
 
 /// `len` floats written by `fill`, which is handed disjoint chunks of `chunk` floats (the last

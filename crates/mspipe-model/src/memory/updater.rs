@@ -51,6 +51,8 @@ impl MemoryUpdater {
 fn reduce(mails: Tensor<3>, mask: Tensor<2, Bool>, combine: Combine) -> Tensor<2> {
     let [n, m, w] = mails.dims();
     match combine {
+        // One slot is the whole box: no slice to record (its backward is a zeroed copy).
+        Combine::Last if m == 1 => mails.reshape([n, w]),
         Combine::Last => mails.narrow(1, m - 1, 1).reshape([n, w]),
         Combine::Mean => {
             let keep: Tensor<3> = mask.float().unsqueeze_dim(2);
