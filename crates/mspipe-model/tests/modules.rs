@@ -5,7 +5,9 @@ use burn::prelude::*;
 use mspipe_model::embedding::TemporalAttention;
 use mspipe_model::memory::{Combine, Gathered, MemoryStore, MemoryUpdater, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, indices, to_vec};
-use mspipe_model::{EmbedInput, HopInput, MemoryInput, MemoryModelConfig, SlotTimes};
+use mspipe_model::{
+    EmbedInput, HopInput, LinkPredictorConfig, MemoryInput, MemoryModelConfig, SlotTimes,
+};
 
 #[test]
 fn nodes_without_mail_keep_their_memory_and_mean_averages_present_mails() {
@@ -78,6 +80,48 @@ fn record_round_trip_gives_identical_outputs() {
 
 /// Two attention layers: hop-1 neighbours are first embedded from their own hop-2 neighbours
 /// (layer 1), then the roots from those (layer 2), as TGL's multi-layer sampling implies.
+/// A training step scores its positive and negative pairs in one pass: each pair's logit is the
+/// one scoring the two sets apart gives, to the bit (a row's products do not depend on the other
+/// rows), and the gradients agree (the parameters' sum their rows in another order).
+#[test]
+fn pairs_scored_together_match_pairs_scored_apart() {
+    let dev = Device::flex().autodiff();
+    let link = LinkPredictorConfig::new(100).init(&dev);
+    let (r, b) = (1_800, 600u32);
+    // Values in [-1, 1) from a multiplicative sequence: no shared random generator.
+    let values: Vec<f32> = (0..r * 100u64)
+        .map(|i| (i * 2_654_435_761 % 1_000) as f32 / 500.0 - 1.0)
+        .collect();
+    let h = floats(&values, [r as usize, 100], &dev).require_grad();
+    let (src, dst): (Vec<u32>, Vec<u32>) = ((0..b).chain(0..b).collect(), (b..3 * b).collect());
+    let score = |s: &[u32], d: &[u32]| {
+        let pick = |i: &[u32]| h.clone().select(0, indices(i, &dev));
+        link.forward(pick(s), pick(d))
+    };
+    let together = score(&src, &dst);
+    let (pos, neg) = (
+        score(&src[..600], &dst[..600]),
+        score(&src[600..], &dst[600..]),
+    );
+    let bits = |t: Tensor<1>| {
+        to_vec(t.detach())
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<_>>()
+    };
+    let apart: Vec<u32> = bits(pos.clone())
+        .into_iter()
+        .chain(bits(neg.clone()))
+        .collect();
+    assert_eq!(bits(together.clone()), apart);
+    let grad = |loss: Tensor<1>| to_vec(h.grad(&loss.backward()).expect("tracked").reshape([-1]));
+    let (p, n) = (together.clone().slice(0..600), together.slice(600..));
+    let (one, two) = (grad(p.sum() - n.sum()), grad(pos.sum() - neg.sum()));
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
+
 #[test]
 fn two_layer_embedding_composes_the_layers() {
     use mspipe_model::embedding::{NeighborRows, Neighbors};

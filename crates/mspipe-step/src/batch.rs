@@ -374,19 +374,12 @@ pub fn forward<S: NodeMemory>(
     let b = sampled.events.len() as u32;
     let sources = h.clone().slice(0..b as usize).detach();
     let n_neg = sampled.neg_src_row.len() as u32;
-    let pos_src: Vec<u32> = (0..b).collect();
-    let pos_dst: Vec<u32> = (b..2 * b).collect();
-    let neg_dst: Vec<u32> = (2 * b..2 * b + n_neg).collect();
-    let pos = model.score(
-        h.clone(),
-        indices(&pos_src, device),
-        indices(&pos_dst, device),
-    );
-    let neg = model.score(
-        h,
-        indices(&sampled.neg_src_row, device),
-        indices(&neg_dst, device),
-    );
+    // Positive pairs, then negative pairs, scored in one pass (each pair's logit is its own row's).
+    let src: Vec<u32> = (0..b).chain(sampled.neg_src_row.iter().copied()).collect();
+    let dst: Vec<u32> = (b..2 * b + n_neg).collect();
+    let logits = model.score(h, indices(&src, device), indices(&dst, device));
+    let pos = logits.clone().slice(0..b as usize);
+    let neg = logits.slice(b as usize..);
     let loss = MemoryModel::loss(pos.clone(), neg.clone());
     Forward {
         loss,
