@@ -39,6 +39,22 @@ pub fn last_epoch(run: &Value) -> Value {
     history.and_then(|h| h.last()).cloned().unwrap_or_default()
 }
 
+/// A part's row: `fields`, then what every part records of `run` — its training events/s over
+/// all epochs, its last epoch's test AP, stage seconds and training seconds.
+pub fn run_row(fields: Value, run: &Value) -> Value {
+    let last = last_epoch(run);
+    let mut row = fields;
+    for (key, value) in [
+        ("train_events_per_sec", &run["train_events_per_sec"]),
+        ("test_ap", &last["test_ap"]),
+        ("stage_seconds", &last["pipeline"]["stage_seconds"]),
+        ("train_seconds", &last["train_seconds"]),
+    ] {
+        row[key] = value.clone();
+    }
+    row
+}
+
 /// Runs `job` in a child process; returns the JSON object it printed last.
 pub fn spawn(job: &Job) -> Result<Value> {
     let exe = std::env::current_exe().context("locating the bench binary")?;

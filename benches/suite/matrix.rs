@@ -5,7 +5,7 @@ use anyhow::Result;
 use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
-use crate::child::{Job, last_epoch, measured_run, spawn};
+use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
 
 /// The pipeline modes compared: TGL's sequential order, and MSPipe's online plan.
 pub const MODES: [&str; 2] = ["off", "mspipe"];
@@ -51,18 +51,15 @@ fn warm_up(datasets: &[String]) -> Result<()> {
 /// The figures of one run: throughput over all epochs, accuracy of the last epoch.
 fn row(dataset: &str, model: ModelName, mode: &str, run: &Value) -> Value {
     let last = last_epoch(run);
-    json!({
+    let fields = json!({
         "dataset": dataset,
         "model": model,
         "mode": mode,
         "epochs": run["epochs"],
-        "train_events_per_sec": run["train_events_per_sec"],
         "peak_rss_bytes": run["peak_rss_bytes"],
-        "test_ap": last["test_ap"],
         "test_auc": last["test_auc"],
         "mean_staleness": run["pipeline"]["mean_staleness"],
-        "stage_seconds": last["pipeline"]["stage_seconds"],
         "minor_faults_per_batch": last["pipeline"]["minor_faults_per_batch"],
-        "train_seconds": last["train_seconds"],
-    })
+    });
+    run_row(fields, run)
 }

@@ -11,7 +11,7 @@ use mspipe::scheduler::{Mode, Stage, StageTimes, Workers, simulate_on_cores};
 use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
-use crate::child::{Job, last_epoch, measured_run, spawn};
+use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
 use crate::report::{f, mark};
 
 /// Workers × threads per worker, the pipeline mode, and how the batch is shared.
@@ -139,7 +139,7 @@ fn job(model: ModelName, dataset: &str, epochs: usize, seed: u64, setup: Setup) 
 
 fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) -> Value {
     let last = last_epoch(run);
-    json!({
+    let fields = json!({
         "model": model,
         "dataset": dataset,
         "workers": setup.workers,
@@ -148,14 +148,11 @@ fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) ->
         "split_batch": setup.split_batch,
         "seed": seed,
         "git_revision": mspipe::train::run::GIT_REV,
-        "train_events_per_sec": run["train_events_per_sec"],
-        "test_ap": last["test_ap"],
         "mean_staleness": last["pipeline"]["mean_staleness"],
-        "stage_seconds": last["pipeline"]["stage_seconds"],
         "forward_seconds": last["pipeline"]["forward_seconds"],
-        "train_seconds": last["train_seconds"],
         "batches": batches(&last, f(&run["batch_size"])),
-    })
+    });
+    run_row(fields, run)
 }
 
 /// Training batches of an epoch record: its events ÷ the batch size, rounded up.

@@ -10,17 +10,25 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend};
 
 use crate::backend::FusedBackend;
 
-/// Registers each gradient with its parent, for the parents that are tracked. (A macro: the
-/// parents' node type is not nameable outside burn-autodiff.)
-macro_rules! register {
-    ($grads:expr, $parents:expr, [$($g:expr),*]) => {
-        for (parent, g) in $parents.into_iter().zip([$($g),*]) {
-            if let Some(node) = parent {
-                $grads.register::<B>(node.id, g);
-            }
+/// Registers the gradient `$g` with `$parent` when the parent is tracked, evaluating `$g` only
+/// then. (Macros: the parents' node type is not nameable outside burn-autodiff.)
+macro_rules! register_tracked {
+    ($grads:expr, $parent:expr, $g:expr) => {
+        if let Some(node) = $parent {
+            $grads.register::<B>(node.id, $g);
         }
     };
 }
+
+/// Registers each gradient with its parent, for the parents that are tracked.
+macro_rules! register {
+    ($grads:expr, $parents:expr, [$($g:expr),*]) => {
+        for (parent, g) in $parents.into_iter().zip([$($g),*]) {
+            register_tracked!($grads, parent, g);
+        }
+    };
+}
+pub(crate) use {register, register_tracked};
 
 /// A unit struct `$name` whose backward pass hands its recorded inputs (typed `$ty`) and the
 /// output's gradient to `B::$op`, registering the `N` gradients it returns with the parents.

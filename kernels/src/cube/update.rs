@@ -26,6 +26,26 @@ fn time_key<F: Float>(t: F) -> u32 {
     }
 }
 
+/// The node of this unit's entry of `nodes`; a unit past the `count` entries stops here.
+#[cube]
+fn entry_node(nodes: &[i32], count: usize) -> usize {
+    if ABSOLUTE_POS >= count {
+        terminate!();
+    }
+    usize::cast_from(nodes[ABSOLUTE_POS])
+}
+
+/// [`entry_node`], for the entry that is its node's latest (pass 2's winner) only: every other
+/// unit stops here.
+#[cube]
+fn winning_node(nodes: &[i32], latest_position: &[u32], count: usize) -> usize {
+    let u = entry_node(nodes, count);
+    if latest_position[u] != u32::cast_from(ABSOLUTE_POS) + 1 {
+        terminate!();
+    }
+    u
+}
+
 /// Pass 1: per node, the largest time key of its events.
 #[cube(launch_unchecked)]
 fn latest_time_kernel<F: Float>(
@@ -34,10 +54,7 @@ fn latest_time_kernel<F: Float>(
     latest_time: &mut [Atomic<u32>],
     count: usize,
 ) {
-    if ABSOLUTE_POS >= count {
-        terminate!();
-    }
-    let u = usize::cast_from(nodes[ABSOLUTE_POS]);
+    let u = entry_node(nodes, count);
     latest_time[u].fetch_max(time_key::<F>(times[ABSOLUTE_POS]));
 }
 
@@ -50,10 +67,7 @@ fn latest_position_kernel<F: Float>(
     latest_position: &mut [Atomic<u32>],
     count: usize,
 ) {
-    if ABSOLUTE_POS >= count {
-        terminate!();
-    }
-    let u = usize::cast_from(nodes[ABSOLUTE_POS]);
+    let u = entry_node(nodes, count);
     if time_key::<F>(times[ABSOLUTE_POS]) == latest_time[u] {
         latest_position[u].fetch_max(u32::cast_from(ABSOLUTE_POS) + 1);
     }
@@ -72,13 +86,7 @@ fn write_memory_kernel<F: Float>(
     dim: usize,
 ) {
     let p = ABSOLUTE_POS;
-    if p >= count {
-        terminate!();
-    }
-    let u = usize::cast_from(nodes[p]);
-    if latest_position[u] != u32::cast_from(p) + 1 {
-        terminate!();
-    }
+    let u = winning_node(nodes, latest_position, count);
     for e in 0..dim {
         memory[u * dim + e] = rows[p * dim + e];
     }
@@ -100,13 +108,7 @@ fn push_mail_kernel<F: Float>(
     mail_dim: usize,
 ) {
     let p = ABSOLUTE_POS;
-    if p >= count {
-        terminate!();
-    }
-    let u = usize::cast_from(targets[p]);
-    if latest_position[u] != u32::cast_from(p) + 1 {
-        terminate!();
-    }
+    let u = winning_node(targets, latest_position, count);
     let base = u * slots;
     for s in 1..slots {
         for e in 0..mail_dim {

@@ -150,6 +150,28 @@ pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], scale: &[f32], d: Dims)
     out
 }
 
+/// Root `r`'s softmax weights over its slots, every head's, into `p` (`[head·k + j]`); `also`
+/// sees each (head, slot, slot row) as the scores are taken.
+#[inline(always)]
+fn weights(
+    q: &[f32],
+    rows: &Rows<'_>,
+    keep: &[f32],
+    d: Dims,
+    r: usize,
+    p: &mut [f32],
+    mut also: impl FnMut(usize, usize, (&[f32], &[f32])),
+) {
+    for j in 0..d.k {
+        let x = rows.slot(r * d.k + j, d);
+        for head in 0..d.h {
+            p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
+            also(head, j, x);
+        }
+    }
+    p.chunks_exact_mut(d.k).for_each(softmax);
+}
+
 /// Per root, every head in each pass over the slots, so each slot row is read twice (scores,
 /// then sums) whatever the number of heads. `out[head]` holds the block's rows of that head.
 #[multiversion(targets = "simd")]
@@ -168,13 +190,7 @@ fn forward_block(
     for i in 0..out[0].len() / c {
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
-        for j in 0..d.k {
-            let x = rows.slot(r * d.k + j, d);
-            for head in 0..d.h {
-                p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
-            }
-        }
-        p.chunks_exact_mut(d.k).for_each(softmax);
+        weights(q, rows, keep, d, r, &mut p, |_, _, _| {});
         for j in 0..d.k {
             let (xa, xb) = rows.slot(r * d.k + j, d);
             for (head, out) in out.iter_mut().enumerate() {
@@ -274,16 +290,11 @@ fn backward_block(
     for i in 0..dq[0].len() / c {
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
-        for j in 0..d.k {
-            let x = rows.slot(r * d.k + j, d);
-            for head in 0..d.h {
-                p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
-                dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d.ca);
-            }
-        }
+        weights(q, rows, keep, d, r, &mut p, |head, j, x| {
+            dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d.ca);
+        });
         for head in 0..d.h {
-            let (ph, dph) = (&mut p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
-            softmax(ph);
+            let (ph, dph) = (&p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
             s[head] = (0..d.k)
                 .map(|j| ph[j] * keep[j] * scale[d.slot(head, r, j)] * dph[j])
                 .sum();

@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{floats, par_filled, tensor};
-use crate::autodiff::{constant, finish};
+use crate::autodiff::{constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
 #[backend_extension(Flex, Autodiff)]
@@ -287,16 +287,10 @@ impl<B: LinearBackend> Backward<B, 3> for LinearBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (x, w) = ops.state;
         let [node_x, node_w, node_b] = ops.parents;
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::linear_input_grad(w, grad.clone()));
-        }
+        register_tracked!(grads, node_x, B::linear_input_grad(w, grad.clone()));
         if node_w.is_some() || node_b.is_some() {
             let (dw, db) = B::linear_param_grads(x, grad);
-            for (node, g) in [(node_w, dw), (node_b, db)] {
-                if let Some(node) = node {
-                    grads.register::<B>(node.id, g);
-                }
-            }
+            register!(grads, [node_w, node_b], [dw, db]);
         }
     }
 }
@@ -313,13 +307,16 @@ impl<B: LinearBackend> Backward<B, 2> for BatchedProductBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (lhs, rhs) = ops.state;
         let [node_lhs, node_rhs] = ops.parents;
-        if let Some(node) = node_lhs {
-            let d = B::batched_product(grad.clone(), B::float_transpose(rhs));
-            grads.register::<B>(node.id, d);
-        }
-        if let Some(node) = node_rhs {
-            grads.register::<B>(node.id, B::batched_product(B::float_transpose(lhs), grad));
-        }
+        register_tracked!(
+            grads,
+            node_lhs,
+            B::batched_product(grad.clone(), B::float_transpose(rhs))
+        );
+        register_tracked!(
+            grads,
+            node_rhs,
+            B::batched_product(B::float_transpose(lhs), grad)
+        );
     }
 }
 
