@@ -345,6 +345,7 @@ fn run_training(config: &Config, out: &Path, resume: bool) -> Result<Summary> {
         seed: config.train.seed,
         git_revision: GIT_REV.into(),
         command: std::env::args().collect(),
+        threads: rayon::current_num_threads(),
     };
     write_atomic(&out.join("run.json"), &serde_json::to_string_pretty(&meta)?)?;
     if config.model == ModelName::Edgebank {
@@ -656,6 +657,9 @@ struct RunMeta {
     seed: u64,
     git_revision: String,
     command: Vec<String>,
+    /// Threads the run computed on (`train.threads` resolved): the GEMM blocks a product by the
+    /// rows each thread takes, so the last bits can differ at another count.
+    threads: usize,
 }
 
 /// The summary of a run: its best epoch's metrics, speed and pipeline statistics; `time_unit` is

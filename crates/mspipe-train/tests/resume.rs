@@ -293,6 +293,11 @@ fn a_recorded_run_is_reproduced() {
     let out = dir.path().join("run");
     let status = command(&data, &out, "2").status().expect("runs");
     assert!(status.success());
+    // What reproduces it is recorded beside it.
+    let meta = std::fs::read_to_string(out.join("run.json")).expect("run.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("json");
+    assert_eq!(meta["seed"], 7);
+    assert!(meta["threads"].as_u64().is_some_and(|t| t >= 1), "{meta}");
     let got: Vec<(f64, f64, f64)> = metrics(&out)
         .iter()
         .map(|m| {

@@ -203,9 +203,10 @@ fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) ->
 
 /// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`), then adds `bias` `[n]`
 /// to each row. A large product is split by output rows, one single-threaded GEMM per thread
-/// (each adding the bias to its own rows while they are in cache): each output element is the
-/// same dot product in the same order either way, and on the model's shapes this split keeps
-/// both cores busier than the GEMM's own.
+/// (each adding the bias to its own rows while they are in cache); on the model's shapes this
+/// split keeps both cores busier than the GEMM's own. The GEMM blocks its depth by the rows it is
+/// given and the CPU's cache sizes, so the last bits of a product can depend on the thread count
+/// (and on the CPU); with the same ones a run repeats to the bit.
 fn product_into(
     out: &mut [MaybeUninit<f32>],
     [m, k, n]: [usize; 3],
