@@ -11,6 +11,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::exp::exp;
+use super::par_filled;
 
 /// Roots per parallel task.
 const BLOCK: usize = 64;
@@ -257,13 +258,8 @@ thread_local! {
 /// `len` zeros, written by the pool's threads (a serial memset of the step's larger buffers
 /// leaves the other cores idle).
 fn zeroed(len: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(1 << 16)
-        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
-    // SAFETY: every element of the first `len` was written just above.
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: every chunk is filled whole.
+    unsafe { par_filled(len, 1 << 16, |_, c| c.fill(MaybeUninit::new(0.0))) }
 }
 
 /// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
