@@ -134,10 +134,15 @@ impl EmbedHost {
             .map(|h| {
                 width *= sb.k;
                 let edge = features.map(|f| {
-                    let rows = edge_rows(h, f);
                     let rows = match roots {
-                        None => rows,
-                        Some(r) => blocks(&rows, r, width * f.dim()),
+                        None => edge_rows(h, f, 0..h.eid.len()),
+                        Some(r) => {
+                            let slots = r.iter().flat_map(|&r| {
+                                let first = r as usize * width;
+                                first..first + width
+                            });
+                            edge_rows(h, f, slots)
+                        }
                     };
                     (rows, f.dim())
                 });
@@ -187,12 +192,12 @@ impl EmbedHost {
     }
 }
 
-/// The edge-feature rows of every slot of `hop` (zeros for padding).
-fn edge_rows(hop: &Hop, features: &Features) -> Vec<f32> {
+/// The edge-feature rows of `slots` of `hop`, in order (zeros for padding).
+fn edge_rows(hop: &Hop, features: &Features, slots: impl Iterator<Item = usize>) -> Vec<f32> {
     let mut rows = Vec::with_capacity(hop.eid.len() * features.dim());
-    for (slot, &e) in hop.eid.iter().enumerate() {
+    for slot in slots {
         if hop.mask[slot] {
-            rows.extend_from_slice(features.row(e as usize));
+            rows.extend_from_slice(features.row(hop.eid[slot] as usize));
         } else {
             rows.extend(std::iter::repeat_n(0.0, features.dim()));
         }
