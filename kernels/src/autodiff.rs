@@ -57,7 +57,7 @@ macro_rules! backward {
 
 // Δt is data: gradients flow to `w` and `b` only.
 backward!(TimeEncodingBackward, 2: time_encoding_backward(
-    dt: FloatTensor, w: FloatTensor, b: FloatTensor
+    dt: FloatTensor, sine: FloatTensor
 ) -> (dw, db));
 backward!(GruBackward, 3: gru_gates_backward(
     gi: FloatTensor, gh: FloatTensor, h: FloatTensor
@@ -95,12 +95,22 @@ crate::backend::fused_backend! {
         let prep = TimeEncodingBackward.prepare::<C>([w.node(), b.node()]);
         let prep = prep.compute_bound().stateful();
         let [w, b] = [w, b].map(|t| t.into_primitive());
-        let out = B::time_encoding(dt.clone(), w.clone(), b.clone());
-        finish(prep, (dt, w, b), out)
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (out, sine) = B::time_encoding_with_sine(dt.clone(), w, b);
+                prep.finish((dt, sine), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::time_encoding(dt, w, b)),
+        }
     }
-    time_encoding_backward(dt, w, b, grad) {
-        let [dt, w, b, grad] = [dt, w, b, grad].map(|t| t.into_primitive());
-        let (dw, db) = B::time_encoding_backward(dt, w, b, grad);
+    time_encoding_with_sine(dt, w, b) {
+        let [dt, w, b] = [dt, w, b].map(|t| t.into_primitive());
+        let (cos, sin) = B::time_encoding_with_sine(dt, w, b);
+        (constant::<B, C>(cos), constant::<B, C>(sin))
+    }
+    time_encoding_backward(dt, sine, grad) {
+        let [dt, sine, grad] = [dt, sine, grad].map(|t| t.into_primitive());
+        let (dw, db) = B::time_encoding_backward(dt, sine, grad);
         (constant::<B, C>(dw), constant::<B, C>(db))
     }
     gru_gates(gi, gh, h) {

@@ -26,12 +26,21 @@ pub trait FusedBackend: Backend {
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// Gradients of [`FusedBackend::time_encoding`] for `w` and `b` given the output's.
-    #[fusion(meta = |_dt, w, b, _grad| (w.clone(), b.clone()))]
-    fn time_encoding_backward(
+    /// [`FusedBackend::time_encoding`] and sin(Δt·w + b), both `[n, T]`: the forward of an
+    /// encoding whose gradients are wanted, the sine kept for the backward.
+    #[fusion(meta = |dt, w, _b| (fusion_meta::outer_of(dt, w), fusion_meta::outer_of(dt, w)))]
+    fn time_encoding_with_sine(
         dt: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of [`FusedBackend::time_encoding`] for `w` and `b` (`[T]` each) given the
+    /// output's and the sine [`FusedBackend::time_encoding_with_sine`] kept.
+    #[fusion(meta = |_dt, sine, _grad| (fusion_meta::columns(sine), fusion_meta::columns(sine)))]
+    fn time_encoding_backward(
+        dt: FloatTensor<Self>,
+        sine: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
@@ -86,9 +95,8 @@ macro_rules! fused_backend {
     (
         impl[$($generics:tt)*] for $backend:ty;
         time_encoding($dt:ident, $w:ident, $b:ident) $time:block
-        time_encoding_backward(
-            $dt_:ident, $w_:ident, $b_:ident, $grad_:ident
-        ) $time_backward:block
+        time_encoding_with_sine($dt__:ident, $w__:ident, $b__:ident) $time_sine:block
+        time_encoding_backward($dt_:ident, $sine:ident, $grad_:ident) $time_backward:block
         gru_gates($gi:ident, $gh:ident, $h:ident) $gru:block
         gru_gates_backward($gi_:ident, $gh_:ident, $h_:ident, $grad__:ident) $gru_backward:block
         gathered_attention(
@@ -105,8 +113,13 @@ macro_rules! fused_backend {
         impl<$($generics)*> $crate::backend::FusedBackend for $backend {
             fn time_encoding($dt: F<Self>, $w: F<Self>, $b: F<Self>) -> F<Self> $time
 
+            fn time_encoding_with_sine(
+                $dt__: F<Self>, $w__: F<Self>, $b__: F<Self>,
+            ) -> (F<Self>, F<Self>)
+                $time_sine
+
             fn time_encoding_backward(
-                $dt_: F<Self>, $w_: F<Self>, $b_: F<Self>, $grad_: F<Self>,
+                $dt_: F<Self>, $sine: F<Self>, $grad_: F<Self>,
             ) -> (F<Self>, F<Self>)
                 $time_backward
 
@@ -136,11 +149,22 @@ pub(crate) use fused_backend;
 /// Output shapes of the fused operations for their fusion registration, from the inputs' specs.
 #[cfg(feature = "cube")]
 mod fusion_meta {
+    use burn::backend::fusion::custom::TensorSpec;
     use burn::tensor::Shape;
 
     /// `[n]`, `[T]` → `[n, T]`.
     pub fn outer(dt: &Shape, w: &Shape) -> Shape {
         Shape::new([dt[0], w[0]])
+    }
+
+    /// `[n]`, `[T]` → `[n, T]` of `w`'s type.
+    pub fn outer_of(dt: &TensorSpec, w: &TensorSpec) -> TensorSpec {
+        TensorSpec::new(outer(&dt.shape, &w.shape), w.dtype)
+    }
+
+    /// `[n, T]` → `[T]`.
+    pub fn columns(x: &TensorSpec) -> TensorSpec {
+        TensorSpec::new(Shape::new([x.shape[1]]), x.dtype)
     }
 }
 

@@ -113,6 +113,21 @@ fn time_encoding_gradients_match_exact_sums() {
     }
 }
 
+/// A tracked encoding (whose forward also keeps the sine for its backward) has the untracked
+/// one's values to the bit: training and evaluation encode alike.
+#[test]
+fn tracked_encoding_matches_untracked_to_the_bit() {
+    let device = Device::flex().autodiff();
+    let (dt, w, b) = time_case(1_000, 100, &device);
+    let bits = |x: Tensor<2>| -> Vec<u32> {
+        let values = x.into_data().try_to_vec::<f32>().expect("f32");
+        values.iter().map(|v| v.to_bits()).collect()
+    };
+    let plain = bits(time_encoding(dt.clone(), w.clone(), b.clone()));
+    let tracked = bits(time_encoding(dt, w.require_grad(), b.require_grad()));
+    assert_eq!(plain, tracked);
+}
+
 /// The fixed encoding: untracked parameters get no gradient and no backward runs.
 #[test]
 fn untracked_parameters_get_no_gradient() {

@@ -83,7 +83,8 @@ impl<B: MemoryBackend + FusedBackend> Backward<B, 2> for FetchBackward {
             B::float_select(mail_valid, 0, nodes),
         );
         let dt = B::float_reshape(dt, Shape::new([count * slots]));
-        let (dw, db) = B::time_encoding_backward(dt, w, b, g);
+        let (_, sine) = B::time_encoding_with_sine(dt.clone(), w, b);
+        let (dw, db) = B::time_encoding_backward(dt, sine, g);
         let [w_node, b_node] = ops.parents;
         for (node, g) in [(w_node, dw), (b_node, db)] {
             if let Some(node) = node {

@@ -141,7 +141,8 @@ fn fetched(
 crate::backend::fused_backend! {
     impl[] for CubeBackend;
     time_encoding(dt, w, b) { time_encoding::forward(dt, w, b) }
-    time_encoding_backward(dt, w, b, grad) { time_encoding::backward(dt, w, b, grad) }
+    time_encoding_with_sine(dt, w, b) { time_encoding::forward_with_sine(dt, w, b) }
+    time_encoding_backward(dt, sine, grad) { time_encoding::backward(dt, sine, grad) }
     gru_gates(gi, gh, h) { gru::forward(gi, gh, h) }
     gru_gates_backward(gi, gh, h, grad) { gru::backward(gi, gh, h, grad) }
     gathered_attention(q, a, ia, b, ib, keep, scale) {

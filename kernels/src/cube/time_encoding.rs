@@ -1,11 +1,13 @@
-//! φ(Δt) = cos(Δt·w + b): forward one unit per output element; backward one unit per (column,
-//! block of rows) writing that block's partial column sums for `w` and `b`, which are then added
-//! over blocks in order (deterministic: no atomics). Composed from burn ops this took four
-//! elementwise passes and two reductions over `[n, T]` and was slower than autodiff's own backward.
+//! φ(Δt) = cos(Δt·w + b): forward one unit per output element (a tracked encoding also writes
+//! sin(Δt·w + b) for its backward); backward one unit per (column, block of rows) writing that
+//! block's partial column sums for `w` and `b`, which are then added over blocks in order
+//! (deterministic: no atomics). Composed from burn ops this took four elementwise passes and two
+//! reductions over `[n, T]` and was slower than autodiff's own backward.
 
 use burn::backend::ops::FloatTensorOps;
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
+use burn_cubecl::ops::numeric::full_client;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -24,13 +26,32 @@ fn forward_kernel<F: Float>(dt: &[F], w: &[F], b: &[F], out: &mut [F], units: us
     out[i] = F::cos(dt[i / t] * w[col] + b[col]);
 }
 
-/// Unit `i` = (block `i / t`, column `i % t`): Σ over the block's rows of −sin(Δt·w + b)·g·Δt and
-/// −sin(Δt·w + b)·g.
 #[cube(launch_unchecked)]
-fn backward_kernel<F: Float>(
+fn forward_with_sine_kernel<F: Float>(
     dt: &[F],
     w: &[F],
     b: &[F],
+    cos: &mut [F],
+    sin: &mut [F],
+    units: usize,
+    t: usize,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= units {
+        terminate!();
+    }
+    let col = i % t;
+    let x = dt[i / t] * w[col] + b[col];
+    cos[i] = F::cos(x);
+    sin[i] = F::sin(x);
+}
+
+/// Unit `i` = (block `i / t`, column `i % t`): Σ over the block's rows of −sin(Δt·w + b)·g·Δt and
+/// −sin(Δt·w + b)·g, the sines as the forward kept them.
+#[cube(launch_unchecked)]
+fn backward_kernel<F: Float>(
+    dt: &[F],
+    sine: &[F],
     grad: &[F],
     dw: &mut [F],
     db: &mut [F],
@@ -49,12 +70,11 @@ fn backward_kernel<F: Float>(
     if end > n {
         end = n;
     }
-    let (wc, bc) = (w[col], b[col]);
     let mut sw = F::new(0.0);
     let mut sb = F::new(0.0);
     for row in start..end {
         let x = dt[row];
-        let d = -F::sin(x * wc + bc) * grad[row * t + col];
+        let d = -sine[row * t + col] * grad[row * t + col];
         sw += d * x;
         sb += d;
     }
@@ -80,29 +100,43 @@ pub fn forward(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> CubeTensor {
     out
 }
 
-/// Gradients for `w` and `b`: ∂/∂w = Σ −sin(Δt·w + b)·g·Δt, ∂/∂b = Σ −sin(Δt·w + b)·g.
-pub fn backward(
-    dt: CubeTensor,
-    w: CubeTensor,
-    b: CubeTensor,
-    grad: CubeTensor,
-) -> (CubeTensor, CubeTensor) {
+/// [`forward`] and sin(Δt·w + b), both `[n, T]`.
+pub fn forward_with_sine(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> (CubeTensor, CubeTensor) {
     let (n, t) = dims(&dt, &w);
-    let (dt, w, b, grad) = (floats(dt), floats(w), floats(b), floats(grad));
+    let (dt, w, b) = (floats(dt), floats(w), floats(b));
+    let (cos, sin) = (output(&w, [n, t]), output(&w, [n, t]));
+    let (client, units) = (w.client.clone(), n * t);
+    // SAFETY: as in `forward`.
+    unsafe {
+        launch!(
+            forward_with_sine_kernel on client, units;
+            [dt, w, b, cos.clone(), sin.clone()],
+            units, t
+        );
+    }
+    (cos, sin)
+}
+
+/// Gradients for `w` and `b` from the kept sines: ∂/∂w = Σ −sin(Δt·w + b)·g·Δt,
+/// ∂/∂b = Σ −sin(Δt·w + b)·g.
+pub fn backward(dt: CubeTensor, sine: CubeTensor, grad: CubeTensor) -> (CubeTensor, CubeTensor) {
+    let (n, t) = (dt.meta.shape()[0], sine.meta.shape()[1]);
+    let (dt, sine, grad) = (floats(dt), floats(sine), floats(grad));
     let blocks = n.div_ceil(BLOCK);
     let units = blocks * t;
     if units == 0 {
-        let zeros = |x| CubeBackend::float_mul_scalar(x, 0.0.into());
-        return (zeros(w.clone()), zeros(w));
+        let zeros =
+            || full_client::<f32>(sine.client.clone(), [t].into(), sine.device.clone(), 0.0);
+        return (zeros(), zeros());
     }
-    let dw = output(&w, [blocks, t]);
-    let db = output(&w, [blocks, t]);
-    let client = w.client.clone();
+    let dw = output(&sine, [blocks, t]);
+    let db = output(&sine, [blocks, t]);
+    let client = sine.client.clone();
     // SAFETY: as in `forward`; each unit writes only its own partial sums.
     unsafe {
         launch!(
             backward_kernel on client, units;
-            [dt, w, b, grad, dw.clone(), db.clone()],
+            [dt, sine, grad, dw.clone(), db.clone()],
             units, n, t, BLOCK
         );
     }

@@ -86,10 +86,15 @@ crate::backend::fused_backend! {
         let (n, t) = (dt.shape()[0], w.shape()[0]);
         tensor(time_encoding::forward(&floats(&dt), &floats(&w), &floats(&b)), [n, t])
     }
-    time_encoding_backward(dt, w, b, grad) {
-        let t = w.shape()[0];
-        let [dt, w, b, grad] = [&dt, &w, &b, &grad].map(floats);
-        let (dw, db) = time_encoding::backward(&dt, &w, &b, &grad);
+    time_encoding_with_sine(dt, w, b) {
+        let (n, t) = (dt.shape()[0], w.shape()[0]);
+        let (cos, sin) = time_encoding::forward_with_sine(&floats(&dt), &floats(&w), &floats(&b));
+        (tensor(cos, [n, t]), tensor(sin, [n, t]))
+    }
+    time_encoding_backward(dt, sine, grad) {
+        let t = sine.shape()[1];
+        let [dt, sine, grad] = [&dt, &sine, &grad].map(floats);
+        let (dw, db) = time_encoding::backward(&dt, &sine, &grad, t);
         (tensor(dw, [t]), tensor(db, [t]))
     }
     gru_gates(gi, gh, h) {

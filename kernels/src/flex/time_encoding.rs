@@ -1,7 +1,8 @@
-//! φ(Δt) = cos(Δt·w + b) on host slices: one pass forward, one pass backward (−sin, the products
-//! with the incoming gradient and the column sums for `w` and `b` together), rows in parallel.
-//! Column sums are taken per fixed block of rows and the blocks added in order, so the result
-//! does not depend on the thread count.
+//! φ(Δt) = cos(Δt·w + b) on host slices, rows in parallel. A tracked encoding also keeps
+//! sin(Δt·w + b), which its forward gets almost free (the two share the argument reduction and
+//! both polynomials are evaluated for every quadrant anyway): the backward is then products and
+//! column sums, not a second pass of trigonometry. Column sums are taken per fixed block of rows
+//! and the blocks added in order, so the result does not depend on the thread count.
 
 use std::mem::MaybeUninit;
 
@@ -33,17 +34,57 @@ fn encode(dt: &[f32], w: &[f32], b: &[f32], out: &mut [MaybeUninit<f32>]) {
     }
 }
 
-/// Gradients for `w` and `b` given the output's (`[n, T]`).
-pub fn backward(dt: &[f32], w: &[f32], b: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// [`forward`] and sin(Δt·w + b), both `[n, T]`.
+pub fn forward_with_sine(dt: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let len = dt.len() * w.len();
+    let (mut cos, mut sin) = (Vec::with_capacity(len), Vec::with_capacity(len));
+    if len > 0 {
+        let rows = BLOCK * w.len();
+        cos.spare_capacity_mut()[..len]
+            .par_chunks_mut(rows)
+            .zip(sin.spare_capacity_mut()[..len].par_chunks_mut(rows))
+            .zip(dt.par_chunks(BLOCK))
+            .for_each(|((cos, sin), dt)| encode_with_sine(dt, w, b, cos, sin));
+    }
+    // SAFETY: the chunks cover the first `len` elements of each, and `encode_with_sine` writes
+    // every element of its block's rows (`dt` is chunked by the same rows).
+    unsafe {
+        cos.set_len(len);
+        sin.set_len(len);
+    }
+    (cos, sin)
+}
+
+#[multiversion(targets = "simd")]
+fn encode_with_sine(
+    dt: &[f32],
+    w: &[f32],
+    b: &[f32],
+    cos: &mut [MaybeUninit<f32>],
+    sin: &mut [MaybeUninit<f32>],
+) {
     let t = w.len();
+    for ((cos, sin), &x) in cos.chunks_exact_mut(t).zip(sin.chunks_exact_mut(t)).zip(dt) {
+        for (((c, s), &w), &b) in cos.iter_mut().zip(sin.iter_mut()).zip(w).zip(b) {
+            let (cx, sx) = trig::cos_sin(x * w + b);
+            c.write(cx);
+            s.write(sx);
+        }
+    }
+}
+
+/// Gradients for `w` and `b` (`[T]` each) given the output's `grad` and the sine
+/// [`forward_with_sine`] kept (`[n, T]` each).
+pub fn backward(dt: &[f32], sine: &[f32], grad: &[f32], t: usize) -> (Vec<f32>, Vec<f32>) {
     let partials: Vec<(Vec<f32>, Vec<f32>)> = if t == 0 {
         Vec::new()
     } else {
         grad.par_chunks(BLOCK * t)
+            .zip(sine.par_chunks(BLOCK * t))
             .zip(dt.par_chunks(BLOCK))
-            .map(|(grad, dt)| {
+            .map(|((grad, sine), dt)| {
                 let (mut dw, mut db) = (vec![0.0; t], vec![0.0; t]);
-                accumulate(dt, w, b, grad, &mut dw, &mut db);
+                accumulate(dt, sine, grad, &mut dw, &mut db);
                 (dw, db)
             })
             .collect()
@@ -58,12 +99,11 @@ pub fn backward(dt: &[f32], w: &[f32], b: &[f32], grad: &[f32]) -> (Vec<f32>, Ve
 
 /// Adds this block's ∂/∂w = Σ −sin(Δt·w + b)·g·Δt and ∂/∂b = Σ −sin(Δt·w + b)·g to `dw`, `db`.
 #[multiversion(targets = "simd")]
-fn accumulate(dt: &[f32], w: &[f32], b: &[f32], grad: &[f32], dw: &mut [f32], db: &mut [f32]) {
-    for (g, &x) in grad.chunks_exact(w.len()).zip(dt) {
-        for ((((g, &w), &b), dw), db) in
-            g.iter().zip(w).zip(b).zip(dw.iter_mut()).zip(db.iter_mut())
-        {
-            let d = -trig::sin(x * w + b) * g;
+fn accumulate(dt: &[f32], sine: &[f32], grad: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    let t = dw.len();
+    for ((g, s), &x) in grad.chunks_exact(t).zip(sine.chunks_exact(t)).zip(dt) {
+        for (((g, &s), dw), db) in g.iter().zip(s).zip(dw.iter_mut()).zip(db.iter_mut()) {
+            let d = -s * g;
             *dw += d * x;
             *db += d;
         }
