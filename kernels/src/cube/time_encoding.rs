@@ -16,25 +16,16 @@ use super::launch::{floats, launch, output};
 /// Rows per partial column sum in the backward.
 const BLOCK: usize = 64;
 
+/// cos(Δt·w + b), or its sine where `sine`.
 #[cube(launch_unchecked)]
-fn forward_kernel<F: Float>(dt: &[F], w: &[F], b: &[F], out: &mut [F], units: usize, t: usize) {
-    let i = ABSOLUTE_POS;
-    if i >= units {
-        terminate!();
-    }
-    let col = i % t;
-    out[i] = F::cos(dt[i / t] * w[col] + b[col]);
-}
-
-#[cube(launch_unchecked)]
-fn forward_with_sine_kernel<F: Float>(
+fn encode_kernel<F: Float>(
     dt: &[F],
     w: &[F],
     b: &[F],
-    cos: &mut [F],
-    sin: &mut [F],
+    out: &mut [F],
     units: usize,
     t: usize,
+    #[comptime] sine: bool,
 ) {
     let i = ABSOLUTE_POS;
     if i >= units {
@@ -42,8 +33,7 @@ fn forward_with_sine_kernel<F: Float>(
     }
     let col = i % t;
     let x = dt[i / t] * w[col] + b[col];
-    cos[i] = F::cos(x);
-    sin[i] = F::sin(x);
+    out[i] = if sine { F::sin(x) } else { F::cos(x) };
 }
 
 /// Unit `i` = (block `i / t`, column `i % t`): Σ over the block's rows of −sin(Δt·w + b)·g·Δt and
@@ -86,35 +76,29 @@ fn dims(dt: &CubeTensor, w: &CubeTensor) -> (usize, usize) {
     (dt.meta.shape()[0], w.meta.shape()[0])
 }
 
-/// `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.
-pub fn forward(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> CubeTensor {
-    let (n, t) = dims(&dt, &w);
-    let (dt, w, b) = (floats(dt), floats(w), floats(b));
+/// `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`: the cosines, or the sines where `sine`.
+fn encode(dt: &CubeTensor, w: &CubeTensor, b: &CubeTensor, sine: bool) -> CubeTensor {
+    let (n, t) = dims(dt, w);
+    let (dt, w, b) = (floats(dt.clone()), floats(w.clone()), floats(b.clone()));
     let out = output(&w, [n, t]);
     let (client, units) = (w.client.clone(), n * t);
     // SAFETY: contiguous f32 buffers of the shapes the indexing assumes; `units` guards every
     // access.
     unsafe {
-        launch!(forward_kernel on client, units; [dt, w, b, out.clone()], units, t);
+        launch!(encode_kernel on client, units; [dt, w, b, out.clone()], units, t, sine);
     }
     out
 }
 
-/// [`forward`] and sin(Δt·w + b), both `[n, T]`.
+/// `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`.
+pub fn forward(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> CubeTensor {
+    encode(&dt, &w, &b, false)
+}
+
+/// [`forward`] and sin(Δt·w + b), both `[n, T]`: two launches of one kernel, each reading the
+/// small inputs and writing its own output.
 pub fn forward_with_sine(dt: CubeTensor, w: CubeTensor, b: CubeTensor) -> (CubeTensor, CubeTensor) {
-    let (n, t) = dims(&dt, &w);
-    let (dt, w, b) = (floats(dt), floats(w), floats(b));
-    let (cos, sin) = (output(&w, [n, t]), output(&w, [n, t]));
-    let (client, units) = (w.client.clone(), n * t);
-    // SAFETY: as in `forward`.
-    unsafe {
-        launch!(
-            forward_with_sine_kernel on client, units;
-            [dt, w, b, cos.clone(), sin.clone()],
-            units, t
-        );
-    }
-    (cos, sin)
+    (encode(&dt, &w, &b, false), encode(&dt, &w, &b, true))
 }
 
 /// Gradients for `w` and `b` from the kept sines: ∂/∂w = Σ −sin(Δt·w + b)·g·Δt,
