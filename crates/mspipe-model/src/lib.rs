@@ -3,6 +3,7 @@
 mod decoder;
 pub mod draws;
 pub mod embedding;
+mod heads;
 mod input;
 pub mod linear;
 pub mod memory;
@@ -11,6 +12,7 @@ pub mod tensors;
 mod time_encoding;
 
 pub use decoder::{LinkPredictor, LinkPredictorConfig, NodeClassifier, NodeClassifierConfig};
+pub use heads::AttentionHeadsConfig;
 pub use input::{EmbedInput, HopInput, HostHop, MemoryInput, SlotTimes};
 pub use model::{
     Delivery, EmbeddingKind, MailAges, MailClock, MemoryModel, MemoryModelConfig, MessageKind,

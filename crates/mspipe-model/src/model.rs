@@ -11,7 +11,9 @@ use crate::embedding::{TimeProjection, TimeProjectionConfig};
 use crate::input::{EmbedInput, MemoryInput};
 use crate::linear;
 use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
-use crate::{LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig};
+use crate::{
+    AttentionHeadsConfig, LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig,
+};
 
 /// Which memory updater (`gru`, `rnn` or `transformer` in a config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, burn::serde::Serialize, burn::serde::Deserialize)]
@@ -114,9 +116,9 @@ pub struct MemoryModelConfig {
     /// Attention layers (= sampling hops).
     #[config(default = 1)]
     pub layers: usize,
-    /// Attention heads (in the embedding and APAN's updater).
-    #[config(default = 2)]
-    pub heads: usize,
+    /// Heads and dropout of the attention layers (the embedding's and APAN's updater's).
+    #[config(default = "AttentionHeadsConfig::new()")]
+    pub attention: AttentionHeadsConfig,
     /// Neighbours sampled per hop.
     #[config(default = 10)]
     pub neighbors: usize,
@@ -130,15 +132,6 @@ pub struct MemoryModelConfig {
     /// ([`TimeEncodingConfig::span`]), in the unit Δt is given in.
     #[config(default = 1e9)]
     pub time_span: f64,
-    /// Dropout on the attention layers' outputs and merge hidden units while training (TGL's
-    /// `dropout`).
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Dropout on the attention weights while training (TGL's `att_dropout`). Off by default:
-    /// TGN's 0.1 there dropped a stream of yearly snapshots, whose batches learn from neighbours
-    /// at their own timestamp, below EdgeBank (`benches/report/below-chance.md`).
-    #[config(default = 0.0)]
-    pub att_dropout: f64,
 }
 
 impl MemoryModelConfig {
@@ -194,9 +187,7 @@ impl MemoryModelConfig {
             UpdaterKind::Rnn => MemoryUpdater::Rnn(RnnCellConfig::new(updater_in, d).init(device)),
             UpdaterKind::Transformer => MemoryUpdater::Transformer(
                 MailboxAttentionConfig::new(updater_in, d)
-                    .with_heads(self.heads)
-                    .with_dropout(self.dropout)
-                    .with_att_dropout(self.att_dropout)
+                    .with_attention(self.attention.clone())
                     .init(device),
             ),
         };
@@ -210,9 +201,7 @@ impl MemoryModelConfig {
                         self.time_dim,
                         self.embed_dim,
                     )
-                    .with_heads(self.heads)
-                    .with_dropout(self.dropout)
-                    .with_att_dropout(self.att_dropout)
+                    .with_attention(self.attention.clone())
                     .init(device)
                 })
                 .collect(),

@@ -8,7 +8,7 @@ use burn::tensor::Tolerance;
 use mspipe_kernels::runtime::test_device;
 use mspipe_model::memory::{Gathered, MemoryStore};
 use mspipe_model::tensors::{floats, indices};
-use mspipe_model::{EmbedInput, HopInput, MemoryInput, MemoryModelConfig};
+use mspipe_model::{AttentionHeadsConfig, EmbedInput, HopInput, MemoryInput, MemoryModelConfig};
 
 /// Scores of roots (0, 2) against (1, 3), and the gradient of their sum for the memories.
 fn scores_and_memory_grad(
@@ -55,8 +55,7 @@ fn flex_and_fused_wgpu_agree() {
             .with_embed_dim(8)
             .with_neighbors(2)
             // Each device draws its own dropout masks: compare the deterministic model.
-            .with_dropout(0.0)
-            .with_att_dropout(0.0);
+            .with_attention(AttentionHeadsConfig::new().with_dropout(0.0));
         let mut store = MemoryStore::new(4, 8, config.mail_dim(), config.mailbox);
         let mail: Vec<f32> = (0..config.mail_dim())
             .map(|i| i as f32 / 10.0 - 0.3)

@@ -181,14 +181,16 @@ fn attention_dropout_acts_in_training_only() {
 }
 
 fn dropout_acts_in_training_only(dropout: f64, att_dropout: f64) {
-    use mspipe_model::TimeEncodingConfig;
     use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
+    use mspipe_model::{AttentionHeadsConfig, TimeEncodingConfig};
     let dev = Device::flex().autodiff();
     let (r, k, d) = (4, 3, 8);
     dev.seed(1);
-    let layer = TemporalAttentionConfig::new(d, 0, 4, d)
+    let heads = AttentionHeadsConfig::new()
         .with_dropout(dropout)
-        .with_att_dropout(att_dropout)
+        .with_att_dropout(att_dropout);
+    let layer = TemporalAttentionConfig::new(d, 0, 4, d)
+        .with_attention(heads)
         .init(&dev);
     let te = TimeEncodingConfig::new(4).init(&dev);
     let values = |n: usize| {

@@ -13,7 +13,10 @@ use mspipe_model::memory::{
     GruCellConfig, MailboxAttention, MailboxAttentionConfig, RnnCellConfig,
 };
 use mspipe_model::tensors::{bools, floats, to_vec};
-use mspipe_model::{EmbedInput, MemoryModelConfig, SlotTimes, TimeEncoding, TimeEncodingConfig};
+use mspipe_model::{
+    AttentionHeadsConfig, EmbedInput, MemoryModelConfig, SlotTimes, TimeEncoding,
+    TimeEncodingConfig,
+};
 
 fn device() -> Device {
     Device::flex()
@@ -236,7 +239,7 @@ fn temporal_attention_matches_reference_and_ignores_padding() {
     for (heads, k) in [(1, 1), (2, 4), (4, 3)] {
         let (r, input, edge, time, out) = (3, 6, 2, 4, 8);
         let layer = TemporalAttentionConfig::new(input, edge, time, out)
-            .with_heads(heads)
+            .with_attention(AttentionHeadsConfig::new().with_heads(heads))
             .init(&dev);
         let te = TimeEncodingConfig::new(time).init(&dev);
         let root = values(r * input, 10);
@@ -320,7 +323,7 @@ fn mailbox_attention_matches_tgl_transformer_updater() {
     let dev = device();
     let (n, m, input, hidden, heads) = (3, 4, 5, 6, 2);
     let mut att = MailboxAttentionConfig::new(input, hidden)
-        .with_heads(heads)
+        .with_attention(AttentionHeadsConfig::new().with_heads(heads))
         .init(&dev);
     randomize(&mut att.norm, hidden, 30);
     let h = values(n * hidden, 31);
@@ -408,8 +411,11 @@ fn mailbox_attention_gradients_match_keys_and_values_formed() {
     let dev = device().autodiff();
     let (n, m, input, hidden, heads) = (4, 3, 5, 6, 2);
     let att = MailboxAttentionConfig::new(input, hidden)
-        .with_heads(heads)
-        .with_dropout(0.0)
+        .with_attention(
+            AttentionHeadsConfig::new()
+                .with_heads(heads)
+                .with_dropout(0.0),
+        )
         .init(&dev);
     let mask: Vec<bool> = (0..n * m).map(|s| s % 5 != 1 && s / m != 3).collect();
     let mask = bools(&mask, [n, m], &dev);

@@ -101,7 +101,7 @@ pub struct GnnConfig {
     /// `dropout`; off in evaluation).
     pub dropout: f64,
     /// Dropout probability on the attention weights while training (TGL's `att_dropout`; off in
-    /// evaluation). 0 by default, see `mspipe_model::MemoryModelConfig::att_dropout`.
+    /// evaluation). 0 by default, see `mspipe_model::AttentionHeadsConfig::att_dropout`.
     pub att_dropout: f64,
     /// `per_event` (TGN's: every event's nodes at its time) or `per_node` (PyG's TGN: each node
     /// once per batch, at the batch's first event time).

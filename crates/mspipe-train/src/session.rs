@@ -11,7 +11,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use mspipe_data::{EventStream, Split};
 use mspipe_model::tensors::to_vec;
-use mspipe_model::{MemoryModel, MemoryModelConfig};
+use mspipe_model::{AttentionHeadsConfig, MemoryModel, MemoryModelConfig};
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
 use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
 
@@ -228,9 +228,12 @@ pub(crate) fn model_config(c: &Config, edge_dim: usize) -> MemoryModelConfig {
         .with_embed_dim(c.gnn.dim)
         .with_mailbox(c.memory.mailbox)
         .with_layers(c.sampling.layers)
-        .with_heads(c.gnn.heads)
-        .with_dropout(c.gnn.dropout)
-        .with_att_dropout(c.gnn.att_dropout)
+        .with_attention(
+            AttentionHeadsConfig::new()
+                .with_heads(c.gnn.heads)
+                .with_dropout(c.gnn.dropout)
+                .with_att_dropout(c.gnn.att_dropout),
+        )
         .with_neighbors(c.sampling.neighbors)
         .with_combine(c.memory.combine)
         .with_message(c.memory.message)

@@ -6,15 +6,15 @@
 //! `torch.nn.MultiheadAttention`) and `dropout` on the attention output and the merge layer's
 //! hidden units.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use mspipe_kernels::{GatheredAttention, batched_matmul};
 
-use crate::TimeEncoding;
 use crate::draws::dropout;
 use crate::input::SlotTimes;
 use crate::linear::{self, bias, per_head};
+use crate::{AttentionHeadsConfig, TimeEncoding};
 
 /// Configuration of a [`TemporalAttention`] layer.
 #[derive(Config, Debug)]
@@ -27,18 +27,9 @@ pub struct TemporalAttentionConfig {
     pub time: usize,
     /// Output width.
     pub output: usize,
-    /// Heads (must divide `output`).
-    #[config(default = 2)]
-    pub heads: usize,
-    /// Dropout probability on the attention output and the merge layer's hidden units while
-    /// training (TGL's `dropout`).
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Dropout probability on each head's attention weights while training (TGL's `att_dropout`,
-    /// where TGN's `dropout` acts): a dropped neighbour still counts in the softmax's
-    /// denominator. Off by default: see [`crate::MemoryModelConfig::att_dropout`].
-    #[config(default = 0.0)]
-    pub att_dropout: f64,
+    /// Heads (must divide `output`) and dropout.
+    #[config(default = "AttentionHeadsConfig::new()")]
+    pub attention: AttentionHeadsConfig,
 }
 
 /// A temporal attention layer.
@@ -95,8 +86,10 @@ impl TemporalAttentionConfig {
     /// Builds the layer on `device`.
     ///
     /// # Panics
-    /// If `dropout` or `att_dropout` is not in `[0, 1)`.
+    /// If the heads do not divide `output`, or a dropout is not in `[0, 1)`.
     pub fn init(&self, device: &Device) -> TemporalAttention {
+        self.attention.assert_divides(self.output);
+        let (dropout, att_dropout) = self.attention.dropouts();
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         let kv_in = self.input + self.edge + self.time;
         TemporalAttention {
@@ -105,9 +98,9 @@ impl TemporalAttentionConfig {
             value: lin(kv_in, self.output),
             merge_hidden: lin(self.output + self.input, self.output),
             merge_out: lin(self.output, self.output),
-            heads: self.heads,
-            dropout: DropoutConfig::new(self.dropout).init(),
-            att_dropout: DropoutConfig::new(self.att_dropout).init(),
+            heads: self.attention.heads,
+            dropout,
+            att_dropout,
         }
     }
 }

@@ -7,10 +7,11 @@
 //! attends over them too (zero mails, whose age is the time since 0), which makes a node's
 //! memory depend on how many slots are still empty.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, softmax};
 
+use crate::AttentionHeadsConfig;
 use crate::draws::dropout;
 use crate::linear::{self, bias, per_head};
 
@@ -21,15 +22,9 @@ pub struct MailboxAttentionConfig {
     pub input: usize,
     /// Memory width.
     pub hidden: usize,
-    /// Attention heads (must divide `hidden`).
-    #[config(default = 2)]
-    pub heads: usize,
-    /// Dropout on the output layer while training (TGL's `dropout`).
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Dropout on the attention weights while training (TGL's `att_dropout`).
-    #[config(default = 0.0)]
-    pub att_dropout: f64,
+    /// Heads (must divide `hidden`) and dropout (TGL's `dropout` acts on the output layer).
+    #[config(default = "AttentionHeadsConfig::new()")]
+    pub attention: AttentionHeadsConfig,
 }
 
 /// Multi-head attention of the memory over its mailbox.
@@ -62,13 +57,8 @@ impl MailboxAttentionConfig {
     /// # Panics
     /// If `heads` does not divide `hidden`, or a dropout is not in `[0, 1)`.
     pub fn init(&self, device: &Device) -> MailboxAttention {
-        assert_eq!(
-            self.hidden % self.heads,
-            0,
-            "{} heads do not divide the memory width {}",
-            self.heads,
-            self.hidden
-        );
+        self.attention.assert_divides(self.hidden);
+        let (dropout, att_dropout) = self.attention.dropouts();
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         MailboxAttention {
             query: lin(self.hidden, self.hidden),
@@ -76,9 +66,9 @@ impl MailboxAttentionConfig {
             value: lin(self.input, self.hidden),
             norm: LayerNormConfig::new(self.hidden).init(device),
             out: lin(self.hidden, self.hidden),
-            heads: self.heads,
-            dropout: DropoutConfig::new(self.dropout).init(),
-            att_dropout: DropoutConfig::new(self.att_dropout).init(),
+            heads: self.attention.heads,
+            dropout,
+            att_dropout,
         }
     }
 }
