@@ -1,10 +1,8 @@
 //! [`FusedBackend`] under autodiff, for any inner backend that implements it: each operation
 //! records its inputs and calls the inner backend's backward pass.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend, Backend};
 
@@ -30,28 +28,46 @@ macro_rules! register {
 }
 pub(crate) use {register, register_tracked};
 
-/// A unit struct `$name` whose backward pass hands its recorded inputs (typed `$ty`) and the
-/// output's gradient to `B::$op`, registering the `N` gradients it returns with the parents.
-macro_rules! backward {
-    ($name:ident, $n:literal: $op:ident($($input:ident: $ty:ident),+) -> ($($grad:ident),+)) => {
+/// A unit struct `$name` (with the given doc) implementing burn's `Backward` for backends
+/// `B: $bound`: the recorded state (typed `$ty`) and the parents are bound to the names given,
+/// the output's gradient to `$grad`, and `$body` registers the gradients in `$grads`.
+macro_rules! backward_with {
+    (
+        $(#[$doc:meta])*
+        $name:ident<B: $bound:path>, $n:literal,
+        |$grads:ident, $grad:ident, ($($input:ident: $ty:ident),+), $parents:pat_param| $body:block
+    ) => {
+        $(#[$doc])*
         #[derive(Debug)]
         struct $name;
 
-        impl<B: FusedBackend> Backward<B, $n> for $name {
+        impl<B: $bound> burn::backend::autodiff::ops::Backward<B, $n> for $name {
             type State = ($($ty<B>),+);
 
             fn backward(
                 self,
-                ops: Ops<Self::State, $n>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
+                ops: burn::backend::autodiff::ops::Ops<Self::State, $n>,
+                $grads: &mut burn::backend::autodiff::grads::Gradients,
+                _: &mut burn::backend::autodiff::checkpoint::base::Checkpointer,
             ) {
-                let grad = grads.consume::<B>(&ops.node);
+                let $grad = $grads.consume::<B>(&ops.node);
                 let ($($input),+) = ops.state;
-                let ($($grad),+) = B::$op($($input),+, grad);
-                register!(grads, ops.parents, [$($grad),+]);
+                let $parents = ops.parents;
+                $body
             }
         }
+    };
+}
+pub(crate) use backward_with;
+
+/// A unit struct `$name` whose backward pass hands its recorded inputs (typed `$ty`) and the
+/// output's gradient to `B::$op`, registering the `N` gradients it returns with the parents.
+macro_rules! backward {
+    ($name:ident, $n:literal: $op:ident($($input:ident: $ty:ident),+) -> ($($grad:ident),+)) => {
+        backward_with!($name<B: FusedBackend>, $n, |grads, grad, ($($input: $ty),+), parents| {
+            let ($($grad),+) = B::$op($($input),+, grad);
+            register!(grads, parents, [$($grad),+]);
+        });
     };
 }
 

@@ -8,10 +8,8 @@
 //! layer's forward is one product and a pass adding the bias; its backward computes only the
 //! gradients autodiff asks for (an input that is data, as the memory updater's, gets none).
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::backend::autodiff::ops::Backward;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::prelude::Device;
@@ -22,7 +20,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::{floats, par_filled, tensor};
-use crate::autodiff::{constant, finish, register, register_tracked};
+use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
 #[backend_extension(Flex, Autodiff)]
@@ -62,44 +60,28 @@ impl LinearBackend for Flex {
     fn linear_forward(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
         let [n, input, out] = dims(&x, &w);
         let (x, w, b) = (floats(&x), floats(&w), floats(&b));
-        let y = product(
-            [n, input, out],
-            Matrix::rows(&x, input),
-            Matrix::rows(&w, out),
-            Some(&b),
-        );
-        tensor(y, [n, out])
+        let (lhs, rhs) = (Matrix::rows(&x, input), Matrix::rows(&w, out));
+        product([n, input, out], lhs, rhs, Some(&b))
     }
 
     fn linear_input_grad(w: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let [n, out] = [grad.shape()[0], grad.shape()[1]];
-        let input = w.shape()[0];
+        let ([n, out], [input, _]) = (matrix_dims(&grad), matrix_dims(&w));
         let (w, grad) = (floats(&w), floats(&grad));
-        let dx = product(
-            [n, out, input],
-            Matrix::rows(&grad, out),
-            Matrix::columns(&w, out),
-            None,
-        );
-        tensor(dx, [n, input])
+        let (lhs, rhs) = (Matrix::rows(&grad, out), Matrix::columns(&w, out));
+        product([n, out, input], lhs, rhs, None)
     }
 
     fn linear_param_grads(x: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor) {
-        let [n, input] = [x.shape()[0], x.shape()[1]];
-        let out = grad.shape()[1];
+        let ([n, input], [_, out]) = (matrix_dims(&x), matrix_dims(&grad));
         let (x, grad) = (floats(&x), floats(&grad));
-        let dw = product(
-            [input, n, out],
-            Matrix::columns(&x, input),
-            Matrix::rows(&grad, out),
-            None,
-        );
+        let (lhs, rhs) = (Matrix::columns(&x, input), Matrix::rows(&grad, out));
+        let dw = product([input, n, out], lhs, rhs, None);
         // Row after row, as flex's sum over the first dimension adds them.
         let mut db = vec![0.0f32; out];
         for row in grad.chunks_exact(out) {
             db.iter_mut().zip(row).for_each(|(s, g)| *s += g);
         }
-        (tensor(dw, [input, out]), tensor(db, [out]))
+        (dw, tensor(db, [out]))
     }
 
     fn batched_product(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
@@ -132,6 +114,12 @@ fn dims(x: &FlexTensor, w: &FlexTensor) -> [usize; 3] {
         x[1], w[0]
     );
     [x[0], x[1], w[1]]
+}
+
+/// `[rows, columns]` of a 2-D tensor.
+fn matrix_dims(t: &FlexTensor) -> [usize; 2] {
+    let shape = t.shape();
+    [shape[0], shape[1]]
 }
 
 /// A matrix read from a row-major buffer, as stored or transposed.
@@ -188,17 +176,18 @@ impl<'a> Matrix<'a> {
 /// Products at least this large (m·k·n) split across rayon's pool, as flex splits them.
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-/// `lhs` `[m, k]` · `rhs` `[k, n]` (+ `bias` `[n]` on every row) → row-major `[m, n]`, written
-/// once by the GEMM.
-fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
+/// `lhs` `[m, k]` · `rhs` `[k, n]` (+ `bias` `[n]` on every row) → `[m, n]`, written once by the
+/// GEMM.
+fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) -> FlexTensor {
     let [m, _, n] = shape;
     // SAFETY: one chunk, the whole `[m, n]` output, which `product_into` writes (splitting it
     // across the pool itself).
-    unsafe {
+    let out = unsafe {
         par_filled(m * n, (m * n).max(1), |_, out| {
             product_into(out, shape, lhs, rhs, bias)
         })
-    }
+    };
+    tensor(out, [m, n])
 }
 
 /// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`), then adds `bias` `[n]`
@@ -276,50 +265,30 @@ fn product_into(
         });
 }
 
-/// The linear layer under autodiff: the forward on the inner backend, recorded with its input
-/// and weight; the backward asks the inner backend for the tracked parents' gradients only.
-#[derive(Debug)]
-struct LinearBackward;
-
-impl<B: LinearBackend> Backward<B, 3> for LinearBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (x, w) = ops.state;
-        let [node_x, node_w, node_b] = ops.parents;
+backward_with!(
+    /// The linear layer under autodiff: the forward on the inner backend, recorded with its input
+    /// and weight; the backward asks the inner backend for the tracked parents' gradients only.
+    LinearBackward<B: LinearBackend>, 3,
+    |grads, grad, (x: FloatTensor, w: FloatTensor), [node_x, node_w, node_b]| {
         register_tracked!(grads, node_x, B::linear_input_grad(w, grad.clone()));
         if node_w.is_some() || node_b.is_some() {
             let (dw, db) = B::linear_param_grads(x, grad);
             register!(grads, [node_w, node_b], [dw, db]);
         }
     }
-}
+);
 
-/// The batched product under autodiff, with burn's own backward: `grad·rhsᵀ` and `lhsᵀ·grad`,
-/// the transposes as views, for the tracked parents only.
-#[derive(Debug)]
-struct BatchedProductBackward;
-
-impl<B: LinearBackend> Backward<B, 2> for BatchedProductBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        let (lhs, rhs) = ops.state;
-        let [node_lhs, node_rhs] = ops.parents;
-        register_tracked!(
-            grads,
-            node_lhs,
-            B::batched_product(grad.clone(), B::float_transpose(rhs))
-        );
-        register_tracked!(
-            grads,
-            node_rhs,
-            B::batched_product(B::float_transpose(lhs), grad)
-        );
+backward_with!(
+    /// The batched product under autodiff, with burn's own backward: `grad·rhsᵀ` and
+    /// `lhsᵀ·grad`, the transposes as views, for the tracked parents only.
+    BatchedProductBackward<B: LinearBackend>, 2,
+    |grads, grad, (lhs: FloatTensor, rhs: FloatTensor), [node_lhs, node_rhs]| {
+        let rhs_t = B::float_transpose(rhs);
+        register_tracked!(grads, node_lhs, B::batched_product(grad.clone(), rhs_t));
+        let lhs_t = B::float_transpose(lhs);
+        register_tracked!(grads, node_rhs, B::batched_product(lhs_t, grad));
     }
-}
+);
 
 impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
     fn linear_forward(
