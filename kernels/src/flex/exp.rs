@@ -4,6 +4,10 @@
 //! exp: `x = k·ln 2 + r` with |r| ≤ ln 2 / 2 (Cody–Waite), a degree-7 Taylor polynomial for e^r
 //! (truncation below 1e-8) and 2^k built from the exponent bits. Relative error within a few f32
 //! ulps; the argument is clamped to [−87, 88] (no overflow, no subnormals).
+//!
+//! k reaches the exponent bits without a float-to-int conversion: Rust's `as i32` saturates and
+//! maps NaN to 0, which LLVM does not vectorise, so one such cast made every lane of a loop over
+//! `exp` round-trip through scalar registers.
 
 use std::f32::consts::LOG2_E;
 
@@ -17,7 +21,8 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2_E + ROUND) - ROUND;
+    let rounded = x * LOG2_E + ROUND;
+    let k = rounded - ROUND;
     let r = (x - k * LN2_HI) - k * LN2_LO;
     let p = 1.0 / 720.0 + r * (1.0 / 5_040.0);
     let p = 1.0 / 120.0 + r * p;
@@ -25,7 +30,18 @@ pub fn exp(x: f32) -> f32 {
     let p = 1.0 / 6.0 + r * p;
     let p = 0.5 + r * p;
     let p = 1.0 + r * (1.0 + r * p);
-    p * f32::from_bits(((k as i32 + 127) << 23) as u32)
+    p * pow2(rounded)
+}
+
+/// 2^k for `rounded` = 1.5·2²³ + k, k an integer in [−126, 127]: that sum's bits are ROUND's
+/// plus k (its mantissa counts in units of 1), so k + 127 is an integer subtraction away.
+#[inline(always)]
+fn pow2(rounded: f32) -> f32 {
+    let biased = rounded
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    f32::from_bits(biased << 23)
 }
 
 /// 1 / (1 + e^−x).
@@ -43,6 +59,14 @@ pub fn tanh(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exponent bits against the integer k they encode, over every k the clamp allows.
+    #[test]
+    fn pow2_is_two_to_the_k() {
+        for k in -126..=127 {
+            assert_eq!(pow2(ROUND + k as f32), 2f32.powi(k), "k = {k}");
+        }
+    }
 
     #[test]
     fn close_to_libm() {
@@ -63,6 +87,7 @@ mod tests {
             );
         }
         assert_eq!(exp(-1000.0), exp(-87.0));
+        assert!(exp(f32::NAN).is_nan());
         assert!(exp(1000.0).is_finite());
     }
 }
