@@ -158,6 +158,7 @@ fn gathered_on(c: &mut Criterion, name: &str, device: Device, backward: bool) {
                     q,
                     a,
                     ia,
+                    e: None,
                     b,
                     ib,
                     keep,

@@ -39,6 +39,7 @@ fn attend(device: &Device, fused: bool) -> Tensor<3> {
         q,
         a,
         ia: rows(20),
+        e: None,
         b,
         ib: rows(30),
         keep,

@@ -144,12 +144,14 @@ pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
 }
 
 /// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row
-/// `ia[i·K + j]` of the table `a` beside row `ib[i·K + j]` of the table `b` (in TGAT's layer, a
-/// neighbour's node row beside its Δt's encoding).
+/// `ia[i·K + j]` of the table `a`, then the slot's own row `e[i·K + j]` if there are any, then
+/// row `ib[i·K + j]` of the table `b` (in TGAT's layer, a neighbour's node row, the edge's
+/// features and its Δt's encoding).
 ///
 /// # Shapes
-/// - `q`: `[H, N, Ca + Cb]`, heads outermost (as per-head products come)
+/// - `q`: `[H, N, Ca + Ce + Cb]`, heads outermost (as per-head products come)
 /// - `a`: `[Ua, Ca]`, `ia`: `[N·K]`
+/// - `e`: `[N·K, Ce]` (`Ce` = 0 without)
 /// - `b`: `[Ub, Cb]`, `ib`: `[N·K]`
 /// - `keep`: `[N, K]`, 1 for a real slot and 0 for padding
 /// - `scale`: `[H, N, K]`, the weights' multipliers (attention dropout; ones without it)
@@ -161,6 +163,8 @@ pub struct GatheredAttention {
     pub a: Tensor<2>,
     /// Each slot's row of `a`.
     pub ia: Tensor<1, Int>,
+    /// The slots' own rows: data, no gradient flows to them.
+    pub e: Option<Tensor<2>>,
     /// The second table.
     pub b: Tensor<2>,
     /// Each slot's row of `b`.
@@ -171,18 +175,43 @@ pub struct GatheredAttention {
     pub scale: Tensor<3>,
 }
 
-/// Attention over the slots' own rows, gathered from two tables → `[H, N, Ca + Cb]`; see
-/// [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in the forward pass, and no
-/// gradient flows to `scale`.
-pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
-    #[cfg(feature = "fused")]
-    if backend::runs_on(&input.q.device()) {
+/// Attention over the slots' rows, gathered from two tables beside the slots' own rows →
+/// `[H, N, Ca + Ce + Cb]`; see [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in
+/// the forward pass on flex; the kernels of cubecl devices take two tables, so there the own rows
+/// and `b`'s are put side by side first. No gradient flows to `scale` or `e`.
+pub fn gathered_attention(mut input: GatheredAttention) -> Tensor<3> {
+    #[cfg(feature = "flex")]
+    if let Some(e) = input.e.take_if(|e| flex::runs_on(&e.device())) {
         let x = input;
+        return fused!(
+            flex::SlotRowsBackend,
+            slot_rows_attention(x.q, x.a, x.ia, e, x.b, x.ib, x.keep, x.scale)
+        );
+    }
+    let x = input.own_rows_into_b();
+    #[cfg(feature = "fused")]
+    if backend::runs_on(&x.q.device()) {
         return fused!(gathered_attention(
             x.q, x.a, x.ia, x.b, x.ib, x.keep, x.scale
         ));
     }
-    reference::gathered_attention(input)
+    reference::gathered_attention(x)
+}
+
+impl GatheredAttention {
+    /// The same attention with the own rows moved into `b`: `b` ← `[e ‖ b[ib]]`, one row per
+    /// slot.
+    pub fn own_rows_into_b(self) -> Self {
+        let Some(e) = self.e else { return self };
+        let slots = e.dims()[0] as i64;
+        let ib = Tensor::arange(0..slots, &e.device());
+        GatheredAttention {
+            b: Tensor::cat(vec![e.detach(), self.b.select(0, self.ib)], 1),
+            ib,
+            e: None,
+            ..self
+        }
+    }
 }
 
 /// TGAT's time encoding cos(Δt·w + b): `dt` `[n]`, `w`, `b` `[T]` → `[n, T]`; see

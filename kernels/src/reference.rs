@@ -9,7 +9,7 @@ use burn::tensor::activation::{sigmoid, softmax, tanh};
 use crate::{DeviceMemory, Fetched, GatheredAttention, MailEncoding, Writes};
 
 /// Attention whose keys and values are the slots' own rows (see [`GatheredAttention`]): per head
-/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots `x_j`, `[H, N, Ca + Cb]`;
+/// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots `x_j`, `[H, N, Ca + Ce + Cb]`;
 /// padded slots get exactly zero weight and a root without a real slot gives zeros; no scaling
 /// of the scores. Each head's weights are multiplied by `scale` after the softmax — attention dropout's mask ÷ (1 − p), where padded
 /// and dropped slots both stay in the softmax's denominator (as `torch.nn.Dropout` on the weights
@@ -19,6 +19,7 @@ use crate::{DeviceMemory, Fetched, GatheredAttention, MailEncoding, Writes};
 /// and Σ_j α_j·x_j·W_v = (Σ_j α_j·x_j)·W_v, so the caller folds W_k into the query and applies
 /// W_v to the output, once per root instead of once per slot.
 pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
+    let input = input.own_rows_into_b();
     let [_, n, width] = input.q.dims();
     let k = input.keep.dims()[1];
     let (a, b) = (input.a.select(0, input.ia), input.b.select(0, input.ib));

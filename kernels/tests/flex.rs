@@ -161,8 +161,8 @@ fn gathered_attention_matches_reference() {
     for shape in GATHERED_SHAPES {
         let case = GatheredCase::new(shape, &device);
         let (out, grads) = case.run(&device, true);
-        let [n, _, h, rows_a, ca, rows_b, cb] = shape;
-        assert_eq!(out.shape().to_vec(), vec![h, n, ca + cb]);
+        let [n, _, h, rows_a, ca, ce, rows_b, cb] = shape;
+        assert_eq!(out.shape().to_vec(), vec![h, n, ca + ce + cb]);
         if n == 0 {
             // Nothing attended: zero gradients of the inputs' shapes.
             let sizes = [0, rows_a * ca, rows_b * cb]; // q is [h, 0, c]
@@ -201,6 +201,7 @@ fn gathered_attention_scale_is_dropout_on_the_weights() {
         q,
         a: a.clone(),
         ia,
+        e: None,
         b,
         ib,
         keep,

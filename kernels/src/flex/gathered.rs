@@ -1,7 +1,8 @@
 //! Attention over gathered slot rows on host slices, roots in parallel. Each slot's row is read
-//! in place from its two tables (node rows and Δt rows) — the forward pass writes nothing per
-//! slot. The backward writes each slot's row gradient once (summed over heads, every slot owned
-//! by one root) and then adds those into the tables in slot order: deterministic, no atomics.
+//! in place from its two tables (node rows and Δt rows) and, between them, the slot's own row
+//! (its edge's features, data) — the forward pass writes nothing per slot. The backward writes
+//! each slot's gradient for its two table rows once (summed over heads, every slot owned by one
+//! root) and then adds those into the tables in slot order: deterministic, no atomics.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -16,19 +17,26 @@ use super::par_filled;
 /// Roots per parallel task.
 const BLOCK: usize = 64;
 
-/// Shapes: `n` roots, `k` slots, `h` heads; slot rows of `ca` columns from `a` beside `cb` from `b`.
-/// Queries and outputs are `[h, n, c]` (heads outermost, as the caller's per-head products are).
+/// Shapes: `n` roots, `k` slots, `h` heads; slot rows of `ca` columns from `a`, then `ce` of the
+/// slot's own, then `cb` from `b`. Queries and outputs are `[h, n, c]` (heads outermost, as the
+/// caller's per-head products are).
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
     pub n: usize,
     pub k: usize,
     pub h: usize,
     pub ca: usize,
+    pub ce: usize,
     pub cb: usize,
 }
 
 impl Dims {
     fn width(&self) -> usize {
+        self.ca + self.ce + self.cb
+    }
+
+    /// Width of a slot's gradient: the columns that come from the tables.
+    fn table_width(&self) -> usize {
         self.ca + self.cb
     }
 
@@ -51,23 +59,44 @@ impl Dims {
     }
 }
 
-/// The two tables and each slot's row in them.
+/// The two tables and each slot's row in them, and the slots' own rows (`[n·k, ce]`).
 pub struct Rows<'a> {
     pub a: Cow<'a, [f32]>,
     pub ia: Vec<usize>,
+    pub e: Cow<'a, [f32]>,
     pub b: Cow<'a, [f32]>,
     pub ib: Vec<usize>,
 }
 
+/// A slot's row in its three parts: from `a`, its own, from `b`.
+type Slot<'a> = [&'a [f32]; 3];
+
 impl Rows<'_> {
-    /// The two parts of slot `s`'s row.
+    /// The three parts of slot `s`'s row.
     #[inline(always)]
-    fn slot(&self, s: usize, d: Dims) -> (&[f32], &[f32]) {
-        (
+    fn slot(&self, s: usize, d: Dims) -> Slot<'_> {
+        [
             &self.a[self.ia[s] * d.ca..][..d.ca],
+            &self.e[s * d.ce..][..d.ce],
             &self.b[self.ib[s] * d.cb..][..d.cb],
-        )
+        ]
     }
+}
+
+/// A row of width `ca + ce + cb` cut as a slot's row is.
+#[inline(always)]
+fn parts(v: &[f32], d: Dims) -> Slot<'_> {
+    let (a, rest) = v.split_at(d.ca);
+    let (e, b) = rest.split_at(d.ce);
+    [a, e, &b[..d.cb]]
+}
+
+/// [`parts`] of a row to write.
+#[inline(always)]
+fn parts_mut(v: &mut [f32], d: Dims) -> [&mut [f32]; 3] {
+    let (a, rest) = v.split_at_mut(d.ca);
+    let (e, b) = rest.split_at_mut(d.ce);
+    [a, e, &mut b[..d.cb]]
 }
 
 /// `⟨a, b⟩` with eight partial sums in a fixed order (vectorisable, deterministic).
@@ -106,16 +135,23 @@ fn softmax(p: &mut [f32]) {
 /// Slot `j`'s masked score for the query `q`: −1e9 on padding, as in the reference (callers
 /// multiply the softmax weights by the mask afterwards).
 #[inline(always)]
-fn score(q: &[f32], (xa, xb): (&[f32], &[f32]), real: f32, ca: usize) -> f32 {
-    let (qa, qb) = q.split_at(ca);
-    (dot(qa, xa) + dot(qb, xb)) * real + (1.0 - real) * -1e9
+fn score(q: &[f32], x: Slot<'_>, real: f32, d: Dims) -> f32 {
+    dot_row(q, x, d) * real + (1.0 - real) * -1e9
 }
 
-/// ⟨`v`, x⟩ for a slot row x in two parts.
+/// ⟨`v`, x⟩ for a slot row x in its parts.
 #[inline(always)]
-fn dot_row(v: &[f32], (xa, xb): (&[f32], &[f32]), ca: usize) -> f32 {
-    let (va, vb) = v.split_at(ca);
-    dot(va, xa) + dot(vb, xb)
+fn dot_row(v: &[f32], [xa, xe, xb]: Slot<'_>, d: Dims) -> f32 {
+    let [va, ve, vb] = parts(v, d);
+    dot(va, xa) + dot(ve, xe) + dot(vb, xb)
+}
+
+/// `out` += `w`·x for a slot row x, `out` cut as x is.
+#[inline(always)]
+fn axpy_row(out: &mut [f32], w: f32, x: Slot<'_>, d: Dims) {
+    for (o, x) in parts_mut(out, d).into_iter().zip(x) {
+        axpy(o, w, x);
+    }
 }
 
 /// `out` += `w`·`x`.
@@ -161,12 +197,12 @@ fn weights(
     d: Dims,
     r: usize,
     p: &mut [f32],
-    mut also: impl FnMut(usize, usize, (&[f32], &[f32])),
+    mut also: impl FnMut(usize, usize, Slot<'_>),
 ) {
     for j in 0..d.k {
         let x = rows.slot(r * d.k + j, d);
         for head in 0..d.h {
-            p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d.ca);
+            p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d);
             also(head, j, x);
         }
     }
@@ -193,12 +229,10 @@ fn forward_block(
         let keep = &keep[r * d.k..][..d.k];
         weights(q, rows, keep, d, r, &mut p, |_, _, _| {});
         for j in 0..d.k {
-            let (xa, xb) = rows.slot(r * d.k + j, d);
+            let x = rows.slot(r * d.k + j, d);
             for (head, out) in out.iter_mut().enumerate() {
                 let w = p[head * d.k + j] * keep[j] * scale[d.slot(head, r, j)];
-                let (oa, ob) = out[i * c..][..c].split_at_mut(d.ca);
-                axpy(oa, w, xa);
-                axpy(ob, w, xb);
+                axpy_row(&mut out[i * c..][..c], w, x, d);
             }
         }
     }
@@ -215,18 +249,19 @@ pub fn backward(
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let c = d.width();
+    let (c, tw) = (d.width(), d.table_width());
     let mut dq = zeroed(d.h * d.n * c);
-    // Each slot's row gradient, `[n·k, c]`: scratch kept across calls (the step's largest
-    // buffer, otherwise zeroed and page-faulted in anew each time), every row written by its block.
+    // Each slot's gradient for its table rows, `[n·k, ca + cb]`: scratch kept across calls (the
+    // step's largest buffer, otherwise zeroed and page-faulted in anew each time), every row
+    // written by its block.
     let mut dx = SLOT_GRADS.take();
-    dx.resize(d.n * d.k * c, 0.0);
+    dx.resize(d.n * d.k * tw, 0.0);
     if d.empty() {
         dx.fill(0.0);
     } else {
         head_blocks(&mut dq, d)
             .into_par_iter()
-            .zip(dx.par_chunks_mut(BLOCK * d.k * c))
+            .zip(dx.par_chunks_mut(BLOCK * d.k * tw))
             .enumerate()
             .for_each(|(block, (mut dq, dx))| {
                 let first = block * BLOCK;
@@ -236,7 +271,7 @@ pub fn backward(
     let add_into = |index: &[usize], rows: usize, offset: usize, w: usize| {
         let mut table = vec![0.0f32; rows * w];
         if w > 0 {
-            for (g, &i) in dx.chunks_exact(c).zip(index) {
+            for (g, &i) in dx.chunks_exact(tw).zip(index) {
                 axpy(&mut table[i * w..][..w], 1.0, &g[offset..][..w]);
             }
         }
@@ -263,7 +298,7 @@ fn zeroed(len: usize) -> Vec<f32> {
 }
 
 /// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
-/// the gradients of the query and of the slot rows for every head.
+/// the gradients of the query and of the slot's table rows for every head.
 #[multiversion(targets = "simd")]
 #[allow(clippy::too_many_arguments)] // one block's slices of every input and output
 fn backward_block(
@@ -287,7 +322,7 @@ fn backward_block(
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
         weights(q, rows, keep, d, r, &mut p, |head, j, x| {
-            dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d.ca);
+            dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d);
         });
         for head in 0..d.h {
             let (ph, dph) = (&p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
@@ -295,21 +330,26 @@ fn backward_block(
                 .map(|j| ph[j] * keep[j] * scale[d.slot(head, r, j)] * dph[j])
                 .sum();
         }
-        let dx = &mut dx[i * d.k * c..][..d.k * c];
-        for (j, dxj) in dx.chunks_exact_mut(c).enumerate() {
+        let tw = d.table_width();
+        let dx = &mut dx[i * d.k * tw..][..d.k * tw];
+        for (j, dxj) in dx.chunks_exact_mut(tw).enumerate() {
             dxj.fill(0.0);
-            let (xa, xb) = rows.slot(r * d.k + j, d);
+            let (dxa, dxb) = dxj.split_at_mut(d.ca);
+            let x = rows.slot(r * d.k + j, d);
             let real = keep[j];
             for (head, dq) in dq.iter_mut().enumerate() {
                 let (pj, m) = (p[head * d.k + j], real * scale[d.slot(head, r, j)]);
                 // ∂L/∂score_j through the mask, the softmax and the multiplier m.
                 let ds = real * pj * (m * dp[head * d.k + j] - s[head]);
-                let (dqa, dqb) = dq[i * c..][..c].split_at_mut(d.ca);
-                axpy(dqa, ds, xa);
-                axpy(dqb, ds, xb);
-                // x_j is the key (score) and the value (weight) of every head.
-                axpy(dxj, ds, &q[d.at(head, r)]);
-                axpy(dxj, pj * m, &grad[d.at(head, r)]);
+                axpy_row(&mut dq[i * c..][..c], ds, x, d);
+                // x_j is the key (score) and the value (weight) of every head; its own part is
+                // data, so only the table parts get gradients.
+                let ([qa, _, qb], [ga, _, gb]) =
+                    (parts(&q[d.at(head, r)], d), parts(&grad[d.at(head, r)], d));
+                axpy(dxa, ds, qa);
+                axpy(dxa, pj * m, ga);
+                axpy(dxb, ds, qb);
+                axpy(dxb, pj * m, gb);
             }
         }
     }

@@ -7,6 +7,7 @@ mod exp;
 mod gathered;
 mod gru;
 mod linear;
+mod slot_rows;
 mod time_encoding;
 mod trig;
 
@@ -20,6 +21,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 pub use linear::{LinearBackend, runs_on};
+pub use slot_rows::SlotRowsBackend;
 
 /// The values of `t` in row-major order, borrowed when already contiguous.
 fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
@@ -109,59 +111,9 @@ crate::backend::fused_backend! {
         (tensor(dgi, [n, 3 * d]), tensor(dgh, [n, 3 * d]), tensor(dh, [n, d]))
     }
     gathered_attention(q, a, ia, b, ib, keep, scale) {
-        let d = gathered_dims(&q, &a, &b, &keep);
-        let slots = slot_rows(&a, &ia, &b, &ib);
-        let out = gathered::forward(&floats(&q), &slots, &floats(&keep), &floats(&scale), d);
-        tensor(out, [d.h, d.n, d.ca + d.cb])
+        slot_rows::forward([&q, &keep, &scale], (&a, &ia), None, (&b, &ib))
     }
     gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad) {
-        let d = gathered_dims(&q, &a, &b, &keep);
-        let tables = [a.shape()[0], b.shape()[0]];
-        let slots = slot_rows(&a, &ia, &b, &ib);
-        let [q, keep, scale, grad] = [&q, &keep, &scale, &grad].map(floats);
-        let (dq, da, db) = gathered::backward(&q, &slots, &keep, &scale, &grad, d, tables);
-        (
-            tensor(dq, [d.h, d.n, d.ca + d.cb]),
-            tensor(da, [tables[0], d.ca]),
-            tensor(db, [tables[1], d.cb]),
-        )
+        slot_rows::backward([&q, &keep, &scale, &grad], (&a, &ia), None, (&b, &ib))
     }
-}
-
-/// The tables `a`, `b` and each slot's rows `ia`, `ib` in them, as host slices.
-fn slot_rows<'a>(
-    a: &'a FlexTensor,
-    ia: &FlexTensor,
-    b: &'a FlexTensor,
-    ib: &FlexTensor,
-) -> gathered::Rows<'a> {
-    gathered::Rows {
-        a: floats(a),
-        ia: rows(ia),
-        b: floats(b),
-        ib: rows(ib),
-    }
-}
-
-/// Shapes of a gathered attention from `q` `[h, n, c]`, the tables and `keep` `[n, k]`.
-fn gathered_dims(
-    q: &FlexTensor,
-    a: &FlexTensor,
-    b: &FlexTensor,
-    keep: &FlexTensor,
-) -> gathered::Dims {
-    let (q, keep) = (q.shape(), keep.shape());
-    let d = gathered::Dims {
-        n: q[1],
-        k: keep[1],
-        h: q[0],
-        ca: a.shape()[1],
-        cb: b.shape()[1],
-    };
-    assert_eq!(
-        q[2],
-        d.ca + d.cb,
-        "query width ≠ the tables' widths together"
-    );
-    d
 }

@@ -97,15 +97,17 @@ pub fn owned(data: TensorData) -> TensorData {
     TensorData::new(data.iter::<f32>().collect::<Vec<_>>(), shape)
 }
 
-/// Random inputs of the attention over gathered rows, shaped `[n, k, h, rows_a, ca, rows_b, cb]`:
-/// `n` roots of `k` slots, `h` heads, slot rows of `ca` columns from a table of `rows_a` rows
-/// beside `cb` columns from one of `rows_b` rows (indices repeating rows, as slots repeat nodes and
-/// Δt), an attention-dropout multiplier per head and slot (p = 0.2), and the weights `r` of the
-/// loss Σ out ⊙ r.
+/// Random inputs of the attention over gathered rows, shaped
+/// `[n, k, h, rows_a, ca, ce, rows_b, cb]`: `n` roots of `k` slots, `h` heads, slot rows of `ca`
+/// columns from a table of `rows_a` rows, `ce` of the slot's own (none for 0), then `cb` columns
+/// from one of `rows_b` rows (indices repeating rows, as slots repeat nodes and Δt), an
+/// attention-dropout multiplier per head and slot (p = 0.2), and the weights `r` of the loss
+/// Σ out ⊙ r.
 pub struct GatheredCase {
     pub q: Tensor<3>,
     pub a: Tensor<2>,
     pub ia: Vec<i64>,
+    pub e: Option<Tensor<2>>,
     pub b: Tensor<2>,
     pub ib: Vec<i64>,
     pub keep: Tensor<2>,
@@ -113,35 +115,38 @@ pub struct GatheredCase {
     pub r: Tensor<3>,
 }
 
-/// Two heads over TGN-like slots; k = 1 and H = 1 with one-row tables; more heads than
-/// slots; roots not a multiple of the flex block (64); empty.
-pub const GATHERED_SHAPES: [[usize; 7]; 5] = [
-    [37, 10, 2, 11, 8, 50, 5],
-    [5, 1, 1, 1, 3, 1, 2],
-    [3, 4, 4, 2, 5, 12, 7],
-    [130, 7, 3, 40, 16, 300, 9],
-    [0, 3, 2, 4, 4, 3, 2],
+/// Two heads over TGN-like slots with edge rows; k = 1 and H = 1 with one-row tables; more heads
+/// than slots; roots not a multiple of the flex block (64), with own rows wider than a SIMD lane
+/// group; empty.
+pub const GATHERED_SHAPES: [[usize; 8]; 5] = [
+    [37, 10, 2, 11, 8, 6, 50, 5],
+    [5, 1, 1, 1, 3, 0, 1, 2],
+    [3, 4, 4, 2, 5, 0, 12, 7],
+    [130, 7, 3, 40, 16, 11, 300, 9],
+    [0, 3, 2, 4, 4, 0, 3, 2],
 ];
 
 impl GatheredCase {
-    pub fn new([n, k, h, rows_a, ca, rows_b, cb]: [usize; 7], device: &Device) -> Self {
+    pub fn new([n, k, h, rows_a, ca, ce, rows_b, cb]: [usize; 8], device: &Device) -> Self {
         let slots = n * k;
         GatheredCase {
-            q: random([h, n, ca + cb], device),
+            q: random([h, n, ca + ce + cb], device),
             a: random([rows_a, ca], device),
             ia: (0..slots)
                 .map(|i| ((i * 7 + i / 3) % rows_a) as i64)
                 .collect(),
+            e: (ce > 0).then(|| random([slots, ce], device)),
             b: random([rows_b, cb], device),
             ib: (0..slots).map(|i| ((i * 5 + 1) % rows_b) as i64).collect(),
             keep: mask(n, k, device),
             scale: Tensor::random([h, n, k], Distribution::Bernoulli(0.8), device) / 0.8,
-            r: random([h, n, ca + cb], device),
+            r: random([h, n, ca + ce + cb], device),
         }
     }
 
     /// The output and the gradients of Σ out ⊙ r for q, a, b on `device` (an autodiff device),
-    /// through the crate's routed call (`fused`) or the burn-ops reference.
+    /// through the crate's routed call (`fused`) or the burn-ops reference. The own rows are
+    /// data (not tracked).
     pub fn run(&self, device: &Device, fused: bool) -> (TensorData, Grads) {
         let ids =
             |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
@@ -162,6 +167,7 @@ impl GatheredCase {
             q: qc,
             a: ac,
             ia,
+            e: self.e.as_ref().map(|e| to(e, device)),
             b: bc,
             ib,
             keep,
@@ -183,6 +189,7 @@ pub fn assert_gathered_without_slots_is_zero(device: &Device) {
         q: random([h, n, ca + cb], device),
         a: random([rows_a, ca], device),
         ia: Vec::new(),
+        e: None,
         b: random([rows_b, cb], device),
         ib: Vec::new(),
         keep: Tensor::zeros([n, 0], device),

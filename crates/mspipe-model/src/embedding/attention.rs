@@ -134,23 +134,18 @@ impl TemporalAttention {
             + zero_t.matmul(wq.narrow(0, input, time_dim))
             + bias(&self.query, [1, out]);
 
-        // Slot rows: the node part from `table`, the rest ([e ‖ φ(Δt)]) from `other`.
-        let slots = || Tensor::<1, Int>::arange(0..(r * k) as i64, &device);
+        // Slot rows [h ‖ e ‖ φ(Δt)]: h from `table`, the edge's features per slot, φ from the
+        // distinct Δt's encodings.
         let (table, index) = match nbr.h {
             NeighborRows::Gather { table, index } => (table, index),
-            NeighborRows::Dense(h) => (h.reshape([r * k, input]), slots()),
+            NeighborRows::Dense(h) => (
+                h.reshape([r * k, input]),
+                Tensor::arange(0..(r * k) as i64, &device),
+            ),
         };
         let phi: Tensor<2> = time.forward(nbr.dt.values);
-        let (other, other_index) = match nbr.edge {
-            None => (phi, nbr.dt.index),
-            Some(e) => {
-                let e = e.reshape([r * k, self.key.weight.dims()[0] - input - time_dim]);
-                (
-                    Tensor::cat(vec![e, phi.select(0, nbr.dt.index)], 1),
-                    slots(),
-                )
-            }
-        };
+        let edge_dim = self.key.weight.dims()[0] - input - time_dim;
+        let edge = nbr.edge.map(|e| e.reshape([r * k, edge_dim]));
         // Per head h: q_h·W_k,hᵀ [H, R, row] and (Σ α·x)_h·W_v,h [H, R, dh], as batched products.
         let heads = self.heads;
         let q: Tensor<3> = (q * (1.0 / (dh as f64).sqrt()))
@@ -164,8 +159,9 @@ impl TemporalAttention {
             q: batched_matmul(q, w_k),
             a: table,
             ia: index,
-            b: other,
-            ib: other_index,
+            e: edge,
+            b: phi,
+            ib: nbr.dt.index,
             keep,
             scale,
         });

@@ -1,0 +1,210 @@
+//! The gathered attention on flex's tensors, and its form whose slots carry rows of their own
+//! ([`SlotRowsBackend`]): in TGAT's layer each slot's edge features sit between the neighbour's
+//! node row and its Δt's encoding. Read in place, they need no `[N·K, ·]` concatenation in the
+//! forward pass, and as data they get no gradient in the backward: without this operation the
+//! layer built that concatenation, gathered the encodings into it, and the backward wrote a
+//! gradient for all of it only to keep the encodings' part.
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::ops::Backward;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn_flex::FlexTensor;
+
+use super::{floats, gathered, rows, tensor};
+use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
+
+/// [`FusedBackend::gathered_attention`](crate::backend::FusedBackend::gathered_attention) whose
+/// slots also have rows of their own, `e` `[N·K, Ce]`, between `a`'s and `b`'s columns: queries
+/// and outputs are `[H, N, Ca + Ce + Cb]`. `e` is data: no gradient flows to it.
+#[backend_extension(Flex, Autodiff)]
+pub trait SlotRowsBackend: Backend {
+    /// The attention → `[H, N, Ca + Ce + Cb]`.
+    #[allow(clippy::too_many_arguments)] // the two-table form's seven inputs and `e`
+    fn slot_rows_attention(
+        q: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        e: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Gradients for `q`, `a` and `b` given the output's.
+    #[allow(clippy::too_many_arguments)] // the forward's eight inputs and the output's gradient
+    fn slot_rows_attention_backward(
+        q: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        e: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// A table and each slot's row in it.
+type Table<'a> = (&'a FlexTensor, &'a FlexTensor);
+
+/// The attention's output from `[q, keep, scale]`, the tables and the slots' own rows if any.
+pub(super) fn forward(
+    [q, keep, scale]: [&FlexTensor; 3],
+    a: Table<'_>,
+    e: Option<&FlexTensor>,
+    b: Table<'_>,
+) -> FlexTensor {
+    let d = dims(q, a.0, e, b.0, keep);
+    let slots = slot_rows(a, e, b);
+    let out = gathered::forward(&floats(q), &slots, &floats(keep), &floats(scale), d);
+    tensor(out, [d.h, d.n, q.shape()[2]])
+}
+
+/// The gradients of `q` and the two tables, from `[q, keep, scale, grad]` and the inputs as
+/// [`forward`] takes them.
+pub(super) fn backward(
+    [q, keep, scale, grad]: [&FlexTensor; 4],
+    a: Table<'_>,
+    e: Option<&FlexTensor>,
+    b: Table<'_>,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let d = dims(q, a.0, e, b.0, keep);
+    let tables = [a.0.shape()[0], b.0.shape()[0]];
+    let slots = slot_rows(a, e, b);
+    let [q_values, keep, scale, grad] = [q, keep, scale, grad].map(floats);
+    let (dq, da, db) = gathered::backward(&q_values, &slots, &keep, &scale, &grad, d, tables);
+    (
+        tensor(dq, [d.h, d.n, q.shape()[2]]),
+        tensor(da, [tables[0], d.ca]),
+        tensor(db, [tables[1], d.cb]),
+    )
+}
+
+/// The tables, each slot's rows in them and the slots' own rows, as host slices.
+fn slot_rows<'a>(
+    (a, ia): Table<'a>,
+    e: Option<&'a FlexTensor>,
+    (b, ib): Table<'a>,
+) -> gathered::Rows<'a> {
+    gathered::Rows {
+        a: floats(a),
+        ia: rows(ia),
+        e: e.map_or(Default::default(), floats),
+        b: floats(b),
+        ib: rows(ib),
+    }
+}
+
+/// Shapes of a gathered attention from `q` `[h, n, c]`, the tables, the own rows and `keep`
+/// `[n, k]`.
+///
+/// # Panics
+/// If the widths do not add up to the query's, or the own rows are not one per slot.
+fn dims(
+    q: &FlexTensor,
+    a: &FlexTensor,
+    e: Option<&FlexTensor>,
+    b: &FlexTensor,
+    keep: &FlexTensor,
+) -> gathered::Dims {
+    let (q, keep) = (q.shape(), keep.shape());
+    let d = gathered::Dims {
+        n: q[1],
+        k: keep[1],
+        h: q[0],
+        ca: a.shape()[1],
+        ce: e.map_or(0, |e| e.shape()[1]),
+        cb: b.shape()[1],
+    };
+    assert_eq!(
+        q[2],
+        d.ca + d.ce + d.cb,
+        "query width ≠ the rows' widths together"
+    );
+    if let Some(e) = e {
+        assert_eq!(e.shape()[0], d.n * d.k, "own rows ≠ one per slot");
+    }
+    d
+}
+
+impl SlotRowsBackend for Flex {
+    fn slot_rows_attention(
+        q: FlexTensor,
+        a: FlexTensor,
+        ia: FlexTensor,
+        e: FlexTensor,
+        b: FlexTensor,
+        ib: FlexTensor,
+        keep: FlexTensor,
+        scale: FlexTensor,
+    ) -> FlexTensor {
+        forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib))
+    }
+
+    fn slot_rows_attention_backward(
+        q: FlexTensor,
+        a: FlexTensor,
+        ia: FlexTensor,
+        e: FlexTensor,
+        b: FlexTensor,
+        ib: FlexTensor,
+        keep: FlexTensor,
+        scale: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        backward([&q, &keep, &scale, &grad], (&a, &ia), Some(&e), (&b, &ib))
+    }
+}
+
+backward_with!(
+    /// The attention with own rows under autodiff: gradients for the query and the two tables.
+    SlotRowsBackward<B: SlotRowsBackend>, 3,
+    |grads, grad, (
+        q: FloatTensor, a: FloatTensor, ia: IntTensor, e: FloatTensor, b: FloatTensor,
+        ib: IntTensor, keep: FloatTensor, scale: FloatTensor
+    ), parents| {
+        let (dq, da, db) = B::slot_rows_attention_backward(q, a, ia, e, b, ib, keep, scale, grad);
+        register!(grads, parents, [dq, da, db]);
+    }
+);
+
+impl<B: SlotRowsBackend, C: CheckpointStrategy> SlotRowsBackend for Autodiff<B, C> {
+    fn slot_rows_attention(
+        q: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        e: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = SlotRowsBackward.prepare::<C>([q.node(), a.node(), b.node()]);
+        let [q, a, e, b, keep, scale] = [q, a, e, b, keep, scale].map(|t| t.into_primitive());
+        let inputs = (q, a, ia, e, b, ib, keep, scale);
+        let (q, a, ia, e, b, ib, keep, scale) = inputs.clone();
+        let out = B::slot_rows_attention(q, a, ia, e, b, ib, keep, scale);
+        finish(prep.compute_bound().stateful(), inputs, out)
+    }
+
+    fn slot_rows_attention_backward(
+        q: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        ia: IntTensor<Self>,
+        e: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        ib: IntTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [q, a, e, b, keep, scale, grad] =
+            [q, a, e, b, keep, scale, grad].map(|t| t.into_primitive());
+        let (dq, da, db) = B::slot_rows_attention_backward(q, a, ia, e, b, ib, keep, scale, grad);
+        let [dq, da, db] = [dq, da, db].map(constant::<B, C>);
+        (dq, da, db)
+    }
+}
