@@ -47,11 +47,16 @@ class LinkPredictor(torch.nn.Module):
         return self.lin_final((self.lin_src(z_src) + self.lin_dst(z_dst)).relu())
 
 
-def load(path):
+def load(path, features=None):
     src, dst, t, train, val, test = protocol.load(path)
-    # No edge features on these edges: a one-wide zero message keeps PyG's modules well-formed.
+    if features is None:
+        # No edge features: a one-wide zero message keeps PyG's modules well-formed.
+        msg = torch.zeros(src.size, 1)
+    else:
+        # DyGLib's layout: row 0 pads, row i + 1 is event i's.
+        msg = torch.from_numpy(np.load(features)[1:src.size + 1].astype(np.float32))
     data = TemporalData(src=torch.from_numpy(src), dst=torch.from_numpy(dst),
-                        t=torch.from_numpy(t.astype(np.int64)), msg=torch.zeros(src.size, 1))
+                        t=torch.from_numpy(t.astype(np.int64)), msg=msg)
     return data, data[torch.from_numpy(train)], data[torch.from_numpy(val)], data[torch.from_numpy(test)]
 
 
@@ -63,10 +68,11 @@ def main():
     p.add_argument("--batch-size", type=int, default=600)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", help="edge features, a .npy in DyGLib's layout (a zero row first)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    data, train_data, val_data, test_data = load(a.data)
+    data, train_data, val_data, test_data = load(a.data, a.features)
     num_nodes = data.num_nodes
     msg_dim, memory_dim, time_dim, embedding_dim = data.msg.size(-1), 100, 100, 100
     memory = TGNMemory(num_nodes, msg_dim, memory_dim, time_dim,

@@ -4,8 +4,10 @@
 //! A B A B per dataset so that drifts of the machine hit both alike. Each round also runs mspipe
 //! with `gnn.embed = "per_node"` — one embedding per node per batch, PyG's model — so the two
 //! are compared work for work too. `generated-N` names a generated stream of 100,000 events over
-//! N nodes (small dense graphs, where per-node embedding saves the most); `snapshot` the accuracy
-//! table's stream of yearly snapshots.
+//! N nodes (small dense graphs, where per-node embedding saves the most), `generated-NxD` the
+//! same with D-wide edge features; `snapshot` the accuracy table's stream of yearly snapshots.
+//! A stream's edge features go to both systems (PyG's messages, mspipe's mails and attention).
+
 //!
 //! torch and torch_geometric come from PyPI into a throw-away venv (`$MSPIPE_PEER_VENV`, default
 //! `peer-venv` under the cargo target directory); `cargo test` never needs them.
@@ -82,26 +84,54 @@ fn command(c: &mut Command) -> Result<String> {
 const GENERATED: &str = "generated-";
 
 /// The stream file both systems read for `dataset`: `src,dst,t` CSV with mspipe's dense node
-/// ids, written into `dir` (a generated stream is made first).
+/// ids, written into `dir` (a generated stream is made first). Edge features are left out.
 pub fn export(dataset: &str, dir: &Path) -> Result<PathBuf> {
+    Ok(export_with_features(dataset, dir)?.csv)
+}
+
+/// The files of a dataset's peer runs.
+struct Exported {
+    /// The `src,dst,t` CSV of [`export`]: PyG's events.
+    csv: PathBuf,
+    /// With edge features: the same events in DyGLib's layout (`ml_<name>.csv`, mspipe's input),
+    /// and its `.npy` of features beside it (PyG's `--features`).
+    dyglib: Option<(PathBuf, PathBuf)>,
+}
+
+/// [`export`], and the DyGLib copy when the stream has edge features.
+fn export_with_features(dataset: &str, dir: &Path) -> Result<Exported> {
     let stream = match dataset.strip_prefix(GENERATED) {
-        Some(nodes) => generate(&SyntheticConfig {
-            events: 100_000,
-            nodes: nodes
-                .parse()
-                .with_context(|| format!("{dataset}: nodes after `{GENERATED}`"))?,
-            seed: 11,
-            ..Default::default()
-        })?,
+        Some(size) => {
+            let (nodes, dim) = size.split_once('x').unwrap_or((size, "0"));
+            let number = |v: &str, what: &str| {
+                v.parse::<usize>()
+                    .with_context(|| format!("{dataset}: {what} in `{GENERATED}N[xD]`"))
+            };
+            generate(&SyntheticConfig {
+                events: 100_000,
+                nodes: number(nodes, "nodes N")?,
+                edge_feat_dim: number(dim, "feature width D")?,
+                seed: 11,
+                ..Default::default()
+            })?
+        }
         None if dataset == crate::fidelity::SNAPSHOT => crate::fidelity::materialise(dataset)?,
         None => {
             let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
             mspipe::train::run::data(&config)?.0
         }
     };
-    let path = dir.join(format!("{dataset}.csv"));
-    format::write(&stream, Format::Csv, &path)?;
-    Ok(path)
+    let csv = dir.join(format!("{dataset}.csv"));
+    format::write(&stream, Format::Csv, &csv)?;
+    let dyglib = match stream.edge_features() {
+        None => None,
+        Some(_) => {
+            let path = dir.join(format!("ml_{dataset}.csv"));
+            format::write(&stream, Format::DyGLib, &path)?;
+            Some((path, dir.join(format!("ml_{dataset}.npy"))))
+        }
+    };
+    Ok(Exported { csv, dyglib })
 }
 
 /// Mean training events/s over the epochs and the test AP/AUC of the epoch with the best
@@ -129,11 +159,16 @@ pub fn summarize(epochs: &[Value]) -> Value {
     })
 }
 
-/// mspipe on `data` (the exported file: the same events and ids as the peer's) with `embed`.
-fn mspipe_run(data: &Path, p: &Protocol, embed: &str) -> Result<Value> {
+/// mspipe on `data` (the exported files: the same events as the peer's, and its edge features)
+/// with `embed`.
+fn mspipe_run(data: &Exported, p: &Protocol, embed: &str) -> Result<Value> {
+    let (path, format) = match &data.dyglib {
+        Some((path, _)) => (path, "dyglib"),
+        None => (&data.csv, "csv"),
+    };
     let overrides = vec![
-        format!("data.dataset={:?}", data.display().to_string()),
-        "data.format=\"csv\"".into(),
+        format!("data.dataset={:?}", path.display().to_string()),
+        format!("data.format={format:?}"),
         format!("gnn.embed={embed:?}"),
         format!("train.epochs={}", p.epochs),
         format!("train.lr={}", p.lr),
@@ -151,14 +186,17 @@ fn mspipe_run(data: &Path, p: &Protocol, embed: &str) -> Result<Value> {
     Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
 }
 
-fn pyg_run(python: &Path, data: &Path, p: &Protocol) -> Result<Value> {
-    let args = [
+fn pyg_run(python: &Path, data: &Exported, p: &Protocol) -> Result<Value> {
+    let mut args = vec![
         ("--epochs", p.epochs.to_string()),
         ("--lr", p.lr.to_string()),
         ("--batch-size", p.batch_size.to_string()),
         ("--threads", p.threads.to_string()),
     ];
-    script_run(python, "pyg_tgn.py", data, &args)
+    if let Some((_, features)) = &data.dyglib {
+        args.push(("--features", features.display().to_string()));
+    }
+    script_run(python, "pyg_tgn.py", &data.csv, &args)
 }
 
 /// Runs `benches/peer/<script>` on `data` with `args`; summarises its per-epoch lines.
@@ -203,7 +241,7 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
     let python = venv_python()?;
     let mut rows = Vec::new();
     for dataset in datasets {
-        let data = export(dataset, scratch)?;
+        let data = export_with_features(dataset, scratch)?;
         let (mut ours, mut theirs, mut per_node) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=p.rounds {
             ours.push(mspipe_run(&data, p, "per_event")?);
