@@ -3,6 +3,8 @@
 their means over evaluation batches, as TGN, TGL and MSPipe do).
 """
 
+import argparse
+
 import numpy as np
 
 
@@ -47,3 +49,16 @@ def load(path):
     val = (t > val_time) & (t <= test_time)
     test = t > test_time
     return src, dst, t, train, val, test
+
+
+def arguments(lr):
+    """The arguments every peer takes (the stream file, epochs, learning rate, batch size, threads,
+    seed), with the peer's default learning rate; a peer adds its own."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--batch-size", type=int, default=600)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return p

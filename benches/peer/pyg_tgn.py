@@ -8,7 +8,6 @@ Run by the benchmark suite (`cargo bench --bench suite`), which creates the thro
 needed by cargo test.
 """
 
-import argparse
 import json
 import time
 
@@ -61,13 +60,7 @@ def load(path, features=None):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch-size", type=int, default=600)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p = protocol.arguments(lr=1e-4)
     p.add_argument("--features", help="edge features, a .npy in DyGLib's layout (a zero row first)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -27,7 +27,6 @@ Prints one JSON object per epoch on stdout, as `pyg_tgn.py` does. Run by the ben
 which creates the throw-away venv; never needed by cargo test.
 """
 
-import argparse
 import json
 import time
 
@@ -190,14 +189,8 @@ def last_occurrence(ids):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True)
+    p = protocol.arguments(lr=1e-3)
     p.add_argument("--model", choices=["apan", "jodie"], default="apan")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=600)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--att-dropout", type=float, default=0.1)
     p.add_argument("--mask-empty", action="store_true")

@@ -5,18 +5,21 @@
 //! layer built that concatenation, gathered the encodings into it, and the backward wrote a
 //! gradient for all of it only to keep the encodings' part.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::ops::Backward;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
 use super::{floats, gathered, rows, tensor};
-use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
+use crate::autodiff::finish;
 
 /// [`FusedBackend::gathered_attention`](crate::backend::FusedBackend::gathered_attention) whose
 /// slots also have rows of their own, `e` `[N·K, Ce]`, between `a`'s and `b`'s columns: queries
-/// and outputs are `[H, N, Ca + Ce + Cb]`. `e` is data: no gradient flows to it.
+/// and outputs are `[H, N, Ca + Ce + Cb]`. `e` is data: no gradient flows to it. (The backward
+/// is flex's own, behind the autodiff implementation.)
 #[backend_extension(Flex, Autodiff)]
 pub trait SlotRowsBackend: Backend {
     /// The attention → `[H, N, Ca + Ce + Cb]`.
@@ -31,20 +34,6 @@ pub trait SlotRowsBackend: Backend {
         keep: FloatTensor<Self>,
         scale: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-
-    /// Gradients for `q`, `a` and `b` given the output's.
-    #[allow(clippy::too_many_arguments)] // the forward's eight inputs and the output's gradient
-    fn slot_rows_attention_backward(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        e: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// A table and each slot's row in it.
@@ -143,35 +132,30 @@ impl SlotRowsBackend for Flex {
     ) -> FlexTensor {
         forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib))
     }
+}
 
-    fn slot_rows_attention_backward(
-        q: FlexTensor,
-        a: FlexTensor,
-        ia: FlexTensor,
-        e: FlexTensor,
-        b: FlexTensor,
-        ib: FlexTensor,
-        keep: FlexTensor,
-        scale: FlexTensor,
-        grad: FlexTensor,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        backward([&q, &keep, &scale, &grad], (&a, &ia), Some(&e), (&b, &ib))
+/// The attention with own rows under autodiff on flex: gradients for the query and the two
+/// tables, from the host loops directly (only flex implements the operation).
+#[derive(Debug)]
+struct SlotRowsBackward;
+
+impl Backward<Flex, 3> for SlotRowsBackward {
+    /// `q`, `a`, `ia`, `e`, `b`, `ib`, `keep`, `scale`.
+    type State = [FlexTensor; 8];
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [q, a, ia, e, b, ib, keep, scale] = &ops.state;
+        let (dq, da, db) = backward([q, keep, scale, &grad], (a, ia), Some(e), (b, ib));
+        for (parent, g) in ops.parents.into_iter().zip([dq, da, db]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, g);
+            }
+        }
     }
 }
 
-backward_with!(
-    /// The attention with own rows under autodiff: gradients for the query and the two tables.
-    SlotRowsBackward<B: SlotRowsBackend>, 3,
-    |grads, grad, (
-        q: FloatTensor, a: FloatTensor, ia: IntTensor, e: FloatTensor, b: FloatTensor,
-        ib: IntTensor, keep: FloatTensor, scale: FloatTensor
-    ), parents| {
-        let (dq, da, db) = B::slot_rows_attention_backward(q, a, ia, e, b, ib, keep, scale, grad);
-        register!(grads, parents, [dq, da, db]);
-    }
-);
-
-impl<B: SlotRowsBackend, C: CheckpointStrategy> SlotRowsBackend for Autodiff<B, C> {
+impl<C: CheckpointStrategy> SlotRowsBackend for Autodiff<Flex, C> {
     fn slot_rows_attention(
         q: FloatTensor<Self>,
         a: FloatTensor<Self>,
@@ -184,27 +168,11 @@ impl<B: SlotRowsBackend, C: CheckpointStrategy> SlotRowsBackend for Autodiff<B, 
     ) -> FloatTensor<Self> {
         let prep = SlotRowsBackward.prepare::<C>([q.node(), a.node(), b.node()]);
         let [q, a, e, b, keep, scale] = [q, a, e, b, keep, scale].map(|t| t.into_primitive());
-        let inputs = (q, a, ia, e, b, ib, keep, scale);
-        let (q, a, ia, e, b, ib, keep, scale) = inputs.clone();
-        let out = B::slot_rows_attention(q, a, ia, e, b, ib, keep, scale);
-        finish(prep.compute_bound().stateful(), inputs, out)
-    }
-
-    fn slot_rows_attention_backward(
-        q: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        ia: IntTensor<Self>,
-        e: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        ib: IntTensor<Self>,
-        keep: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [q, a, e, b, keep, scale, grad] =
-            [q, a, e, b, keep, scale, grad].map(|t| t.into_primitive());
-        let (dq, da, db) = B::slot_rows_attention_backward(q, a, ia, e, b, ib, keep, scale, grad);
-        let [dq, da, db] = [dq, da, db].map(constant::<B, C>);
-        (dq, da, db)
+        let out = forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib));
+        finish(
+            prep.compute_bound().stateful(),
+            [q, a, ia, e, b, ib, keep, scale],
+            out,
+        )
     }
 }
