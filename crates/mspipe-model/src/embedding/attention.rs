@@ -112,9 +112,9 @@ impl TemporalAttention {
     /// `h` scores `q_h·(x·W_k + b_k)_h / √dh = x·(W_k,h·q_h) / √dh + c(root, h)`, and the constant
     /// drops out of the softmax; its output is `Σ α·(x·W_v + b_v)_h = (Σ α·x)·W_v,h + b_v,h`. So
     /// the query is folded through `W_k` and `W_v` is applied to the weighted row sums, per head
-    /// as batched products. The slots' rows are only read, from the distinct nodes' rows and the
-    /// distinct Δt's encodings ([`mspipe_kernels::gathered_attention`]): no `[R·K, output]` keys
-    /// or values exist.
+    /// as batched products. The slots' rows are only read, from the distinct nodes' rows, the
+    /// edges' features and the distinct Δt's encodings ([`mspipe_kernels::gathered_attention`]):
+    /// no `[R·K, output]` keys or values exist.
     pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
         let [r, k] = nbr.mask.dims();
         let input = root.dims()[1];
