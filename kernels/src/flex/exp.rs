@@ -1,5 +1,5 @@
 //! exp, sigmoid and tanh of `f32` as straight-line arithmetic (no libm call), so loops over them
-//! vectorise: libm's scalar `expm1f`/`tanhf` were 7% of a TGN step on flex, in the GRU's gates.
+//! vectorise (libm's scalar `expm1f`/`tanhf` do not: they ran lane by lane in the GRU's gates).
 //!
 //! exp: `x = k·ln 2 + r` with |r| ≤ ln 2 / 2 (Cody–Waite), a degree-7 Taylor polynomial for e^r
 //! (truncation below 1e-8) and 2^k built from the exponent bits. Relative error within a few f32
