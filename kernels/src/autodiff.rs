@@ -26,6 +26,8 @@ macro_rules! register {
         }
     };
 }
+// Used outside this module by the flex route's own operations only.
+#[cfg_attr(not(feature = "flex"), allow(unused_imports))]
 pub(crate) use {register, register_tracked};
 
 /// A unit struct `$name` (with the given doc) implementing burn's `Backward` for backends
@@ -58,6 +60,7 @@ macro_rules! backward_with {
         }
     };
 }
+#[cfg_attr(not(feature = "flex"), allow(unused_imports))]
 pub(crate) use backward_with;
 
 /// A unit struct `$name` whose backward pass hands its recorded inputs (typed `$ty`) and the

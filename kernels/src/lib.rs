@@ -179,15 +179,26 @@ pub struct GatheredAttention {
 /// `[H, N, Ca + Ce + Cb]`; see [`reference::gathered_attention`]. No `[N·K, ·]` tensor is formed in
 /// the forward pass on flex; the kernels of cubecl devices take two tables, so there the own rows
 /// and `b`'s are put side by side first. No gradient flows to `scale` or `e`.
-pub fn gathered_attention(mut input: GatheredAttention) -> Tensor<3> {
+pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
     #[cfg(feature = "flex")]
-    if let Some(e) = input.e.take_if(|e| flex::runs_on(&e.device())) {
-        let x = input;
-        return fused!(
-            flex::SlotRowsBackend,
-            slot_rows_attention(x.q, x.a, x.ia, e, x.b, x.ib, x.keep, x.scale)
-        );
-    }
+    let input = match input {
+        GatheredAttention {
+            q,
+            a,
+            ia,
+            e: Some(e),
+            b,
+            ib,
+            keep,
+            scale,
+        } if flex::runs_on(&e.device()) => {
+            return fused!(
+                flex::SlotRowsBackend,
+                slot_rows_attention(q, a, ia, e, b, ib, keep, scale)
+            );
+        }
+        input => input,
+    };
     let x = input.own_rows_into_b();
     #[cfg(feature = "fused")]
     if backend::runs_on(&x.q.device()) {
