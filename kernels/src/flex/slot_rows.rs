@@ -1,9 +1,9 @@
 //! The gathered attention on flex's tensors, and its form whose slots carry rows of their own
 //! ([`SlotRowsBackend`]): in TGAT's layer each slot's edge features sit between the neighbour's
-//! node row and its Δt's encoding. Read in place, they need no `[N·K, ·]` concatenation in the
-//! forward pass, and as data they get no gradient in the backward: without this operation the
-//! layer built that concatenation, gathered the encodings into it, and the backward wrote a
-//! gradient for all of it only to keep the encodings' part.
+//! node row and its Δt's encoding. Read in place, they need no `[N·K, ·]` concatenation (with the
+//! encodings gathered into it) in the forward pass, and as data they get no gradient in the
+//! backward, where a concatenation's gradient would be written in full to keep the encodings'
+//! part.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
