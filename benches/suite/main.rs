@@ -78,7 +78,7 @@ struct Args {
     /// Epochs of each peer run (both systems).
     #[arg(long, default_value_t = 3)]
     peer_epochs: usize,
-    /// A B rounds per dataset in the peer comparison.
+    /// A B rounds per dataset in the peer comparison (round r seeds both systems with r − 1).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Learning rate of both systems in the peer comparison (PyG's TGN example uses 1e-4).

@@ -1,7 +1,8 @@
 //! The peer: PyTorch Geometric's TGN (`benches/peer/pyg_tgn.py`) against mspipe's TGN on the same
 //! events (mspipe hides no nodes here, as PyG's example), split, negatives, batch size, dims,
 //! learning rate and thread count, each reported at its best validation epoch, alternated
-//! A B A B per dataset so that drifts of the machine hit both alike. Each round also runs mspipe
+//! A B A B per dataset so that drifts of the machine hit both alike; round r seeds both systems
+//! with r − 1, so the medians are over seeds too (one seed's AP can be a point or more off). Each round also runs mspipe
 //! with `gnn.embed = "per_node"` — one embedding per node per batch, PyG's model — so the two
 //! are compared work for work too. `generated-N` names a generated stream of 100,000 events over
 //! N nodes (small dense graphs, where per-node embedding saves the most), `generated-NxD` the
@@ -160,8 +161,8 @@ pub fn summarize(epochs: &[Value]) -> Value {
 }
 
 /// mspipe on `data` (the exported files: the same events as the peer's, and its edge features)
-/// with `embed`.
-fn mspipe_run(data: &Exported, p: &Protocol, embed: &str) -> Result<Value> {
+/// with `embed`, seeded `seed`.
+fn mspipe_run(data: &Exported, p: &Protocol, embed: &str, seed: usize) -> Result<Value> {
     let (path, format) = match &data.dyglib {
         Some((path, _)) => (path, "dyglib"),
         None => (&data.csv, "csv"),
@@ -174,6 +175,7 @@ fn mspipe_run(data: &Exported, p: &Protocol, embed: &str) -> Result<Value> {
         format!("train.lr={}", p.lr),
         format!("train.batch_size={}", p.batch_size),
         format!("train.threads={}", p.threads),
+        format!("train.seed={seed}"),
         "train.patience=0".into(),
         "train.node_classification=false".into(),
         // PyG's example trains on every training event: no nodes hidden for inductive metrics.
@@ -186,12 +188,13 @@ fn mspipe_run(data: &Exported, p: &Protocol, embed: &str) -> Result<Value> {
     Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
 }
 
-fn pyg_run(python: &Path, data: &Exported, p: &Protocol) -> Result<Value> {
+fn pyg_run(python: &Path, data: &Exported, p: &Protocol, seed: usize) -> Result<Value> {
     let mut args = vec![
         ("--epochs", p.epochs.to_string()),
         ("--lr", p.lr.to_string()),
         ("--batch-size", p.batch_size.to_string()),
         ("--threads", p.threads.to_string()),
+        ("--seed", seed.to_string()),
     ];
     if let Some((_, features)) = &data.dyglib {
         args.push(("--features", features.display().to_string()));
@@ -244,14 +247,15 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
         let data = export_with_features(dataset, scratch)?;
         let (mut ours, mut theirs, mut per_node) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=p.rounds {
-            ours.push(mspipe_run(&data, p, "per_event")?);
-            eprintln!("peer {dataset} round {round} mspipe: {}", ours[round - 1]);
-            theirs.push(pyg_run(&python, &data, p)?);
-            eprintln!("peer {dataset} round {round} pyg: {}", theirs[round - 1]);
-            per_node.push(mspipe_run(&data, p, "per_node")?);
+            let seed = round - 1;
+            ours.push(mspipe_run(&data, p, "per_event", seed)?);
+            eprintln!("peer {dataset} round {round} mspipe: {}", ours[seed]);
+            theirs.push(pyg_run(&python, &data, p, seed)?);
+            eprintln!("peer {dataset} round {round} pyg: {}", theirs[seed]);
+            per_node.push(mspipe_run(&data, p, "per_node", seed)?);
             eprintln!(
                 "peer {dataset} round {round} mspipe per node: {}",
-                per_node[round - 1]
+                per_node[seed]
             );
         }
         let m = |runs: &[Value]| {

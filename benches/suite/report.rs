@@ -370,7 +370,7 @@ fn peer_section(md: &mut String, r: &Results) {
     let p = &r.peer[0];
     let _ = writeln!(
         md,
-        "## TGN: mspipe vs PyTorch Geometric\n\nSame events (no nodes hidden from training), chronological split, one random negative per positive, batch {}, dims 100, Adam lr {}, {} threads, {} epochs; runs alternated A B A B ({} rounds); medians. Events/s is the mean over epochs of the training loop; test AP at each run's best validation epoch. Per node: mspipe with `gnn.embed = \"per_node\"` (each node embedded once per batch, at the batch's first event time: PyG's model), run in the same rounds.\n",
+        "## TGN: mspipe vs PyTorch Geometric\n\nSame events (no nodes hidden from training), chronological split, one random negative per positive, batch {}, dims 100, Adam lr {}, {} threads, {} epochs; runs alternated A B A B ({} rounds, round r seeding both systems with r − 1); medians. Events/s is the mean over epochs of the training loop; test AP at each run's best validation epoch. Per node: mspipe with `gnn.embed = \"per_node\"` (each node embedded once per batch, at the batch's first event time: PyG's model), run in the same rounds.\n",
         p["batch_size"],
         p["lr"],
         p["threads"],
