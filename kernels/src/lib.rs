@@ -7,7 +7,7 @@
 //! mask, softmax and weighted sum per root and head, whose keys and values are the slots' node and
 //! Δt rows, read straight from per-node and per-Δt tables, with the projections folded out of the
 //! slots), each with its backward; and on flex burn's **linear layer** as one operation whose
-//! outputs are written once.
+//! outputs are written once, and **Adam's update** of a parameter as one pass.
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under
@@ -36,6 +36,7 @@
 
 use burn::prelude::*;
 
+mod adam;
 #[cfg(feature = "fused")]
 mod autodiff;
 #[cfg(feature = "fused")]
@@ -50,6 +51,8 @@ mod flex;
 pub mod reference;
 #[cfg(feature = "wgpu")]
 pub mod runtime;
+
+pub use adam::{AdamMoments, AdamScalars, adam_step};
 
 /// Node memory resident on a device: what [`fetch`] reads and [`update`] writes.
 #[derive(Debug, Clone)]

@@ -6,7 +6,9 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{sigmoid, softmax, tanh};
 
-use crate::{DeviceMemory, Fetched, GatheredAttention, MailEncoding, Writes};
+use crate::{
+    AdamMoments, AdamScalars, DeviceMemory, Fetched, GatheredAttention, MailEncoding, Writes,
+};
 
 /// Attention whose keys and values are the slots' own rows (see [`GatheredAttention`]): per head
 /// `h` the output is Σ_j softmax_j(q_h·x_j)·x_j over the real slots `x_j`, `[H, N, Ca + Ce + Cb]`;
@@ -41,6 +43,34 @@ pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
 pub fn time_encoding(dt: Tensor<1>, w: Tensor<1>, b: Tensor<1>) -> Tensor<2> {
     let dt: Tensor<2> = dt.unsqueeze_dim(1);
     (dt * w.unsqueeze() + b.unsqueeze()).cos()
+}
+
+/// One Adam step of a parameter, burn's `Adam` tensor operations in burn's order:
+/// m ← β₁·m + (1 − β₁)·g and v ← β₂·v + (1 − β₂)·g² (on the first step the terms in g alone),
+/// then p ← p − lr·(m·c) / (√v + ε′) with c and ε′ the bias corrections of [`AdamScalars`].
+pub fn adam_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<AdamMoments<D>>,
+    s: AdamScalars,
+) -> (Tensor<D>, AdamMoments<D>) {
+    let first = grad.clone().mul_scalar(1.0 - s.beta_1);
+    let second = grad.square().mul_scalar(1.0 - s.beta_2);
+    let (first, second) = match moments {
+        Some(m) => (
+            m.first.mul_scalar(s.beta_1).add(first),
+            m.second.mul_scalar(s.beta_2).add(second),
+        ),
+        None => (first, second),
+    };
+    let update = first
+        .clone()
+        .mul_scalar(s.moment_scale)
+        .div(second.clone().sqrt().add_scalar(s.epsilon));
+    (
+        param - update.mul_scalar(s.lr),
+        AdamMoments { first, second },
+    )
 }
 
 /// The GRU cell's gates (`torch.nn.GRUCell`): `gi`, `gh` `[n, 3d]` are the input's and the hidden

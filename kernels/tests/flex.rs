@@ -1,7 +1,7 @@
 //! The flex route (host loops) against the burn-ops reference on the same device: the GRU gates
 //! and the gathered attention, forward and gradients, on the shapes of the kernel tests, the time encoding forward and its
 //! gradients for `w`, `b` across the range of Δt a dataset in seconds produces, several
-//! parallel blocks, and empty inputs.
+//! parallel blocks, and empty inputs; Adam's update to the bit, and its first step by hand.
 #![cfg(feature = "flex")]
 
 mod common;
@@ -10,6 +10,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use common::{GATHERED_SHAPES, GRU_SHAPES, GatheredCase, GruCase};
 use common::{assert_gathered_without_slots_is_zero, assert_run_close};
+use mspipe_kernels::{AdamMoments, AdamScalars, adam_step};
 use mspipe_kernels::{GatheredAttention, backend, gathered_attention, reference, time_encoding};
 
 #[test]
@@ -214,4 +215,61 @@ fn gathered_attention_scale_is_dropout_on_the_weights() {
         .expect("a gradient")
         .into_data()
         .assert_eq(&TensorData::from([[1.0f32, 1.0], [0.0, 0.0]]), false);
+}
+
+fn bits<const D: usize>(t: &Tensor<D>) -> Vec<u32> {
+    t.to_data().iter::<f32>().map(f32::to_bits).collect()
+}
+
+/// Four steps of a parameter that spans several parallel blocks and of a small one, from the
+/// first step on: parameter and both moments the reference's to the bit after every step.
+#[test]
+fn adam_step_matches_reference_to_the_bit() {
+    let device = Device::flex();
+    for shape in [[300, 100], [1, 7]] {
+        let mut fused = (common::random(shape, &device), None::<AdamMoments<2>>);
+        let mut plain = fused.clone();
+        for time in 1..=4 {
+            // Gradients of mixed scale, some exactly zero.
+            let grad = common::random(shape, &device).powi_scalar(3) * (0.1 * time as f32);
+            let s = AdamScalars::new(0.9, 0.999, 1e-5, time, 1e-3);
+            let (p, m) = adam_step(fused.0, grad.clone(), fused.1, s);
+            fused = (p, Some(m));
+            let (p, m) = reference::adam_step(plain.0, grad, plain.1, s);
+            plain = (p, Some(m));
+            let (Some(f), Some(r)) = (&fused.1, &plain.1) else {
+                unreachable!("both hold moments after a step")
+            };
+            assert_eq!(bits(&fused.0), bits(&plain.0), "parameter, step {time}");
+            assert_eq!(bits(&f.first), bits(&r.first), "first moment, step {time}");
+            assert_eq!(
+                bits(&f.second),
+                bits(&r.second),
+                "second moment, step {time}"
+            );
+        }
+    }
+}
+
+/// p = 1, g = 0.5, lr = 0.1: m = 0.05, v = 2.5e-4, and the bias-corrected step is
+/// lr·m̂/(√v̂ + ε) = 0.1·0.5/(0.5 + 1e-5) → p ≈ 0.90000200.
+#[test]
+fn adam_first_step_by_hand() {
+    let device = Device::flex();
+    let s = AdamScalars::new(0.9, 0.999, 1e-5, 1, 0.1);
+    let (p, m) = adam_step(
+        Tensor::<1>::from_floats([1.0], &device),
+        Tensor::from_floats([0.5], &device),
+        None,
+        s,
+    );
+    let tol = Tolerance::absolute(1e-6);
+    p.into_data()
+        .assert_approx_eq::<f32>(&TensorData::from([1.0 - 0.05 / 0.50001]), tol);
+    m.first
+        .into_data()
+        .assert_approx_eq::<f32>(&TensorData::from([0.05]), tol);
+    m.second
+        .into_data()
+        .assert_approx_eq::<f32>(&TensorData::from([2.5e-4]), tol);
 }

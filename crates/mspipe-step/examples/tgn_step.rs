@@ -5,11 +5,11 @@
 //!
 //! `cargo run -p mspipe-step --example tgn_step`
 
-use burn::optim::AdamConfig;
 use burn::prelude::*;
 use mspipe_data::synthetic::{SyntheticConfig, generate};
 use mspipe_model::MemoryModelConfig;
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
+use mspipe_step::AdamConfig;
 use mspipe_step::batch::{self, Embed, RootRows, SampleContext};
 use mspipe_step::{MemoryShape, MemoryStore, NodeMemory, StepConfig, Trainer, batch_events};
 

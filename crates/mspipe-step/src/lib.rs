@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod adam;
 pub mod batch;
 mod device;
 mod error;
@@ -12,6 +13,7 @@ pub mod stages;
 mod stale;
 mod trainer;
 
+pub use adam::{Adam, AdamConfig};
 pub use batch::{
     Embed, Fetched, Forward, Inference, Prepared, RootRows, SampleContext, Sampled, Scored, Update,
     Write,

@@ -5,11 +5,12 @@
 //! test, reported at the decoder epoch with the best validation AUC.
 
 use anyhow::Result;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use mspipe_model::tensors::{floats, to_vec};
 use mspipe_model::{NodeClassifier, NodeClassifierConfig};
+use mspipe_step::AdamConfig;
 
 use crate::metrics::roc_auc;
 use crate::record::NodeClassification;

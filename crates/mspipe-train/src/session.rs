@@ -7,18 +7,17 @@ use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use mspipe_data::{EventStream, Split};
 use mspipe_model::tensors::to_vec;
 use mspipe_model::{AttentionHeadsConfig, MemoryModel, MemoryModelConfig};
 use mspipe_sampler::{Direction, NegativeSampler, NeighborConfig, NeighborSampler, TemporalGraph};
 use mspipe_scheduler::{Emit, Executor, Mitigation, Stage, Timeline};
-
 use mspipe_step::batch::{self, RootRows, SampleContext};
 use mspipe_step::{
-    GradientMean, Handover, Inference, MemoryShape, MemoryStore, NodeMemory, Replica, Scored,
-    StepConfig, TrainStages, Trainer, UpdatedRows, batch_events,
+    AdamConfig, GradientMean, Handover, Inference, MemoryShape, MemoryStore, NodeMemory, Replica,
+    Scored, StepConfig, TrainStages, Trainer, UpdatedRows, batch_events,
 };
 
 use crate::config::Config;

@@ -3,6 +3,7 @@
 //! AVX-512, AVX2/FMA or SVE where the CPU has them, picked at run time). Same math as the cubecl
 //! kernels and the burn-ops reference.
 
+pub(crate) mod adam;
 mod exp;
 mod gathered;
 mod gru;
