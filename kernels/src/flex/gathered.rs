@@ -2,7 +2,8 @@
 //! in place from its two tables (node rows and Δt rows) and, between them, the slot's own row
 //! (its edge's features, data) — the forward pass writes nothing per slot. The backward writes
 //! each slot's gradient for its two table rows once (summed over heads, every slot owned by one
-//! root) and then adds those into the tables in slot order: deterministic, no atomics.
+//! root); then each table row, owned by one task, sums its slots' in slot order: deterministic,
+//! no atomics.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -268,22 +269,65 @@ pub fn backward(
                 backward_block(q, rows, [keep, scale], grad, d, first, &mut dq, dx);
             });
     }
-    let add_into = |index: &[usize], rows: usize, offset: usize, w: usize| {
-        let mut table = vec![0.0f32; rows * w];
-        if w > 0 {
-            for (g, &i) in dx.chunks_exact(tw).zip(index) {
-                axpy(&mut table[i * w..][..w], 1.0, &g[offset..][..w]);
-            }
-        }
-        table
-    };
     let (da, db) = rayon::join(
-        || add_into(&rows.ia, rows_a, 0, d.ca),
-        || add_into(&rows.ib, rows_b, d.ca, d.cb),
+        || table_grads(&dx, tw, &rows.ia, keep, [rows_a, 0, d.ca]),
+        || table_grads(&dx, tw, &rows.ib, keep, [rows_b, d.ca, d.cb]),
     );
     SLOT_GRADS.set(dx);
     (dq, da, db)
 }
+
+/// A table's gradient `[rows, w]` from the slots' gradient rows (`dx`, rows of `tw`, the table's
+/// part at `offset`): row i is the sum of its real slots' parts in slot order, starting from
+/// zero — the order a scatter in slot order adds them in, so the same bits — written once per
+/// row, rows in parallel. Padded slots are left out: their gradient rows are +0.0, which leaves
+/// a sum started at +0.0 unchanged to the bit.
+fn table_grads(
+    dx: &[f32],
+    tw: usize,
+    index: &[usize],
+    keep: &[f32],
+    [rows, offset, w]: [usize; 3],
+) -> Vec<f32> {
+    // Each row's real slots, in slot order (a counting sort by row).
+    let real = || (0..index.len()).filter(|&s| keep[s] != 0.0);
+    let mut start = vec![0usize; rows + 1];
+    for s in real() {
+        start[index[s] + 1] += 1;
+    }
+    for r in 0..rows {
+        start[r + 1] += start[r];
+    }
+    let mut next = start.clone();
+    let mut slots = vec![0usize; start[rows]];
+    for s in real() {
+        slots[next[index[s]]] = s;
+        next[index[s]] += 1;
+    }
+    // SAFETY: each chunk is whole rows of `w`, and every element of each is written.
+    unsafe {
+        par_filled(rows * w, (TABLE_BLOCK * w).max(1), |block, out| {
+            for (i, row) in out.chunks_exact_mut(w).enumerate() {
+                let r = block * TABLE_BLOCK + i;
+                row.fill(MaybeUninit::new(0.0));
+                // SAFETY: just written.
+                let row = &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]);
+                sum_parts(row, &slots[start[r]..start[r + 1]], dx, tw, offset);
+            }
+        })
+    }
+}
+
+/// `row` += each of `slots`' parts at `offset` of their `dx` rows, in order.
+#[multiversion(targets = "simd")]
+fn sum_parts(row: &mut [f32], slots: &[usize], dx: &[f32], tw: usize, offset: usize) {
+    for &s in slots {
+        axpy(row, 1.0, &dx[s * tw + offset..][..row.len()]);
+    }
+}
+
+/// Table rows per parallel task of [`table_grads`].
+const TABLE_BLOCK: usize = 256;
 
 thread_local! {
     /// [`backward`]'s per-slot row gradients, reused by the next call on the same thread.
