@@ -177,6 +177,22 @@ fn gathered_attention_matches_reference() {
     }
 }
 
+/// Slots whose rows are all their own (both tables zero wide), over two blocks of roots: the
+/// output and the query's gradient as the reference's; the tables' gradients, if any, empty.
+#[test]
+fn gathered_attention_of_own_rows_only_matches_reference() {
+    let device = Device::flex().autodiff();
+    let case = GatheredCase::new([70, 3, 2, 4, 0, 5, 3, 0], &device);
+    let ((out, [dq, da, db]), (want, [want_dq, ..])) =
+        (case.run(&device, true), case.run(&device, false));
+    let [dq, want_dq] = [dq, want_dq].map(|g| g.expect("a query gradient"));
+    out.assert_approx_eq::<f32>(&want, Tolerance::rel_abs(1e-5, 1e-6));
+    dq.assert_approx_eq::<f32>(&want_dq, Tolerance::rel_abs(1e-5, 1e-5));
+    for g in [da, db].into_iter().flatten() {
+        assert_eq!(g.num_elements(), 0);
+    }
+}
+
 #[test]
 fn gathered_attention_without_slots_is_zero() {
     assert_gathered_without_slots_is_zero(&Device::flex().autodiff());

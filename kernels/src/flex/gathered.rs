@@ -162,9 +162,9 @@ fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
 }
 
 /// An `[h, n, c]` buffer as per-task parts: for each block of roots, its rows of every head.
-fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
+fn head_blocks<T>(buf: &mut [T], d: Dims) -> Vec<Vec<&mut [T]>> {
     let c = d.width();
-    let mut blocks: Vec<Vec<&mut [f32]>> = (0..d.n.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
+    let mut blocks: Vec<Vec<&mut [T]>> = (0..d.n.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
     for head in buf.chunks_mut(d.n * c) {
         for (block, rows) in blocks.iter_mut().zip(head.chunks_mut(BLOCK * c)) {
             block.push(rows);
@@ -173,19 +173,48 @@ fn head_blocks(buf: &mut [f32], d: Dims) -> Vec<Vec<&mut [f32]>> {
     blocks
 }
 
+/// An `[h, n, c]` output that blocks of roots accumulate into, in parallel: `accumulate` gets
+/// each block's index, its rows of every head (zeroed by the same task just before, while they
+/// are about to be used, rather than in a pass over the whole buffer) and its item of `with`
+/// (one per block).
+fn accumulated<W: Send>(
+    d: Dims,
+    with: impl IndexedParallelIterator<Item = W>,
+    accumulate: impl Fn(usize, &mut [&mut [f32]], W) + Sync + Send,
+) -> Vec<f32> {
+    let len = d.h * d.n * d.width();
+    if d.empty() {
+        return vec![0.0; len];
+    }
+    let mut out = Vec::with_capacity(len);
+    let blocks = head_blocks(&mut out.spare_capacity_mut()[..len], d);
+    assert_eq!(with.len(), blocks.len(), "one item per block of roots");
+    blocks
+        .into_par_iter()
+        .zip(with)
+        .enumerate()
+        .for_each(|(block, (rows, with))| {
+            let mut rows: Vec<&mut [f32]> = rows
+                .into_iter()
+                .map(|row| {
+                    row.fill(MaybeUninit::new(0.0));
+                    // SAFETY: every element was just written.
+                    unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) }
+                })
+                .collect();
+            accumulate(block, &mut rows, with);
+        });
+    // SAFETY: the blocks' rows cover the `len` elements, each zeroed above.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `q` `[h, n, c]`, `keep` `[n, k]`, `scale` `[h, n, k]` → `[h, n, c]`.
 pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], scale: &[f32], d: Dims) -> Vec<f32> {
-    let mut out = zeroed(d.h * d.n * d.width());
-    if d.empty() {
-        return out;
-    }
-    head_blocks(&mut out, d)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(block, mut out)| {
-            forward_block(q, rows, keep, scale, d, block * BLOCK, &mut out);
-        });
-    out
+    let blocks = rayon::iter::repeat_n((), d.n.div_ceil(BLOCK));
+    accumulated(d, blocks, |block, out, ()| {
+        forward_block(q, rows, keep, scale, d, block * BLOCK, out);
+    })
 }
 
 /// Root `r`'s softmax weights over its slots, every head's, into `p` (`[head·k + j]`); `also`
@@ -250,8 +279,7 @@ pub fn backward(
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (c, tw) = (d.width(), d.table_width());
-    let mut dq = zeroed(d.h * d.n * c);
+    let tw = d.table_width();
     // Each slot's gradient for its table rows, `[n·k, ca + cb]`: scratch kept across calls (the
     // step's largest buffer, otherwise zeroed and page-faulted in anew each time), every row
     // written by its block.
@@ -259,16 +287,13 @@ pub fn backward(
     dx.resize(d.n * d.k * tw, 0.0);
     if d.empty() {
         dx.fill(0.0);
-    } else {
-        head_blocks(&mut dq, d)
-            .into_par_iter()
-            .zip(dx.par_chunks_mut(BLOCK * d.k * tw))
-            .enumerate()
-            .for_each(|(block, (mut dq, dx))| {
-                let first = block * BLOCK;
-                backward_block(q, rows, [keep, scale], grad, d, first, &mut dq, dx);
-            });
     }
+    // Each block's slots' rows (none when the slots' rows are all their own).
+    let mut blocks: Vec<&mut [f32]> = dx.chunks_mut((BLOCK * d.k * tw).max(1)).collect();
+    blocks.resize_with(d.n.div_ceil(BLOCK), Default::default);
+    let dq = accumulated(d, blocks.into_par_iter(), |block, dq, dx| {
+        backward_block(q, rows, [keep, scale], grad, d, block * BLOCK, dq, dx);
+    });
     let (da, db) = rayon::join(
         || table_grads(&dx, tw, &rows.ia, keep, [rows_a, 0, d.ca]),
         || table_grads(&dx, tw, &rows.ib, keep, [rows_b, d.ca, d.cb]),
@@ -334,13 +359,6 @@ thread_local! {
     static SLOT_GRADS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// `len` zeros, written by the pool's threads (a serial memset of the step's larger buffers
-/// leaves the other cores idle).
-fn zeroed(len: usize) -> Vec<f32> {
-    // SAFETY: every chunk is filled whole.
-    unsafe { par_filled(len, 1 << 16, |_, c| c.fill(MaybeUninit::new(0.0))) }
-}
-
 /// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
 /// the gradients of the query and of the slot's table rows for every head.
 #[multiversion(targets = "simd")]
@@ -376,7 +394,8 @@ fn backward_block(
         }
         let tw = d.table_width();
         let dx = &mut dx[i * d.k * tw..][..d.k * tw];
-        for (j, dxj) in dx.chunks_exact_mut(tw).enumerate() {
+        for j in 0..d.k {
+            let dxj = &mut dx[j * tw..][..tw];
             dxj.fill(0.0);
             let (dxa, dxb) = dxj.split_at_mut(d.ca);
             let x = rows.slot(r * d.k + j, d);
