@@ -82,7 +82,7 @@ fn command(c: &mut Command) -> Result<String> {
 }
 
 /// Prefix of the generated streams' names.
-const GENERATED: &str = "generated-";
+pub const GENERATED: &str = "generated-";
 
 /// The stream file both systems read for `dataset`: `src,dst,t` CSV with mspipe's dense node
 /// ids, written into `dir` (a generated stream is made first). Edge features are left out.

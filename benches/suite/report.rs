@@ -377,8 +377,14 @@ fn peer_section(md: &mut String, r: &Results) {
         p["epochs"],
         p["mspipe_runs"].as_array().map_or(0, Vec::len),
     );
-    md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2×) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | per node: ev/s, ratio (target ≥ 2×), test AP | largest stage (mspipe, matrix run) |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2× on the shipped streams) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | per node: ev/s, ratio (target ≥ 2× on the generated streams), test AP | largest stage (mspipe, matrix run) |\n|---|---|---|---|---|---|---|---|---|\n");
     for row in &r.peer {
+        let name = row["dataset"].as_str().unwrap_or("?");
+        // The per-event speed target is the shipped streams'; the per-node one the generated
+        // streams'; the snapshot stream is there for its accuracy.
+        let generated = name.starts_with(crate::peer::GENERATED);
+        let shipped = !generated && name != crate::fidelity::SNAPSHOT;
+        let judge = |ratio: f64, target: bool| if target { mark(ratio >= 2.0) } else { "no target" };
         let ratio = f(&row["speed_ratio"]);
         let diff = f(&row["test_ap_difference_points"]);
         let tgn = Value::from("tgn");
@@ -396,18 +402,18 @@ fn peer_section(md: &mut String, r: &Results) {
                 "{:.0}, {:.2}× ({}), {:.4}",
                 f(&per_node["train_events_per_sec"]),
                 node_ratio,
-                mark(node_ratio >= 2.0),
+                judge(node_ratio, generated),
                 f(&per_node["test_ap"]),
             )
         };
         let _ = writeln!(
             md,
             "| {} | {:.0} | {:.0} | {:.2}× ({}) | {:.4} | {:.4} | {:+.2} ({}) | {} | {} |",
-            row["dataset"].as_str().unwrap_or("?"),
+            name,
             f(&row["mspipe"]["train_events_per_sec"]),
             f(&row["pyg"]["train_events_per_sec"]),
             ratio,
-            mark(ratio >= 2.0),
+            judge(ratio, shipped),
             f(&row["mspipe"]["test_ap"]),
             f(&row["pyg"]["test_ap"]),
             diff,
