@@ -304,9 +304,10 @@ pub fn backward(
 
 /// A table's gradient `[rows, w]` from the slots' gradient rows (`dx`, rows of `tw`, the table's
 /// part at `offset`): row i is the sum of its real slots' parts in slot order, starting from
-/// zero — the order a scatter in slot order adds them in, so the same bits — written once per
-/// row, rows in parallel. Padded slots are left out: their gradient rows are +0.0, which leaves
-/// a sum started at +0.0 unchanged to the bit.
+/// zero. Ranges of rows go to parallel tasks, each scanning the slots in order for its own rows:
+/// every row is summed in slot order whatever the ranges, so the bits do not depend on the thread
+/// count. Padded slots are left out: their gradient rows are +0.0, which leaves a sum started at
+/// +0.0 unchanged to the bit.
 fn table_grads(
     dx: &[f32],
     tw: usize,
@@ -314,45 +315,50 @@ fn table_grads(
     keep: &[f32],
     [rows, offset, w]: [usize; 3],
 ) -> Vec<f32> {
-    // Each row's real slots, in slot order (a counting sort by row).
-    let real = || (0..index.len()).filter(|&s| keep[s] != 0.0);
-    let mut start = vec![0usize; rows + 1];
-    for s in real() {
-        start[index[s] + 1] += 1;
-    }
-    for r in 0..rows {
-        start[r + 1] += start[r];
-    }
-    let mut next = start.clone();
-    let mut slots = vec![0usize; start[rows]];
-    for s in real() {
-        slots[next[index[s]]] = s;
-        next[index[s]] += 1;
-    }
-    // SAFETY: each chunk is whole rows of `w`, and every element of each is written.
+    let per_task = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    // SAFETY: each chunk is whole rows of `w`, all zeroed before anything is added.
     unsafe {
-        par_filled(rows * w, (TABLE_BLOCK * w).max(1), |block, out| {
-            for (i, row) in out.chunks_exact_mut(w).enumerate() {
-                let r = block * TABLE_BLOCK + i;
-                row.fill(MaybeUninit::new(0.0));
-                // SAFETY: just written.
-                let row = &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]);
-                sum_parts(row, &slots[start[r]..start[r + 1]], dx, tw, offset);
-            }
+        par_filled(rows * w, per_task * w, |task, out| {
+            out.fill(MaybeUninit::new(0.0));
+            // SAFETY: just written.
+            let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+            let first = task * per_task;
+            add_slots(
+                out,
+                first..first + out.len() / w,
+                dx,
+                tw,
+                index,
+                keep,
+                offset,
+            );
         })
     }
 }
 
-/// `row` += each of `slots`' parts at `offset` of their `dx` rows, in order.
+/// `out` (the table's rows `range`) += the part at `offset` of each real slot's `dx` row whose
+/// table row is in `range`, slot by slot.
 #[multiversion(targets = "simd")]
-fn sum_parts(row: &mut [f32], slots: &[usize], dx: &[f32], tw: usize, offset: usize) {
-    for &s in slots {
-        axpy(row, 1.0, &dx[s * tw + offset..][..row.len()]);
+fn add_slots(
+    out: &mut [f32],
+    range: std::ops::Range<usize>,
+    dx: &[f32],
+    tw: usize,
+    index: &[usize],
+    keep: &[f32],
+    offset: usize,
+) {
+    let w = out.len() / range.len().max(1);
+    for (s, &i) in index.iter().enumerate() {
+        if keep[s] != 0.0 && range.contains(&i) {
+            axpy(
+                &mut out[(i - range.start) * w..][..w],
+                1.0,
+                &dx[s * tw + offset..][..w],
+            );
+        }
     }
 }
-
-/// Table rows per parallel task of [`table_grads`].
-const TABLE_BLOCK: usize = 256;
 
 thread_local! {
     /// [`backward`]'s per-slot row gradients, reused by the next call on the same thread.
