@@ -151,7 +151,11 @@ fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
             let start = Instant::now();
             let c = match g.layer {
                 true => mspipe::model::kernels::linear(a.clone(), b.clone(), bias.clone()),
-                false => a.clone().matmul(b.clone()),
+                false => mspipe::model::kernels::batched_matmul(
+                    a.clone().unsqueeze(),
+                    b.clone().unsqueeze(),
+                )
+                .squeeze_dim(0),
             };
             device.sync().expect("sync");
             drop(c);
