@@ -1,12 +1,11 @@
 //! Attention over gathered slot rows on host slices, roots in parallel. Each slot's row is read
 //! in place from its two tables (node rows and Δt rows) and, between them, the slot's own row
-//! (its edge's features, data) — the forward pass writes nothing per slot. The backward writes
-//! each slot's gradient for its two table rows once (summed over heads, every slot owned by one
-//! root); then each table row, owned by one task, sums its slots' in slot order: deterministic,
-//! no atomics.
+//! (its edge's features, data) — the forward pass writes nothing per slot. The backward keeps two
+//! numbers per slot and head (what the slot's table rows get of that head's query and of its
+//! output's gradient); then each table row, owned by one task, sums its slots' terms in slot
+//! order: deterministic, no atomics, and no per-slot gradient rows written and read back.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use multiversion::multiversion;
@@ -34,11 +33,6 @@ pub struct Dims {
 impl Dims {
     fn width(&self) -> usize {
         self.ca + self.ce + self.cb
-    }
-
-    /// Width of a slot's gradient: the columns that come from the tables.
-    fn table_width(&self) -> usize {
-        self.ca + self.cb
     }
 
     /// Whether there is nothing to compute (outputs stay zero).
@@ -279,90 +273,98 @@ pub fn backward(
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let tw = d.table_width();
-    // Each slot's gradient for its table rows, `[n·k, ca + cb]`: scratch kept across calls (the
-    // step's largest buffer, otherwise zeroed and page-faulted in anew each time), every row
-    // written by its block.
-    let mut dx = SLOT_GRADS.take();
-    dx.resize(d.n * d.k * tw, 0.0);
-    if d.empty() {
-        dx.fill(0.0);
-    }
-    // Each block's slots' rows (none when the slots' rows are all their own).
-    let mut blocks: Vec<&mut [f32]> = dx.chunks_mut((BLOCK * d.k * tw).max(1)).collect();
-    blocks.resize_with(d.n.div_ceil(BLOCK), Default::default);
-    let dq = accumulated(d, blocks.into_par_iter(), |block, dq, dx| {
-        backward_block(q, rows, [keep, scale], grad, d, block * BLOCK, dq, dx);
+    // Per slot and head, what the slot's table rows get of the head's query and of its output's
+    // gradient: `[n·k, h, 2]`, every element written by its block.
+    let mut coef = vec![0.0f32; d.n * d.k * d.h * 2];
+    let blocks = coef.par_chunks_mut((BLOCK * d.k * d.h * 2).max(1));
+    let dq = accumulated(d, blocks, |block, dq, coef| {
+        backward_block(q, rows, [keep, scale], grad, d, block * BLOCK, dq, coef);
     });
+    let slots = Slots {
+        q,
+        grad,
+        coef: &coef,
+        keep,
+        d,
+    };
     let (da, db) = rayon::join(
-        || table_grads(&dx, tw, &rows.ia, keep, [rows_a, 0, d.ca]),
-        || table_grads(&dx, tw, &rows.ib, keep, [rows_b, d.ca, d.cb]),
+        || slots.table_grads(&rows.ia, rows_a, 0..d.ca),
+        || slots.table_grads(&rows.ib, rows_b, d.ca + d.ce..d.width()),
     );
-    SLOT_GRADS.set(dx);
     (dq, da, db)
 }
 
-/// A table's gradient `[rows, w]` from the slots' gradient rows (`dx`, rows of `tw`, the table's
-/// part at `offset`): row i is the sum of its real slots' parts in slot order, starting from
-/// zero. Ranges of rows go to parallel tasks, each scanning the slots in order for its own rows:
-/// every row is summed in slot order whatever the ranges, so the bits do not depend on the thread
-/// count. Padded slots are left out: their gradient rows are +0.0, which leaves a sum started at
-/// +0.0 unchanged to the bit.
-fn table_grads(
-    dx: &[f32],
-    tw: usize,
-    index: &[usize],
-    keep: &[f32],
-    [rows, offset, w]: [usize; 3],
-) -> Vec<f32> {
-    let per_task = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
-    // SAFETY: each chunk is whole rows of `w`, all zeroed before anything is added.
-    unsafe {
-        par_filled(rows * w, per_task * w, |task, out| {
-            out.fill(MaybeUninit::new(0.0));
-            // SAFETY: just written.
-            let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
-            let first = task * per_task;
-            add_slots(
-                out,
-                first..first + out.len() / w,
-                dx,
-                tw,
-                index,
-                keep,
-                offset,
-            );
-        })
-    }
+/// What the tables' gradients are made from: the queries and the output's gradient (`[h, n, c]`)
+/// and each slot's coefficients (`[n·k, h, 2]`: ∂L/∂score and the weight, per head).
+struct Slots<'a> {
+    q: &'a [f32],
+    grad: &'a [f32],
+    coef: &'a [f32],
+    keep: &'a [f32],
+    d: Dims,
 }
 
-/// `out` (the table's rows `range`) += the part at `offset` of each real slot's `dx` row whose
-/// table row is in `range`, slot by slot.
-#[multiversion(targets = "simd")]
-fn add_slots(
-    out: &mut [f32],
-    range: std::ops::Range<usize>,
-    dx: &[f32],
-    tw: usize,
-    index: &[usize],
-    keep: &[f32],
-    offset: usize,
-) {
-    let w = out.len() / range.len().max(1);
-    for (s, &i) in index.iter().enumerate() {
-        if keep[s] != 0.0 && range.contains(&i) {
-            axpy(
-                &mut out[(i - range.start) * w..][..w],
-                1.0,
-                &dx[s * tw + offset..][..w],
-            );
+impl Slots<'_> {
+    /// A table's gradient `[rows, w]` for the columns `part` of the slots' rows (`w` of them),
+    /// slot `s` at row `index[s]`: row i is the sum over its real slots, in slot order from zero,
+    /// of Σ_head (∂L/∂score·q + weight·g) restricted to `part` — each slot's term formed in full
+    /// before it is added, as a scatter of per-slot gradient rows would add them. Ranges of rows
+    /// go to parallel tasks, each scanning the slots in order for its own rows (consecutive
+    /// slots share a root, whose rows stay in cache): every row is summed in slot order whatever
+    /// the ranges, so the bits do not depend on the thread count. Padded slots are left out: their
+    /// terms are +0.0, which leaves a sum started at +0.0 unchanged to the bit.
+    fn table_grads(&self, index: &[usize], rows: usize, part: std::ops::Range<usize>) -> Vec<f32> {
+        let w = part.len();
+        let per_task = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+        // SAFETY: each chunk is whole rows of `w`, all zeroed before anything is added.
+        unsafe {
+            par_filled(rows * w, per_task * w, |task, out| {
+                out.fill(MaybeUninit::new(0.0));
+                // SAFETY: just written.
+                let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+                let first = task * per_task;
+                self.add_slots(out, first..first + out.len() / w, index, part.clone());
+            })
         }
     }
+
+    /// `out` (the table's rows `range`) += each real slot's term whose table row is in `range`,
+    /// slot by slot; see [`Slots::table_grads`].
+    fn add_slots(
+        &self,
+        out: &mut [f32],
+        range: std::ops::Range<usize>,
+        index: &[usize],
+        part: std::ops::Range<usize>,
+    ) {
+        add_slots(self, out, range, index, part)
+    }
 }
 
-thread_local! {
-    /// [`backward`]'s per-slot row gradients, reused by the next call on the same thread.
-    static SLOT_GRADS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+#[multiversion(targets = "simd")]
+fn add_slots(
+    slots: &Slots<'_>,
+    out: &mut [f32],
+    range: std::ops::Range<usize>,
+    index: &[usize],
+    part: std::ops::Range<usize>,
+) {
+    let (d, w) = (slots.d, part.len());
+    let mut term = vec![0.0f32; w];
+    for (s, &i) in index.iter().enumerate() {
+        if slots.keep[s] == 0.0 || !range.contains(&i) {
+            continue;
+        }
+        let r = s / d.k;
+        term.fill(0.0);
+        for head in 0..d.h {
+            let [ds, weight] = [0, 1].map(|c| slots.coef[(s * d.h + head) * 2 + c]);
+            let row = d.at(head, r);
+            axpy(&mut term, ds, &slots.q[row.clone()][part.clone()]);
+            axpy(&mut term, weight, &slots.grad[row][part.clone()]);
+        }
+        axpy(&mut out[(i - range.start) * w..][..w], 1.0, &term);
+    }
 }
 
 /// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
@@ -377,7 +379,7 @@ fn backward_block(
     d: Dims,
     first: usize,
     dq: &mut [&mut [f32]],
-    dx: &mut [f32],
+    coef: &mut [f32],
 ) {
     let c = d.width();
     // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j p_j·m_j·dp_j with m_j = keep_j·scale_j.
@@ -398,12 +400,7 @@ fn backward_block(
                 .map(|j| ph[j] * keep[j] * scale[d.slot(head, r, j)] * dph[j])
                 .sum();
         }
-        let tw = d.table_width();
-        let dx = &mut dx[i * d.k * tw..][..d.k * tw];
         for j in 0..d.k {
-            let dxj = &mut dx[j * tw..][..tw];
-            dxj.fill(0.0);
-            let (dxa, dxb) = dxj.split_at_mut(d.ca);
             let x = rows.slot(r * d.k + j, d);
             let real = keep[j];
             for (head, dq) in dq.iter_mut().enumerate() {
@@ -411,14 +408,9 @@ fn backward_block(
                 // ∂L/∂score_j through the mask, the softmax and the multiplier m.
                 let ds = real * pj * (m * dp[head * d.k + j] - s[head]);
                 axpy_row(&mut dq[i * c..][..c], ds, x, d);
-                // x_j is the key (score) and the value (weight) of every head; its own part is
-                // data, so only the table parts get gradients.
-                let ([qa, _, qb], [ga, _, gb]) =
-                    (parts(&q[d.at(head, r)], d), parts(&grad[d.at(head, r)], d));
-                axpy(dxa, ds, qa);
-                axpy(dxa, pj * m, ga);
-                axpy(dxb, ds, qb);
-                axpy(dxb, pj * m, gb);
+                // x_j is the key (score) and the value (weight) of every head: its table rows
+                // get ds·q + weight·g of each head (see `Slots::table_grads`).
+                coef[((i * d.k + j) * d.h + head) * 2..][..2].copy_from_slice(&[ds, pj * m]);
             }
         }
     }
