@@ -323,24 +323,14 @@ impl Slots<'_> {
                 // SAFETY: just written.
                 let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
                 let first = task * per_task;
-                self.add_slots(out, first..first + out.len() / w, index, part.clone());
+                add_slots(self, out, first..first + out.len() / w, index, part.clone());
             })
         }
     }
-
-    /// `out` (the table's rows `range`) += each real slot's term whose table row is in `range`,
-    /// slot by slot; see [`Slots::table_grads`].
-    fn add_slots(
-        &self,
-        out: &mut [f32],
-        range: std::ops::Range<usize>,
-        index: &[usize],
-        part: std::ops::Range<usize>,
-    ) {
-        add_slots(self, out, range, index, part)
-    }
 }
 
+/// `out` (the table's rows `range`) += each real slot's term whose table row is in `range`, slot
+/// by slot; see [`Slots::table_grads`].
 #[multiversion(targets = "simd")]
 fn add_slots(
     slots: &Slots<'_>,
