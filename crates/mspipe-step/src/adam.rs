@@ -1,8 +1,4 @@
-//! The optimizer training uses: burn's Adam (no weight decay, no AMSGrad) with each parameter's
-//! update one operation ([`mspipe_model::kernels::adam_step`]) instead of burn's thirteen, which
-//! ran one after another on the training thread while the pool's other threads waited. The
-//! arithmetic and the state are burn's: the same parameters to the bit, and checkpoints of
-//! either load into the other.
+//! The optimizer training uses: Adam as burn computes it, one operation per parameter.
 
 use burn::config::Config;
 use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
@@ -34,7 +30,10 @@ impl AdamConfig {
     }
 }
 
-/// Adam; see the [module](self) documentation.
+/// burn's Adam (no weight decay, no AMSGrad) with each parameter's update one operation
+/// ([`mspipe_model::kernels::adam_step`]) instead of burn's thirteen, which ran one after another
+/// on the training thread while the pool's other threads waited. The arithmetic and the state are
+/// burn's: the same parameters to the bit, and checkpoints of either load into the other.
 #[derive(Debug, Clone)]
 pub struct Adam {
     beta_1: f32,
