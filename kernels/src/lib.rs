@@ -183,25 +183,26 @@ pub struct GatheredAttention {
 /// the forward pass on flex; the kernels of cubecl devices take two tables, so there the own rows
 /// and `b`'s are put side by side first. No gradient flows to `scale` or `e`.
 pub fn gathered_attention(input: GatheredAttention) -> Tensor<3> {
+    // On flex one operation whatever the own rows (none: zero wide), whose backward keeps the
+    // forward's softmax weights.
     #[cfg(feature = "flex")]
-    let input = match input {
-        GatheredAttention {
+    if flex::runs_on(&input.q.device()) {
+        let GatheredAttention {
             q,
             a,
             ia,
-            e: Some(e),
+            e,
             b,
             ib,
             keep,
             scale,
-        } if flex::runs_on(&e.device()) => {
-            return fused!(
-                flex::SlotRowsBackend,
-                slot_rows_attention(q, a, ia, e, b, ib, keep, scale)
-            );
-        }
-        input => input,
-    };
+        } = input;
+        let e = e.unwrap_or_else(|| Tensor::zeros([ia.dims()[0], 0], &q.device()));
+        return fused!(
+            flex::SlotRowsBackend,
+            slot_rows_attention(q, a, ia, e, b, ib, keep, scale)
+        );
+    }
     let x = input.own_rows_into_b();
     #[cfg(feature = "fused")]
     if backend::runs_on(&x.q.device()) {

@@ -203,31 +203,30 @@ fn accumulated<W: Send>(
     out
 }
 
-/// `q` `[h, n, c]`, `keep` `[n, k]`, `scale` `[h, n, k]` → `[h, n, c]`.
-pub fn forward(q: &[f32], rows: &Rows<'_>, keep: &[f32], scale: &[f32], d: Dims) -> Vec<f32> {
-    let blocks = rayon::iter::repeat_n((), d.n.div_ceil(BLOCK));
-    accumulated(d, blocks, |block, out, ()| {
-        forward_block(q, rows, keep, scale, d, block * BLOCK, out);
-    })
-}
-
-/// Root `r`'s softmax weights over its slots, every head's, into `p` (`[head·k + j]`); `also`
-/// sees each (head, slot, slot row) as the scores are taken.
-#[inline(always)]
-fn weights(
+/// `q` `[h, n, c]`, `keep` `[n, k]`, `scale` `[h, n, k]` → `[h, n, c]`, and the softmax
+/// weights `[n, h, k]` (what [`backward`] takes, so it need not take the scores again).
+pub fn forward(
     q: &[f32],
     rows: &Rows<'_>,
     keep: &[f32],
+    scale: &[f32],
     d: Dims,
-    r: usize,
-    p: &mut [f32],
-    mut also: impl FnMut(usize, usize, Slot<'_>),
-) {
+) -> (Vec<f32>, Vec<f32>) {
+    let mut weights = vec![0.0f32; d.n * d.h * d.k];
+    let blocks = weights.par_chunks_mut((BLOCK * d.h * d.k).max(1));
+    let out = accumulated(d, blocks, |block, out, weights| {
+        forward_block(q, rows, keep, scale, d, block * BLOCK, out, weights);
+    });
+    (out, weights)
+}
+
+/// Root `r`'s softmax weights over its slots, every head's, into `p` (`[head·k + j]`).
+#[inline(always)]
+fn weights(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims, r: usize, p: &mut [f32]) {
     for j in 0..d.k {
         let x = rows.slot(r * d.k + j, d);
         for head in 0..d.h {
             p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d);
-            also(head, j, x);
         }
     }
     p.chunks_exact_mut(d.k).for_each(softmax);
@@ -236,6 +235,7 @@ fn weights(
 /// Per root, every head in each pass over the slots, so each slot row is read twice (scores,
 /// then sums) whatever the number of heads. `out[head]` holds the block's rows of that head.
 #[multiversion(targets = "simd")]
+#[allow(clippy::too_many_arguments)] // one block's slices of every input and output
 fn forward_block(
     q: &[f32],
     rows: &Rows<'_>,
@@ -244,14 +244,15 @@ fn forward_block(
     d: Dims,
     first: usize,
     out: &mut [&mut [f32]],
+    p_block: &mut [f32],
 ) {
     let c = d.width();
-    // `p[head·k + j]`.
-    let mut p = vec![0.0f32; d.h * d.k];
     for i in 0..out[0].len() / c {
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
-        weights(q, rows, keep, d, r, &mut p, |_, _, _| {});
+        // `p[head·k + j]`.
+        let p = &mut p_block[i * d.h * d.k..][..d.h * d.k];
+        weights(q, rows, keep, d, r, p);
         for j in 0..d.k {
             let x = rows.slot(r * d.k + j, d);
             for (head, out) in out.iter_mut().enumerate() {
@@ -263,12 +264,11 @@ fn forward_block(
 }
 
 /// Gradients for `q` (`[h, n, c]`), `a` (`[rows_a, ca]`) and `b` (`[rows_b, cb]`) given the
-/// output's (`[h, n, c]`).
+/// output's (`[h, n, c]`) and the forward's softmax weights (`[n, h, k]`, from [`forward`]).
 pub fn backward(
     q: &[f32],
     rows: &Rows<'_>,
-    keep: &[f32],
-    scale: &[f32],
+    [keep, scale, weights]: [&[f32]; 3],
     grad: &[f32],
     d: Dims,
     [rows_a, rows_b]: [usize; 2],
@@ -278,7 +278,8 @@ pub fn backward(
     let mut coef = vec![0.0f32; d.n * d.k * d.h * 2];
     let blocks = coef.par_chunks_mut((BLOCK * d.k * d.h * 2).max(1));
     let dq = accumulated(d, blocks, |block, dq, coef| {
-        backward_block(q, rows, [keep, scale], grad, d, block * BLOCK, dq, coef);
+        let p = &weights[block * BLOCK * d.h * d.k..];
+        backward_block(rows, [keep, scale, p], grad, d, block * BLOCK, dq, coef);
     });
     let slots = Slots {
         q,
@@ -357,14 +358,14 @@ fn add_slots(
     }
 }
 
-/// Two passes over each root's slots as in the forward: scores and ⟨g, x⟩ for every head, then
-/// the gradients of the query and of the slot's table rows for every head.
+/// Two passes over each root's slots: ⟨g, x⟩ for every head (the softmax weights are the
+/// forward's), then the gradients of the query and the coefficients of the slot's table rows
+/// for every head.
 #[multiversion(targets = "simd")]
 #[allow(clippy::too_many_arguments)] // one block's slices of every input and output
 fn backward_block(
-    q: &[f32],
     rows: &Rows<'_>,
-    [keep, scale]: [&[f32]; 2],
+    [keep, scale, p_block]: [&[f32]; 3],
     grad: &[f32],
     d: Dims,
     first: usize,
@@ -372,18 +373,19 @@ fn backward_block(
     coef: &mut [f32],
 ) {
     let c = d.width();
-    // `p`, `dp` as `[head·k + j]`; `s[head]` = Σ_j p_j·m_j·dp_j with m_j = keep_j·scale_j.
-    let (mut p, mut dp, mut s) = (
-        vec![0.0f32; d.h * d.k],
-        vec![0.0f32; d.h * d.k],
-        vec![0.0; d.h],
-    );
+    // `p` (the forward's softmax weights), `dp` as `[head·k + j]`; `s[head]` = Σ_j p_j·m_j·dp_j
+    // with m_j = keep_j·scale_j.
+    let (mut dp, mut s) = (vec![0.0f32; d.h * d.k], vec![0.0; d.h]);
     for i in 0..dq[0].len() / c {
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
-        weights(q, rows, keep, d, r, &mut p, |head, j, x| {
-            dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d);
-        });
+        let p = &p_block[i * d.h * d.k..][..d.h * d.k];
+        for j in 0..d.k {
+            let x = rows.slot(r * d.k + j, d);
+            for head in 0..d.h {
+                dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d);
+            }
+        }
         for head in 0..d.h {
             let (ph, dph) = (&p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
             s[head] = (0..d.k)

@@ -112,9 +112,9 @@ crate::backend::fused_backend! {
         (tensor(dgi, [n, 3 * d]), tensor(dgh, [n, 3 * d]), tensor(dh, [n, d]))
     }
     gathered_attention(q, a, ia, b, ib, keep, scale) {
-        slot_rows::forward([&q, &keep, &scale], (&a, &ia), None, (&b, &ib))
+        slot_rows::forward([&q, &keep, &scale], (&a, &ia), None, (&b, &ib)).0
     }
     gathered_attention_backward(q, a, ia, b, ib, keep, scale, grad) {
-        slot_rows::backward([&q, &keep, &scale, &grad], (&a, &ia), None, (&b, &ib))
+        slot_rows::backward([&q, &keep, &scale, &grad], (&a, &ia), None, (&b, &ib), None)
     }
 }

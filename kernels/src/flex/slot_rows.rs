@@ -39,32 +39,48 @@ pub trait SlotRowsBackend: Backend {
 /// A table and each slot's row in it.
 type Table<'a> = (&'a FlexTensor, &'a FlexTensor);
 
-/// The attention's output from `[q, keep, scale]`, the tables and the slots' own rows if any.
+/// The attention's output from `[q, keep, scale]`, the tables and the slots' own rows if any,
+/// and its softmax weights (`[n, h, k]`, for [`backward`]).
 pub(super) fn forward(
     [q, keep, scale]: [&FlexTensor; 3],
     a: Table<'_>,
     e: Option<&FlexTensor>,
     b: Table<'_>,
-) -> FlexTensor {
+) -> (FlexTensor, FlexTensor) {
     let d = dims(q, a.0, e, b.0, keep);
     let slots = slot_rows(a, e, b);
-    let out = gathered::forward(&floats(q), &slots, &floats(keep), &floats(scale), d);
-    tensor(out, [d.h, d.n, q.shape()[2]])
+    let (out, weights) = gathered::forward(&floats(q), &slots, &floats(keep), &floats(scale), d);
+    (
+        tensor(out, [d.h, d.n, q.shape()[2]]),
+        tensor(weights, [d.n, d.h, d.k]),
+    )
 }
 
-/// The gradients of `q` and the two tables, from `[q, keep, scale, grad]` and the inputs as
-/// [`forward`] takes them.
+/// The gradients of `q` and the two tables, from `[q, keep, scale, grad]`, the inputs as
+/// [`forward`] takes them and the forward's softmax weights (taken again when not kept).
 pub(super) fn backward(
     [q, keep, scale, grad]: [&FlexTensor; 4],
     a: Table<'_>,
     e: Option<&FlexTensor>,
     b: Table<'_>,
+    weights: Option<&FlexTensor>,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let weights = match weights {
+        Some(w) => w.clone(),
+        None => forward([q, keep, scale], a, e, b).1,
+    };
     let d = dims(q, a.0, e, b.0, keep);
     let tables = [a.0.shape()[0], b.0.shape()[0]];
     let slots = slot_rows(a, e, b);
-    let [q_values, keep, scale, grad] = [q, keep, scale, grad].map(floats);
-    let (dq, da, db) = gathered::backward(&q_values, &slots, &keep, &scale, &grad, d, tables);
+    let [q_values, keep, scale, grad, weights] = [q, keep, scale, grad, &weights].map(floats);
+    let (dq, da, db) = gathered::backward(
+        &q_values,
+        &slots,
+        [&keep, &scale, &weights],
+        &grad,
+        d,
+        tables,
+    );
     (
         tensor(dq, [d.h, d.n, q.shape()[2]]),
         tensor(da, [tables[0], d.ca]),
@@ -130,7 +146,7 @@ impl SlotRowsBackend for Flex {
         keep: FlexTensor,
         scale: FlexTensor,
     ) -> FlexTensor {
-        forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib))
+        forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib)).0
     }
 }
 
@@ -140,13 +156,19 @@ impl SlotRowsBackend for Flex {
 struct SlotRowsBackward;
 
 impl Backward<Flex, 3> for SlotRowsBackward {
-    /// `q`, `a`, `ia`, `e`, `b`, `ib`, `keep`, `scale`.
-    type State = [FlexTensor; 8];
+    /// `q`, `a`, `ia`, `e`, `b`, `ib`, `keep`, `scale`, and the forward's softmax weights.
+    type State = [FlexTensor; 9];
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let [q, a, ia, e, b, ib, keep, scale] = &ops.state;
-        let (dq, da, db) = backward([q, keep, scale, &grad], (a, ia), Some(e), (b, ib));
+        let [q, a, ia, e, b, ib, keep, scale, weights] = &ops.state;
+        let (dq, da, db) = backward(
+            [q, keep, scale, &grad],
+            (a, ia),
+            Some(e),
+            (b, ib),
+            Some(weights),
+        );
         for (parent, g) in ops.parents.into_iter().zip([dq, da, db]) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, g);
@@ -168,10 +190,10 @@ impl<C: CheckpointStrategy> SlotRowsBackend for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         let prep = SlotRowsBackward.prepare::<C>([q.node(), a.node(), b.node()]);
         let [q, a, e, b, keep, scale] = [q, a, e, b, keep, scale].map(|t| t.into_primitive());
-        let out = forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib));
+        let (out, weights) = forward([&q, &keep, &scale], (&a, &ia), Some(&e), (&b, &ib));
         finish(
             prep.compute_bound().stateful(),
-            [q, a, ia, e, b, ib, keep, scale],
+            [q, a, ia, e, b, ib, keep, scale, weights],
             out,
         )
     }
