@@ -3,7 +3,8 @@
 //! node row and its Δt's encoding. Read in place, they need no `[N·K, ·]` concatenation (with the
 //! encodings gathered into it) in the forward pass, and as data they get no gradient in the
 //! backward, where a concatenation's gradient would be written in full to keep the encodings'
-//! part.
+//! part. Training on flex runs every gathered attention through this form (slots without rows of
+//! their own have them zero wide), because its backward keeps the forward's softmax weights.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,8 +19,8 @@ use crate::autodiff::finish;
 
 /// [`FusedBackend::gathered_attention`](crate::backend::FusedBackend::gathered_attention) whose
 /// slots also have rows of their own, `e` `[N·K, Ce]`, between `a`'s and `b`'s columns: queries
-/// and outputs are `[H, N, Ca + Ce + Cb]`. `e` is data: no gradient flows to it. (The backward
-/// is flex's own, behind the autodiff implementation.)
+/// and outputs are `[H, N, Ca + Ce + Cb]` (`Ce` may be 0). `e` is data: no gradient flows to
+/// it. (The backward is flex's own, behind the autodiff implementation.)
 #[backend_extension(Flex, Autodiff)]
 pub trait SlotRowsBackend: Backend {
     /// The attention → `[H, N, Ca + Ce + Cb]`.
