@@ -134,16 +134,65 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
 
 /// burn's batched `lhs.matmul(rhs)` for a few large matrices (one per head, say): on flex one
 /// operation, forward and backward, whose outputs are written once (strided views read in
-/// place); the same values to the bit.
+/// place; `lhs`'s gradient laid out as `lhs` is, so the views that made it need no copy to
+/// undo); the same values to the bit.
 ///
 /// # Shapes
 /// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[B, m, n]`.
 pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
     #[cfg(feature = "flex")]
     if flex::runs_on(&lhs.device()) {
-        return fused!(flex::LinearBackend, batched_product(lhs, rhs));
+        return batched_product(lhs, rhs, flex::BatchLayout::Stacked);
     }
     lhs.matmul(rhs)
+}
+
+/// [`batched_matmul`] with the batches' products side by side, as an attention layer
+/// concatenates its heads: row `i` of the output is row `i` of every batch's product, batch after
+/// batch. On flex the products are written there (no copy to concatenate them, none in the
+/// backward to split the gradient).
+///
+/// # Shapes
+/// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[m, B·n]`.
+pub fn batched_matmul_side_by_side(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<2> {
+    let [batches, m, _] = lhs.dims();
+    let n = rhs.dims()[2];
+    #[cfg(feature = "flex")]
+    let out = if flex::runs_on(&lhs.device()) {
+        batched_product(lhs, rhs, flex::BatchLayout::SideBySide)
+    } else {
+        lhs.matmul(rhs)
+    };
+    #[cfg(not(feature = "flex"))]
+    let out = lhs.matmul(rhs);
+    out.swap_dims(0, 1).reshape([m, batches * n])
+}
+
+/// The flex batched product, `layout` as given.
+#[cfg(feature = "flex")]
+fn batched_product(lhs: Tensor<3>, rhs: Tensor<3>, layout: flex::BatchLayout) -> Tensor<3> {
+    use burn::backend::Dispatch;
+    let (lhs, rhs) = (lhs.into_dispatch(), rhs.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as flex::LinearBackend>::batched_product(
+        lhs, rhs, layout,
+    ))
+}
+
+/// burn's `table.select(0, index)`: rows `index` of `table`. On flex one operation that gathers
+/// in parallel and whose backward sums each table row's gradient by ranges of rows in parallel,
+/// in burn's order (the same values to the bit).
+///
+/// # Shapes
+/// - `table`: `[U, d]`, `index`: `[n]`; output: `[n, d]`.
+///
+/// # Panics
+/// If an index is not a row of `table`.
+pub fn select_rows(table: Tensor<2>, index: Tensor<1, Int>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&table.device()) {
+        return fused!(flex::SelectRowsBackend, select_rows(table, index));
+    }
+    table.select(0, index)
 }
 
 /// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row

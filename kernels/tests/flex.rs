@@ -289,3 +289,75 @@ fn adam_first_step_by_hand() {
         .into_data()
         .assert_approx_eq::<f32>(&TensorData::from([2.5e-4]), tol);
 }
+
+#[test]
+fn select_rows_by_hand() {
+    let device = Device::flex().autodiff();
+    let table = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], &device);
+    let table = table.require_grad();
+    let index = Tensor::<1, Int>::from_ints([2, 0, 2], &device);
+    let out = mspipe_kernels::select_rows(table.clone(), index);
+    let expected = TensorData::from([[5.0f32, 6.0], [1.0, 2.0], [5.0, 6.0]]);
+    assert_eq!(out.to_data(), expected);
+    // Output gradient rows 1, 10, 100: row 2 of the table gets 1 + 100, row 0 gets 10, row 1
+    // nothing.
+    let g = Tensor::<2>::from_floats([[1.0, 1.0], [10.0, 10.0], [100.0, 100.0]], &device);
+    let grads = (out * g).sum().backward();
+    let dt = table.grad(&grads).expect("tracked");
+    assert_eq!(
+        dt.into_data(),
+        TensorData::from([[10.0f32, 10.0], [0.0, 0.0], [101.0, 101.0]])
+    );
+}
+
+/// Two selections from one table (as the link decoder's sources and destinations), by
+/// `select` and by burn's own: the outputs and the table's gradient.
+fn two_selections(
+    select: fn(Tensor<2>, Tensor<1, Int>) -> Tensor<2>,
+    [rows, d, n]: [usize; 3],
+) -> [Vec<u32>; 3] {
+    let device = Device::flex().autodiff();
+    // Fixed values (the backend's generator is shared by the tests running beside this one).
+    let wave = |len: usize, phase: f32| -> Vec<f32> {
+        (0..len).map(|i| (i as f32 * 0.37 + phase).sin()).collect()
+    };
+    let table = Tensor::<2>::from_data(TensorData::new(wave(rows * d, 0.0), [rows, d]), &device);
+    let table = table.require_grad();
+    let index = |seed: u64| {
+        let picks: Vec<i64> = (0..n as u64)
+            .map(|i| ((i * 2_654_435_761 + seed) % rows.max(1) as u64) as i64)
+            .collect();
+        Tensor::<1, Int>::from_ints(&picks[..], &device)
+    };
+    let (a, b) = (
+        select(table.clone(), index(1)),
+        select(table.clone(), index(7)),
+    );
+    let g = Tensor::<2>::from_data(TensorData::new(wave(n * d, 1.0), [n, d]), &device);
+    let grads = (a.clone() * g.clone() + b.clone() * g.neg())
+        .sum()
+        .backward();
+    [
+        bits(&a),
+        bits(&b),
+        bits(&table.grad(&grads).expect("tracked")),
+    ]
+}
+
+#[test]
+fn select_rows_same_bits_as_burns_select() {
+    let burns = |t: Tensor<2>, i: Tensor<1, Int>| t.select(0, i);
+    // The last two split across the pool, forward and backward; indices repeat.
+    for shape in [[3, 2, 5], [4, 1, 0], [1507, 100, 1200], [700, 100, 3000]] {
+        let ours = two_selections(mspipe_kernels::select_rows, shape);
+        assert_eq!(ours, two_selections(burns, shape), "{shape:?}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "select_rows: row 3 of a table of 3")]
+fn select_rows_out_of_range_panics() {
+    let device = Device::flex();
+    let table = Tensor::<2>::zeros([3, 2], &device);
+    mspipe_kernels::select_rows(table, Tensor::from_ints([0, 3], &device));
+}

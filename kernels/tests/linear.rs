@@ -155,3 +155,61 @@ fn batched_product_hand_worked() {
     let b = Tensor::<3>::from_floats([[[1.0], [1.0]], [[2.0], [-1.0]]], &device);
     assert_eq!(values(mspipe_kernels::batched_matmul(a, b)), [3.0, 2.0]);
 }
+
+/// The attention's two per-head products: the query `[m, B·k]` split into heads (a view), times
+/// per-head weights, and per-head rows times weights with the heads' outputs side by side. Ours
+/// (`product`, the side-by-side one in `side_by_side`) against burn's `matmul` and the views
+/// that concatenate: the output and every gradient, to the bit.
+fn run_heads(
+    product: fn(Tensor<3>, Tensor<3>) -> Tensor<3>,
+    side_by_side: fn(Tensor<3>, Tensor<3>) -> Tensor<2>,
+    [b, m, k, n]: [usize; 4],
+) -> Vec<Vec<u32>> {
+    let device = Device::flex().autodiff();
+    let query = filled([m, b * k], 21, 1.0, &device).require_grad();
+    let w1 = filled([b, k, n], 22, 0.1, &device).require_grad();
+    let w2 = filled([b, n, k], 23, 0.1, &device).require_grad();
+    let g = filled([m, b * k], 24, 1.0, &device);
+    let heads = query.clone().reshape([m, b, k]).swap_dims(0, 1);
+    let y = side_by_side(product(heads, w1.clone()), w2.clone());
+    let grads = (y.clone() * g).sum().backward();
+    let (dq, dw1, dw2) = (query.grad(&grads), w1.grad(&grads), w2.grad(&grads));
+    let tracked = "tracked";
+    vec![
+        bits(y),
+        bits(dq.expect(tracked)),
+        bits(dw1.expect(tracked)),
+        bits(dw2.expect(tracked)),
+    ]
+}
+
+#[test]
+fn heads_side_by_side_same_bits_as_burns() {
+    let concat = |a: Tensor<3>, w: Tensor<3>| {
+        let [b, m, _] = a.dims();
+        let n = w.dims()[2];
+        a.matmul(w).swap_dims(0, 1).reshape([m, b * n])
+    };
+    let matmul = |a: Tensor<3>, b: Tensor<3>| a.matmul(b);
+    // The last splits each head's product across the pool, as the model's do.
+    for shape in [[1, 3, 2, 4], [2, 5, 3, 4], [3, 0, 2, 2], [2, 1790, 50, 200]] {
+        let ours = run_heads(
+            mspipe_kernels::batched_matmul,
+            mspipe_kernels::batched_matmul_side_by_side,
+            shape,
+        );
+        assert_eq!(ours, run_heads(matmul, concat, shape), "{shape:?}");
+    }
+}
+
+#[test]
+fn side_by_side_hand_worked() {
+    let device = Device::flex();
+    // Two rows, two heads: head 0 doubles, head 1 negates; row i of the output is
+    // [2·x_i(head 0), −x_i(head 1)].
+    let x = Tensor::<3>::from_floats([[[1.0], [2.0]], [[3.0], [4.0]]], &device);
+    let w = Tensor::<3>::from_floats([[[2.0]], [[-1.0]]], &device);
+    let y = mspipe_kernels::batched_matmul_side_by_side(x, w);
+    assert_eq!(y.dims(), [2, 2]);
+    assert_eq!(values(y), [2.0, -3.0, 4.0, -4.0]);
+}

@@ -4,7 +4,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
-use mspipe_kernels::{Clock, DeviceMemory, Fetched};
+use mspipe_kernels::{Clock, DeviceMemory, Fetched, select_rows};
 
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
@@ -309,7 +309,7 @@ impl MemoryModel {
     /// If the model has attention layers and `input.hops` holds fewer hops than layers (TGN needs
     /// the sampled neighbourhood, JODIE and APAN need none).
     pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
-        let roots = memory.clone().select(0, input.root_index.clone());
+        let roots = select_rows(memory.clone(), input.root_index.clone());
         if let Some(norm) = &self.norm {
             let roots = norm.forward(roots);
             return match &self.projection {
@@ -374,7 +374,7 @@ impl MemoryModel {
     /// Link logits for the pairs (`src[i]`, `dst[i]`) of embedding rows.
     pub fn score(&self, h: Tensor<2>, src: Tensor<1, Int>, dst: Tensor<1, Int>) -> Tensor<1> {
         self.link
-            .forward(h.clone().select(0, src), h.select(0, dst))
+            .forward(select_rows(h.clone(), src), select_rows(h, dst))
     }
 
     /// Logits `[B, C]` of every pair of `[B, dim]` sources and `[C, dim]` destinations
@@ -397,6 +397,6 @@ fn rows(r: NeighborRows) -> Tensor<2> {
             let [a, b, c] = t.dims();
             t.reshape([a * b, c])
         }
-        NeighborRows::Gather { table, index } => table.select(0, index),
+        NeighborRows::Gather { table, index } => select_rows(table, index),
     }
 }

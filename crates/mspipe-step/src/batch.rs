@@ -410,7 +410,7 @@ fn embed<S: NodeMemory>(
     let (input, rows) = embed.upload(updated.root_dt, device);
     let h = model.embed(updated.memory, &input);
     let h = match rows {
-        Some(rows) => h.select(0, rows),
+        Some(rows) => mspipe_model::kernels::select_rows(h, rows),
         None => h,
     };
     (h, sampled, updated.rows)

@@ -13,13 +13,10 @@ use burn::backend::autodiff::ops::Backward;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::prelude::Device;
-use burn_flex::FlexTensor;
-
-use std::mem::MaybeUninit;
-
+use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::{floats, par_filled, tensor};
+use super::{floats, tensor};
 use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
@@ -41,9 +38,32 @@ pub trait LinearBackend: Backend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// `lhs` `[B, m, k]` · `rhs` `[B, k, n]` → `[B, m, n]`, batch by batch; either may be a
-    /// strided view (a transpose), read in place.
-    fn batched_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `lhs` `[B, m, k]` · `rhs` `[B, k, n]` → `[B, m, n]`, batch by batch, laid out as `layout`
+    /// says; either operand may be a strided view (a transpose), read in place.
+    fn batched_product(
+        lhs: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        layout: BatchLayout,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient `grad·rhsᵀ` `[B, m, k]` of a batched product's `lhs`, laid out as `lhs` is
+    /// when `lhs` is a dense view with adjacent columns (so the views that made `lhs` undo
+    /// without a copy), else stacked.
+    fn batched_lhs_grad(
+        lhs: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// How a batched product lays out its `[B, m, n]` output in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchLayout {
+    /// Batch after batch: contiguous `[B, m, n]`.
+    Stacked,
+    /// Each output row's batches side by side: the buffer is `[m, B, n]`, so the per-head
+    /// outputs of an attention layer are already its `[m, B·n]` concatenation.
+    SideBySide,
 }
 
 /// Whether `device` is flex (directly or under autodiff), where [`LinearBackend`] runs.
@@ -76,30 +96,150 @@ impl LinearBackend for Flex {
         let (x, grad) = (floats(&x), floats(&grad));
         let (lhs, rhs) = (Matrix::columns(&x, input), Matrix::rows(&grad, out));
         let dw = product([input, n, out], lhs, rhs, None);
-        // Row after row, as flex's sum over the first dimension adds them.
-        let mut db = vec![0.0f32; out];
-        for row in grad.chunks_exact(out) {
-            db.iter_mut().zip(row).for_each(|(s, g)| *s += g);
-        }
-        (dw, tensor(db, [out]))
+        (dw, tensor(column_sums(&grad, out), [out]))
     }
 
-    fn batched_product(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
-        let (l, r) = (lhs.shape(), rhs.shape());
-        assert!(
-            l.num_dims() == 3 && r.num_dims() == 3 && l[0] == r[0] && l[2] == r[1],
-            "batched product of {l:?} and {r:?}"
-        );
-        let [batches, m, k, n] = [l[0], l[1], l[2], r[2]];
-        // SAFETY: each batch's chunk is one `[m, n]` output, all of which `product_into` writes.
-        let out = unsafe {
-            par_filled(batches * m * n, (m * n).max(1), |b, out| {
-                let (a, c) = (Matrix::batch(&lhs, b), Matrix::batch(&rhs, b));
-                product_into(out, [m, k, n], a, c, None)
-            })
+    fn batched_product(lhs: FlexTensor, rhs: FlexTensor, layout: BatchLayout) -> FlexTensor {
+        let [batches, m, _, n] = batched_dims(&lhs, &rhs);
+        let place = match layout {
+            BatchLayout::Stacked => Placement::stacked(m, n),
+            BatchLayout::SideBySide => Placement::side_by_side(batches, n),
         };
-        tensor(out, [batches, m, n])
+        batched(&lhs, &rhs, place)
     }
+
+    fn batched_lhs_grad(lhs: FlexTensor, rhs: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let rhs_t = rhs.transpose(1, 2);
+        let [_, m, _, k] = batched_dims(&grad, &rhs_t);
+        let place = Placement::like(&lhs).unwrap_or(Placement::stacked(m, k));
+        batched(&grad, &rhs_t, place)
+    }
+}
+
+/// `[B, m, k, n]` of a batched product's operands.
+///
+/// # Panics
+/// If they are not `[B, m, k]` and `[B, k, n]`.
+fn batched_dims(lhs: &FlexTensor, rhs: &FlexTensor) -> [usize; 4] {
+    let (l, r) = (lhs.shape(), rhs.shape());
+    assert!(
+        l.num_dims() == 3 && r.num_dims() == 3 && l[0] == r[0] && l[2] == r[1],
+        "batched product of {l:?} and {r:?}"
+    );
+    [l[0], l[1], l[2], r[2]]
+}
+
+/// Where a batched product's `[B, m, n]` output sits in its buffer: batch `b`'s row `i` starts at
+/// `b·batch + i·row`, its columns adjacent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Placement {
+    batch: usize,
+    row: usize,
+}
+
+impl Placement {
+    fn stacked(m: usize, n: usize) -> Self {
+        Placement {
+            batch: m * n,
+            row: n,
+        }
+    }
+
+    fn side_by_side(batches: usize, n: usize) -> Self {
+        Placement {
+            batch: n,
+            row: batches * n,
+        }
+    }
+
+    /// `t`'s own placement, when `t` `[B, m, n]` covers its buffer from the start exactly once
+    /// with adjacent columns (a permutation of a contiguous tensor that keeps the last axis).
+    fn like(t: &FlexTensor) -> Option<Self> {
+        let layout = t.layout();
+        let (shape, strides) = (layout.shape(), layout.strides());
+        let place = Placement {
+            batch: usize::try_from(strides[0]).ok()?,
+            row: usize::try_from(strides[1]).ok()?,
+        };
+        let [batches, m, n] = [shape[0], shape[1], shape[2]];
+        let dense = [
+            Placement::stacked(m, n),
+            Placement::side_by_side(batches, n),
+        ]
+        .contains(&place);
+        (dense && strides[2] == 1 && layout.start_offset() == 0).then_some(place)
+    }
+}
+
+/// `lhs` · `rhs` batch by batch, each batch's product written where `place` puts it (the batches
+/// in parallel, a large product split further by rows).
+fn batched(lhs: &FlexTensor, rhs: &FlexTensor, place: Placement) -> FlexTensor {
+    let [batches, m, k, n] = batched_dims(lhs, rhs);
+    let len = batches * m * n;
+    let mut out = Vec::<f32>::with_capacity(len);
+    let dst = Out(out.as_mut_ptr());
+    (0..batches).into_par_iter().for_each(|b| {
+        let (a, c) = (Matrix::batch(lhs, b), Matrix::batch(rhs, b));
+        // SAFETY: the placements of a stacked or side-by-side layout give each (batch, row,
+        // column) its own element of the `len` allocated: batches write disjoint elements.
+        unsafe {
+            product_at(
+                dst.offset(b * place.batch),
+                place.row,
+                [m, k, n],
+                a,
+                c,
+                None,
+            )
+        }
+    });
+    // SAFETY: every batch's product wrote its `[m, n]` elements, which together are all `len`.
+    unsafe { out.set_len(len) };
+    let strides = vec![place.batch as isize, place.row as isize, 1];
+    tensor(out, [len]).with_layout(Layout::new([batches, m, n].into(), strides, 0))
+}
+
+/// A product's output buffer, shared by the tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+
+// SAFETY: the tasks holding an `Out` write disjoint elements (each user's contract).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The buffer `count` floats further on.
+    ///
+    /// # Safety
+    /// The result must stay within the allocation.
+    unsafe fn offset(self, count: usize) -> Out {
+        // SAFETY: the caller's contract.
+        Out(unsafe { self.0.add(count) })
+    }
+}
+
+/// Rows summed with less work than this run on one thread.
+const PARALLEL_SUM: usize = 1 << 15;
+
+/// The sums of the columns of `rows` (row-major, `width` wide), each over the rows in order, as
+/// flex's sum over the first dimension adds them; column ranges in parallel (a column's order,
+/// and so its bits, do not depend on the split).
+fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f32; width];
+    let threads = if rows.len() >= PARALLEL_SUM {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let part = width.div_ceil(threads).max(1);
+    sums.par_chunks_mut(part).enumerate().for_each(|(i, sums)| {
+        let first = i * part;
+        for row in rows.chunks_exact(width) {
+            let row = &row[first..first + sums.len()];
+            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+    });
+    sums
 }
 
 /// `[n, in, out]` of a layer's input and weight.
@@ -157,7 +297,11 @@ impl<'a> Matrix<'a> {
         let (strides, offset) = (t.layout().strides(), t.layout().start_offset());
         let stride = |i: usize| usize::try_from(strides[i]).expect("a flipped view");
         Matrix {
-            data: &t.storage::<f32>()[offset + b * stride(0)..],
+            // Past the end only when the matrix is empty (what `holds` then accepts).
+            data: t
+                .storage::<f32>()
+                .get(offset + b * stride(0)..)
+                .unwrap_or_default(),
             row_stride: stride(1) as isize,
             col_stride: stride(2) as isize,
         }
@@ -180,42 +324,37 @@ const PARALLEL_WORK: usize = 192 * 192 * 192;
 /// GEMM.
 fn product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) -> FlexTensor {
     let [m, _, n] = shape;
-    // SAFETY: one chunk, the whole `[m, n]` output, which `product_into` writes (splitting it
-    // across the pool itself).
-    let out = unsafe {
-        par_filled(m * n, (m * n).max(1), |_, out| {
-            product_into(out, shape, lhs, rhs, bias)
-        })
-    };
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: the `m·n` floats allocated hold `[m, n]` rows of `n`.
+    unsafe { product_at(Out(out.as_mut_ptr()), n, shape, lhs, rhs, bias) };
+    // SAFETY: `product_at` wrote every element.
+    unsafe { out.set_len(m * n) };
     tensor(out, [m, n])
 }
 
-/// Writes `lhs` `[m, k]` · `rhs` `[k, n]` into `out` (row-major `[m, n]`), then adds `bias` `[n]`
-/// to each row. A large product is split by output rows, one single-threaded GEMM per thread
-/// (each adding the bias to its own rows while they are in cache); on the model's shapes this
-/// split keeps both cores busier than the GEMM's own. The GEMM blocks its depth by the rows it is
-/// given and the CPU's cache sizes, so the last bits of a product can depend on the thread count
-/// (and on the CPU); with the same ones a run repeats to the bit.
-fn product_into(
-    out: &mut [MaybeUninit<f32>],
+/// Writes `lhs` `[m, k]` · `rhs` `[k, n]` as rows `row` floats apart from `dst`, then adds `bias`
+/// `[n]` to each row. A large product is split by output rows, one single-threaded GEMM per
+/// thread (each adding the bias to its own rows while they are in cache); on the model's shapes
+/// this split keeps both cores busier than the GEMM's own. The GEMM blocks its depth by the rows
+/// it is given and the CPU's cache sizes, so the last bits of a product can depend on the thread
+/// count (and on the CPU); with the same ones a run repeats to the bit.
+///
+/// # Safety
+/// `dst` must be valid for writes of the `n` floats from `i·row` for every `i < m`, and nothing
+/// else may access them during the call.
+unsafe fn product_at(
+    dst: Out,
+    row: usize,
     [m, k, n]: [usize; 3],
     lhs: Matrix,
     rhs: Matrix,
     bias: Option<&[f32]>,
 ) {
     assert!(
-        out.len() == m * n && lhs.holds(m, k) && rhs.holds(k, n),
-        "product: operand or output smaller than its shape"
+        lhs.holds(m, k) && rhs.holds(k, n),
+        "product: operand smaller than its shape"
     );
     if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for row in out.chunks_exact_mut(n) {
-            for (j, o) in row.iter_mut().enumerate() {
-                o.write(bias.map_or(0.0, |b| b[j]));
-            }
-        }
         return;
     }
     let threads = if m * k * n >= PARALLEL_WORK {
@@ -224,45 +363,53 @@ fn product_into(
         1
     };
     let rows = m.div_ceil(threads);
-    out.par_chunks_mut(rows * n)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let first = (i * rows) as isize * lhs.row_stride;
-            // SAFETY: the operands hold `[m, k]` and `[k, n]` at the strides given (asserted above)
-            // and this chunk's rows start at `first`; `out` holds its rows of `n`, and with
-            // `read_dst` false the GEMM writes every element without reading any
-            // (dst = 0·dst + 1·lhs·rhs).
-            unsafe {
-                gemm::gemm(
-                    out.len() / n,
-                    n,
-                    k,
-                    out.as_mut_ptr().cast::<f32>(),
-                    1,
-                    n as isize,
-                    false,
-                    lhs.data.as_ptr().offset(first),
-                    lhs.col_stride,
-                    lhs.row_stride,
-                    rhs.data.as_ptr(),
-                    rhs.col_stride,
-                    rhs.row_stride,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
-            if let Some(bias) = bias {
-                // SAFETY: the GEMM wrote every element of `out` just above.
-                let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                for row in out.chunks_exact_mut(n) {
-                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+    (0..m.div_ceil(rows)).into_par_iter().for_each(|i| {
+        let (first, count) = (i * rows, rows.min(m - i * rows));
+        // SAFETY: rows `first..first + count` are this task's alone (the caller's contract).
+        let out = unsafe { dst.offset(first * row) }.0;
+        if k == 0 {
+            for r in 0..count {
+                for j in 0..n {
+                    // SAFETY: as above; an empty product is its bias (or zero).
+                    unsafe { out.add(r * row + j).write(bias.map_or(0.0, |b| b[j])) };
                 }
             }
-        });
+            return;
+        }
+        // SAFETY: the operands hold `[m, k]` and `[k, n]` at the strides given (asserted above)
+        // and this task's rows start at `first`; with `read_dst` false the GEMM writes every
+        // element of its `[count, n]` without reading any (dst = 0·dst + 1·lhs·rhs).
+        unsafe {
+            gemm::gemm(
+                count,
+                n,
+                k,
+                out,
+                1,
+                row as isize,
+                false,
+                lhs.data.as_ptr().offset(first as isize * lhs.row_stride),
+                lhs.col_stride,
+                lhs.row_stride,
+                rhs.data.as_ptr(),
+                rhs.col_stride,
+                rhs.row_stride,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+        if let Some(bias) = bias {
+            for r in 0..count {
+                // SAFETY: the GEMM wrote this row just above; it is this task's alone.
+                let y = unsafe { std::slice::from_raw_parts_mut(out.add(r * row), n) };
+                y.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+            }
+        }
+    });
 }
 
 backward_with!(
@@ -279,14 +426,14 @@ backward_with!(
 );
 
 backward_with!(
-    /// The batched product under autodiff, with burn's own backward: `grad·rhsᵀ` and
-    /// `lhsᵀ·grad`, the transposes as views, for the tracked parents only.
+    /// The batched product under autodiff, with burn's own backward: `grad·rhsᵀ` (laid out as
+    /// `lhs`, see [`LinearBackend::batched_lhs_grad`]) and `lhsᵀ·grad`, the transposes as views,
+    /// for the tracked parents only.
     BatchedProductBackward<B: LinearBackend>, 2,
     |grads, grad, (lhs: FloatTensor, rhs: FloatTensor), [node_lhs, node_rhs]| {
-        let rhs_t = B::float_transpose(rhs);
-        register_tracked!(grads, node_lhs, B::batched_product(grad.clone(), rhs_t));
+        register_tracked!(grads, node_lhs, B::batched_lhs_grad(lhs.clone(), rhs, grad.clone()));
         let lhs_t = B::float_transpose(lhs);
-        register_tracked!(grads, node_rhs, B::batched_product(lhs_t, grad));
+        register_tracked!(grads, node_rhs, B::batched_product(lhs_t, grad, BatchLayout::Stacked));
     }
 );
 
@@ -302,11 +449,24 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
         finish(prep.compute_bound().stateful(), (x, w), out)
     }
 
-    fn batched_product(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn batched_product(
+        lhs: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        layout: BatchLayout,
+    ) -> FloatTensor<Self> {
         let prep = BatchedProductBackward.prepare::<C>([lhs.node(), rhs.node()]);
         let [lhs, rhs] = [lhs, rhs].map(|t| t.into_primitive());
-        let out = B::batched_product(lhs.clone(), rhs.clone());
+        let out = B::batched_product(lhs.clone(), rhs.clone(), layout);
         finish(prep.compute_bound().stateful(), (lhs, rhs), out)
+    }
+
+    fn batched_lhs_grad(
+        lhs: FloatTensor<Self>,
+        rhs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [lhs, rhs, grad] = [lhs, rhs, grad].map(|t| t.into_primitive());
+        constant::<B, C>(B::batched_lhs_grad(lhs, rhs, grad))
     }
 
     fn linear_input_grad(w: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -8,6 +8,7 @@ mod exp;
 mod gathered;
 mod gru;
 mod linear;
+mod select_rows;
 mod slot_rows;
 mod time_encoding;
 mod trig;
@@ -21,7 +22,8 @@ use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-pub use linear::{LinearBackend, runs_on};
+pub use linear::{BatchLayout, LinearBackend, runs_on};
+pub use select_rows::SelectRowsBackend;
 pub use slot_rows::SlotRowsBackend;
 
 /// The values of `t` in row-major order, borrowed when already contiguous.

@@ -9,7 +9,7 @@
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use mspipe_kernels::{GatheredAttention, batched_matmul};
+use mspipe_kernels::{GatheredAttention, batched_matmul, batched_matmul_side_by_side};
 
 use crate::draws::dropout;
 use crate::input::SlotTimes;
@@ -166,7 +166,7 @@ impl TemporalAttention {
             scale,
         });
         let w_v: Tensor<3> = per_head(&self.value, heads);
-        let a = batched_matmul(sums, w_v).swap_dims(0, 1).reshape([r, out]);
+        let a = batched_matmul_side_by_side(sums, w_v);
         // A root without a real slot has zero weights: zeros, not b_v.
         let any: Tensor<2> = nbr.mask.any_dim(1).float();
         let a = dropout(&self.dropout, a + bias(&self.value, [1, out]) * any);

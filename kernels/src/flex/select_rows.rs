@@ -1,0 +1,110 @@
+//! burn's `table.select(0, index)` on flex as an operation of its own ([`SelectRowsBackend`]).
+//! flex gathers the rows on one thread, and its backward zeroes a table-sized gradient in a pass
+//! of its own and scatters the output's gradient into it row after row, also on one thread: the
+//! pool's other threads wait. Here the rows are gathered in parallel, and in the backward each
+//! task zeroes its own range of the table's rows and adds the gradient rows that point into it,
+//! scanning the index in order: every table row is summed in burn's order (from zero, index
+//! after index), so the bits are burn's whatever the split.
+
+use std::mem::MaybeUninit;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn_flex::FlexTensor;
+
+use super::{floats, par_filled, rows, tensor};
+use crate::autodiff::finish;
+
+/// Floats gathered or summed per parallel task at least (below, one task: the pool's hand-off
+/// would cost more than the copy).
+const TASK: usize = 1 << 14;
+
+/// Rows of a table by index, on backend primitives.
+#[backend_extension(Flex, Autodiff)]
+pub trait SelectRowsBackend: Backend {
+    /// Rows `index` `[n]` of `table` `[U, d]` → `[n, d]`.
+    fn select_rows(table: FloatTensor<Self>, index: IntTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl SelectRowsBackend for Flex {
+    fn select_rows(table: FlexTensor, index: FlexTensor) -> FlexTensor {
+        let [rows_in, d] = [table.shape()[0], table.shape()[1]];
+        let (table, index) = (floats(&table), rows(&index));
+        if let Some(&i) = index.iter().find(|&&i| i >= rows_in) {
+            panic!("select_rows: row {i} of a table of {rows_in}");
+        }
+        let per_task = (TASK / d.max(1)).max(1);
+        // SAFETY: each chunk is whole output rows of `d`, each written from its table row.
+        let out = unsafe {
+            par_filled(index.len() * d, per_task * d, |task, out| {
+                let first = task * per_task;
+                for (out, &i) in out.chunks_exact_mut(d).zip(&index[first..]) {
+                    for (o, &v) in out.iter_mut().zip(&table[i * d..(i + 1) * d]) {
+                        o.write(v);
+                    }
+                }
+            })
+        };
+        tensor(out, [index.len(), d])
+    }
+}
+
+/// The table's gradient `[rows, d]` from the output's `[n, d]`: each task zeroes a range of the
+/// table's rows and adds, index by index, the gradient rows that fall in it.
+fn table_grad(index: &[usize], grad: &[f32], rows: usize, d: usize) -> Vec<f32> {
+    let tasks = if index.len() * d >= TASK {
+        2 * rayon::current_num_threads()
+    } else {
+        1
+    };
+    let per_task = rows.div_ceil(tasks).max(1);
+    // SAFETY: each chunk is whole table rows of `d`, all zeroed before anything is added.
+    unsafe {
+        par_filled(rows * d, per_task * d, |task, out| {
+            out.fill(MaybeUninit::new(0.0));
+            // SAFETY: just written.
+            let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+            let range = task * per_task..task * per_task + out.len() / d.max(1);
+            for (g, &i) in grad.chunks_exact(d).zip(index) {
+                if range.contains(&i) {
+                    let row = &mut out[(i - range.start) * d..][..d];
+                    row.iter_mut().zip(g).for_each(|(s, g)| *s += g);
+                }
+            }
+        })
+    }
+}
+
+/// The selection under autodiff on flex: the table's gradient by [`table_grad`].
+#[derive(Debug)]
+struct SelectRowsBackward;
+
+impl Backward<Flex, 1> for SelectRowsBackward {
+    /// The index and the table's row count.
+    type State = (FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (index, table_rows) = ops.state;
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let d = grad.shape()[1];
+            let g = table_grad(&rows(&index), &floats(&grad), table_rows, d);
+            grads.register::<Flex>(node.id, tensor(g, [table_rows, d]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> SelectRowsBackend for Autodiff<Flex, C> {
+    fn select_rows(table: FloatTensor<Self>, index: IntTensor<Self>) -> FloatTensor<Self> {
+        let prep = SelectRowsBackward.prepare::<C>([table.node()]);
+        let table = table.into_primitive();
+        let table_rows = table.shape()[0];
+        let out = Flex::select_rows(table, index.clone());
+        finish(prep.compute_bound().stateful(), (index, table_rows), out)
+    }
+}
