@@ -195,6 +195,34 @@ pub fn select_rows(table: Tensor<2>, index: Tensor<1, Int>) -> Tensor<2> {
     table.select(0, index)
 }
 
+/// Row `i` of `a` where `keep[i]` ≠ 0, else row `i` of `b` (`a·keep + b·(1 − keep)` by rows):
+/// on flex one operation, rows in parallel, forward and backward; the same values but for the
+/// sign of a zero.
+///
+/// # Shapes
+/// - `keep`: `[n]` of 0 and 1, `a`, `b`: `[n, d]`; output: `[n, d]`.
+pub fn rows_where(keep: Tensor<1>, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&a.device()) {
+        return fused!(flex::MaskedRowsBackend, rows_where(keep, a, b));
+    }
+    let keep: Tensor<2> = keep.unsqueeze_dim(1);
+    a * keep.clone() + b * (keep.neg() + 1.0)
+}
+
+/// `bias` added to the rows of `x` where `keep[i]` ≠ 0 (`x + bias·keep`): on flex one operation,
+/// rows in parallel, forward and backward; the same values but for the sign of a zero.
+///
+/// # Shapes
+/// - `x`: `[n, d]`, `bias`: `[d]`, `keep`: `[n]` of 0 and 1; output: `[n, d]`.
+pub fn add_bias_where(x: Tensor<2>, bias: Tensor<1>, keep: Tensor<1>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&x.device()) {
+        return fused!(flex::MaskedRowsBackend, add_bias_where(x, bias, keep));
+    }
+    x + bias.unsqueeze::<2>() * keep.unsqueeze_dim(1)
+}
+
 /// What [`gathered_attention`] attends over: per root `K` slots, slot `j` of root `i` being row
 /// `ia[i·K + j]` of the table `a`, then the slot's own row `e[i·K + j]` if there are any, then
 /// row `ib[i·K + j]` of the table `b` (in TGAT's layer, a neighbour's node row, the edge's

@@ -361,3 +361,106 @@ fn select_rows_out_of_range_panics() {
     let table = Tensor::<2>::zeros([3, 2], &device);
     mspipe_kernels::select_rows(table, Tensor::from_ints([0, 3], &device));
 }
+
+/// Fixed values for the masked-row tests.
+fn wave<const D: usize>(shape: [usize; D], phase: f32, device: &Device) -> Tensor<D> {
+    let n = shape.iter().product::<usize>();
+    let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.61 + phase).sin()).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// Every third row kept, as 0/1 floats.
+fn every_third(n: usize, device: &Device) -> Tensor<1> {
+    let v: Vec<f32> = (0..n).map(|i| f32::from(i % 3 == 0)).collect();
+    Tensor::from_floats(&v[..], device)
+}
+
+/// Values equal (a zero's sign aside: `==` on f32).
+fn same_values<const D: usize>(a: Tensor<D>, b: Tensor<D>) {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_data(), b.to_data());
+    let (a, b) = (a.iter::<f32>(), b.iter::<f32>());
+    for (i, (x, y)) in a.zip(b).enumerate() {
+        assert!(x == y, "element {i}: {x} ≠ {y}");
+    }
+}
+
+#[test]
+fn rows_where_matches_the_blend_it_replaces() {
+    let device = Device::flex().autodiff();
+    for [n, d] in [[5, 3], [0, 4], [1507, 100]] {
+        let keep = every_third(n, &device);
+        let a = wave([n, d], 0.0, &device).require_grad();
+        let b = wave([n, d], 2.0, &device).require_grad();
+        let g = wave([n, d], 1.0, &device);
+        let run = |out: Tensor<2>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let (da, db) = (a.grad(&grads), b.grad(&grads));
+            (out, da.expect("tracked"), db.expect("tracked"))
+        };
+        let ours = run(mspipe_kernels::rows_where(
+            keep.clone(),
+            a.clone(),
+            b.clone(),
+        ));
+        let k: Tensor<2> = keep.clone().unsqueeze_dim(1);
+        let blend = run(a.clone() * k.clone() + b.clone() * (k.neg() + 1.0));
+        same_values(ours.0, blend.0);
+        same_values(ours.1, blend.1);
+        same_values(ours.2, blend.2);
+    }
+}
+
+#[test]
+fn rows_where_by_hand() {
+    let device = Device::flex();
+    let keep = Tensor::<1>::from_floats([1.0, 0.0], &device);
+    let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &device);
+    let b = Tensor::<2>::from_floats([[5.0, 6.0], [7.0, 8.0]], &device);
+    let out = mspipe_kernels::rows_where(keep, a, b);
+    assert_eq!(
+        out.into_data(),
+        TensorData::from([[1.0f32, 2.0], [7.0, 8.0]])
+    );
+}
+
+#[test]
+fn add_bias_where_matches_the_product_it_replaces() {
+    let device = Device::flex().autodiff();
+    for [n, d] in [[5, 3], [0, 4], [1790, 100]] {
+        let keep = every_third(n, &device);
+        let x = wave([n, d], 0.0, &device).require_grad();
+        let bias = wave([d], 3.0, &device).require_grad();
+        let g = wave([n, d], 1.0, &device);
+        let run = |out: Tensor<2>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let (dx, db) = (x.grad(&grads), bias.grad(&grads));
+            (out, dx.expect("tracked"), db.expect("tracked"))
+        };
+        let ours = run(mspipe_kernels::add_bias_where(
+            x.clone(),
+            bias.clone(),
+            keep.clone(),
+        ));
+        let k: Tensor<2> = keep.clone().unsqueeze_dim(1);
+        let product = run(x.clone() + bias.clone().unsqueeze::<2>() * k);
+        same_values(ours.0, product.0);
+        same_values(ours.1, product.1);
+        same_values(ours.2, product.2);
+    }
+}
+
+#[test]
+fn add_bias_where_by_hand() {
+    let device = Device::flex().autodiff();
+    let keep = Tensor::<1>::from_floats([0.0, 1.0, 1.0], &device);
+    let x = Tensor::<2>::from_floats([[1.0], [2.0], [3.0]], &device);
+    let bias = Tensor::<1>::from_floats([10.0], &device).require_grad();
+    let out = mspipe_kernels::add_bias_where(x, bias.clone(), keep);
+    assert_eq!(out.to_data(), TensorData::from([[1.0f32], [12.0], [13.0]]));
+    // ∂/∂bias of Σ out·[1, 2, 4]: the kept rows' 2 + 4.
+    let g = Tensor::<2>::from_floats([[1.0], [2.0], [4.0]], &out.device());
+    let grads = (out * g).sum().backward();
+    let db = bias.grad(&grads).expect("tracked");
+    assert_eq!(db.into_data(), TensorData::from([6.0f32]));
+}

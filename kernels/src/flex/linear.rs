@@ -16,7 +16,7 @@ use burn::prelude::Device;
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::{floats, tensor};
+use super::{column_sums, floats, tensor};
 use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
@@ -96,7 +96,13 @@ impl LinearBackend for Flex {
         let (x, grad) = (floats(&x), floats(&grad));
         let (lhs, rhs) = (Matrix::columns(&x, input), Matrix::rows(&grad, out));
         let dw = product([input, n, out], lhs, rhs, None);
-        (dw, tensor(column_sums(&grad, out), [out]))
+        (
+            dw,
+            tensor(
+                column_sums(grad.chunks_exact(out.max(1)), out, grad.len()),
+                [out],
+            ),
+        )
     }
 
     fn batched_product(lhs: FlexTensor, rhs: FlexTensor, layout: BatchLayout) -> FlexTensor {
@@ -216,30 +222,6 @@ impl Out {
         // SAFETY: the caller's contract.
         Out(unsafe { self.0.add(count) })
     }
-}
-
-/// Rows summed with less work than this run on one thread.
-const PARALLEL_SUM: usize = 1 << 15;
-
-/// The sums of the columns of `rows` (row-major, `width` wide), each over the rows in order, as
-/// flex's sum over the first dimension adds them; column ranges in parallel (a column's order,
-/// and so its bits, do not depend on the split).
-fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; width];
-    let threads = if rows.len() >= PARALLEL_SUM {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let part = width.div_ceil(threads).max(1);
-    sums.par_chunks_mut(part).enumerate().for_each(|(i, sums)| {
-        let first = i * part;
-        for row in rows.chunks_exact(width) {
-            let row = &row[first..first + sums.len()];
-            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
-        }
-    });
-    sums
 }
 
 /// `[n, in, out]` of a layer's input and weight.

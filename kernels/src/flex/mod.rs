@@ -8,6 +8,7 @@ mod exp;
 mod gathered;
 mod gru;
 mod linear;
+mod masked_rows;
 mod select_rows;
 mod slot_rows;
 mod time_encoding;
@@ -23,6 +24,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 pub use linear::{BatchLayout, LinearBackend, runs_on};
+pub use masked_rows::MaskedRowsBackend;
 pub use select_rows::SelectRowsBackend;
 pub use slot_rows::SlotRowsBackend;
 
@@ -79,6 +81,34 @@ unsafe fn par_filled(
     // SAFETY: the chunks cover the first `len` elements and `fill` wrote each (the contract).
     unsafe { out.set_len(len) };
     out
+}
+
+/// Sums of less work than this (floats) run on one thread.
+const PARALLEL_SUM: usize = 1 << 15;
+
+/// The sums of the `width` columns of `rows`, each over the rows in order, as flex's sum over the
+/// first dimension adds them; column ranges in parallel when the `work` (floats) is large enough
+/// (a column's order, and so its bits, do not depend on the split).
+fn column_sums<'a>(
+    rows: impl Iterator<Item = &'a [f32]> + Clone + Send + Sync,
+    width: usize,
+    work: usize,
+) -> Vec<f32> {
+    let mut sums = vec![0.0f32; width];
+    let threads = if work >= PARALLEL_SUM {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let part = width.div_ceil(threads).max(1);
+    sums.par_chunks_mut(part).enumerate().for_each(|(i, sums)| {
+        let first = i * part;
+        for row in rows.clone() {
+            let row = &row[first..first + sums.len()];
+            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+    });
+    sums
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {

@@ -9,7 +9,9 @@
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use mspipe_kernels::{GatheredAttention, batched_matmul, batched_matmul_side_by_side};
+use mspipe_kernels::{
+    GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side,
+};
 
 use crate::draws::dropout;
 use crate::input::SlotTimes;
@@ -168,8 +170,11 @@ impl TemporalAttention {
         let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = batched_matmul_side_by_side(sums, w_v);
         // A root without a real slot has zero weights: zeros, not b_v.
-        let any: Tensor<2> = nbr.mask.any_dim(1).float();
-        let a = dropout(&self.dropout, a + bias(&self.value, [1, out]) * any);
+        let a = match &self.value.bias {
+            Some(b) => add_bias_where(a, b.val(), nbr.mask.any_dim(1).float().reshape([r])),
+            None => a,
+        };
+        let a = dropout(&self.dropout, a);
         let merged = relu(linear::forward(
             &self.merge_hidden,
             Tensor::cat(vec![a, root], 1),

@@ -37,13 +37,14 @@ impl MemoryUpdater {
         mask: Tensor<2, Bool>,
         combine: Combine,
     ) -> Tensor<2> {
-        let has_mail: Tensor<2> = mask.clone().float().sum_dim(1).clamp_max(1.0); // [N, 1]
+        let n = memory.dims()[0];
+        let has_mail: Tensor<1> = mask.clone().any_dim(1).float().reshape([n]);
         let updated = match self {
             MemoryUpdater::Transformer(att) => att.forward(mails, mask, memory.clone()),
             MemoryUpdater::Gru(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
             MemoryUpdater::Rnn(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
         };
-        updated * has_mail.clone() + memory * (has_mail.neg() + 1.0)
+        mspipe_kernels::rows_where(has_mail, updated, memory)
     }
 }
 
