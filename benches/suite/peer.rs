@@ -23,6 +23,7 @@ use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, spawn};
+use crate::report::median_of;
 
 /// What both systems train with.
 pub struct Protocol {
@@ -229,16 +230,6 @@ pub fn script_run(
     Ok(summarize(&epochs?))
 }
 
-fn median(runs: &[Value], key: &str) -> f64 {
-    let mut v: Vec<f64> = runs.iter().filter_map(|r| r[key].as_f64()).collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// One row per dataset: every run of both systems, medians, and the ratios the targets name.
 pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Value>> {
     let python = venv_python()?;
@@ -260,9 +251,9 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
         }
         let m = |runs: &[Value]| {
             json!({
-                "train_events_per_sec": median(runs, "train_events_per_sec"),
-                "test_ap": median(runs, "test_ap"),
-                "test_auc": median(runs, "test_auc"),
+                "train_events_per_sec": median_of(runs, "train_events_per_sec"),
+                "test_ap": median_of(runs, "test_ap"),
+                "test_auc": median_of(runs, "test_auc"),
             })
         };
         let (a, b, c) = (m(&ours), m(&theirs), m(&per_node));

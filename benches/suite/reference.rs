@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::child::{Job, measured_run, spawn};
 use crate::peer::{export, script_run, summarize, venv_python};
-use crate::report::{Results, f, mark};
+use crate::report::{Results, f, mark, median_of};
 
 /// How both systems are trained.
 #[derive(Debug, Clone)]
@@ -32,9 +32,10 @@ pub struct Protocol {
     pub threads: usize,
 }
 
-/// One row per dataset and model: per seed, each system's test AP at its best validation epoch;
-/// their means; EdgeBank's test AP under the same protocol. Rows of `earlier` for models this run
-/// does not measure are kept.
+/// One row per dataset and model: per seed, each system's test AP at its best validation epoch
+/// and training events/s (the two systems alternated, seed by seed); their means; EdgeBank's test
+/// AP under the same protocol. Rows of `earlier` for the datasets and models this run does not
+/// measure are kept.
 pub fn run(
     datasets: &[String],
     p: &Protocol,
@@ -42,7 +43,10 @@ pub fn run(
     earlier: Vec<Value>,
 ) -> Result<Vec<Value>> {
     let python = venv_python()?;
-    let measured = |row: &Value| p.models.iter().any(|m| row["model"] == m.name());
+    let measured = |row: &Value| {
+        let model = p.models.iter().any(|m| row["model"] == m.name());
+        model && datasets.iter().any(|d| row["dataset"] == d.as_str())
+    };
     let mut rows: Vec<Value> = earlier.into_iter().filter(|r| !measured(r)).collect();
     for dataset in datasets {
         let data = export(dataset, scratch)?;
@@ -128,11 +132,11 @@ pub fn section(md: &mut String, r: &Results) {
     };
     let _ = writeln!(
         md,
-        "### APAN and JODIE against TGL's, in PyTorch\n\nTGL's APAN and JODIE written in plain PyTorch from their modules' description (`benches/peer/tgl_models.py`; APAN: attention of the memory over 10 mails, LayerNorm → Linear → ReLU, delivery to the 10 most recent neighbours, the last mail of a batch kept, LayerNorm embedding; JODIE: an RNN cell over one mail, LayerNorm embedding projected by (1 + w·Δt); both TGL's time encoding and edge predictor), trained with mspipe's preset's learning rate and dropouts on the same events, split and negatives; no nodes hidden from training in either (nor for EdgeBank here). Test AP at each run's best validation epoch of {}, the mean over seeds 0–{} (each seed's in brackets). The reference APAN attends over empty mailbox slots, as TGL does; mspipe masks them.\n",
+        "### APAN and JODIE against TGL's, in PyTorch\n\nTGL's APAN and JODIE written in plain PyTorch from their modules' description (`benches/peer/tgl_models.py`; APAN: attention of the memory over 10 mails, LayerNorm → Linear → ReLU, delivery to the 10 most recent neighbours, the last mail of a batch kept, LayerNorm embedding; JODIE: an RNN cell over one mail, LayerNorm embedding projected by (1 + w·Δt); both TGL's time encoding and edge predictor), trained with mspipe's preset's learning rate and dropouts on the same events, split and negatives; no nodes hidden from training in either (nor for EdgeBank here). Test AP at each run's best validation epoch of {}, the mean over seeds 0–{} (each seed's in brackets). The reference APAN attends over empty mailbox slots, as TGL does; mspipe masks them. Speed: training events/s, the median over seeds, the two systems run alternately seed by seed with the same threads.\n",
         first["epochs"],
         first["seeds"].as_u64().unwrap_or(1).saturating_sub(1),
     );
-    md.push_str("| dataset | model | lr / dropout / attention dropout | mspipe | TGL (reference) | mspipe − reference, points | EdgeBank | reference − EdgeBank, points | mspipe − EdgeBank, points (target ≥ −1) |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| dataset | model | lr / dropout / attention dropout | mspipe | TGL (reference) | mspipe − reference, points | EdgeBank | reference − EdgeBank, points | mspipe − EdgeBank, points (target ≥ −1) | events/s mspipe / reference (speed ratio) |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for model in ["apan", "jodie"] {
         for row in r.reference.iter().filter(|row| row["model"] == model) {
             reference_row(md, row);
@@ -156,9 +160,14 @@ fn reference_row(md: &mut String, row: &Value) {
         })
     };
     let (ref_margin, our_margin) = (100.0 * (theirs - edgebank), 100.0 * (ours - edgebank));
+    let rate = |key: &str| {
+        let runs = row[key].as_array().map_or(&[][..], |v| v);
+        median_of(runs, "train_events_per_sec")
+    };
+    let (our_rate, their_rate) = (rate("mspipe_runs"), rate("tgl_runs"));
     let _ = writeln!(
         md,
-        "| {} | {} | {} / {} / {} | {ours:.4} ({}) | {theirs:.4} ({}) | {:+.2} | {edgebank:.4} | {ref_margin:+.2} | {our_margin:+.2} ({}) |",
+        "| {} | {} | {} / {} / {} | {ours:.4} ({}) | {theirs:.4} ({}) | {:+.2} | {edgebank:.4} | {ref_margin:+.2} | {our_margin:+.2} ({}) | {our_rate:.0} / {their_rate:.0} ({:.2}×) |",
         row["dataset"].as_str().unwrap_or("?"),
         row["model"].as_str().unwrap_or("?"),
         row["lr"],
@@ -168,5 +177,6 @@ fn reference_row(md: &mut String, row: &Value) {
         seeds("tgl_test_ap_seeds"),
         100.0 * (ours - theirs),
         mark(our_margin >= -1.0),
+        our_rate / their_rate,
     );
 }

@@ -60,6 +60,21 @@ pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
+/// The median of `xs` (NaN when empty).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// The median of `key` over `runs` (runs without it left out).
+pub fn median_of(runs: &[Value], key: &str) -> f64 {
+    median(runs.iter().filter_map(|r| r[key].as_f64()).collect())
+}
+
 fn find<'a>(rows: &'a [Value], dataset: &Value, model: &Value, mode: &str) -> Option<&'a Value> {
     rows.iter()
         .find(|r| &r["dataset"] == dataset && &r["model"] == model && r["mode"] == mode)

@@ -12,7 +12,7 @@ use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
-use crate::report::{f, mark};
+use crate::report::{f, mark, median};
 
 /// Workers × threads per worker, the pipeline mode, and how the batch is shared.
 #[derive(Debug, Clone, Copy)]
@@ -210,15 +210,6 @@ fn of<'a>(rows: &'a [Value], cell: (&Value, &Value), setup: Setup) -> Vec<&'a Va
         .filter(|r| r["mode"] == mode.as_str())
         .filter(|r| r["split_batch"].as_bool().unwrap_or(false) == setup.split_batch)
         .collect()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
