@@ -6,8 +6,9 @@
 //! cos(Δt·w + b), the **GRU gates**, and **temporal attention over gathered rows** (scores, padding
 //! mask, softmax and weighted sum per root and head, whose keys and values are the slots' node and
 //! Δt rows, read straight from per-node and per-Δt tables, with the projections folded out of the
-//! slots), each with its backward; and on flex burn's **linear layer** as one operation whose
-//! outputs are written once, and **Adam's update** of a parameter as one pass.
+//! slots), each with its backward; and on flex burn's **linear layer** and batched product as
+//! operations whose outputs are written once, **row selections** and the model's **per-row
+//! choices** with parallel backward passes, and **Adam's update** of a parameter as one pass.
 //!
 //! One call per operation, in burn 0.22's device-dispatch idiom. All but the memory operations go
 //! through the [`backend::FusedBackend`] extension (with hand-written backward passes under

@@ -97,6 +97,7 @@ fn step(
         .zip(m_out.par_chunks_mut(BLOCK))
         .zip(v_out.par_chunks_mut(BLOCK))
         .enumerate()
+        .with_max_len(1)
         .for_each(|(i, ((p_out, m_out), v_out))| {
             let at = i * BLOCK..i * BLOCK + p_out.len();
             let prev = moments.map(|(m, v)| (&m[at.clone()], &v[at.clone()]));

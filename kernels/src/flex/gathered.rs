@@ -187,6 +187,7 @@ fn accumulated<W: Send>(
         .into_par_iter()
         .zip(with)
         .enumerate()
+        .with_max_len(1)
         .for_each(|(block, (rows, with))| {
             let mut rows: Vec<&mut [f32]> = rows
                 .into_iter()

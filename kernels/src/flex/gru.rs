@@ -21,6 +21,7 @@ pub fn forward(gi: &[f32], gh: &[f32], h: &[f32], d: usize) -> Vec<f32> {
             gi.par_chunks(BLOCK * 3 * d)
                 .zip(gh.par_chunks(BLOCK * 3 * d)),
         )
+        .with_max_len(1)
         .for_each(|((out, h), (gi, gh))| forward_block(gi, gh, h, d, out));
     out
 }
@@ -76,6 +77,7 @@ pub fn backward(
         .zip(dgh.par_chunks_mut(wide))
         .zip(dh.par_chunks_mut(BLOCK * d))
         .enumerate()
+        .with_max_len(1)
         .for_each(|(block, ((dgi, dgh), dh))| {
             let rows = dh.len() / d;
             let at = |width: usize| block * BLOCK * width..(block * BLOCK + rows) * width;

@@ -2,6 +2,10 @@
 //! tensors' buffers (roots and rows in parallel on rayon's pool, inner loops compiled for
 //! AVX-512, AVX2/FMA or SVE where the CPU has them, picked at run time). Same math as the cubecl
 //! kernels and the burn-ops reference.
+//!
+//! Loops over blocks of rows split down to single blocks (`with_max_len(1)`): rayon otherwise
+//! stops splitting after a few halvings unless work is stolen, and a thread done early finds the
+//! other's last few blocks out of reach.
 
 pub(crate) mod adam;
 mod exp;
@@ -77,6 +81,7 @@ unsafe fn par_filled(
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk)
         .enumerate()
+        .with_max_len(1)
         .for_each(|(i, c)| fill(i, c));
     // SAFETY: the chunks cover the first `len` elements and `fill` wrote each (the contract).
     unsafe { out.set_len(len) };

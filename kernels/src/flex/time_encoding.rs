@@ -44,6 +44,7 @@ pub fn forward_with_sine(dt: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<f32
             .par_chunks_mut(rows)
             .zip(sin.spare_capacity_mut()[..len].par_chunks_mut(rows))
             .zip(dt.par_chunks(BLOCK))
+            .with_max_len(1)
             .for_each(|((cos, sin), dt)| encode_with_sine(dt, w, b, cos, sin));
     }
     // SAFETY: the chunks cover the first `len` elements of each, and `encode_with_sine` writes
@@ -82,6 +83,7 @@ pub fn backward(dt: &[f32], sine: &[f32], grad: &[f32], t: usize) -> (Vec<f32>, 
         grad.par_chunks(BLOCK * t)
             .zip(sine.par_chunks(BLOCK * t))
             .zip(dt.par_chunks(BLOCK))
+            .with_max_len(1)
             .map(|((grad, sine), dt)| {
                 let (mut dw, mut db) = (vec![0.0; t], vec![0.0; t]);
                 accumulate(dt, sine, grad, &mut dw, &mut db);
