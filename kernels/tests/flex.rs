@@ -464,3 +464,33 @@ fn add_bias_where_by_hand() {
     let db = bias.grad(&grads).expect("tracked");
     assert_eq!(db.into_data(), TensorData::from([6.0f32]));
 }
+
+#[test]
+fn rnn_gates_match_tanh_of_the_sum() {
+    let device = Device::flex().autodiff();
+    for [n, d] in [[3, 2], [0, 5], [1507, 100]] {
+        let gi = (wave([n, d], 0.0, &device) * 4.0).require_grad();
+        let gh = wave([n, d], 2.0, &device).require_grad();
+        let g = wave([n, d], 1.0, &device);
+        let out = mspipe_kernels::rnn_gates(gi.clone(), gh.clone());
+        let grads = (out.clone() * g.clone()).sum().backward();
+        let [a, b, y, g] =
+            [&gi, &gh, &out, &g].map(|t| t.to_data().try_to_vec::<f32>().expect("f32"));
+        let (dgi, dgh) = (
+            gi.grad(&grads).expect("tracked"),
+            gh.grad(&grads).expect("tracked"),
+        );
+        let [dgi, dgh] = [dgi, dgh].map(|t| t.to_data().try_to_vec::<f32>().expect("f32"));
+        for i in 0..a.len() {
+            let exact = f64::from(a[i] + b[i]).tanh();
+            assert!(
+                (f64::from(y[i]) - exact).abs() < 4e-7,
+                "{i}: {} vs {exact}",
+                y[i]
+            );
+            // ∂/∂gi = ∂/∂gh = g·(1 − h'²), of the output as computed.
+            let want = g[i] * (1.0 - y[i] * y[i]);
+            assert_eq!((dgi[i], dgh[i]), (want, want), "{i}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod gathered;
 mod gru;
 mod linear;
 mod masked_rows;
+mod rnn;
 mod select_rows;
 mod slot_rows;
 mod time_encoding;
@@ -29,6 +30,7 @@ use rayon::prelude::*;
 
 pub use linear::{BatchLayout, LinearBackend, runs_on};
 pub use masked_rows::MaskedRowsBackend;
+pub use rnn::RnnBackend;
 pub use select_rows::SelectRowsBackend;
 pub use slot_rows::SlotRowsBackend;
 

@@ -5,7 +5,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::linear;
-use burn::tensor::activation::tanh;
 
 /// Configuration of an [`RnnCell`].
 #[derive(Config, Debug)]
@@ -38,6 +37,10 @@ impl RnnCellConfig {
 impl RnnCell {
     /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`.
     pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        tanh(linear::forward(&self.input, x) + linear::forward(&self.hidden, h))
+        let (gi, gh) = (
+            linear::forward(&self.input, x),
+            linear::forward(&self.hidden, h),
+        );
+        mspipe_kernels::rnn_gates(gi, gh)
     }
 }
