@@ -14,6 +14,7 @@ use burn::tensor::activation::{leaky_relu, relu, softmax};
 use crate::AttentionHeadsConfig;
 use crate::draws::dropout;
 use crate::linear::{self, bias, per_head};
+use mspipe_kernels::batched_matmul;
 
 /// Configuration of a [`MailboxAttention`].
 #[derive(Config, Debug)]
@@ -90,19 +91,19 @@ impl MailboxAttention {
         // meet the query and the weights, in two small batched products.
         let q: Tensor<3> = linear::forward(&self.query, h.clone()).reshape([n, heads, dh]);
         let w_k: Tensor<3> = per_head(&self.key, heads).swap_dims(1, 2);
-        let q_wk: Tensor<3> = q.clone().swap_dims(0, 1).matmul(w_k).permute([1, 2, 0]);
+        let q_wk: Tensor<3> = batched_matmul(q.clone().swap_dims(0, 1), w_k).permute([1, 2, 0]);
         let q_bk: Tensor<3> = (q * bias(&self.key, [1, heads, dh]))
             .sum_dim(2)
             .swap_dims(1, 2);
-        let scores: Tensor<3> = leaky_relu(mails.clone().matmul(q_wk) + q_bk, SLOPE); // [N, M, H]
+        let scores: Tensor<3> = leaky_relu(batched_matmul(mails.clone(), q_wk) + q_bk, SLOPE); // [N, M, H]
         // Masked softmax over the slots; an all-empty row has all-zero weights.
         let keep: Tensor<3> = mask.clone().float().unsqueeze_dim(2);
         let scores = scores.mask_fill(mask.bool_not().unsqueeze_dim(2), -1e30);
         let weights = dropout(&self.att_dropout, softmax(scores, 1) * keep).swap_dims(1, 2);
         let total: Tensor<3> = weights.clone().sum_dim(2); // [N, H, 1]
-        let sums: Tensor<3> = weights.matmul(mails); // [N, H, input]
+        let sums: Tensor<3> = batched_matmul(weights, mails); // [N, H, input]
         let w_v: Tensor<3> = per_head(&self.value, heads);
-        let a = sums.swap_dims(0, 1).matmul(w_v).swap_dims(0, 1)
+        let a = batched_matmul(sums.swap_dims(0, 1), w_v).swap_dims(0, 1)
             + total * bias(&self.value, [1, heads, dh]);
         let out = linear::forward(&self.out, self.norm.forward(a.reshape([n, d]) + h));
         relu(dropout(&self.dropout, out))
