@@ -193,6 +193,23 @@ fn batched_product(lhs: Tensor<3>, rhs: Tensor<3>, layout: flex::BatchLayout) ->
     ))
 }
 
+/// burn's `Tensor::cat(vec![a, b], 1)`: the two inputs' columns side by side. On flex one
+/// operation whose rows are copied in parallel; each input's gradient is its columns of the
+/// output's, as with burn's `cat`.
+///
+/// # Shapes
+/// - `a`: `[n, ca]`, `b`: `[n, cb]`; output: `[n, ca + cb]`.
+///
+/// # Panics
+/// If the inputs have different row counts.
+pub fn concat_columns(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&a.device()) {
+        return fused!(flex::ColumnsBackend, concat_columns(a, b));
+    }
+    Tensor::cat(vec![a, b], 1)
+}
+
 /// burn's `table.select(0, index)`: rows `index` of `table`. On flex one operation that gathers
 /// in parallel and whose backward sums each table row's gradient by ranges of rows in parallel,
 /// in burn's order (the same values to the bit).

@@ -494,3 +494,29 @@ fn rnn_gates_match_tanh_of_the_sum() {
         }
     }
 }
+
+#[test]
+fn concat_columns_same_bits_as_burns_cat() {
+    let device = Device::flex().autodiff();
+    for [n, ca, cb] in [[3, 2, 1], [0, 2, 2], [4, 0, 3], [15_070, 200, 100]] {
+        let a = wave([n, ca], 0.0, &device).require_grad();
+        let b = wave([n, cb], 2.0, &device).require_grad();
+        let g = wave([n, ca + cb], 1.0, &device);
+        let run = |out: Tensor<2>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            // burn's `cat` leaves a zero-wide input out (no gradient); ours gives it an empty one.
+            let grad = |t: &Tensor<2>| t.grad(&grads).map(|g| bits(&g)).unwrap_or_default();
+            (bits(&out), grad(&a), grad(&b))
+        };
+        let ours = run(mspipe_kernels::concat_columns(a.clone(), b.clone()));
+        assert_eq!(ours, run(Tensor::cat(vec![a.clone(), b.clone()], 1)), "{n}×{ca}+{cb}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "concat_columns: 2 rows beside 3")]
+fn concat_columns_of_different_rows_panics() {
+    let device = Device::flex();
+    let (a, b) = (Tensor::<2>::zeros([2, 1], &device), Tensor::<2>::zeros([3, 1], &device));
+    mspipe_kernels::concat_columns(a, b);
+}

@@ -4,7 +4,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
-use mspipe_kernels::{Clock, DeviceMemory, Fetched, select_rows};
+use mspipe_kernels::{Clock, DeviceMemory, Fetched, concat_columns, select_rows};
 
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
@@ -295,7 +295,10 @@ impl MemoryModel {
             Some(mlp) => relu(linear::rows(mlp, mail)),
             None => mail,
         };
-        Tensor::cat(vec![mail, time], 2)
+        let [u, m, width] = mail.dims();
+        let t = time.dims()[2];
+        let rows = concat_columns(mail.reshape([u * m, width]), time.reshape([u * m, t]));
+        rows.reshape([u, m, width + t])
     }
 
     /// Embeddings of the roots from the updated memories.

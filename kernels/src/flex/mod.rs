@@ -8,6 +8,7 @@
 //! other's last few blocks out of reach.
 
 pub(crate) mod adam;
+mod columns;
 mod exp;
 mod gathered;
 mod gru;
@@ -28,6 +29,7 @@ use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+pub use columns::ColumnsBackend;
 pub use linear::{BatchLayout, LinearBackend, runs_on};
 pub use masked_rows::MaskedRowsBackend;
 pub use rnn::RnnBackend;

@@ -10,7 +10,7 @@ use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use mspipe_kernels::{
-    GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side,
+    GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side, concat_columns,
 };
 
 use crate::draws::dropout;
@@ -175,10 +175,7 @@ impl TemporalAttention {
             None => a,
         };
         let a = dropout(&self.dropout, a);
-        let merged = relu(linear::forward(
-            &self.merge_hidden,
-            Tensor::cat(vec![a, root], 1),
-        ));
+        let merged = relu(linear::forward(&self.merge_hidden, concat_columns(a, root)));
         linear::forward(&self.merge_out, dropout(&self.dropout, merged))
     }
 }
