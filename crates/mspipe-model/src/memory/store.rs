@@ -29,6 +29,7 @@ fn gather_into(out: &mut Vec<f32>, from: &[f32], rows: &[u32], width: usize) {
     out.spare_capacity_mut()[..len]
         .par_chunks_mut(per_task * width)
         .zip(rows.par_chunks(per_task))
+        .with_max_len(1)
         .for_each(|(out, rows)| {
             for (out, &u) in out.chunks_exact_mut(width).zip(rows) {
                 let row = &from[u as usize * width..][..width];
