@@ -509,7 +509,11 @@ fn concat_columns_same_bits_as_burns_cat() {
             (bits(&out), grad(&a), grad(&b))
         };
         let ours = run(mspipe_kernels::concat_columns(a.clone(), b.clone()));
-        assert_eq!(ours, run(Tensor::cat(vec![a.clone(), b.clone()], 1)), "{n}×{ca}+{cb}");
+        assert_eq!(
+            ours,
+            run(Tensor::cat(vec![a.clone(), b.clone()], 1)),
+            "{n}×{ca}+{cb}"
+        );
     }
 }
 
@@ -517,6 +521,9 @@ fn concat_columns_same_bits_as_burns_cat() {
 #[should_panic(expected = "concat_columns: 2 rows beside 3")]
 fn concat_columns_of_different_rows_panics() {
     let device = Device::flex();
-    let (a, b) = (Tensor::<2>::zeros([2, 1], &device), Tensor::<2>::zeros([3, 1], &device));
+    let (a, b) = (
+        Tensor::<2>::zeros([2, 1], &device),
+        Tensor::<2>::zeros([3, 1], &device),
+    );
     mspipe_kernels::concat_columns(a, b);
 }
