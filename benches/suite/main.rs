@@ -242,11 +242,12 @@ fn suite(args: &Args) -> Result<()> {
         return report::write(&args.out, &results);
     }
     results.machine = machine();
-    // Earlier runs keep only the parts this one does not measure again; the staleness study, the
-    // reference and the workers parts merge their rows (see each part's `run`), so earlier runs of
+    // Earlier runs keep only the parts this one does not measure again; the peer, staleness,
+    // reference and workers parts merge their rows (see each part's `run`), so earlier runs of
     // them stay listed.
+    let merged = [Part::Peer, Part::Staleness, Part::Reference, Part::Workers];
     let replaced: Vec<Part> = (args.parts.iter().copied())
-        .filter(|&p| ![Part::Staleness, Part::Reference, Part::Workers].contains(&p))
+        .filter(|p| !merged.contains(p))
         .collect();
     let now = part_names(&replaced);
     for run in &mut results.runs {
@@ -273,7 +274,8 @@ fn suite(args: &Args) -> Result<()> {
             threads: cores,
         };
         let scratch = tempfile::tempdir()?;
-        results.peer = peer::run(&args.datasets, &protocol, scratch.path())?;
+        let earlier = std::mem::take(&mut results.peer);
+        results.peer = peer::run(&args.datasets, &protocol, scratch.path(), earlier)?;
         report::write(&args.out, &results)?;
     }
     if has(Part::Floor) {

@@ -231,9 +231,16 @@ pub fn script_run(
 }
 
 /// One row per dataset: every run of both systems, medians, and the ratios the targets name.
-pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Value>> {
+/// Rows of `earlier` for datasets this run does not measure are kept, in place (a cheap stream
+/// can be re-run with more rounds alone).
+pub fn run(
+    datasets: &[String],
+    p: &Protocol,
+    scratch: &Path,
+    earlier: Vec<Value>,
+) -> Result<Vec<Value>> {
     let python = venv_python()?;
-    let mut rows = Vec::new();
+    let mut rows = earlier;
     for dataset in datasets {
         let data = export_with_features(dataset, scratch)?;
         let (mut ours, mut theirs, mut per_node) = (Vec::new(), Vec::new(), Vec::new());
@@ -261,7 +268,7 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
         let ap_points = 100.0
             * (a["test_ap"].as_f64().unwrap_or(f64::NAN)
                 - b["test_ap"].as_f64().unwrap_or(f64::NAN));
-        rows.push(json!({
+        let row = json!({
             "dataset": dataset,
             "epochs": p.epochs, "lr": p.lr, "batch_size": p.batch_size, "threads": p.threads,
             "mspipe_runs": ours, "pyg_runs": theirs, "mspipe_per_node_runs": per_node,
@@ -269,7 +276,11 @@ pub fn run(datasets: &[String], p: &Protocol, scratch: &Path) -> Result<Vec<Valu
             "speed_ratio_per_node": speed(&c) / speed(&b),
             "mspipe": a, "pyg": b, "mspipe_per_node": c,
             "test_ap_difference_points": ap_points,
-        }));
+        });
+        match rows.iter_mut().find(|r| r["dataset"] == dataset.as_str()) {
+            Some(earlier) => *earlier = row,
+            None => rows.push(row),
+        }
     }
     Ok(rows)
 }

@@ -383,18 +383,23 @@ fn peer_section(md: &mut String, r: &Results) {
         return;
     }
     let p = &r.peer[0];
+    let rounds = |row: &Value| row["mspipe_runs"].as_array().map_or(0, Vec::len);
     let _ = writeln!(
         md,
-        "## TGN: mspipe vs PyTorch Geometric\n\nSame events (no nodes hidden from training), chronological split, one random negative per positive, batch {}, dims 100, Adam lr {}, {} threads, {} epochs; runs alternated A B A B ({} rounds, round r seeding both systems with r − 1); medians. Events/s is the mean over epochs of the training loop; test AP at each run's best validation epoch. Per node: mspipe with `gnn.embed = \"per_node\"` (each node embedded once per batch, at the batch's first event time: PyG's model), run in the same rounds.\n",
+        "## TGN: mspipe vs PyTorch Geometric\n\nSame events (no nodes hidden from training), chronological split, one random negative per positive, batch {}, dims 100, Adam lr {}, {} threads, {} epochs; runs alternated A B A B ({} rounds where the dataset names no other count, round r seeding both systems with r − 1); medians. Events/s is the mean over epochs of the training loop; test AP at each run's best validation epoch. Per node: mspipe with `gnn.embed = \"per_node\"` (each node embedded once per batch, at the batch's first event time: PyG's model), run in the same rounds.\n",
         p["batch_size"],
         p["lr"],
         p["threads"],
         p["epochs"],
-        p["mspipe_runs"].as_array().map_or(0, Vec::len),
+        rounds(p),
     );
     md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2× on the shipped streams) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | per node: ev/s, ratio (target ≥ 2× on the generated streams), test AP | largest stage (mspipe, matrix run) |\n|---|---|---|---|---|---|---|---|---|\n");
     for row in &r.peer {
         let name = row["dataset"].as_str().unwrap_or("?");
+        let label = match rounds(row) == rounds(p) {
+            true => name.to_string(),
+            false => format!("{name} ({} rounds)", rounds(row)),
+        };
         // The per-event speed target is the shipped streams'; the per-node one the generated
         // streams'; the snapshot stream is there for its accuracy.
         let generated = name.starts_with(crate::peer::GENERATED);
@@ -430,7 +435,7 @@ fn peer_section(md: &mut String, r: &Results) {
         let _ = writeln!(
             md,
             "| {} | {:.0} | {:.0} | {:.2}× ({}) | {:.4} | {:.4} | {:+.2} ({}) | {} | {} |",
-            name,
+            label,
             f(&row["mspipe"]["train_events_per_sec"]),
             f(&row["pyg"]["train_events_per_sec"]),
             ratio,
