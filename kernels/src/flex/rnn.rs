@@ -27,14 +27,14 @@ pub trait RnnBackend: Backend {
     fn rnn_gates(gi: FloatTensor<Self>, gh: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// `f(a[i], b[i])` for every element, blocks in parallel, shaped as `like`.
+/// `f` over the elements of `a` and `b` (one shape), blocks in parallel.
 fn zip_map(
     a: &FlexTensor,
     b: &FlexTensor,
-    like: &FlexTensor,
     f: fn(&[f32], &[f32], &mut [std::mem::MaybeUninit<f32>]),
 ) -> FlexTensor {
     assert_eq!(a.shape(), b.shape(), "rnn_gates: two shapes");
+    let shape: Vec<usize> = a.shape().iter().copied().collect();
     let (a, b) = (floats(a), floats(b));
     // SAFETY: `f` writes every element of the block it is handed.
     let out = unsafe {
@@ -43,7 +43,6 @@ fn zip_map(
             f(&a[at.clone()], &b[at], out);
         })
     };
-    let shape: Vec<usize> = like.shape().iter().copied().collect();
     FlexTensor::from_data(burn::tensor::TensorData::new(out, shape))
 }
 
@@ -63,7 +62,7 @@ fn backward_block(h: &[f32], grad: &[f32], out: &mut [std::mem::MaybeUninit<f32>
 
 impl RnnBackend for Flex {
     fn rnn_gates(gi: FlexTensor, gh: FlexTensor) -> FlexTensor {
-        zip_map(&gi, &gh, &gi, forward_block)
+        zip_map(&gi, &gh, forward_block)
     }
 }
 
@@ -77,7 +76,7 @@ impl Backward<Flex, 2> for RnnGatesBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let d = zip_map(&ops.state, &grad, &grad, backward_block);
+        let d = zip_map(&ops.state, &grad, backward_block);
         for node in ops.parents.into_iter().flatten() {
             grads.register::<Flex>(node.id, d.clone());
         }
