@@ -12,11 +12,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{floats, par_filled, tensor};
+use super::{by_rows, floats};
 use crate::autodiff::finish;
-
-/// Floats copied per parallel task at least.
-const TASK: usize = 1 << 14;
 
 /// Columns side by side, on backend primitives.
 #[backend_extension(Flex, Autodiff)]
@@ -40,22 +37,12 @@ impl ColumnsBackend for Flex {
         let [n, ca, cb] = dims(&a, &b);
         let width = ca + cb;
         let (a, b) = (floats(&a), floats(&b));
-        let per_task = (TASK / width.max(1)).max(1);
-        // SAFETY: each chunk is whole output rows, each written from `a`'s row then `b`'s.
-        let out = unsafe {
-            par_filled(n * width, per_task * width, |task, out| {
-                for (j, row) in out.chunks_exact_mut(width).enumerate() {
-                    let i = task * per_task + j;
-                    let from = a[i * ca..(i + 1) * ca]
-                        .iter()
-                        .chain(&b[i * cb..(i + 1) * cb]);
-                    for (o, &v) in row.iter_mut().zip(from) {
-                        o.write(v);
-                    }
-                }
-            })
-        };
-        tensor(out, [n, width])
+        by_rows(n, width, |i| {
+            let row = a[i * ca..(i + 1) * ca]
+                .iter()
+                .chain(&b[i * cb..(i + 1) * cb]);
+            row.copied()
+        })
     }
 }
 

@@ -6,8 +6,6 @@
 //! parallel; the values are burn's but for the sign of a zero (burn adds `±0` where a row is not
 //! chosen).
 
-use std::mem::MaybeUninit;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -16,11 +14,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{column_sums, floats, par_filled, tensor};
+use super::{by_rows, column_sums, floats, tensor};
 use crate::autodiff::finish;
-
-/// Floats per parallel task at least.
-const TASK: usize = 1 << 14;
 
 /// Rows chosen by a mask, on backend primitives: `keep` `[n]` holds 1 for a chosen row, else 0.
 #[backend_extension(Flex, Autodiff)]
@@ -40,28 +35,6 @@ pub trait MaskedRowsBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// `[n, d]` rows, row `i` made by `row(i, out)`, blocks of rows in parallel.
-fn by_rows(n: usize, d: usize, row: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> FlexTensor {
-    let per_task = (TASK / d.max(1)).max(1);
-    // SAFETY: each chunk is whole rows of `d`, each written by `row` (every element: the
-    // callers copy or add over the full row).
-    let out = unsafe {
-        par_filled(n * d, per_task * d, |task, out| {
-            for (j, out) in out.chunks_exact_mut(d).enumerate() {
-                row(task * per_task + j, out);
-            }
-        })
-    };
-    tensor(out, [n, d])
-}
-
-/// Writes `f(v)` of every value of `from` into `out`.
-fn write_row(out: &mut [MaybeUninit<f32>], from: &[f32], f: impl Fn(usize, f32) -> f32) {
-    for (j, (o, &v)) in out.iter_mut().zip(from).enumerate() {
-        o.write(f(j, v));
-    }
-}
-
 /// `[n, d]` of `t`, with `keep` one value per row.
 ///
 /// # Panics
@@ -77,9 +50,9 @@ impl MaskedRowsBackend for Flex {
         let [n, d] = rows_of(&a, &keep);
         assert_eq!(a.shape(), b.shape(), "rows_where: two shapes");
         let [keep, a, b] = [&keep, &a, &b].map(floats);
-        by_rows(n, d, |i, out| {
+        by_rows(n, d, |i| {
             let from = if keep[i] != 0.0 { &a } else { &b };
-            write_row(out, &from[i * d..(i + 1) * d], |_, v| v);
+            from[i * d..(i + 1) * d].iter().copied()
         })
     }
 
@@ -87,12 +60,10 @@ impl MaskedRowsBackend for Flex {
         let [n, d] = rows_of(&x, &keep);
         let [x, bias, keep] = [&x, &bias, &keep].map(floats);
         assert_eq!(bias.len(), d, "add_bias_where: one bias per column");
-        by_rows(n, d, |i, out| {
-            let row = &x[i * d..(i + 1) * d];
-            match keep[i] != 0.0 {
-                true => write_row(out, row, |j, v| v + bias[j]),
-                false => write_row(out, row, |_, v| v),
-            }
+        by_rows(n, d, |i| {
+            let kept = keep[i] != 0.0;
+            let row = x[i * d..(i + 1) * d].iter().zip(bias.iter());
+            row.map(move |(&v, &b)| if kept { v + b } else { v })
         })
     }
 }
@@ -101,12 +72,10 @@ impl MaskedRowsBackend for Flex {
 fn masked_grad(keep: &FlexTensor, grad: &FlexTensor, kept: bool) -> FlexTensor {
     let [n, d] = rows_of(grad, keep);
     let [keep, grad] = [keep, grad].map(floats);
-    by_rows(n, d, |i, out| {
-        let row = &grad[i * d..(i + 1) * d];
-        match (keep[i] != 0.0) == kept {
-            true => write_row(out, row, |_, v| v),
-            false => write_row(out, row, |_, _| 0.0),
-        }
+    by_rows(n, d, |i| {
+        let chosen = (keep[i] != 0.0) == kept;
+        let row = grad[i * d..(i + 1) * d].iter();
+        row.map(move |&v| if chosen { v } else { 0.0 })
     })
 }
 

@@ -120,6 +120,35 @@ fn column_sums<'a>(
     sums
 }
 
+/// Floats written per parallel task at least by [`by_rows`].
+const ROWS_TASK: usize = 1 << 14;
+
+/// `[n, d]` rows, row `i` the `d` values of `row(i)`, blocks of rows in parallel.
+///
+/// # Panics
+/// If a row has another number of values.
+fn by_rows<I: Iterator<Item = f32>>(
+    n: usize,
+    d: usize,
+    row: impl Fn(usize) -> I + Sync,
+) -> FlexTensor {
+    let per_task = (ROWS_TASK / d.max(1)).max(1);
+    // SAFETY: every row of every chunk is written whole (asserted).
+    let out = unsafe {
+        par_filled(n * d, per_task * d, |task, out| {
+            for (j, out) in out.chunks_exact_mut(d).enumerate() {
+                let mut written = 0;
+                for (o, v) in out.iter_mut().zip(row(task * per_task + j)) {
+                    o.write(v);
+                    written += 1;
+                }
+                assert_eq!(written, d, "a row of {d} values");
+            }
+        })
+    };
+    tensor(out, [n, d])
+}
+
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }

@@ -16,11 +16,11 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{floats, par_filled, rows, tensor};
+use super::{by_rows, floats, par_filled, rows, tensor};
 use crate::autodiff::finish;
 
-/// Floats gathered or summed per parallel task at least (below, one task: the pool's hand-off
-/// would cost more than the copy).
+/// Floats summed at least before the backward runs in parallel (below, one task: the pool's
+/// hand-off would cost more than the sums).
 const TASK: usize = 1 << 14;
 
 /// Rows of a table by index, on backend primitives.
@@ -37,19 +37,10 @@ impl SelectRowsBackend for Flex {
         if let Some(&i) = index.iter().find(|&&i| i >= rows_in) {
             panic!("select_rows: row {i} of a table of {rows_in}");
         }
-        let per_task = (TASK / d.max(1)).max(1);
-        // SAFETY: each chunk is whole output rows of `d`, each written from its table row.
-        let out = unsafe {
-            par_filled(index.len() * d, per_task * d, |task, out| {
-                let first = task * per_task;
-                for (out, &i) in out.chunks_exact_mut(d).zip(&index[first..]) {
-                    for (o, &v) in out.iter_mut().zip(&table[i * d..(i + 1) * d]) {
-                        o.write(v);
-                    }
-                }
-            })
-        };
-        tensor(out, [index.len(), d])
+        by_rows(index.len(), d, |r| {
+            let i = index[r];
+            table[i * d..(i + 1) * d].iter().copied()
+        })
     }
 }
 
