@@ -196,7 +196,7 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
     let Some(first) = rows.first() else { return };
     let _ = writeln!(
         md,
-        "## Staleness and mitigation\n\nEach run reads node memory that misses exactly K updates (`pipeline.mode = fixed:K`), with mitigation (λ = 0.9, blending only with fresher memories) off and on; {} epochs, test AP (mean over evaluation batches) after the last epoch, mean ± sample std over seeds {}. Loss: points of AP below K = 0; recovered: the share of that loss mitigation wins back. Chart: `staleness.svg`.\n",
+        "## Staleness and mitigation\n\nEach run reads node memory that misses exactly K updates (`pipeline.mode = fixed:K`), with mitigation (λ = 0.9, blending only with fresher memories) off and on; {} epochs, test AP (mean over evaluation batches) after the last epoch, mean ± sample std over seeds {}. Loss: points of AP below K = 0, ± the standard error of the per-seed differences (each seed against K = 0 with the same seed: the same initial weights and negatives, so the pairs cancel much of the seeds' spread); recovered: the share of that loss mitigation wins back. Chart: `staleness.svg`.\n",
         first["epochs"],
         first["test_ap"].as_array().map_or(0, Vec::len),
     );
@@ -235,6 +235,7 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
             }
             let loss = |r: Option<&&Value>| r.map_or(f64::NAN, |r| 100.0 * (base - f(&r["mean"])));
             let (l_off, l_on) = (loss(off), loss(on));
+            let se = |r: Option<&&Value>| r.map_or(f64::NAN, |r| paired_se(base_row, r));
             let recovered = (l_off - l_on) / l_off;
             if k <= 2 {
                 worst_small_k = worst_small_k.max(l_on);
@@ -247,11 +248,13 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
             };
             let _ = writeln!(
                 md,
-                "| {name} | {k} | {} | {} | {:+.2} / {:+.2} | {recovered} |",
+                "| {name} | {k} | {} | {} | {:+.2} ± {:.2} / {:+.2} ± {:.2} | {recovered} |",
                 cellf(off),
                 cellf(on),
                 l_off,
+                se(off),
                 l_on,
+                se(on),
             );
         }
     }
@@ -277,6 +280,22 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
             mark(least >= 0.5),
         );
     }
+}
+
+/// The standard error, in points, of the per-seed AP differences between `base` (K = 0) and
+/// `row`, seed by seed (NaN without two seeds in both).
+fn paired_se(base: &Value, row: &Value) -> f64 {
+    let aps = |r: &Value| -> Vec<f64> {
+        r["test_ap"]
+            .as_array()
+            .map_or(Vec::new(), |v| v.iter().map(f).collect())
+    };
+    let (a, b) = (aps(base), aps(row));
+    if a.len() != b.len() || a.len() < 2 {
+        return f64::NAN;
+    }
+    let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 100.0 * (x - y)).collect();
+    crate::staleness::mean_std(&d).1 / (d.len() as f64).sqrt()
 }
 
 /// Test AP against K, one panel per cell: a line without and one with mitigation.
