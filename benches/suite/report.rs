@@ -196,9 +196,8 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
     let Some(first) = rows.first() else { return };
     let _ = writeln!(
         md,
-        "## Staleness and mitigation\n\nEach run reads node memory that misses exactly K updates (`pipeline.mode = fixed:K`), with mitigation (λ = 0.9, blending only with fresher memories) off and on; {} epochs, test AP (mean over evaluation batches) after the last epoch, mean ± sample std over seeds {}. Loss: points of AP below K = 0, ± the standard error of the per-seed differences (each seed against K = 0 with the same seed: the same initial weights and negatives, so the pairs cancel much of the seeds' spread); recovered: the share of that loss mitigation wins back. Chart: `staleness.svg`.\n",
+        "## Staleness and mitigation\n\nEach run reads node memory that misses exactly K updates (`pipeline.mode = fixed:K`), with mitigation (λ = 0.9, blending only with fresher memories) off and on; {} epochs, test AP (mean over evaluation batches) after the last epoch, mean ± sample std over the cell's seeds (0, 1, …; their count in the K = 0 row). Loss: points of AP below K = 0, ± the standard error of the per-seed differences (each seed against K = 0 with the same seed: the same initial weights and negatives, so the pairs cancel much of the seeds' spread); recovered: the share of that loss mitigation wins back. Chart: `staleness.svg`.\n",
         first["epochs"],
-        first["test_ap"].as_array().map_or(0, Vec::len),
     );
     md.push_str("| model / dataset | K | AP, no mitigation | AP, mitigation | loss, points (no mit. / mit.) | recovered |
 |---|---|---|---|---|---|
@@ -226,9 +225,10 @@ fn staleness_section(md: &mut String, rows: &[Value]) {
             if k == 0 {
                 let std = off.map_or(f64::NAN, |r| 100.0 * f(&r["std"]));
                 noise.push(format!("{name} {std:.2}"));
+                let seeds = off.map_or(0, |r| r["test_ap"].as_array().map_or(0, Vec::len));
                 let _ = writeln!(
                     md,
-                    "| {name} | 0 | {} | – | seed std {std:.2} | – |",
+                    "| {name} | 0 | {} | – | seed std {std:.2} ({seeds} seeds) | – |",
                     cellf(off)
                 );
                 continue;
