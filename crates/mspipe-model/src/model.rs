@@ -312,16 +312,15 @@ impl MemoryModel {
     /// If the model has attention layers and `input.hops` holds fewer hops than layers (TGN needs
     /// the sampled neighbourhood, JODIE and APAN need none).
     pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
-        let roots = select_rows(memory.clone(), input.root_index.clone());
         if let Some(norm) = &self.norm {
-            let roots = norm.forward(roots);
+            let roots = norm.forward(select_rows(memory.clone(), input.root_index.clone()));
             return match &self.projection {
                 Some(p) => p.forward(roots, input.root_dt.clone()),
                 None => roots,
             };
         }
         // reps[j]: representations of level j (0 = roots, j = slots of hop j) at the current
-        // layer. At layer 0 the deeper levels are rows of the memory table, so the first layer
+        // layer. At layer 0 every level is rows of the memory table, so the first layer
         // projects the table and gathers (see `NeighborRows::Gather`).
         let levels = self.layers.len();
         assert!(
@@ -329,11 +328,13 @@ impl MemoryModel {
             "{levels} attention layer(s) need as many sampled hops, got {}",
             input.hops.len()
         );
-        let mut reps: Vec<NeighborRows> = std::iter::once(NeighborRows::Dense(roots.unsqueeze()))
-            .chain(input.hops[..levels].iter().map(|h| NeighborRows::Gather {
+        let indices =
+            std::iter::once(&input.root_index).chain(input.hops[..levels].iter().map(|h| &h.index));
+        let mut reps: Vec<NeighborRows> = indices
+            .map(|index| NeighborRows::Gather {
                 table: memory.clone(),
-                index: h.index.clone(),
-            }))
+                index: index.clone(),
+            })
             .collect();
         for (l, layer) in self.layers.iter().enumerate() {
             let next: Vec<NeighborRows> = (0..levels - l)
@@ -345,7 +346,7 @@ impl MemoryModel {
                         edge: hop.edge.clone(),
                         mask: hop.mask.clone(),
                     };
-                    let out = layer.forward(rows(reps[j].clone()), nbr, &self.time);
+                    let out = layer.forward(reps[j].clone(), nbr, &self.time);
                     NeighborRows::Dense(out.unsqueeze())
                 })
                 .collect();

@@ -233,3 +233,75 @@ fn dropout_acts_in_training_only(dropout: f64, att_dropout: f64) {
     );
     assert_ne!(a, eval, "training did drop units");
 }
+
+/// Roots given as rows of a smaller table (nodes that are roots of several events): the query
+/// and its fold through `W_k` are computed per table row and gathered. The output and the
+/// gradients of the table and of the query and key weights equal those of the roots' rows one
+/// by one (to rounding: the gradients sum the repeated roots in another order).
+#[test]
+fn roots_as_table_rows_match_roots_row_by_row() {
+    use mspipe_model::AttentionHeadsConfig;
+    use mspipe_model::TimeEncodingConfig;
+    use mspipe_model::embedding::{NeighborRows, Neighbors, TemporalAttentionConfig};
+    let dev = Device::flex().autodiff();
+    let (t, d, k) = (4, 6, 3);
+    let at = [0u32, 2, 0, 3, 2, 0, 1];
+    let r = at.len();
+    // No dropout: both runs must see the same weights on every slot.
+    let heads = AttentionHeadsConfig::new()
+        .with_heads(2)
+        .with_dropout(0.0)
+        .with_att_dropout(0.0);
+    let layer = TemporalAttentionConfig::new(d, 0, 4, 8)
+        .with_attention(heads)
+        .init(&dev);
+    let te = TimeEncodingConfig::new(4).init(&dev);
+    let values = |n: usize, m: usize| {
+        (0..n)
+            .map(|i| ((i * m) % 17) as f32 / 17.0 - 0.45)
+            .collect::<Vec<_>>()
+    };
+    let mask: Vec<bool> = (0..r * k).map(|s| s % 5 != 4).collect();
+    let dt: Vec<f32> = (0..r * k).map(|s| (s % 4) as f32 * 3.0).collect();
+    let g = floats(&values(r * 8, 7), [r, 8], &dev);
+    let run = |by_table: bool| {
+        let table = floats(&values(t * d, 5), [t, d], &dev).require_grad();
+        let index = indices(&at, &dev);
+        let root = if by_table {
+            NeighborRows::Gather {
+                table: table.clone(),
+                index,
+            }
+        } else {
+            table.clone().select(0, index).into()
+        };
+        let nbr = Neighbors {
+            h: NeighborRows::Dense(floats(&values(r * k * d, 3), [r, k, d], &dev)),
+            dt: SlotTimes::from_host(&dt, &dev),
+            edge: None,
+            mask: bools(&mask, [r, k], &dev),
+        };
+        let out = layer.forward(root, nbr, &te);
+        let grads = (out.clone() * g.clone()).sum().backward();
+        let grad = |x: Tensor<2>| to_vec(x.grad(&grads).expect("tracked"));
+        [
+            to_vec(out),
+            grad(table),
+            grad(layer.query.weight.val()),
+            grad(layer.key.weight.val()),
+        ]
+    };
+    let (got, want) = (run(true), run(false));
+    for (what, (a, b)) in ["output", "table", "W_q", "W_k"]
+        .iter()
+        .zip(got.iter().zip(&want))
+    {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                "{what}: {x} vs {y}"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use mspipe_kernels::{
     GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side, concat_columns,
+    select_rows,
 };
 
 use crate::draws::dropout;
@@ -55,20 +56,28 @@ pub struct TemporalAttention {
     pub att_dropout: Dropout,
 }
 
-/// Where the neighbours' representations come from.
+/// Where the representations of a level (the roots, or their neighbours) come from.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // short-lived, one per layer per batch: boxing buys nothing
 pub enum NeighborRows {
-    /// `[R, K, input]`, one row per slot.
+    /// `[R, K, input]`, one row per slot (`[1, R, input]` for roots).
     Dense(Tensor<3>),
-    /// Rows `index` (`[R·K]`) of `table` (`[U, input]`): the projection is applied to the `U`
-    /// table rows before the gather, which is cheaper when slots repeat nodes (`R·K ≫ U`).
+    /// Rows `index` (`[R·K]`) of `table` (`[U, input]`): what is computed from a row alone is
+    /// computed on the `U` table rows before the gather, which is cheaper when the level repeats
+    /// nodes (`R·K ≫ U`).
     Gather {
         /// `[U, input]`.
         table: Tensor<2>,
         /// `[R·K]` rows of `table`.
         index: Tensor<1, Int>,
     },
+}
+
+impl From<Tensor<2>> for NeighborRows {
+    /// `[R, input]` rows, one per root.
+    fn from(rows: Tensor<2>) -> Self {
+        NeighborRows::Dense(rows.unsqueeze())
+    }
 }
 
 /// The neighbours of the roots of one layer.
@@ -108,7 +117,7 @@ impl TemporalAttentionConfig {
 }
 
 impl TemporalAttention {
-    /// `root`: `[R, input]` → `[R, output]`.
+    /// `root`: `[R, input]` rows (or rows of a table) → `[R, output]`.
     ///
     /// The projections run per root, not per slot. With a slot's row `x = [h ‖ e ‖ φ(Δt)]`, head
     /// `h` scores `q_h·(x·W_k + b_k)_h / √dh = x·(W_k,h·q_h) / √dh + c(root, h)`, and the constant
@@ -116,11 +125,19 @@ impl TemporalAttention {
     /// the query is folded through `W_k` and `W_v` is applied to the weighted row sums, per head
     /// as batched products. The slots' rows are only read, from the distinct nodes' rows, the
     /// edges' features and the distinct Δt's encodings ([`mspipe_kernels::gathered_attention`]):
-    /// no `[R·K, output]` keys or values exist.
-    pub fn forward(&self, root: Tensor<2>, nbr: Neighbors, time: &TimeEncoding) -> Tensor<2> {
+    /// no `[R·K, output]` keys or values exist. A root's query depends on its row alone: given
+    /// roots as rows of a smaller table (a node that is the root of several events), the query
+    /// and its fold through `W_k` are computed once per table row and gathered.
+    pub fn forward(
+        &self,
+        root: impl Into<NeighborRows>,
+        nbr: Neighbors,
+        time: &TimeEncoding,
+    ) -> Tensor<2> {
         let [r, k] = nbr.mask.dims();
-        let input = root.dims()[1];
-        let device = root.device();
+        let (own, at) = own_rows(root.into(), r);
+        let input = own.dims()[1];
+        let device = own.device();
         let out = self.query.weight.dims()[1];
         let dh = out / self.heads;
 
@@ -129,12 +146,16 @@ impl TemporalAttention {
         let time_dim = wq.dims()[0] - input;
         let zero_t: Tensor<2> = time.forward(Tensor::<1>::zeros([1], &device));
         let q = batched_matmul(
-            root.clone().unsqueeze(),
+            own.clone().unsqueeze(),
             wq.clone().narrow(0, 0, input).unsqueeze(),
         )
         .squeeze_dim(0)
             + zero_t.matmul(wq.narrow(0, input, time_dim))
             + bias(&self.query, [1, out]);
+        let root = match &at {
+            Some(index) => select_rows(own, index.clone()),
+            None => own,
+        };
 
         // Slot rows [h ‖ e ‖ φ(Δt)]: h from `table`, the edge's features per slot, φ from the
         // distinct Δt's encodings.
@@ -148,17 +169,24 @@ impl TemporalAttention {
         let phi: Tensor<2> = time.forward(nbr.dt.values);
         let edge_dim = self.key.weight.dims()[0] - input - time_dim;
         let edge = nbr.edge.map(|e| e.reshape([r * k, edge_dim]));
-        // Per head h: q_h·W_k,hᵀ [H, R, row] and (Σ α·x)_h·W_v,h [H, R, dh], as batched products.
+        // Per head h: q_h·W_k,hᵀ [H, R, row] (per table row, then gathered) and (Σ α·x)_h·W_v,h
+        // [H, R, dh], as batched products.
         let heads = self.heads;
+        let rows = q.dims()[0];
         let q: Tensor<3> = (q * (1.0 / (dh as f64).sqrt()))
-            .reshape([r, heads, dh])
+            .reshape([rows, heads, dh])
             .swap_dims(0, 1);
         let w_k: Tensor<3> = per_head(&self.key, heads).swap_dims(1, 2);
+        let q_k = batched_matmul(q, w_k);
+        let q_k = match &at {
+            Some(index) => rows_per_root(q_k, index),
+            None => q_k,
+        };
         let keep = nbr.mask.clone().float();
         // Attention dropout as a multiplier of the weights (ones in evaluation).
         let scale = dropout(&self.att_dropout, Tensor::ones([heads, r, k], &device));
         let sums = mspipe_kernels::gathered_attention(GatheredAttention {
-            q: batched_matmul(q, w_k),
+            q: q_k,
             a: table,
             ia: index,
             e: edge,
@@ -178,4 +206,29 @@ impl TemporalAttention {
         let merged = relu(linear::forward(&self.merge_hidden, concat_columns(a, root)));
         linear::forward(&self.merge_out, dropout(&self.dropout, merged))
     }
+}
+
+/// The rows a layer's root-only products run on, `[T, input]`, and when they are rows of a table
+/// each root's row of it (`[r]`): the table when it has fewer rows than there are roots, else one
+/// row per root.
+fn own_rows(root: NeighborRows, r: usize) -> (Tensor<2>, Option<Tensor<1, Int>>) {
+    match root {
+        NeighborRows::Dense(h) => {
+            let [a, b, c] = h.dims();
+            (h.reshape([a * b, c]), None)
+        }
+        NeighborRows::Gather { table, index } if table.dims()[0] < r => (table, Some(index)),
+        NeighborRows::Gather { table, index } => (select_rows(table, index), None),
+    }
+}
+
+/// `[H, T, C]` per table row → `[H, R, C]` per root, root `i` taking row `index[i]` of every head.
+fn rows_per_root(x: Tensor<3>, index: &Tensor<1, Int>) -> Tensor<3> {
+    let [heads, t, c] = x.dims();
+    let r = index.dims()[0];
+    let first: Tensor<2, Int> = Tensor::<1, Int>::arange(0..heads as i64, &index.device())
+        .mul_scalar(t as i64)
+        .unsqueeze_dim(1);
+    let at = (first + index.clone().unsqueeze_dim(0)).reshape([heads * r]);
+    select_rows(x.reshape([heads * t, c]), at).reshape([heads, r, c])
 }
