@@ -134,6 +134,33 @@ pub fn rnn_gates(gi: Tensor<2>, gh: Tensor<2>) -> Tensor<2> {
     burn::tensor::activation::tanh(gi + gh)
 }
 
+/// Layer normalisation of rows: each row of `x` less its mean, over its deviation (`epsilon`
+/// added to the biased variance), times `gamma` plus `beta`, as burn's
+/// [`layer_norm`](burn::tensor::module::layer_norm). On flex one parallel operation forward and
+/// one backward (burn composes it from nine elementwise operations under autodiff); the same
+/// values to rounding.
+///
+/// # Shapes
+/// - `x`: `[n, d]`, `gamma`, `beta`: `[d]`; output: `[n, d]`.
+///
+/// # Panics
+/// If `d` is 0.
+pub fn layer_norm(x: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&x.device()) {
+        use burn::backend::Dispatch;
+        let [x, gamma, beta] = [
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+        ];
+        return Tensor::from_dispatch(<Dispatch as flex::LayerNormBackend>::layer_norm_rows(
+            x, gamma, beta, epsilon,
+        ));
+    }
+    burn::tensor::module::layer_norm(x, gamma, Some(beta), epsilon)
+}
+
 /// burn's linear layer `x·w + b` ([`burn::tensor::module::linear`]). On flex one operation,
 /// forward and backward, that writes each output once; the same values to the bit.
 ///

@@ -527,3 +527,89 @@ fn concat_columns_of_different_rows_panics() {
     );
     mspipe_kernels::concat_columns(a, b);
 }
+
+/// Values within `tol` of each other, relative to the larger magnitude (and 1).
+fn close_values<const D: usize>(a: Tensor<D>, b: Tensor<D>, tol: f32, what: &str) {
+    assert_eq!(a.dims(), b.dims(), "{what}");
+    let (a, b) = (a.to_data(), b.to_data());
+    for (i, (x, y)) in a.iter::<f32>().zip(b.iter::<f32>()).enumerate() {
+        let scale = 1f32.max(x.abs()).max(y.abs());
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}, element {i}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn layer_norm_matches_burns() {
+    let device = Device::flex().autodiff();
+    for [n, d] in [[5, 3], [0, 4], [1, 1], [1800, 100], [33, 172]] {
+        // Row 0 constant (a new node's zero memory), row 1 nearly so.
+        let mut v: Vec<f32> = (wave([n, d], 0.3, &device) * 4.0 + 1.5)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for (i, x) in v.iter_mut().enumerate().take(2 * d) {
+            *x = if i < d {
+                0.0
+            } else {
+                1.5 + 1e-4 * (i as f32).sin()
+            };
+        }
+        let x = Tensor::<2>::from_data(TensorData::new(v, [n, d]), &device).require_grad();
+        let gamma = wave([d], 1.0, &device).require_grad();
+        let beta = wave([d], 2.0, &device).require_grad();
+        let g = wave([n, d], 0.7, &device);
+        let run = |out: Tensor<2>| {
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let grad = |t: &Tensor<2>| t.grad(&grads).expect("tracked");
+            let grad1 = |t: &Tensor<1>| t.grad(&grads).expect("tracked");
+            (out, grad(&x), grad1(&gamma), grad1(&beta))
+        };
+        let ours = run(mspipe_kernels::layer_norm(
+            x.clone(),
+            gamma.clone(),
+            beta.clone(),
+            1e-5,
+        ));
+        let burns = run(burn::tensor::module::layer_norm(
+            x.clone(),
+            gamma.clone(),
+            Some(beta.clone()),
+            1e-5,
+        ));
+        let what = |t: &str| format!("[{n}, {d}] {t}");
+        close_values(ours.0, burns.0, 1e-5, &what("output"));
+        close_values(ours.1, burns.1, 1e-4, &what("dx"));
+        close_values(ours.2, burns.2, 1e-4, &what("dgamma"));
+        close_values(ours.3, burns.3, 1e-5, &what("dbeta"));
+    }
+}
+
+#[test]
+fn layer_norm_by_hand() {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device).require_grad();
+    let gamma = Tensor::<1>::from_floats([1.0, 1.0, 2.0], &device).require_grad();
+    let beta = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device).require_grad();
+    let out = mspipe_kernels::layer_norm(x.clone(), gamma.clone(), beta.clone(), 0.0);
+    // Mean 2, variance 2/3: x̂ = (−s, 0, s) with s = √1.5, the reciprocal deviation.
+    let s = 1.5f32.sqrt();
+    let grads = out.clone().sum().backward();
+    let values = |t: Tensor<2>| t.into_data().iter::<f32>().collect::<Vec<_>>();
+    let values1 = |t: Tensor<1>| t.into_data().iter::<f32>().collect::<Vec<_>>();
+    let near = |got: Vec<f32>, want: [f32; 3]| {
+        let ok = got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6);
+        assert!(ok, "{got:?} vs {want:?}");
+    };
+    near(values(out), [-s, 1.0, 2.0 * s]);
+    // ∂beta = 1 per column; ∂gamma = x̂; with ĝ = gamma = (1, 1, 2): mean ĝ = 4/3,
+    // mean ĝ·x̂ = s/3, ∂x = s·(ĝ − 4/3 − x̂·s/3) = (s/6, −s/3, s/6).
+    near(values1(beta.grad(&grads).expect("tracked")), [1.0; 3]);
+    near(values1(gamma.grad(&grads).expect("tracked")), [-s, 0.0, s]);
+    near(
+        values(x.grad(&grads).expect("tracked")),
+        [s / 6.0, -s / 3.0, s / 6.0],
+    );
+}

@@ -8,6 +8,7 @@ mod input;
 pub mod linear;
 pub mod memory;
 mod model;
+pub mod norm;
 pub mod tensors;
 mod time_encoding;
 

@@ -1,7 +1,7 @@
 //! The memory-based TGNN: memory updater, embedding, link decoder, with TGL's presets for TGN,
 //! JODIE and APAN.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
 use mspipe_kernels::{Clock, DeviceMemory, Fetched, concat_columns, select_rows};
@@ -217,7 +217,7 @@ impl MemoryModelConfig {
             updater,
             layers,
             norm: (self.embedding != EmbeddingKind::Attention)
-                .then(|| LayerNormConfig::new(d).init(device)),
+                .then(|| crate::norm::init(d, device)),
             projection: (self.embedding == EmbeddingKind::TimeProjection)
                 .then(|| TimeProjectionConfig::new(d).init(device)),
             link: LinkPredictorConfig::new(self.output_dim()).init(device),
@@ -313,7 +313,8 @@ impl MemoryModel {
     /// the sampled neighbourhood, JODIE and APAN need none).
     pub fn embed(&self, memory: Tensor<2>, input: &EmbedInput) -> Tensor<2> {
         if let Some(norm) = &self.norm {
-            let roots = norm.forward(select_rows(memory.clone(), input.root_index.clone()));
+            let roots = select_rows(memory.clone(), input.root_index.clone());
+            let roots = crate::norm::forward(norm, roots);
             return match &self.projection {
                 Some(p) => p.forward(roots, input.root_dt.clone()),
                 None => roots,

@@ -12,6 +12,7 @@ mod columns;
 mod exp;
 mod gathered;
 mod gru;
+mod layer_norm;
 mod linear;
 mod masked_rows;
 mod rnn;
@@ -30,6 +31,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 pub use columns::ColumnsBackend;
+pub use layer_norm::LayerNormBackend;
 pub use linear::{BatchLayout, LinearBackend, runs_on};
 pub use masked_rows::MaskedRowsBackend;
 pub use rnn::RnnBackend;

@@ -7,7 +7,7 @@
 //! attends over them too (zero mails, whose age is the time since 0), which makes a node's
 //! memory depend on how many slots are still empty.
 
-use burn::nn::{Dropout, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, softmax};
 
@@ -65,7 +65,7 @@ impl MailboxAttentionConfig {
             query: lin(self.hidden, self.hidden),
             key: lin(self.input, self.hidden),
             value: lin(self.input, self.hidden),
-            norm: LayerNormConfig::new(self.hidden).init(device),
+            norm: crate::norm::init(self.hidden, device),
             out: lin(self.hidden, self.hidden),
             heads: self.attention.heads,
             dropout,
@@ -105,7 +105,8 @@ impl MailboxAttention {
         let w_v: Tensor<3> = per_head(&self.value, heads);
         let a = batched_matmul(sums.swap_dims(0, 1), w_v).swap_dims(0, 1)
             + total * bias(&self.value, [1, heads, dh]);
-        let out = linear::forward(&self.out, self.norm.forward(a.reshape([n, d]) + h));
+        let normed = crate::norm::forward(&self.norm, a.reshape([n, d]) + h);
+        let out = linear::forward(&self.out, normed);
         relu(dropout(&self.dropout, out))
     }
 }
