@@ -52,6 +52,9 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
         c.sampling.neighbors,
         c.gnn.heads,
     );
+    // A root's query and its fold through W_k run once per memory row when the batch's table
+    // has fewer rows than there are roots (`TemporalAttention::forward`).
+    let query_rows = u.min(r);
     let updater_in = 2 * d + edge + t;
     // A slot's row: node memory ‖ edge features ‖ φ(Δt).
     let row = d + edge + t;
@@ -72,7 +75,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
         },
         Gemm {
             name: "attention query",
-            m: r,
+            m: query_rows,
             k: d,
             n: out,
             layer: false,
@@ -80,7 +83,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
         // Per head [R, dh] × [dh, row], batched over the heads: r·out·row multiply-adds.
         Gemm {
             name: "attention query through W_k",
-            m: r,
+            m: query_rows,
             k: out,
             n: row,
             layer: false,
