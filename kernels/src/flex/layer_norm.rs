@@ -15,7 +15,7 @@ use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{PARALLEL_SUM, ROWS_TASK, by_rows, column_sums, floats, tensor};
+use super::{ROWS_TASK, by_column_ranges, by_rows, column_sums, floats, tensor};
 use crate::autodiff::{finish, register_tracked};
 
 /// Layer normalisation on backend primitives.
@@ -104,25 +104,16 @@ fn input_grad(normed: &[f32], inv: &[f32], gamma: &[f32], grad: &[f32]) -> FlexT
     })
 }
 
-/// `Σ_rows grad · x̂` by column, the rows in order, column ranges in parallel.
+/// `Σ_rows grad · x̂` by column, the rows in order.
 fn scale_grad(normed: &[f32], grad: &[f32], d: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f32; d];
-    let threads = if grad.len() >= PARALLEL_SUM {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let part = d.div_ceil(threads).max(1);
-    sums.par_chunks_mut(part).enumerate().for_each(|(i, sums)| {
-        let first = i * part;
+    by_column_ranges(d, grad.len(), |first, sums| {
         for (x, g) in normed.chunks_exact(d).zip(grad.chunks_exact(d)) {
             let (x, g) = (&x[first..][..sums.len()], &g[first..][..sums.len()]);
             sums.iter_mut()
                 .zip(x.iter().zip(g))
                 .for_each(|(s, (x, g))| *s += x * g);
         }
-    });
-    sums
+    })
 }
 
 /// The normalisation under autodiff: the input's, scale's and shift's gradients from the

@@ -98,13 +98,24 @@ unsafe fn par_filled(
 const PARALLEL_SUM: usize = 1 << 15;
 
 /// The sums of the `width` columns of `rows`, each over the rows in order, as flex's sum over the
-/// first dimension adds them; column ranges in parallel when the `work` (floats) is large enough
-/// (a column's order, and so its bits, do not depend on the split).
+/// first dimension adds them (see [`by_column_ranges`]).
 fn column_sums<'a>(
     rows: impl Iterator<Item = &'a [f32]> + Clone + Send + Sync,
     width: usize,
     work: usize,
 ) -> Vec<f32> {
+    by_column_ranges(width, work, |first, sums| {
+        for row in rows.clone() {
+            let row = &row[first..first + sums.len()];
+            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+        }
+    })
+}
+
+/// `width` sums, zeroed, then `add(first, sums)` for ranges of columns starting at `first`, the
+/// ranges in parallel when the `work` (floats) is large enough (a column's order, and so its
+/// bits, do not depend on the split).
+fn by_column_ranges(width: usize, work: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let mut sums = vec![0.0f32; width];
     let threads = if work >= PARALLEL_SUM {
         rayon::current_num_threads()
@@ -112,13 +123,9 @@ fn column_sums<'a>(
         1
     };
     let part = width.div_ceil(threads).max(1);
-    sums.par_chunks_mut(part).enumerate().for_each(|(i, sums)| {
-        let first = i * part;
-        for row in rows.clone() {
-            let row = &row[first..first + sums.len()];
-            sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
-        }
-    });
+    sums.par_chunks_mut(part)
+        .enumerate()
+        .for_each(|(i, sums)| add(i * part, sums));
     sums
 }
 
