@@ -13,6 +13,8 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use mspipe::model::TimeEncodingConfig;
+use mspipe::model::kernels::GatheredAttention;
 use mspipe::train::config::{Config, ModelName, resolve};
 use mspipe::train::session::{Session, base_device};
 
@@ -28,11 +30,22 @@ struct Gemm {
     /// A linear layer's product, which the model runs as `mspipe_kernels::linear` (the product
     /// and the bias); the others are plain products.
     layer: bool,
+    /// The input columns whose gradient the backward forms: all `k` but for the memory updater,
+    /// whose stored mails are data beside their learned time encodings
+    /// (`mspipe_kernels::linear_of_columns`).
+    input_grad: usize,
 }
 
 impl Gemm {
+    /// The forward product's floating-point operations.
     fn flops(&self) -> f64 {
         2.0 * (self.m * self.k * self.n) as f64
+    }
+
+    /// Forward and backward (the weight's gradient, and the input's for its `input_grad`
+    /// columns), in units of the forward product.
+    fn passes(&self) -> f64 {
+        2.0 + self.input_grad as f64 / self.k.max(1) as f64
     }
 }
 
@@ -65,6 +78,8 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: updater_in,
             n: 3 * d,
             layer: true,
+            // The mails are data; their time encodings are learned.
+            input_grad: t,
         },
         Gemm {
             name: "GRU hidden",
@@ -72,6 +87,8 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: d,
             n: 3 * d,
             layer: true,
+            // The memory read is data (stored detached).
+            input_grad: 0,
         },
         Gemm {
             name: "attention query",
@@ -79,6 +96,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: d,
             n: out,
             layer: false,
+            input_grad: d,
         },
         // Per head [R, dh] × [dh, row], batched over the heads: r·out·row multiply-adds.
         Gemm {
@@ -87,6 +105,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out,
             n: row,
             layer: false,
+            input_grad: out,
         },
         // Scores and the weighted row sums: r·k·heads·row multiply-adds each.
         Gemm {
@@ -95,6 +114,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: row,
             n: 2 * heads,
             layer: false,
+            input_grad: row,
         },
         // Per head [R, row] × [row, dh], batched over the heads.
         Gemm {
@@ -103,6 +123,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: row,
             n: out,
             layer: false,
+            input_grad: row,
         },
         Gemm {
             name: "merge hidden",
@@ -110,6 +131,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out + d,
             n: out,
             layer: true,
+            input_grad: out + d,
         },
         Gemm {
             name: "merge out",
@@ -117,6 +139,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out,
             n: out,
             layer: true,
+            input_grad: out,
         },
         Gemm {
             name: "link src + dst",
@@ -124,6 +147,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out,
             n: out,
             layer: true,
+            input_grad: out,
         },
         Gemm {
             name: "link out",
@@ -131,6 +155,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             k: out,
             n: 1,
             layer: true,
+            input_grad: out,
         },
     ]
 }
@@ -142,32 +167,109 @@ const CALLS: usize = 21;
 /// after a warm-up call, timed on one of rayon's workers with the others awake, as training runs
 /// (see `mspipe_train::pool`).
 fn time_gemm(g: &Gemm, device: &Device) -> f64 {
-    mspipe::train::pool::train_on_pool(|| time_gemm_here(g, device))
+    time_on_pool(|| time_gemm_here(g, device))
 }
 
 fn time_gemm_here(g: &Gemm, device: &Device) -> f64 {
     let a = Tensor::<2>::random([g.m, g.k], Distribution::Default, device);
     let b = Tensor::<2>::random([g.k, g.n], Distribution::Default, device);
     let bias = Tensor::<1>::random([g.n], Distribution::Default, device);
+    median_seconds(device, || match g.layer {
+        true => mspipe::model::kernels::linear(a.clone(), b.clone(), bias.clone()),
+        false => {
+            mspipe::model::kernels::batched_matmul(a.clone().unsqueeze(), b.clone().unsqueeze())
+                .squeeze_dim(0)
+        }
+    })
+}
+
+/// Median seconds of `call` on `device` (until the device is done, its result still alive), over
+/// [`CALLS`] calls after a warm-up call.
+fn median_seconds<T>(device: &Device, mut call: impl FnMut() -> T) -> f64 {
     let mut times: Vec<f64> = (0..=CALLS)
         .map(|_| {
             let start = Instant::now();
-            let c = match g.layer {
-                true => mspipe::model::kernels::linear(a.clone(), b.clone(), bias.clone()),
-                false => mspipe::model::kernels::batched_matmul(
-                    a.clone().unsqueeze(),
-                    b.clone().unsqueeze(),
-                )
-                .squeeze_dim(0),
-            };
+            let out = call();
             device.sync().expect("sync");
-            drop(c);
+            drop(out);
             start.elapsed().as_secs_f64()
         })
         .skip(1)
         .collect();
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// The step's two largest operations besides its products, forward and backward on the batch's
+/// shapes as the model runs them (random values; slots drawn real at the batch's valid share):
+/// the attention over the slots' gathered rows and the time encoding of the distinct Δt. Seconds
+/// per step of each, timed as [`time_gemm`] is.
+fn time_others(
+    shape: &BatchShape,
+    c: &Config,
+    edge: usize,
+    device: &Device,
+) -> [(&'static str, f64); 2] {
+    let device = device.clone().autodiff();
+    let round = |x: f64| (x.round() as usize).max(1);
+    let (r, u, dts) = (
+        round(shape.roots),
+        round(shape.unique_nodes),
+        round(shape.distinct_dt),
+    );
+    let (d, t, k, heads) = (
+        c.memory.dim,
+        c.memory.time_dim,
+        c.sampling.neighbors,
+        c.gnn.heads,
+    );
+    let normal = Distribution::Normal(0.0, 1.0);
+    let rows = |n: usize, to: usize| {
+        Tensor::<1, Int>::random([n], Distribution::Uniform(0.0, to as f64), &device)
+    };
+    let (ia, ib) = (rows(r * k, u), rows(r * k, dts));
+    let q = Tensor::<3>::random([heads, r, d + edge + t], normal, &device);
+    let (a, b) = (
+        Tensor::<2>::random([u, d], normal, &device),
+        Tensor::<2>::random([dts, t], normal, &device),
+    );
+    let e = (edge > 0).then(|| Tensor::<2>::random([r * k, edge], normal, &device));
+    let valid = (shape.valid_slots / shape.slots.max(1.0)).clamp(0.0, 1.0);
+    let keep = Tensor::<2>::random([r, k], Distribution::Bernoulli(valid), &device);
+    let scale = Tensor::<3>::ones([heads, r, k], &device);
+    let attention = time_on_pool(|| {
+        median_seconds(&device, || {
+            let out = mspipe::model::kernels::gathered_attention(GatheredAttention {
+                q: q.clone().require_grad(),
+                a: a.clone().require_grad(),
+                ia: ia.clone(),
+                e: e.clone(),
+                b: b.clone().require_grad(),
+                ib: ib.clone(),
+                keep: keep.clone(),
+                scale: scale.clone(),
+            });
+            out.sum().backward()
+        })
+    });
+    let time = TimeEncodingConfig::new(t).init(&device);
+    let dt = Tensor::<1>::random([dts], Distribution::Uniform(0.0, 1e6), &device);
+    let encoding = time_on_pool(|| {
+        median_seconds(&device, || {
+            let phi: Tensor<2> = time.forward(dt.clone());
+            phi.sum().backward()
+        })
+    });
+    [
+        ("attention over the gathered slot rows", attention),
+        ("time encoding of the distinct Δt", encoding),
+    ]
+}
+
+/// `f` on one of rayon's workers with the others awake, as training runs (see
+/// `mspipe_train::pool`).
+fn time_on_pool(f: impl FnOnce() -> f64 + Send) -> f64 {
+    mspipe::train::pool::train_on_pool(f)
 }
 
 /// GFLOP/s of torch's `mm` on each of `gemms`' shapes with this machine's threads (median of
@@ -212,7 +314,7 @@ fn reference_gflops(gemms: &[Gemm]) -> Result<Option<Vec<f64>>> {
 pub fn step_gflop(shape: &Value, pairs: usize, edge: usize) -> Result<f64> {
     let config = resolve(ModelName::Tgn, None, &[])?;
     let gemms = tgn_gemms(&BatchShape::from_json(shape), pairs, &config, edge);
-    Ok(gemms.iter().map(|g| 3.0 * g.flops()).sum::<f64>() / 1e9)
+    Ok(gemms.iter().map(|g| g.passes() * g.flops()).sum::<f64>() / 1e9)
 }
 
 /// The floor for `dataset`, against the measured sequential step of `measured` (a matrix row of
@@ -242,16 +344,21 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
     let (mut flops, mut seconds) = (0.0, 0.0);
     for (i, g) in gemms.iter().enumerate() {
         let s = time_gemm(g, &device);
-        flops += 3.0 * g.flops();
-        seconds += 3.0 * s;
+        flops += g.passes() * g.flops();
+        seconds += g.passes() * s;
         terms.push(json!({
             "name": g.name, "m": g.m, "k": g.k, "n": g.n,
             "forward_gflop": g.flops() / 1e9, "gflops_per_sec": g.flops() / s / 1e9,
             "reference_gflops_per_sec": reference.as_ref().map(|r| r[i]),
         }));
     }
+    let others: Vec<Value> = time_others(&shape, &session.config, edge, &device)
+        .into_iter()
+        .map(|(name, seconds)| json!({"name": name, "seconds_per_step": seconds}))
+        .collect();
     let mut out = json!({
         "dataset": dataset,
+        "others": others,
         "batches": batches,
         "gflop_per_step": flops / 1e9,
         "floor_seconds_per_step": seconds,

@@ -20,10 +20,12 @@ use anyhow::{Context, Result, bail};
 use mspipe::data::synthetic::{SyntheticConfig, generate};
 use mspipe::data::{Format, format};
 use mspipe::train::config::{ModelName, resolve};
+use mspipe::train::session::Session;
 use serde_json::{Value, json};
 
 use crate::child::{Job, spawn};
 use crate::report::median_of;
+use crate::shape::BatchShape;
 
 /// What both systems train with.
 pub struct Protocol {
@@ -164,11 +166,20 @@ pub fn summarize(epochs: &[Value]) -> Value {
 /// mspipe on `data` (the exported files: the same events as the peer's, and its edge features)
 /// with `embed`, seeded `seed`.
 fn mspipe_run(data: &Exported, p: &Protocol, embed: &str, seed: usize) -> Result<Value> {
+    let run = spawn(&Job::Train {
+        model: ModelName::Tgn,
+        overrides: overrides(data, p, embed, seed),
+    })?;
+    Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
+}
+
+/// mspipe's config keys for a run on `data` with `embed`, seeded `seed`.
+fn overrides(data: &Exported, p: &Protocol, embed: &str, seed: usize) -> Vec<String> {
     let (path, format) = match &data.dyglib {
         Some((path, _)) => (path, "dyglib"),
         None => (&data.csv, "csv"),
     };
-    let overrides = vec![
+    vec![
         format!("data.dataset={:?}", path.display().to_string()),
         format!("data.format={format:?}"),
         format!("gnn.embed={embed:?}"),
@@ -181,12 +192,17 @@ fn mspipe_run(data: &Exported, p: &Protocol, embed: &str, seed: usize) -> Result
         "train.node_classification=false".into(),
         // PyG's example trains on every training event: no nodes hidden for inductive metrics.
         "data.new_node_fraction=0".into(),
-    ];
-    let run = spawn(&Job::Train {
-        model: ModelName::Tgn,
-        overrides,
-    })?;
-    Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
+    ]
+}
+
+/// The mean shape of mspipe's (per-event) training batches on `data`: the roots it embeds
+/// against the unique nodes PyG embeds (see `crate::shape`).
+fn batch_shape(data: &Exported, p: &Protocol) -> Result<Value> {
+    let config = resolve(ModelName::Tgn, None, &overrides(data, p, "per_event", 0))?;
+    let (stream, split) = mspipe::train::run::data(&config)?;
+    let mut session = Session::new(config, stream, split)?;
+    let all = session.train_batches();
+    Ok(BatchShape::measure(&mut session, 0..all)?.to_json())
 }
 
 fn pyg_run(python: &Path, data: &Exported, p: &Protocol, seed: usize) -> Result<Value> {
@@ -243,6 +259,7 @@ pub fn run(
     let mut rows = earlier;
     for dataset in datasets {
         let data = export_with_features(dataset, scratch)?;
+        let shape = batch_shape(&data, p)?;
         let (mut ours, mut theirs, mut per_node) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=p.rounds {
             let seed = round - 1;
@@ -276,6 +293,7 @@ pub fn run(
             "speed_ratio_per_node": speed(&c) / speed(&b),
             "mspipe": a, "pyg": b, "mspipe_per_node": c,
             "test_ap_difference_points": ap_points,
+            "batch_shape": shape,
         });
         match rows.iter_mut().find(|r| r["dataset"] == dataset.as_str()) {
             Some(earlier) => *earlier = row,

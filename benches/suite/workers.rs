@@ -310,6 +310,12 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         -loss,
         mark(loss <= 0.5),
     );
+    let scaling = base / speed(ONE);
+    let _ = write!(
+        md,
+        " Thread scaling of one worker, 1 × 2 `off` over 1 × 1 `off`: {scaling:.2}× (target ≥ 1.7×: {}).",
+        mark(scaling >= 1.7),
+    );
     if !of(rows, cell, TWO_SPLIT).is_empty() {
         let _ = write!(
             md,

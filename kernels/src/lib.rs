@@ -174,6 +174,24 @@ pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>) -> Tensor<2> {
     burn::tensor::module::linear(x, w, Some(b))
 }
 
+/// [`linear`] on `a` and `b` side by side, `[a ‖ b]·w + bias`, the same values to the bit. On
+/// flex one operation whose backward forms each input's gradient alone, and only for an input
+/// that is tracked: an input that is data (a memory updater's stored mails, beside their learned
+/// time encodings) costs no product.
+///
+/// # Shapes
+/// - `a`: `[n, ca]`, `b`: `[n, cb]`, `w`: `[ca + cb, out]`, `bias`: `[out]`; output: `[n, out]`.
+///
+/// # Panics
+/// If `a` and `b` have different row counts or `w` is not `ca + cb` rows.
+pub fn linear_of_columns(a: Tensor<2>, b: Tensor<2>, w: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on(&a.device()) {
+        return fused!(flex::LinearColumnsBackend, linear_of_columns(a, b, w, bias));
+    }
+    linear(concat_columns(a, b), w, bias)
+}
+
 /// burn's batched `lhs.matmul(rhs)` for a few large matrices (one per head, say): on flex one
 /// operation, forward and backward, whose outputs are written once (strided views read in
 /// place; `lhs`'s gradient laid out as `lhs` is, so the views that made it need no copy to

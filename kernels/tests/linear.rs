@@ -108,6 +108,72 @@ fn only_tracked_inputs_get_gradients() {
     }
 }
 
+/// `[a ‖ b]·w + bias` by `linear_of_columns` and by burn's layer on burn's concatenation: the
+/// output and the gradients of whichever of `a` and `b` are tracked (`w` and `bias` always are).
+fn run_columns(ours: bool, [n, ca, cb, out]: [usize; 4], tracked: [bool; 2]) -> Vec<Vec<u32>> {
+    let device = Device::flex().autodiff();
+    let track = |t: Tensor<2>, on: bool| if on { t.require_grad() } else { t };
+    let a = track(filled([n, ca], 31, 1.0, &device), tracked[0]);
+    let b = track(filled([n, cb], 32, 1.0, &device), tracked[1]);
+    let w = filled([ca + cb, out], 33, 0.1, &device).require_grad();
+    let bias = filled([out], 34, 1.0, &device).require_grad();
+    let g = filled([n, out], 35, 1.0, &device);
+    let y = match ours {
+        true => mspipe_kernels::linear_of_columns(a.clone(), b.clone(), w.clone(), bias.clone()),
+        false => burn_linear(
+            Tensor::cat(vec![a.clone(), b.clone()], 1),
+            w.clone(),
+            Some(bias.clone()),
+        ),
+    };
+    let grads = (y.clone() * g).sum().backward();
+    let mut all = vec![bits(y)];
+    all.extend(a.grad(&grads).map(bits));
+    all.extend(b.grad(&grads).map(bits));
+    all.push(bits(w.grad(&grads).expect("tracked")));
+    all.push(bits(bias.grad(&grads).expect("tracked")));
+    all
+}
+
+#[test]
+fn linear_of_columns_same_bits_as_the_concatenation() {
+    // The last is TGN's updater on the streams without edge features (stored mails beside 100
+    // time encodings), split across the pool.
+    for shape in [[3, 2, 1, 4], [1507, 200, 100, 300]] {
+        for tracked in [[false, true], [true, true], [true, false], [false, false]] {
+            let ours = run_columns(true, shape, tracked);
+            let count = tracked.iter().filter(|&&t| t).count();
+            assert_eq!(ours.len(), 3 + count, "{shape:?} {tracked:?}");
+            assert_eq!(
+                ours,
+                run_columns(false, shape, tracked),
+                "{shape:?} {tracked:?}"
+            );
+        }
+    }
+    // An empty part (burn's `cat` leaves an empty input out, so it is compared untracked).
+    for (shape, tracked) in [([5, 0, 3, 2], [false, true]), ([4, 3, 0, 2], [true, false])] {
+        let ours = run_columns(true, shape, tracked);
+        assert_eq!(ours, run_columns(false, shape, tracked), "{shape:?}");
+    }
+}
+
+#[test]
+fn linear_of_columns_by_hand() {
+    let device = Device::flex().autodiff();
+    // [1 ‖ 2 3]·[[1, 0], [0, 1], [1, 1]] + [0, 1] = [1 + 3, 2 + 3 + 1] = [4, 6]; with ∂L/∂y = 1
+    // each column of the tracked part gets its row of w summed: [0 + 1, 1 + 1] = [1, 2].
+    let a = Tensor::<2>::from_floats([[1.0]], &device);
+    let b = Tensor::<2>::from_floats([[2.0, 3.0]], &device).require_grad();
+    let w = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], &device);
+    let bias = Tensor::<1>::from_floats([0.0, 1.0], &device);
+    let y = mspipe_kernels::linear_of_columns(a.clone(), b.clone(), w, bias);
+    assert_eq!(values(y.clone()), [4.0, 6.0]);
+    let grads = y.sum().backward();
+    assert_eq!(values(b.grad(&grads).expect("tracked")), [1.0, 2.0]);
+    assert!(a.grad(&grads).is_none(), "data gets no gradient");
+}
+
 #[test]
 fn evaluation_without_autodiff_matches() {
     let device = Device::flex();

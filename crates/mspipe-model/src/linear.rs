@@ -16,6 +16,18 @@ pub fn forward(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// `layer` on `a` and `b` side by side, `[a ‖ b]` ([`mspipe_kernels::linear_of_columns`]: the
+/// same values as [`forward`] on the concatenation, and no input gradient for a part that is data).
+///
+/// # Shapes
+/// - `a`: `[n, ca]`, `b`: `[n, cb]` with `ca + cb = in`; output: `[n, out]`.
+pub fn of_columns(layer: &Linear, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    match &layer.bias {
+        Some(bias) => mspipe_kernels::linear_of_columns(a, b, layer.weight.val(), bias.val()),
+        None => layer.forward(mspipe_kernels::concat_columns(a, b)),
+    }
+}
+
 /// `layer` on every row of `[N, M, in]` as one `[N·M, in]` product. burn keeps a product with
 /// few rows per batch (`M`) batched, one small product per `n` against the broadcast weight, whose
 /// gradient is then an `[N, in, out]` tensor summed over `N`: `N` copies of the weight's size.

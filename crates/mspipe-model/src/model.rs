@@ -4,13 +4,15 @@
 use burn::nn::{LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, relu};
-use mspipe_kernels::{Clock, DeviceMemory, Fetched, concat_columns, select_rows};
+use mspipe_kernels::{Clock, DeviceMemory, Fetched, select_rows};
 
 use crate::embedding::{NeighborRows, Neighbors, TemporalAttention, TemporalAttentionConfig};
 use crate::embedding::{TimeProjection, TimeProjectionConfig};
 use crate::input::{EmbedInput, MemoryInput};
 use crate::linear;
-use crate::memory::{Combine, GruCellConfig, MailboxAttentionConfig, MemoryUpdater, RnnCellConfig};
+use crate::memory::{
+    Combine, GruCellConfig, MailboxAttentionConfig, Mails, MemoryUpdater, RnnCellConfig,
+};
 use crate::{
     AttentionHeadsConfig, LinkPredictor, LinkPredictorConfig, TimeEncoding, TimeEncodingConfig,
 };
@@ -248,9 +250,9 @@ impl MemoryModel {
     /// The updated `[U, d]` memories of the batch's unique nodes (differentiable: the updater
     /// learns through the loss of the embeddings computed from them).
     pub fn update_memory(&self, input: MemoryInput) -> Tensor<2> {
-        let x = self.updater_input(input.mail, self.time.forward(input.mail_dt));
+        let mails = self.mails(input.mail, self.time.forward(input.mail_dt));
         self.updater
-            .forward(input.memory, x, input.mail_mask, self.combine)
+            .forward(input.memory, mails, input.mail_mask, self.combine)
     }
 
     /// Reads `nodes`' memories and mailboxes from a device-resident store and encodes their mail
@@ -274,31 +276,23 @@ impl MemoryModel {
 
     /// [`MemoryModel::update_memory`] from what [`MemoryModel::fetch_memory`] read.
     pub fn update_fetched(&self, fetched: &Fetched) -> Tensor<2> {
-        let x = match self.message {
-            // The fetch wrote mail ⊕ φ(Δt): the updater's input as it is.
-            None => fetched.input.clone(),
-            Some(_) => {
-                let [_, _, width] = fetched.input.dims();
-                let mail_dim = width - self.time.dim();
-                let part = |from, len| fetched.input.clone().narrow(2, from, len);
-                self.updater_input(part(0, mail_dim), part(mail_dim, self.time.dim()))
-            }
-        };
+        // The fetch wrote mail ⊕ φ(Δt) side by side.
+        let [_, _, width] = fetched.input.dims();
+        let mail_dim = width - self.time.dim();
+        let part = |from, len| fetched.input.clone().narrow(2, from, len);
+        let mails = self.mails(part(0, mail_dim), part(mail_dim, self.time.dim()));
         let mask = fetched.keep.clone().greater_elem(0.5);
         self.updater
-            .forward(fetched.memory.clone(), x, mask, self.combine)
+            .forward(fetched.memory.clone(), mails, mask, self.combine)
     }
 
-    /// `[U, M, ·]` message ⊕ time encoding, the message made from the raw mail.
-    fn updater_input(&self, mail: Tensor<3>, time: Tensor<3>) -> Tensor<3> {
+    /// The updater's input: the message made from each raw mail, beside its time encoding.
+    fn mails(&self, mail: Tensor<3>, time: Tensor<3>) -> Mails {
         let mail = match &self.message {
             Some(mlp) => relu(linear::rows(mlp, mail)),
             None => mail,
         };
-        let [u, m, width] = mail.dims();
-        let t = time.dims()[2];
-        let rows = concat_columns(mail.reshape([u * m, width]), time.reshape([u * m, t]));
-        rows.reshape([u, m, width + t])
+        Mails { mail, time }
     }
 
     /// Embeddings of the roots from the updated memories.

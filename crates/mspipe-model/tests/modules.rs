@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use mspipe_model::embedding::TemporalAttention;
-use mspipe_model::memory::{Combine, Gathered, MemoryStore, MemoryUpdater, RnnCellConfig};
+use mspipe_model::memory::{Combine, Gathered, Mails, MemoryStore, MemoryUpdater, RnnCellConfig};
 use mspipe_model::tensors::{bools, floats, indices, to_vec};
 use mspipe_model::{
     EmbedInput, HopInput, LinkPredictorConfig, MemoryInput, MemoryModelConfig, SlotTimes,
@@ -19,9 +19,15 @@ fn nodes_without_mail_keep_their_memory_and_mean_averages_present_mails() {
     let mask = bools(&[true, true, false, false], [2, 2], &dev);
     let updater = MemoryUpdater::Rnn(cell.clone());
     let h = floats(&[0.1, 0.2, 0.3], [1, 3], &dev);
-    for (combine, x) in [(Combine::Last, [3.0, 4.0]), (Combine::Mean, [2.0, 3.0])] {
+    // Each mail's first value as the mail, its second as its time encoding.
+    let mails = Mails {
+        mail: mails.clone().narrow(2, 0, 1),
+        time: mails.narrow(2, 1, 1),
+    };
+    for (combine, [a, b]) in [(Combine::Last, [3.0, 4.0]), (Combine::Mean, [2.0, 3.0])] {
         let out = to_vec(updater.forward(memory.clone(), mails.clone(), mask.clone(), combine));
-        let want = to_vec(cell.forward(floats(&x, [1, 2], &dev), h.clone()));
+        let x = |v: f32| floats(&[v], [1, 1], &dev);
+        let want = to_vec(cell.forward(x(a), x(b), h.clone()));
         assert_eq!(&out[..3], &want[..], "{combine:?}");
         assert_eq!(&out[3..], &[-0.5, 0.4, 0.9], "no mail, no change");
     }

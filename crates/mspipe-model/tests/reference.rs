@@ -130,7 +130,8 @@ fn gru_cell_matches_the_torch_equations() {
             })
             .collect()
     };
-    let forward = |x, h| cell.forward(x, h);
+    // The input in two parts, as the updater passes mails and their time encodings.
+    let forward = |x: Tensor<2>, h| cell.forward(x.clone().narrow(1, 0, 3), x.narrow(1, 3, 4), h);
     check_cell("gru", (5, 7, 6), forward, (&cell.input, &cell.hidden), gru);
 }
 
@@ -139,7 +140,7 @@ fn rnn_cell_matches_the_torch_equations() {
     let cell = RnnCellConfig::new(5, 3).init(&device());
     let rnn =
         |a: &[f64], b: &[f64], _: &[f64]| a.iter().zip(b).map(|(a, b)| (a + b).tanh()).collect();
-    let forward = |x, h| cell.forward(x, h);
+    let forward = |x: Tensor<2>, h| cell.forward(x.clone().narrow(1, 0, 2), x.narrow(1, 2, 3), h);
     check_cell("rnn", (4, 5, 3), forward, (&cell.input, &cell.hidden), rnn);
 }
 

@@ -85,10 +85,8 @@ impl LinearBackend for Flex {
     }
 
     fn linear_input_grad(w: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let ([n, out], [input, _]) = (matrix_dims(&grad), matrix_dims(&w));
-        let (w, grad) = (floats(&w), floats(&grad));
-        let (lhs, rhs) = (Matrix::rows(&grad, out), Matrix::columns(&w, out));
-        product([n, out, input], lhs, rhs, None)
+        let input = matrix_dims(&w)[0];
+        input_grad_rows(&w, &grad, 0..input)
     }
 
     fn linear_param_grads(x: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor) {
@@ -236,6 +234,22 @@ fn dims(x: &FlexTensor, w: &FlexTensor) -> [usize; 3] {
         x[1], w[0]
     );
     [x[0], x[1], w[1]]
+}
+
+/// The gradient `grad·w[rows]ᵀ` `[n, rows.len()]` of the input columns `rows` of a layer with
+/// weight `w` `[in, out]`, given the output's `grad` `[n, out]`: each element is the same sum over
+/// `out` as in the whole input's gradient.
+pub(super) fn input_grad_rows(
+    w: &FlexTensor,
+    grad: &FlexTensor,
+    rows: std::ops::Range<usize>,
+) -> FlexTensor {
+    let ([n, out], [input, _]) = (matrix_dims(grad), matrix_dims(w));
+    assert!(rows.end <= input, "input columns {rows:?} of {input}");
+    let (w, grad) = (floats(w), floats(grad));
+    let lhs = Matrix::rows(&grad, out);
+    let rhs = Matrix::columns(&w[rows.start * out..], out);
+    product([n, out, rows.len()], lhs, rhs, None)
 }
 
 /// `[rows, columns]` of a 2-D tensor.

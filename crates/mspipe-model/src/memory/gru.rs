@@ -36,10 +36,11 @@ impl GruCellConfig {
 }
 
 impl GruCell {
-    /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`. The two products are GEMMs; the
-    /// gates are one fused pass where the backend has it ([`mspipe_kernels::gru_gates`]).
-    pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        let gi = linear::forward(&self.input, x);
+    /// The input `x = [a ‖ b]` in two parts (`[N, ca]`, `[N, cb]`, `ca + cb = input`; see
+    /// [`linear::of_columns`]), `h`: `[N, hidden]` → `[N, hidden]`. The two products are GEMMs;
+    /// the gates are one fused pass where the backend has it ([`mspipe_kernels::gru_gates`]).
+    pub fn forward(&self, a: Tensor<2>, b: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+        let gi = linear::of_columns(&self.input, a, b);
         let gh = linear::forward(&self.hidden, h.clone());
         mspipe_kernels::gru_gates(gi, gh, h)
     }

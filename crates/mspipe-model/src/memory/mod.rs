@@ -10,4 +10,4 @@ pub use gru::{GruCell, GruCellConfig};
 pub use rnn::{RnnCell, RnnCellConfig};
 pub use store::{Gathered, MemoryStore};
 pub use transformer::{MailboxAttention, MailboxAttentionConfig};
-pub use updater::{Combine, MemoryUpdater};
+pub use updater::{Combine, Mails, MemoryUpdater};

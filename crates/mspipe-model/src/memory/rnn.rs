@@ -35,10 +35,11 @@ impl RnnCellConfig {
 }
 
 impl RnnCell {
-    /// `x`: `[N, input]`, `h`: `[N, hidden]` → `[N, hidden]`.
-    pub fn forward(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    /// The input `x = [a ‖ b]` in two parts (`[N, ca]`, `[N, cb]`, `ca + cb = input`; see
+    /// [`linear::of_columns`]), `h`: `[N, hidden]` → `[N, hidden]`.
+    pub fn forward(&self, a: Tensor<2>, b: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         let (gi, gh) = (
-            linear::forward(&self.input, x),
+            linear::of_columns(&self.input, a, b),
             linear::forward(&self.hidden, h),
         );
         mspipe_kernels::rnn_gates(gi, gh)

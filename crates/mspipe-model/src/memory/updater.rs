@@ -27,22 +27,53 @@ pub enum MemoryUpdater {
     Transformer(MailboxAttention),
 }
 
+/// A batch's mailboxes: each mail beside its time encoding, the updater's input `[mail ‖ φ]`
+/// in two parts (the mails are data, the encodings are learned: see
+/// [`mspipe_kernels::linear_of_columns`]).
+#[derive(Debug, Clone)]
+pub struct Mails {
+    /// `[N, M, mail]`, oldest first.
+    pub mail: Tensor<3>,
+    /// `[N, M, time]` the mails' time encodings.
+    pub time: Tensor<3>,
+}
+
+impl Mails {
+    /// `[N, M, mail + time]`, each mail beside its encoding.
+    pub fn concatenated(self) -> Tensor<3> {
+        let [n, m, width] = self.mail.dims();
+        let t = self.time.dims()[2];
+        let rows = mspipe_kernels::concat_columns(
+            self.mail.reshape([n * m, width]),
+            self.time.reshape([n * m, t]),
+        );
+        rows.reshape([n, m, width + t])
+    }
+}
+
 impl MemoryUpdater {
-    /// `memory`: `[N, d]`; `mails`: `[N, M, in]` (mail ⊕ time encoding, oldest first);
-    /// `mask`: `[N, M]`. Returns the updated `[N, d]`.
+    /// `memory`: `[N, d]`; `mails`: `N` mailboxes of `M`; `mask`: `[N, M]`. Returns the updated
+    /// `[N, d]`.
     pub fn forward(
         &self,
         memory: Tensor<2>,
-        mails: Tensor<3>,
+        mails: Mails,
         mask: Tensor<2, Bool>,
         combine: Combine,
     ) -> Tensor<2> {
         let n = memory.dims()[0];
         let has_mail: Tensor<1> = mask.clone().any_dim(1).float().reshape([n]);
+        let reduced = |x| reduce(x, mask.clone(), combine);
         let updated = match self {
-            MemoryUpdater::Transformer(att) => att.forward(mails, mask, memory.clone()),
-            MemoryUpdater::Gru(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
-            MemoryUpdater::Rnn(cell) => cell.forward(reduce(mails, mask, combine), memory.clone()),
+            MemoryUpdater::Transformer(att) => {
+                att.forward(mails.concatenated(), mask.clone(), memory.clone())
+            }
+            MemoryUpdater::Gru(cell) => {
+                cell.forward(reduced(mails.mail), reduced(mails.time), memory.clone())
+            }
+            MemoryUpdater::Rnn(cell) => {
+                cell.forward(reduced(mails.mail), reduced(mails.time), memory.clone())
+            }
         };
         mspipe_kernels::rows_where(has_mail, updated, memory)
     }
