@@ -279,8 +279,13 @@ impl MemoryModel {
         // The fetch wrote mail ⊕ φ(Δt) side by side.
         let [_, _, width] = fetched.input.dims();
         let mail_dim = width - self.time.dim();
-        let part = |from, len| fetched.input.clone().narrow(2, from, len);
-        let mails = self.mails(part(0, mail_dim), part(mail_dim, self.time.dim()));
+        let mails = match &self.message {
+            None => Mails::side_by_side(fetched.input.clone(), mail_dim),
+            Some(_) => {
+                let part = |from, len| fetched.input.clone().narrow(2, from, len);
+                self.mails(part(0, mail_dim), part(mail_dim, self.time.dim()))
+            }
+        };
         let mask = fetched.keep.clone().greater_elem(0.5);
         self.updater
             .forward(fetched.memory.clone(), mails, mask, self.combine)
@@ -292,7 +297,7 @@ impl MemoryModel {
             Some(mlp) => relu(linear::rows(mlp, mail)),
             None => mail,
         };
-        Mails { mail, time }
+        Mails::new(mail, time)
     }
 
     /// Embeddings of the roots from the updated memories.

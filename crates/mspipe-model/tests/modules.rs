@@ -20,12 +20,16 @@ fn nodes_without_mail_keep_their_memory_and_mean_averages_present_mails() {
     let updater = MemoryUpdater::Rnn(cell.clone());
     let h = floats(&[0.1, 0.2, 0.3], [1, 3], &dev);
     // Each mail's first value as the mail, its second as its time encoding.
-    let mails = Mails {
-        mail: mails.clone().narrow(2, 0, 1),
-        time: mails.narrow(2, 1, 1),
-    };
+    let joined = Mails::side_by_side(mails.clone(), 1);
+    let mails = Mails::new(mails.clone().narrow(2, 0, 1), mails.narrow(2, 1, 1));
     for (combine, [a, b]) in [(Combine::Last, [3.0, 4.0]), (Combine::Mean, [2.0, 3.0])] {
         let out = to_vec(updater.forward(memory.clone(), mails.clone(), mask.clone(), combine));
+        let from_joined = updater.forward(memory.clone(), joined.clone(), mask.clone(), combine);
+        assert_eq!(
+            to_vec(from_joined),
+            out,
+            "{combine:?}: parts given side by side"
+        );
         let x = |v: f32| floats(&[v], [1, 1], &dev);
         let want = to_vec(cell.forward(x(a), x(b), h.clone()));
         assert_eq!(&out[..3], &want[..], "{combine:?}");

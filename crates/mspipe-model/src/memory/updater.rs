@@ -32,15 +32,39 @@ pub enum MemoryUpdater {
 /// [`mspipe_kernels::linear_of_columns`]).
 #[derive(Debug, Clone)]
 pub struct Mails {
-    /// `[N, M, mail]`, oldest first.
-    pub mail: Tensor<3>,
-    /// `[N, M, time]` the mails' time encodings.
-    pub time: Tensor<3>,
+    mail: Tensor<3>,
+    time: Tensor<3>,
+    /// `[mail ‖ time]` when the caller already holds it side by side (a device fetch writes it
+    /// so): the attention updater reads it as it is rather than concatenating the parts again.
+    joined: Option<Tensor<3>>,
 }
 
 impl Mails {
+    /// `mail` `[N, M, mail]` (oldest first) and their time encodings `time` `[N, M, time]`.
+    pub fn new(mail: Tensor<3>, time: Tensor<3>) -> Self {
+        Mails {
+            mail,
+            time,
+            joined: None,
+        }
+    }
+
+    /// Mails and encodings side by side in `joined` `[N, M, mail + time]`, the first `mail`
+    /// columns the mails.
+    pub fn side_by_side(joined: Tensor<3>, mail: usize) -> Self {
+        let width = joined.dims()[2];
+        Mails {
+            mail: joined.clone().narrow(2, 0, mail),
+            time: joined.clone().narrow(2, mail, width - mail),
+            joined: Some(joined),
+        }
+    }
+
     /// `[N, M, mail + time]`, each mail beside its encoding.
     pub fn concatenated(self) -> Tensor<3> {
+        if let Some(joined) = self.joined {
+            return joined;
+        }
         let [n, m, width] = self.mail.dims();
         let t = self.time.dims()[2];
         let rows = mspipe_kernels::concat_columns(
