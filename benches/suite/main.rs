@@ -150,6 +150,11 @@ struct Args {
     /// Epochs of each workers-part run.
     #[arg(long, default_value_t = 2)]
     workers_epochs: usize,
+    /// Run the workers part's accuracy comparison instead: 1 × 2 `off` against 2 × 1 `mspipe`,
+    /// each for `--workers-epochs` (take enough to converge), by the test AP of the best
+    /// validation epoch.
+    #[arg(long)]
+    workers_convergence: bool,
     /// Internal: run one measurement (a JSON job) and print its result.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -327,6 +332,7 @@ fn suite(args: &Args) -> Result<()> {
             cells: args.workers_cells.clone(),
             seeds: args.workers_seeds,
             epochs: args.workers_epochs,
+            convergence: args.workers_convergence,
         };
         let earlier = std::mem::take(&mut results.workers);
         let (rows, gantt) = workers::run(&plan, &results.machine["cpu"], earlier)?;

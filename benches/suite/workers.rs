@@ -66,27 +66,51 @@ pub struct Plan {
     /// Rounds; round `r` runs every configuration with seed `r`.
     pub seeds: u64,
     pub epochs: usize,
+    /// Measure accuracy at convergence instead: only 1 × 2 `off` and 2 × 1 `mspipe`, each for
+    /// `epochs`, compared by the test AP of their best validation epoch (see [`convergence`]).
+    pub convergence: bool,
+}
+
+/// The configurations the convergence comparison trains: one worker strict against the issue's
+/// two MSPipe workers.
+const CONVERGENCE: [Setup; 2] = [BASE, TWO];
+
+/// Whether a row belongs to the convergence comparison.
+fn is_convergence(row: &Value) -> bool {
+    row["convergence"] == true
 }
 
 /// One row per (cell, configuration, seed), and the Gantt chart of the first cell's 2 × 1 `mspipe`
-/// run. Rows of `earlier` for cells this run does not measure are kept.
+/// run. Rows of `earlier` for cells (and the kind of comparison) this run does not measure are
+/// kept.
 pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>, Option<String>)> {
     let measured = |r: &Value| {
-        (plan.cells.iter()).any(|(m, d)| r["model"] == m.name() && r["dataset"] == d.as_str())
+        is_convergence(r) == plan.convergence
+            && (plan.cells.iter())
+                .any(|(m, d)| r["model"] == m.name() && r["dataset"] == d.as_str())
     };
     let mut rows: Vec<Value> = earlier.into_iter().filter(|r| !measured(r)).collect();
+    let configs: &[Setup] = if plan.convergence {
+        &CONVERGENCE
+    } else {
+        &CONFIGS
+    };
     let mut gantt = None;
     for (model, dataset) in &plan.cells {
         for seed in 0..plan.seeds {
-            for setup in CONFIGS {
+            for &setup in configs {
                 let run = spawn(&job(*model, dataset, plan.epochs, seed, setup)?)?;
                 if setup.workers == 2 && setup.mode == MSPIPE && gantt.is_none() {
                     gantt = run["gantt"].as_str().map(str::to_string);
                 }
                 let mut row = row(*model, dataset, setup, seed, &run);
                 row["cpu"] = cpu.clone();
+                row["convergence"] = json!(plan.convergence);
                 eprintln!("workers: {row}");
                 rows.push(row);
+            }
+            if plan.convergence {
+                continue;
             }
             let mut row = side_by_side(*model, dataset, seed, plan.epochs)?;
             row["cpu"] = cpu.clone();
@@ -151,8 +175,20 @@ fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) ->
         "mean_staleness": last["pipeline"]["mean_staleness"],
         "forward_seconds": last["pipeline"]["forward_seconds"],
         "batches": batches(&last, f(&run["batch_size"])),
+        "epochs": run["epochs"],
+        "best_epoch": run["best_epoch"],
+        "best_test_ap": run["test_ap"],
+        "seconds_to_best": seconds_to(run, run["best_epoch"].as_u64().unwrap_or(0)),
     });
     run_row(fields, run)
+}
+
+/// Training seconds of `run`'s first `epochs` epochs.
+fn seconds_to(run: &Value, epochs: u64) -> f64 {
+    let history = run["history"].as_array().map_or(&[][..], Vec::as_slice);
+    (history.iter().take(epochs as usize))
+        .map(|e| f(&e["train_seconds"]))
+        .sum()
 }
 
 /// Training batches of an epoch record: its events ÷ the batch size, rounded up.
@@ -206,6 +242,7 @@ fn of<'a>(rows: &'a [Value], cell: (&Value, &Value), setup: Setup) -> Vec<&'a Va
     rows.iter()
         .filter(|r| (&r["model"], &r["dataset"]) == cell)
         .filter(|r| r["side_by_side"] != true)
+        .filter(|r| !is_convergence(r))
         .filter(|r| r["workers"] == setup.workers && r["threads"] == setup.threads)
         .filter(|r| r["mode"] == mode.as_str())
         .filter(|r| r["split_batch"].as_bool().unwrap_or(false) == setup.split_batch)
@@ -224,16 +261,93 @@ pub fn section(md: &mut String, rows: &[Value], cores: usize) {
         return;
     }
     md.push_str("## Several workers over one node memory\n\nW × T: W data-parallel workers with T threads each (one shared host node memory, one optimizer step per W batches on their averaged gradient, lr × √W); every configuration alternates within a round, round r with seed r. Events/s: median over rounds; test AP: mean over seeds, after the last epoch. Simulator error: the last epoch of a one-thread configuration as predicted from the same seed's 1 × 1 run (its per-batch stage times and the measured share of compute before the memory update is handed over), against the measured one (mean over seeds; the simulator shares the machine's cores among all stages but does not model a worker's threads). Gantt chart of the first 2 × 1 `mspipe` run of the latest workers run: `workers-gantt.svg`.\n\n");
+    for cell in cells(rows, false) {
+        cell_table(md, rows, cell, cores);
+    }
+    convergence(md, rows);
+}
+
+/// The (model, dataset) cells of the rows of one kind, in order of first appearance.
+fn cells(rows: &[Value], convergence: bool) -> Vec<(&Value, &Value)> {
     let mut cells: Vec<(&Value, &Value)> = Vec::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| is_convergence(r) == convergence) {
         let cell = (&r["model"], &r["dataset"]);
         if !cells.contains(&cell) {
             cells.push(cell);
         }
     }
-    for cell in cells {
-        cell_table(md, rows, cell, cores);
+    cells
+}
+
+/// Per cell, one worker strict against two MSPipe workers trained for many epochs: the test AP of
+/// each run's best validation epoch (the rule of TGN, TGL and MSPipe, and of the peer table) and
+/// the training seconds it took to reach that epoch.
+fn convergence(md: &mut String, rows: &[Value]) {
+    let cells = cells(rows, true);
+    if cells.is_empty() {
+        return;
     }
+    md.push_str("### Accuracy at convergence
+
+1 × 2 `off` against 2 × 1 `mspipe`, each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|\n");
+    let mut verdicts = String::new();
+    for cell in cells {
+        let runs = |setup: Setup| -> Vec<&Value> {
+            let mode = setup.mode.to_string();
+            rows.iter()
+                .filter(|r| is_convergence(r) && (&r["model"], &r["dataset"]) == cell)
+                .filter(|r| r["workers"] == setup.workers && r["mode"] == mode.as_str())
+                .collect()
+        };
+        let ap = |setup| mean(runs(setup).iter().map(|r| f(&r["best_test_ap"])));
+        let seconds = |setup| {
+            median(
+                runs(setup)
+                    .iter()
+                    .map(|r| f(&r["seconds_to_best"]))
+                    .collect(),
+            )
+        };
+        for setup in CONVERGENCE {
+            let rs = runs(setup);
+            let aps: Vec<f64> = rs.iter().map(|r| f(&r["best_test_ap"])).collect();
+            let _ = writeln!(
+                md,
+                "| {} / {} | {} × {} | {} | {:.0} | {} | {:.1} | {:.4} ± {:.4} | {:.0} |",
+                cell.0.as_str().unwrap_or("?"),
+                cell.1.as_str().unwrap_or("?"),
+                setup.workers,
+                setup.threads,
+                setup.mode,
+                mean(rs.iter().map(|r| f(&r["epochs"]))),
+                rs.len(),
+                mean(rs.iter().map(|r| f(&r["best_epoch"]))),
+                ap(setup),
+                std(&aps),
+                seconds(setup),
+            );
+        }
+        let diff = 100.0 * (ap(TWO) - ap(BASE));
+        let _ = write!(
+            verdicts,
+            " {} / {}: {diff:+.2} points (target ≥ −0.5: {}), reached in {:.2}× the training time.",
+            cell.0.as_str().unwrap_or("?"),
+            cell.1.as_str().unwrap_or("?"),
+            mark(diff >= -0.5),
+            seconds(TWO) / seconds(BASE),
+        );
+    }
+    let _ = write!(
+        md,
+        "\nTest AP of 2 × 1 `mspipe` minus 1 × 2 `off` at convergence:{verdicts}\n\n"
+    );
+}
+
+/// Sample standard deviation (NaN below two values).
+fn std(xs: &[f64]) -> f64 {
+    let m = mean(xs.iter().copied());
+    let n = xs.len() as f64;
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
 }
 
 fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: usize) {
