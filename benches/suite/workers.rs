@@ -289,7 +289,7 @@ fn convergence(md: &mut String, rows: &[Value]) {
     }
     md.push_str("### Accuracy at convergence
 
-1 × 2 `off` against 2 × 1 `mspipe`, each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|\n");
+1 × 2 `off` against 2 × 1 `mspipe`, each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | CPU | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut verdicts = String::new();
     for cell in cells {
         let runs = |setup: Setup| -> Vec<&Value> {
@@ -313,9 +313,10 @@ fn convergence(md: &mut String, rows: &[Value]) {
             let aps: Vec<f64> = rs.iter().map(|r| f(&r["best_test_ap"])).collect();
             let _ = writeln!(
                 md,
-                "| {} / {} | {} × {} | {} | {:.0} | {} | {:.1} | {:.4} ± {:.4} | {:.0} |",
+                "| {} / {} | {} | {} × {} | {} | {:.0} | {} | {:.1} | {:.4} ± {:.4} | {:.0} |",
                 cell.0.as_str().unwrap_or("?"),
                 cell.1.as_str().unwrap_or("?"),
+                rs.first().and_then(|r| r["cpu"].as_str()).unwrap_or("?"),
                 setup.workers,
                 setup.threads,
                 setup.mode,
