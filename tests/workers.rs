@@ -16,7 +16,7 @@ use common::{repeating_stream, small_session};
 /// inside a group of two; the last holds three whole groups.
 const STRETCHES: [std::ops::Range<usize>; 3] = [0..7, 7..10, 10..16];
 
-fn session(workers: usize, mode: &str) -> Session {
+fn session(model: ModelName, workers: usize, mode: &str) -> Session {
     let stream = repeating_stream(3_000, 200, 150, 5);
     let overrides = [
         "train.batch_size=150".to_string(),
@@ -24,7 +24,7 @@ fn session(workers: usize, mode: &str) -> Session {
         format!("train.workers={workers}"),
         format!("pipeline.mode={mode:?}"),
     ];
-    small_session(ModelName::Tgn, stream, (0.0, 0.2), &overrides)
+    small_session(model, stream, (0.0, 0.2), &overrides)
 }
 
 /// Every parameter of `model`, flattened in visiting order.
@@ -75,8 +75,17 @@ fn test_scores(s: &mut Session) -> Vec<f32> {
 }
 
 /// One test: sessions seed burn's global (flex) random generator, so they are built in turn.
+/// Every model: their memories update differently (TGN's and JODIE's recurrent cells on the last
+/// mail, APAN's attention over a mailbox of several).
 #[test]
 fn workers_share_one_memory_and_stay_identical() {
+    for model in [ModelName::Tgn, ModelName::Jodie, ModelName::Apan] {
+        check(model);
+    }
+}
+
+fn check(model: ModelName) {
+    let session = |workers, mode| session(model, workers, mode);
     // The reference: each group of two batches fetched in turn, one step on the mean loss.
     let mut seq = session(2, "off");
     let seq_losses = train(&mut seq, false);
@@ -92,15 +101,15 @@ fn workers_share_one_memory_and_stay_identical() {
     for (i, (a, b)) in par_losses.iter().zip(&seq_losses).enumerate() {
         assert!(
             (a - b).abs() < 1e-4 * b.abs().max(1.0),
-            "loss {i}: {a} vs {b}"
+            "{model:?} loss {i}: {a} vs {b}"
         );
     }
     let par_params = params(&par.model);
     let gap = max_gap(&par_params, &seq_params);
-    assert!(gap < 1e-4, "parameters differ by {gap}");
+    assert!(gap < 1e-4, "{model:?} parameters differ by {gap}");
     assert!(
         params(&session(2, "off").model) != par_params,
-        "training moved them"
+        "{model:?}: training moved them"
     );
     let replicas: Vec<_> = par.replicas().map(params).collect();
     assert_eq!(replicas.len(), 1);
@@ -109,12 +118,12 @@ fn workers_share_one_memory_and_stay_identical() {
             .iter()
             .map(|x| x.to_bits())
             .eq(par_params.iter().map(|x| x.to_bits()))),
-        "every replica's parameters are bit-identical to worker 0's"
+        "{model:?}: every replica's parameters are bit-identical to worker 0's"
     );
     let gap = max_gap(&test_scores(&mut par), &seq_scores);
     assert!(
         gap < 1e-3,
-        "test scores (memory and parameters) differ by {gap}"
+        "{model:?} test scores (memory and parameters) differ by {gap}"
     );
 
     // Reading one update back lets the workers compute side by side; the run is reproducible

@@ -80,8 +80,8 @@ fn is_convergence(row: &Value) -> bool {
     row["convergence"] == true
 }
 
-/// One row per (cell, configuration, seed), and the Gantt chart of the first cell's 2 × 1 `mspipe`
-/// run. Rows of `earlier` for cells (and the kind of comparison) this run does not measure are
+/// One row per (cell, configuration, seed), and (not for the convergence comparison) the Gantt
+/// chart of the first cell's 2 × 1 `mspipe` run. Rows of `earlier` for cells (and the kind of comparison) this run does not measure are
 /// kept.
 pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>, Option<String>)> {
     let measured = |r: &Value| {
@@ -100,7 +100,12 @@ pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>,
         for seed in 0..plan.seeds {
             for &setup in configs {
                 let run = spawn(&job(*model, dataset, plan.epochs, seed, setup)?)?;
-                if setup.workers == 2 && setup.mode == MSPIPE && gantt.is_none() {
+                // The chart belongs with the speed table; a convergence run keeps the one it has.
+                if !plan.convergence
+                    && setup.workers == 2
+                    && setup.mode == MSPIPE
+                    && gantt.is_none()
+                {
                     gantt = run["gantt"].as_str().map(str::to_string);
                 }
                 let mut row = row(*model, dataset, setup, seed, &run);
