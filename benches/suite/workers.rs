@@ -81,8 +81,8 @@ fn is_convergence(row: &Value) -> bool {
 }
 
 /// One row per (cell, configuration, seed), and (not for the convergence comparison) the Gantt
-/// chart of the first cell's 2 × 1 `mspipe` run. Rows of `earlier` for cells (and the kind of comparison) this run does not measure are
-/// kept.
+/// chart of the first cell's 2 × 1 `mspipe` run. Rows of `earlier` for cells (and the kind of
+/// comparison) this run does not measure are kept.
 pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>, Option<String>)> {
     let measured = |r: &Value| {
         is_convergence(r) == plan.convergence
