@@ -70,6 +70,14 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
 /// The median of `key` over `runs` (runs without it left out).
 pub fn median_of(runs: &[Value], key: &str) -> f64 {
     median(runs.iter().filter_map(|r| r[key].as_f64()).collect())
@@ -295,7 +303,7 @@ fn paired_se(base: &Value, row: &Value) -> f64 {
         return f64::NAN;
     }
     let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 100.0 * (x - y)).collect();
-    crate::staleness::mean_std(&d).1 / (d.len() as f64).sqrt()
+    mean_std(&d).1 / (d.len() as f64).sqrt()
 }
 
 /// Test AP against K, one panel per cell: a line without and one with mitigation.

@@ -8,6 +8,7 @@ use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
 use crate::child::{Job, measured_run, spawn};
+use crate::report::mean_std;
 
 /// What the study runs.
 #[derive(Debug, Clone)]
@@ -101,12 +102,4 @@ fn merge(rows: &mut Vec<Value>, row: Value) {
         None => rows.len(),
     };
     rows.insert(at, row);
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }

@@ -12,7 +12,7 @@ use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
-use crate::report::{f, mark, median};
+use crate::report::{f, mark, mean_std, median};
 
 /// Workers × threads per worker, the pipeline mode, and how the batch is shared.
 #[derive(Debug, Clone, Copy)]
@@ -241,13 +241,18 @@ pub fn predict(one: &Value, setup: Setup, speed: f64, cores: usize) -> f64 {
     simulate_on_cores(times, batches, setup.mode, workers, cores).makespan()
 }
 
-/// The rows of one cell in one configuration.
-fn of<'a>(rows: &'a [Value], cell: (&Value, &Value), setup: Setup) -> Vec<&'a Value> {
+/// The rows of one cell in one configuration, of the speed table or of the convergence comparison.
+fn of<'a>(
+    rows: &'a [Value],
+    cell: (&Value, &Value),
+    setup: Setup,
+    convergence: bool,
+) -> Vec<&'a Value> {
     let mode = setup.mode.to_string();
     rows.iter()
         .filter(|r| (&r["model"], &r["dataset"]) == cell)
         .filter(|r| r["side_by_side"] != true)
-        .filter(|r| !is_convergence(r))
+        .filter(|r| is_convergence(r) == convergence)
         .filter(|r| r["workers"] == setup.workers && r["threads"] == setup.threads)
         .filter(|r| r["mode"] == mode.as_str())
         .filter(|r| r["split_batch"].as_bool().unwrap_or(false) == setup.split_batch)
@@ -297,13 +302,7 @@ fn convergence(md: &mut String, rows: &[Value]) {
 1 × 2 `off` against 2 × 1 `mspipe`, each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | CPU | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut verdicts = String::new();
     for cell in cells {
-        let runs = |setup: Setup| -> Vec<&Value> {
-            let mode = setup.mode.to_string();
-            rows.iter()
-                .filter(|r| is_convergence(r) && (&r["model"], &r["dataset"]) == cell)
-                .filter(|r| r["workers"] == setup.workers && r["mode"] == mode.as_str())
-                .collect()
-        };
+        let runs = |setup| of(rows, cell, setup, true);
         let ap = |setup| mean(runs(setup).iter().map(|r| f(&r["best_test_ap"])));
         let seconds = |setup| {
             median(
@@ -316,6 +315,7 @@ fn convergence(md: &mut String, rows: &[Value]) {
         for setup in CONVERGENCE {
             let rs = runs(setup);
             let aps: Vec<f64> = rs.iter().map(|r| f(&r["best_test_ap"])).collect();
+            let (mean_ap, std) = mean_std(&aps);
             let _ = writeln!(
                 md,
                 "| {} / {} | {} | {} × {} | {} | {:.0} | {} | {:.1} | {:.4} ± {:.4} | {:.0} |",
@@ -328,8 +328,8 @@ fn convergence(md: &mut String, rows: &[Value]) {
                 mean(rs.iter().map(|r| f(&r["epochs"]))),
                 rs.len(),
                 mean(rs.iter().map(|r| f(&r["best_epoch"]))),
-                ap(setup),
-                std(&aps),
+                mean_ap,
+                std,
                 seconds(setup),
             );
         }
@@ -349,13 +349,6 @@ fn convergence(md: &mut String, rows: &[Value]) {
     );
 }
 
-/// Sample standard deviation (NaN below two values).
-fn std(xs: &[f64]) -> f64 {
-    let m = mean(xs.iter().copied());
-    let n = xs.len() as f64;
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-}
-
 fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: usize) {
     let cpu = rows
         .iter()
@@ -370,17 +363,23 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
     );
     let speed = |setup| {
         median(
-            of(rows, cell, setup)
+            of(rows, cell, setup, false)
                 .iter()
                 .map(|r| f(&r["train_events_per_sec"]))
                 .collect(),
         )
     };
-    let ap = |setup| mean(of(rows, cell, setup).iter().map(|r| f(&r["test_ap"])));
+    let ap = |setup| {
+        mean(
+            of(rows, cell, setup, false)
+                .iter()
+                .map(|r| f(&r["test_ap"])),
+        )
+    };
     let base = speed(BASE);
-    let ones = of(rows, cell, ONE);
+    let ones = of(rows, cell, ONE, false);
     for setup in CONFIGS {
-        let runs = of(rows, cell, setup);
+        let runs = of(rows, cell, setup, false);
         // Results from before a configuration was measured have no rows for it.
         if runs.is_empty() {
             continue;
@@ -436,7 +435,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         " Thread scaling of one worker, 1 × 2 `off` over 1 × 1 `off`: {scaling:.2}× (target ≥ 1.7×: {}).",
         mark(scaling >= 1.7),
     );
-    if !of(rows, cell, TWO_SPLIT).is_empty() {
+    if !of(rows, cell, TWO_SPLIT, false).is_empty() {
         let _ = write!(
             md,
             " On half a batch each (as many optimizer steps per epoch as one worker): {:.0} % of the ideal, {:+.2} points.",
