@@ -305,7 +305,9 @@ fn convergence(md: &mut String, rows: &[Value]) {
     let mut verdicts = String::new();
     for cell in cells {
         let runs = |setup| of(rows, cell, setup, true);
-        let ap = |setup| mean(runs(setup).iter().map(|r| f(&r["best_test_ap"])));
+        let aps =
+            |setup| -> Vec<f64> { runs(setup).iter().map(|r| f(&r["best_test_ap"])).collect() };
+        let ap = |setup| mean_std(&aps(setup)).0;
         let seconds = |setup| {
             median(
                 runs(setup)
@@ -321,8 +323,7 @@ fn convergence(md: &mut String, rows: &[Value]) {
             .collect();
         for &setup in &trained {
             let rs = runs(setup);
-            let aps: Vec<f64> = rs.iter().map(|r| f(&r["best_test_ap"])).collect();
-            let (mean_ap, std) = mean_std(&aps);
+            let (mean_ap, std) = mean_std(&aps(setup));
             let _ = writeln!(
                 md,
                 "| {} / {} | {} | {} × {} | {} | {:.0} | {} | {:.1} | {:.4} ± {:.4} | {:.0} |",
