@@ -2,7 +2,8 @@
 //! over a [`Versioned`] memory: S → F → M → C → U.
 //!
 //! Sampling and feature fetch run ahead freely (they do not read memory). The memory fetch of
-//! iteration `i` reads under the plan's staleness bound. Compute runs on one or more workers
+//! iteration `i` reads under the plan's staleness bound, delayed as the plan says but never past
+//! the moment compute waits for it (the plan's compute times are estimates). Compute runs on one or more workers
 //! (worker 0 on the caller's thread, the others on threads of their own), iteration `i` on worker
 //! `i mod N`; each hands its memory update over as soon as it has one — after the forward pass —
 //! so the update can commit while the backward pass runs. Updates commit in iteration order
@@ -10,11 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread::{self, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::plan::{PlanInput, plan_fetch};
+use crate::plan::{PlanInput, fetch_deadline, plan_fetch};
 use crate::versioned::{ReadVersion, Versioned};
 use crate::{BoxError, Mode, Profile, SchedulerError, Stage, Timeline};
 
@@ -91,6 +92,8 @@ struct Shared<'m, M> {
     /// [`Stages::abort`] of the run's stages.
     abort: &'m (dyn Fn() + Sync),
     state: Mutex<State>,
+    /// Signalled when a compute worker starts waiting for a fetch ([`State::wanted`]).
+    wanted: Condvar,
 }
 
 #[derive(Default)]
@@ -103,6 +106,8 @@ struct State {
     compute_started: BTreeMap<usize, f64>,
     /// Moving average of compute start → update handed over (the forward pass).
     emit_offset: f64,
+    /// One past the latest iteration a compute worker is ready for and waiting on its fetch.
+    wanted: usize,
     error: Option<SchedulerError>,
 }
 
@@ -133,6 +138,7 @@ impl<M> Shared<'_, M> {
             state.error.get_or_insert(error);
             first
         };
+        self.wanted.notify_all();
         self.memory.abort();
         if first {
             (self.abort)();
@@ -149,6 +155,31 @@ impl<M> Shared<'_, M> {
 
     fn failed(&self) -> bool {
         self.lock().error.is_some()
+    }
+
+    /// A compute worker is ready for iteration `i` and waits for its fetch.
+    fn want(&self, i: usize) {
+        let mut st = self.lock();
+        st.wanted = st.wanted.max(i + 1);
+        self.wanted.notify_all();
+    }
+
+    /// Sleeps until `at`, or until a compute worker waits for iteration `i` or a later one (whose
+    /// fetch queues behind M(i)): the plan delays a fetch by its estimate of compute's progress,
+    /// and once compute waits, every further moment of delay stalls it.
+    fn delay_fetch(&self, i: usize, at: f64) {
+        let mut st = self.lock();
+        loop {
+            let left = at - self.now();
+            if left <= 0.0 || st.wanted > i || st.error.is_some() {
+                return;
+            }
+            st = self
+                .wanted
+                .wait_timeout(st, Duration::from_secs_f64(left))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 
@@ -247,6 +278,7 @@ impl Executor {
                 workers: n,
                 ..State::default()
             }),
+            wanted: Condvar::new(),
         };
         let queue = self.queue.max(1);
         let (s_tx, s_rx) = sync_channel(queue);
@@ -266,7 +298,7 @@ impl Executor {
                 ),
                 (
                     Stage::Memory,
-                    scope.spawn(move || self.fetcher(shared, stages, f_rx, m_txs)),
+                    scope.spawn(move || self.fetcher(shared, stages, iterations, f_rx, m_txs)),
                 ),
                 (
                     Stage::Update,
@@ -327,6 +359,7 @@ impl Executor {
         &self,
         shared: &Shared<'_, S::Memory>,
         stages: &S,
+        iterations: usize,
         rx: Receiver<(usize, S::Prepared)>,
         txs: Vec<SyncSender<S::Fetched>>,
     ) {
@@ -338,21 +371,23 @@ impl Executor {
                 None => {
                     let plan = {
                         let st = shared.lock();
+                        let memory_time = st.tau(Stage::Memory);
+                        // The fetches of the workers' next iterations queue behind this one.
+                        let queued = (i..iterations).take(txs.len());
                         let input = PlanInput {
                             iteration: i,
                             feature_end: now,
-                            compute_start: match i.checked_sub(txs.len()) {
-                                None => now,
-                                Some(j) => st.compute_end(j, now),
-                            },
-                            memory_time: st.tau(Stage::Memory),
+                            deadline: fetch_deadline(
+                                queued.map(|j| st.compute_start(j, now)),
+                                memory_time,
+                            ),
+                            memory_time,
                             previous,
                         };
                         plan_fetch(input, self.mode.bound(), |j| st.update_end(j, now))
                     };
                     // Delay to the planned start: the later the read, the fresher the memory.
-                    let wait = (plan.start - now).clamp(0.0, 1.0);
-                    thread::sleep(Duration::from_secs_f64(wait));
+                    shared.delay_fetch(i, plan.start.min(now + 1.0));
                     plan.staleness
                 }
             };
@@ -487,6 +522,7 @@ fn computer<S, C>(
     C: FnMut(usize, S::Fetched, &mut Emit<'_, S::Update>) -> Result<(), BoxError>,
 {
     for i in (worker.index..iterations).step_by(worker.count) {
+        shared.want(i);
         let Some(fetched) = next(&rx) else { return };
         let start = shared.now();
         shared.lock().compute_started.insert(i, start);

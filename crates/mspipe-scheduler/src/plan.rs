@@ -8,7 +8,11 @@
 //! `b_C(i)`, then start M(i) as late as that allows, `b_M = max(e_U(i−1−k), e_F(i), b_C(i) − τ_M)`,
 //! so it reads the freshest memory that does not stall compute. One refinement: when `k = 0`
 //! nothing fresher exists, so M(i) starts at `max(e_U(i−1), e_F(i))` — delaying it would only
-//! risk stalling compute when the compute estimate runs long.
+//! risk stalling compute when the compute estimate runs long. With several compute workers one
+//! fetcher serves them all, and the workers of a group start their next steps together (after
+//! the gradient exchange): M(i) must then end early enough for the fetches queued behind it to
+//! end in time as well ([`fetch_deadline`]), or each later worker of the group starts a fetch late
+//! and the others wait that long at the next exchange.
 
 use std::fmt;
 use std::str::FromStr;
@@ -88,8 +92,9 @@ pub struct PlanInput {
     pub iteration: usize,
     /// End of F(i).
     pub feature_end: f64,
-    /// Start of C(i): the (expected) end of C(i − 1).
-    pub compute_start: f64,
+    /// When M(i) must end not to stall compute: the (expected) start of C(i), earlier where
+    /// fetches queued behind M(i) need the time ([`fetch_deadline`]).
+    pub deadline: f64,
     /// τ_M.
     pub memory_time: f64,
     /// Staleness of the previous iteration: a fetch never reads older memory than the fetch
@@ -106,6 +111,17 @@ pub struct FetchPlan {
     pub start: f64,
 }
 
+/// When M(i) must end for one fetcher, running M(i), M(i + 1), … in order and each in
+/// `memory_time`, to end every one of them by its compute's start: `starts` are the (expected)
+/// starts of C(i), C(i + 1), … — with N workers, the N iterations from i.
+pub fn fetch_deadline(starts: impl IntoIterator<Item = f64>, memory_time: f64) -> f64 {
+    starts
+        .into_iter()
+        .enumerate()
+        .map(|(m, start)| start - m as f64 * memory_time)
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// MSPipe's rule for M(i). `update_end(j)` is the (expected) end of U(j); iterations before the
 /// first have ended at −∞.
 pub fn plan_fetch(input: PlanInput, k_max: usize, update_end: impl Fn(usize) -> f64) -> FetchPlan {
@@ -118,9 +134,7 @@ pub fn plan_fetch(input: PlanInput, k_max: usize, update_end: impl Fn(usize) -> 
         }
     };
     // C(i) is not stalled by M(i) iff M(i) can start by `latest`.
-    let latest = input
-        .feature_end
-        .max(input.compute_start - input.memory_time);
+    let latest = input.feature_end.max(input.deadline - input.memory_time);
     let cap = input.previous.map_or(k_max, |p| (p + 1).min(k_max)).min(i);
     let staleness = (0..=cap).find(|&k| end_of(k) <= latest).unwrap_or(cap);
     // Waiting past U(i − 1) buys no freshness: with k = 0 the fetch starts as soon as it can.
@@ -152,13 +166,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_ends_early_enough_for_the_fetches_queued_behind_it() {
+        // One worker: C(i)'s start.
+        assert_eq!(fetch_deadline([10.0], 3.0), 10.0);
+        // Two workers starting together at 10: M(i) by 7, so M(i + 1) ends by 10 too.
+        assert_eq!(fetch_deadline([10.0, 10.0], 3.0), 7.0);
+        // The next worker starts later than M(i)'s end plus a fetch: C(i)'s start.
+        assert_eq!(fetch_deadline([10.0, 20.0], 3.0), 10.0);
+        assert_eq!(fetch_deadline([10.0, 12.0, 13.0], 2.0), 9.0);
+    }
+
+    #[test]
     fn smallest_staleness_that_does_not_stall_compute_and_latest_start() {
         // U(0..4) ended at 10, 20, 30, 40; C(5) starts at 38, M takes 5, F(5) ended at 12.
         let ends = [10.0, 20.0, 30.0, 40.0, 50.0];
         let input = PlanInput {
             iteration: 5,
             feature_end: 12.0,
-            compute_start: 38.0,
+            deadline: 38.0,
             memory_time: 5.0,
             previous: None,
         };
@@ -186,7 +211,7 @@ mod tests {
         assert_eq!(plan(late_f, 4), (0, 55.0));
         // k = 0 is not delayed: U(4) ended at 50, before the latest start 53.
         let early = PlanInput {
-            compute_start: 58.0,
+            deadline: 58.0,
             ..input
         };
         assert_eq!(plan(early, 4), (0, 50.0));

@@ -4,7 +4,7 @@
 //! iteration, which ends with its group's gradient exchange), U(i) after C(i) handed its update
 //! over and U(i − 1).
 
-use crate::plan::{FetchPlan, PlanInput, plan_fetch};
+use crate::plan::{FetchPlan, PlanInput, fetch_deadline, plan_fetch};
 use crate::{Mode, Stage, StageTimes, Timeline};
 
 /// The compute workers of a simulation.
@@ -56,7 +56,8 @@ pub fn simulate_workers(
         let f0 = end(&tl, me, Stage::Sample).max(end(&tl, prev, Stage::Feature));
         tl.record(i, Stage::Feature, f0, f0 + tau(Stage::Feature));
         let feature_end = end(&tl, me, Stage::Feature);
-        let compute_start = end(&tl, i.checked_sub(n), Stage::Compute);
+        let start_of = |j: usize| end(&tl, j.checked_sub(n), Stage::Compute);
+        let compute_start = start_of(i);
         let plan = match mode.fixed_staleness(i) {
             Some(k) => FetchPlan {
                 staleness: k,
@@ -66,7 +67,11 @@ pub fn simulate_workers(
                 PlanInput {
                     iteration: i,
                     feature_end,
-                    compute_start,
+                    // One fetch lane: the next workers' fetches queue behind this one.
+                    deadline: fetch_deadline(
+                        (i..iterations).take(n).map(start_of),
+                        tau(Stage::Memory),
+                    ),
                     memory_time: tau(Stage::Memory),
                     previous: prev.map(|p| tl.iterations[p].staleness),
                 },
@@ -292,6 +297,33 @@ mod tests {
         for pair in tl.iterations.chunks(2) {
             assert_eq!(pair[0].end(Stage::Compute), pair[1].end(Stage::Compute));
         }
+    }
+
+    #[test]
+    fn one_fetch_lane_has_every_worker_of_a_group_fetched_when_the_group_starts() {
+        // Fetches take 2 of a 10 step, updates are handed over at the end of a step (so the
+        // fetches read stale memory, planned as late as they may start). After each exchange
+        // both workers start again together: both their fetches must have run by then, not the
+        // second only once the first ended.
+        let t = StageTimes::new(0.5, 0.5, 2.0, 10.0, 1.0);
+        let workers = Workers {
+            count: 2,
+            handover: 1.0,
+        };
+        let tl = simulate_workers(t, 40, Mode::Adaptive { k_max: 4 }, workers);
+        let start = |i: usize| tl.iterations[i].span(Stage::Compute).expect("ran").0;
+        for g in (2..40).step_by(2) {
+            assert!(
+                close(start(g), start(g + 1)),
+                "group {g}: {} vs {}",
+                start(g),
+                start(g + 1)
+            );
+            // Each group starts when the one before it ended: compute never waits for a fetch.
+            let before = tl.iterations[g - 1].end(Stage::Compute).expect("ran");
+            assert!(close(start(g), before), "group {g}");
+        }
+        assert!(tl.staleness()[2..].iter().all(|&k| (1..=4).contains(&k)));
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Toy {
     jitter_us: u64,
     /// Compute time after the update is handed over (the backward pass).
     backward_us: u64,
+    /// The first `.0` iterations' compute takes `.1` µs longer (a slow start).
+    slow_start: (usize, u64),
     fail: Option<(Stage, usize)>,
     /// (iteration, updates visible in row 0, version) of every fetch.
     reads: Mutex<Vec<(usize, u64, ReadVersion)>>,
@@ -32,6 +34,7 @@ impl Toy {
             delay_us: [0; 5],
             jitter_us,
             backward_us: 0,
+            slow_start: (0, 0),
             fail: None,
             reads: Mutex::new(Vec::new()),
         }
@@ -40,7 +43,12 @@ impl Toy {
     fn pause(&self, stage: Stage, i: usize) -> Result<(), BoxError> {
         let key = self.seed ^ ((i as u64) << 8) ^ stage as u64;
         let jitter = ChaCha8Rng::seed_from_u64(key).random_range(0..=self.jitter_us);
-        let us = self.delay_us[stage.index()] + jitter;
+        let slow = if stage == Stage::Compute && i < self.slow_start.0 {
+            self.slow_start.1
+        } else {
+            0
+        };
+        let us = self.delay_us[stage.index()] + jitter + slow;
         std::thread::sleep(Duration::from_micros(us));
         if self.fail == Some((stage, i)) {
             return Err(format!("injected failure at {i}").into());
@@ -252,6 +260,25 @@ fn adaptive_mode_uses_staleness_only_when_updates_lag_behind_compute() {
     let (result, _) = run(&toy, Mode::Adaptive { k_max: 3 }, 40);
     let (mean, _) = result.expect("completes").observed_staleness();
     assert!(mean < 0.5, "mean {mean}");
+}
+
+#[test]
+fn a_fetch_the_plan_delays_starts_once_compute_waits_for_it() {
+    // Forward 1 ms, backward 0.5 ms, update 1 ms: the fetch reads one update back, planned to
+    // start as late as compute allows. The first 10 steps take 30 ms more, so once compute speeds
+    // up the profile overestimates it for a while (by ~30 ms, then 24, 19, …: over 100 ms in all)
+    // and the plan would start fetches long after compute is ready for them.
+    let mut toy = Toy::new(11, 0);
+    toy.delay_us = [100, 100, 500, 1_000, 1_000];
+    toy.backward_us = 500;
+    toy.slow_start = (10, 30_000);
+    let (result, _) = run(&toy, Mode::Adaptive { k_max: 3 }, 40);
+    let tl = result.expect("completes");
+    let compute = |i: usize| tl.iterations[i].span(Stage::Compute).expect("ran");
+    // Compute waits for a fetch at most about the fetch's own 0.5 ms per step.
+    let idle: f64 = (11..40).map(|i| compute(i).0 - compute(i - 1).1).sum();
+    assert!(idle < 0.05, "compute idle {idle} s over 29 steps");
+    assert!(tl.observed_staleness().0 > 0.3, "the plan used staleness");
 }
 
 #[test]
