@@ -20,36 +20,69 @@ pub struct Setup {
     pub workers: usize,
     pub threads: usize,
     pub mode: Mode,
-    /// Each worker takes `1/workers` of the preset's batch at the preset's learning rate, so an
-    /// optimizer step averages as many events as one worker's and an epoch takes as many steps;
-    /// otherwise each worker takes a whole batch and the learning rate grows by `lr_scaling`.
-    pub split_batch: bool,
+    pub batch: Batch,
 }
 
-const fn setup(workers: usize, threads: usize, mode: Mode, split_batch: bool) -> Setup {
+/// The batch a worker trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// The preset's batch; with N workers the learning rate grows by `lr_scaling` (√N).
+    Whole,
+    /// `1/workers` of the preset's batch at the preset's learning rate: an optimizer step averages
+    /// as many events as one worker's, and an epoch takes as many steps.
+    Split,
+    /// Twice the preset's batch at the learning rate of two [`Batch::Whole`] workers (√2 times the
+    /// preset's): one worker taking their optimizer steps, without their second replica or their
+    /// staleness.
+    Doubled,
+}
+
+impl Batch {
+    /// Its name in a result row.
+    fn name(self) -> &'static str {
+        match self {
+            Batch::Whole => "whole",
+            Batch::Split => "split",
+            Batch::Doubled => "doubled",
+        }
+    }
+
+    /// The batch of `row` (rows from before this field record only whether it was split).
+    fn of_row(row: &Value) -> &str {
+        match row["batch"].as_str() {
+            Some(name) => name,
+            None if row["split_batch"] == true => Batch::Split.name(),
+            None => Batch::Whole.name(),
+        }
+    }
+}
+
+const fn setup(workers: usize, threads: usize, mode: Mode, batch: Batch) -> Setup {
     Setup {
         workers,
         threads,
         mode,
-        split_batch,
+        batch,
     }
 }
 
 /// One worker on both cores, strict: what every other configuration is compared against.
-const BASE: Setup = setup(1, 2, Mode::Off, false);
+const BASE: Setup = setup(1, 2, Mode::Off, Batch::Whole);
 /// Two one-thread MSPipe workers on whole batches (the issue's configuration).
-const TWO: Setup = setup(2, 1, MSPIPE, false);
+const TWO: Setup = setup(2, 1, MSPIPE, Batch::Whole);
 /// One worker on one thread: the unit of the ideal and the simulator's profile.
-const ONE: Setup = setup(1, 1, Mode::Off, false);
+const ONE: Setup = setup(1, 1, Mode::Off, Batch::Whole);
 /// Two one-thread MSPipe workers on half a batch each.
-const TWO_SPLIT: Setup = setup(2, 1, MSPIPE, true);
+const TWO_SPLIT: Setup = setup(2, 1, MSPIPE, Batch::Split);
+/// One worker on both cores, strict, on the global batch of [`TWO`].
+const BASE_DOUBLED: Setup = setup(1, 2, Mode::Off, Batch::Doubled);
 
 /// One worker on both cores (strict and MSPipe), two one-thread workers (strict and MSPipe),
 /// one worker on one thread, and two one-thread MSPipe workers on half a batch each.
 pub const CONFIGS: [Setup; 6] = [
     BASE,
-    setup(1, 2, MSPIPE, false),
-    setup(2, 1, Mode::Off, false),
+    setup(1, 2, MSPIPE, Batch::Whole),
+    setup(2, 1, Mode::Off, Batch::Whole),
     TWO,
     ONE,
     TWO_SPLIT,
@@ -66,16 +99,18 @@ pub struct Plan {
     /// Rounds; round `r` runs every configuration with seed `r`.
     pub seeds: u64,
     pub epochs: usize,
-    /// Measure accuracy at convergence instead: only 1 × 2 `off` and 2 × 1 `mspipe` (on whole and
-    /// on half batches), each for `epochs`, compared by the test AP of their best validation epoch
-    /// (see [`convergence`]).
+    /// Measure accuracy at convergence instead: only 1 × 2 `off` (on the preset's batch and on the
+    /// global batch of two whole-batch workers) and 2 × 1 `mspipe` (on whole and on half batches),
+    /// each for `epochs`, compared by the test AP of their best validation epoch (see
+    /// [`convergence`]).
     pub convergence: bool,
 }
 
 /// The configurations the convergence comparison trains: one worker strict against the issue's
 /// two MSPipe workers, and against two on half a batch each — as many optimizer steps per epoch,
-/// on as many events each, as the one worker takes.
-const CONVERGENCE: [Setup; 3] = [BASE, TWO, TWO_SPLIT];
+/// on as many events each, as the one worker takes; and one worker strict on the two workers'
+/// global batch, which separates what the doubled batch costs from what the workers cost.
+const CONVERGENCE: [Setup; 4] = [BASE, TWO, TWO_SPLIT, BASE_DOUBLED];
 
 /// Whether a row belongs to the convergence comparison.
 fn is_convergence(row: &Value) -> bool {
@@ -158,12 +193,20 @@ fn job(model: ModelName, dataset: &str, epochs: usize, seed: u64, setup: Setup) 
         format!("train.threads={}", setup.threads * setup.workers),
         format!("pipeline.mode=\"{}\"", setup.mode),
     ]);
-    if setup.split_batch {
-        let batch = resolve(model, None, &[])?.train.batch_size;
-        overrides.extend([
-            format!("train.batch_size={}", batch.div_ceil(setup.workers)),
+    let preset = resolve(model, None, &[])?.train;
+    match setup.batch {
+        Batch::Whole => {}
+        Batch::Split => overrides.extend([
+            format!(
+                "train.batch_size={}",
+                preset.batch_size.div_ceil(setup.workers)
+            ),
             "train.lr_scaling=\"none\"".into(),
-        ]);
+        ]),
+        Batch::Doubled => overrides.extend([
+            format!("train.batch_size={}", 2 * preset.batch_size),
+            format!("train.lr={}", preset.lr * preset.lr_scaling.factor(2)),
+        ]),
     }
     Ok(Job::Train { model, overrides })
 }
@@ -176,7 +219,7 @@ fn row(model: ModelName, dataset: &str, setup: Setup, seed: u64, run: &Value) ->
         "workers": setup.workers,
         "threads": setup.threads,
         "mode": setup.mode.to_string(),
-        "split_batch": setup.split_batch,
+        "batch": setup.batch.name(),
         "seed": seed,
         "git_revision": mspipe::train::run::GIT_REV,
         "mean_staleness": last["pipeline"]["mean_staleness"],
@@ -257,7 +300,7 @@ fn of<'a>(
         .filter(|r| is_convergence(r) == convergence)
         .filter(|r| r["workers"] == setup.workers && r["threads"] == setup.threads)
         .filter(|r| r["mode"] == mode.as_str())
-        .filter(|r| r["split_batch"].as_bool().unwrap_or(false) == setup.split_batch)
+        .filter(|r| Batch::of_row(r) == setup.batch.name())
         .collect()
 }
 
@@ -301,7 +344,7 @@ fn convergence(md: &mut String, rows: &[Value]) {
     }
     md.push_str("### Accuracy at convergence
 
-1 × 2 `off` against 2 × 1 `mspipe` — on whole batches (twice the events per optimizer step) and on half a batch each (as many steps per epoch as one worker, learning rate unscaled) — each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | CPU | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|---|\n");
+1 × 2 `off` against 2 × 1 `mspipe` — on whole batches (twice the events per optimizer step) and on half a batch each (as many steps per epoch as one worker, learning rate unscaled) — and 1 × 2 `off` on the whole-batch workers' global batch (twice the batch, learning rate × √2: their optimizer steps without a second replica or staleness), each trained for the epochs given, seeds 0, 1, …; per run the test AP of its best validation epoch, and the training seconds up to that epoch. Mean over seeds (± sample std); seconds: median.\n\n| model / dataset | CPU | W × T | mode | epochs | seeds | best epoch (mean) | test AP at the best validation epoch | training seconds to it |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut verdicts = String::new();
     for cell in cells {
         let runs = |setup| of(rows, cell, setup, true);
@@ -352,6 +395,15 @@ fn convergence(md: &mut String, rows: &[Value]) {
                 mark(diff >= -0.5),
                 seconds(setup) / seconds(BASE),
             );
+            if setup.batch == Batch::Whole && !runs(BASE_DOUBLED).is_empty() {
+                let same = 100.0 * (ap(setup) - ap(BASE_DOUBLED));
+                let _ = write!(
+                    verdicts,
+                    " Against one worker on the same global batch ({}): {same:+.2} points (target ≥ −0.5: {}).",
+                    mode(BASE_DOUBLED),
+                    mark(same >= -0.5),
+                );
+            }
         }
     }
     let _ = write!(
@@ -362,12 +414,12 @@ fn convergence(md: &mut String, rows: &[Value]) {
 
 /// The mode column's text: the pipeline mode, and how the batch is shared when it is split.
 fn mode(setup: Setup) -> String {
-    let split = if setup.split_batch {
-        ", ½ batch each, lr × 1"
-    } else {
-        ""
+    let batch = match setup.batch {
+        Batch::Whole => "",
+        Batch::Split => ", ½ batch each, lr × 1",
+        Batch::Doubled => ", batch × 2, lr × √2",
     };
-    format!("{}{split}", setup.mode)
+    format!("{}{batch}", setup.mode)
 }
 
 fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: usize) {
@@ -467,7 +519,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
 /// simulator is fed the 1 × 1 run's profile and knows nothing of a worker's threads or of other
 /// batch sizes).
 fn simulator_error(runs: &[&Value], ones: &[&Value], setup: Setup, cores: usize) -> String {
-    if setup.threads != 1 || setup.split_batch {
+    if setup.threads != 1 || setup.batch != Batch::Whole {
         return "–".into();
     }
     let errors = runs.iter().filter_map(|r| {
@@ -487,8 +539,14 @@ fn predictions(md: &mut String, ones: &[&Value]) {
         "Predicted by the simulator for a {PREDICTED_CORES}-core box (speed-up over one worker, `off` / `mspipe`):\n\n| profile | 2 workers | 4 workers | 8 workers |\n|---|---|---|---|"
     );
     for (name, speed) in [("this machine's stages", 1.0), ("compute 5× faster", 5.0)] {
-        let time =
-            |workers, mode| predict(one, setup(workers, 1, mode, false), speed, PREDICTED_CORES);
+        let time = |workers, mode| {
+            predict(
+                one,
+                setup(workers, 1, mode, Batch::Whole),
+                speed,
+                PREDICTED_CORES,
+            )
+        };
         let alone = time(1, Mode::Off);
         let cells: Vec<String> = [2, 4, 8]
             .iter()
