@@ -3,11 +3,11 @@
 //!
 //! Sampling and feature fetch run ahead freely (they do not read memory). The memory fetch of
 //! iteration `i` reads under the plan's staleness bound, delayed as the plan says but never past
-//! the moment compute waits for it (the plan's compute times are estimates). Compute runs on one or more workers
-//! (worker 0 on the caller's thread, the others on threads of their own), iteration `i` on worker
-//! `i mod N`; each hands its memory update over as soon as it has one — after the forward pass —
-//! so the update can commit while the backward pass runs. Updates commit in iteration order
-//! whichever worker finishes first.
+//! the moment compute waits for it (the plan's compute times are estimates). Compute runs on one
+//! or more workers (worker 0 on the caller's thread, the others on threads of their own),
+//! iteration `i` on worker `i mod N`; each hands its memory update over as soon as it has one —
+//! after the forward pass — so the update can commit while the backward pass runs. Updates commit
+//! in iteration order whichever worker finishes first.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
