@@ -177,6 +177,32 @@ fn gathered_attention_matches_reference() {
     }
 }
 
+/// The output and every gradient are the same bits on one thread as on three: roots go to tasks in
+/// fixed blocks and each table row sums its slots in slot order, whichever task owns it.
+#[test]
+fn gathered_attention_same_bits_on_any_thread_count() {
+    let device = Device::flex().autodiff();
+    let case = GatheredCase::new([150, 10, 2, 60, 37, 3, 400, 21], &device);
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        let (out, grads) = pool.install(|| case.run(&device, true));
+        let grads = grads.map(|g| {
+            g.expect("a gradient")
+                .iter::<f32>()
+                .map(f32::to_bits)
+                .collect::<Vec<_>>()
+        });
+        (
+            out.iter::<f32>().map(f32::to_bits).collect::<Vec<_>>(),
+            grads,
+        )
+    };
+    assert_eq!(on(1), on(3));
+}
+
 /// Slots whose rows are all their own (both tables zero wide), over two blocks of roots: the
 /// output and the query's gradient as the reference's; the tables' gradients, if any, empty.
 #[test]

@@ -3,7 +3,8 @@
 //! (its edge's features, data) — the forward pass writes nothing per slot. The backward keeps two
 //! numbers per slot and head (what the slot's table rows get of that head's query and of its
 //! output's gradient); then each table row, owned by one task, sums its slots' terms in slot
-//! order: deterministic, no atomics, and no per-slot gradient rows written and read back.
+//! order: deterministic, no atomics, and no per-slot gradient rows written and read back. Table
+//! rows are read at random, so each pass over the slots asks for the rows a few slots ahead.
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -13,9 +14,16 @@ use rayon::prelude::*;
 
 use super::exp::exp;
 use super::par_filled;
+use super::prefetch::prefetch;
 
 /// Roots per parallel task.
 const BLOCK: usize = 64;
+
+/// How many slots ahead a pass over the slots prefetches their table rows.
+const AHEAD: usize = 4;
+
+/// Columns of a table's gradient row summed per pass (one AVX-512 register of `f32`).
+const LANES: usize = 16;
 
 /// Shapes: `n` roots, `k` slots, `h` heads; slot rows of `ca` columns from `a`, then `ce` of the
 /// slot's own, then `cb` from `b`. Queries and outputs are `[h, n, c]` (heads outermost, as the
@@ -75,6 +83,15 @@ impl Rows<'_> {
             &self.e[s * d.ce..][..d.ce],
             &self.b[self.ib[s] * d.cb..][..d.cb],
         ]
+    }
+
+    /// Starts loading the table rows of the slot [`AHEAD`] after `s`, if there is one.
+    #[inline(always)]
+    fn prefetch_after(&self, s: usize, d: Dims) {
+        if let (Some(&ia), Some(&ib)) = (self.ia.get(s + AHEAD), self.ib.get(s + AHEAD)) {
+            prefetch(&self.a[ia * d.ca..][..d.ca]);
+            prefetch(&self.b[ib * d.cb..][..d.cb]);
+        }
     }
 }
 
@@ -225,6 +242,7 @@ pub fn forward(
 #[inline(always)]
 fn weights(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims, r: usize, p: &mut [f32]) {
     for j in 0..d.k {
+        rows.prefetch_after(r * d.k + j, d);
         let x = rows.slot(r * d.k + j, d);
         for head in 0..d.h {
             p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d);
@@ -329,6 +347,30 @@ impl Slots<'_> {
             })
         }
     }
+
+    /// `out` += slot `s`'s term on the columns from `column` (`out.len()` of them, at most
+    /// [`LANES`]): Σ_head (∂L/∂score·q + weight·g), summed from zero in that order before it is
+    /// added — one pass over the columns, the term held in registers.
+    #[inline(always)]
+    fn add_term(&self, s: usize, column: usize, out: &mut [f32]) {
+        let (d, n) = (self.d, out.len());
+        let r = s / d.k;
+        let mut term = [0.0f32; LANES];
+        for head in 0..d.h {
+            let [ds, weight] = [0, 1].map(|c| self.coef[(s * d.h + head) * 2 + c]);
+            let row = d.at(head, r).start + column;
+            let (q, g) = (&self.q[row..][..n], &self.grad[row..][..n]);
+            for l in 0..n {
+                term[l] += ds * q[l];
+            }
+            for l in 0..n {
+                term[l] += weight * g[l];
+            }
+        }
+        for l in 0..n {
+            out[l] += term[l];
+        }
+    }
 }
 
 /// `out` (the table's rows `range`) += each real slot's term whose table row is in `range`, slot
@@ -341,21 +383,18 @@ fn add_slots(
     index: &[usize],
     part: std::ops::Range<usize>,
 ) {
-    let (d, w) = (slots.d, part.len());
-    let mut term = vec![0.0f32; w];
+    let w = part.len();
     for (s, &i) in index.iter().enumerate() {
         if slots.keep[s] == 0.0 || !range.contains(&i) {
             continue;
         }
-        let r = s / d.k;
-        term.fill(0.0);
-        for head in 0..d.h {
-            let [ds, weight] = [0, 1].map(|c| slots.coef[(s * d.h + head) * 2 + c]);
-            let row = d.at(head, r);
-            axpy(&mut term, ds, &slots.q[row.clone()][part.clone()]);
-            axpy(&mut term, weight, &slots.grad[row][part.clone()]);
+        let out = &mut out[(i - range.start) * w..][..w];
+        let mut chunks = out.chunks_exact_mut(LANES);
+        for (c, out) in (&mut chunks).enumerate() {
+            slots.add_term(s, part.start + c * LANES, out);
         }
-        axpy(&mut out[(i - range.start) * w..][..w], 1.0, &term);
+        let done = w - chunks.into_remainder().len();
+        slots.add_term(s, part.start + done, &mut out[done..]);
     }
 }
 
@@ -382,6 +421,7 @@ fn backward_block(
         let keep = &keep[r * d.k..][..d.k];
         let p = &p_block[i * d.h * d.k..][..d.h * d.k];
         for j in 0..d.k {
+            rows.prefetch_after(r * d.k + j, d);
             let x = rows.slot(r * d.k + j, d);
             for head in 0..d.h {
                 dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d);

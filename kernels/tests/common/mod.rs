@@ -117,12 +117,13 @@ pub struct GatheredCase {
 
 /// Two heads over TGN-like slots with edge rows; k = 1 and H = 1 with one-row tables; more heads
 /// than slots; roots not a multiple of the flex block (64), with own rows wider than a SIMD lane
-/// group; empty.
-pub const GATHERED_SHAPES: [[usize; 8]; 5] = [
+/// group; table rows wider than an AVX-512 register with a remainder (37 and 21 columns); empty.
+pub const GATHERED_SHAPES: [[usize; 8]; 6] = [
     [37, 10, 2, 11, 8, 6, 50, 5],
     [5, 1, 1, 1, 3, 0, 1, 2],
     [3, 4, 4, 2, 5, 0, 12, 7],
     [130, 7, 3, 40, 16, 11, 300, 9],
+    [70, 6, 2, 30, 37, 3, 90, 21],
     [0, 3, 2, 4, 4, 0, 3, 2],
 ];
 
