@@ -380,6 +380,45 @@ fn select_rows_same_bits_as_burns_select() {
     }
 }
 
+/// The table's gradient when the selection is the right part of a concatenation, as a layer's
+/// root rows beside its neighbours' sums: the output's gradient arrives as a range of a wider
+/// gradient's columns. Same bits as burn's `select` and `cat`.
+#[test]
+fn select_rows_gradient_through_a_concatenation() {
+    let table_grad = |ours: bool, [rows, d, n]: [usize; 3]| {
+        let device = Device::flex().autodiff();
+        let values = |len: usize, phase: f32| -> Vec<f32> {
+            (0..len).map(|i| (i as f32 * 0.61 + phase).cos()).collect()
+        };
+        let table =
+            Tensor::<2>::from_data(TensorData::new(values(rows * d, 0.0), [rows, d]), &device)
+                .require_grad();
+        let picks: Vec<i64> = (0..n as i64).map(|i| (i * 7 + 3) % rows as i64).collect();
+        let index = Tensor::<1, Int>::from_ints(&picks[..], &device);
+        let left = Tensor::<2>::from_data(TensorData::new(values(n * 3, 2.0), [n, 3]), &device);
+        let both = if ours {
+            let picked = mspipe_kernels::select_rows(table.clone(), index);
+            mspipe_kernels::concat_columns(left, picked)
+        } else {
+            Tensor::cat(vec![left, table.clone().select(0, index)], 1)
+        };
+        let g = Tensor::<2>::from_data(
+            TensorData::new(values(n * (d + 3), 1.0), [n, d + 3]),
+            &device,
+        );
+        let grads = (both * g).sum().backward();
+        bits(&table.grad(&grads).expect("tracked"))
+    };
+    // The last splits across the pool.
+    for shape in [[5, 2, 9], [1507, 100, 1800]] {
+        assert_eq!(
+            table_grad(true, shape),
+            table_grad(false, shape),
+            "{shape:?}"
+        );
+    }
+}
+
 #[test]
 #[should_panic(expected = "select_rows: row 3 of a table of 3")]
 fn select_rows_out_of_range_panics() {

@@ -44,9 +44,10 @@ impl SelectRowsBackend for Flex {
     }
 }
 
-/// The table's gradient `[rows, d]` from the output's `[n, d]`: each task zeroes a range of the
-/// table's rows and adds, index by index, the gradient rows that fall in it.
-fn table_grad(index: &[usize], grad: &[f32], rows: usize, d: usize) -> Vec<f32> {
+/// The table's gradient `[rows, d]` from the output's `[n, d]` (row `r` at `grad[r·stride..][..d]`):
+/// each task zeroes a range of the table's rows and adds, index by index, the gradient rows that
+/// fall in it.
+fn table_grad(index: &[usize], grad: &[f32], stride: usize, rows: usize, d: usize) -> Vec<f32> {
     let tasks = if index.len() * d >= TASK {
         2 * rayon::current_num_threads()
     } else {
@@ -60,14 +61,31 @@ fn table_grad(index: &[usize], grad: &[f32], rows: usize, d: usize) -> Vec<f32> 
             // SAFETY: just written.
             let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
             let range = task * per_task..task * per_task + out.len() / d.max(1);
-            for (g, &i) in grad.chunks_exact(d).zip(index) {
+            for (r, &i) in index.iter().enumerate() {
                 if range.contains(&i) {
                     let row = &mut out[(i - range.start) * d..][..d];
+                    let g = &grad[r * stride..][..d];
                     row.iter_mut().zip(g).for_each(|(s, g)| *s += g);
                 }
             }
         })
     }
+}
+
+/// A 2-D tensor whose rows are each contiguous, as its buffer from the first row and the step
+/// between rows: a whole matrix, or a range of a wider one's columns (the gradient of a
+/// concatenation's part), which is then read in place rather than copied out.
+fn spaced_rows(t: &FlexTensor) -> Option<(&[f32], usize)> {
+    let (layout, shape) = (t.layout(), t.shape());
+    let &[stride, 1] = layout.strides() else {
+        return None;
+    };
+    let ([n, d], stride) = ([shape[0], shape[1]], usize::try_from(stride).ok()?);
+    if n == 0 || stride < d {
+        return None;
+    }
+    let values = t.storage::<f32>().get(layout.start_offset()..)?;
+    (values.len() >= (n - 1) * stride + d).then_some((values, stride))
 }
 
 /// The selection under autodiff on flex: the table's gradient by [`table_grad`].
@@ -84,7 +102,11 @@ impl Backward<Flex, 1> for SelectRowsBackward {
         let [parent] = ops.parents;
         if let Some(node) = parent {
             let d = grad.shape()[1];
-            let g = table_grad(&rows(&index), &floats(&grad), table_rows, d);
+            let index = rows(&index);
+            let g = match spaced_rows(&grad) {
+                Some((values, stride)) => table_grad(&index, values, stride, table_rows, d),
+                None => table_grad(&index, &floats(&grad), d, table_rows, d),
+            };
             grads.register::<Flex>(node.id, tensor(g, [table_rows, d]));
         }
     }
