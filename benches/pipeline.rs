@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 /// The allocator mspipe-train runs with: allocation costs are part of the step.
 #[global_allocator]
-static ALLOCATOR: mspipe::train::alloc::MiMalloc = mspipe::train::alloc::MiMalloc;
+static ALLOCATOR: mspipe::train::alloc::Allocator = mspipe::train::alloc::Allocator;
 
 fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
@@ -62,7 +62,7 @@ fn run(dataset: &str, mode: &str, epochs: usize) -> (f64, f64, [f64; 5]) {
 }
 
 fn main() {
-    mspipe::train::alloc::keep_freed_pages();
+    mspipe::train::alloc::keep_freed_memory();
     let epochs: usize = arg("--epochs").and_then(|v| v.parse().ok()).unwrap_or(5);
     let rounds: usize = arg("--rounds").and_then(|v| v.parse().ok()).unwrap_or(2);
     let dataset = arg("--dataset").unwrap_or_else(|| "wikipedia".into());

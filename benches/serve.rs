@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 /// The allocator mspipe-train runs with: allocation costs are part of serving.
 #[global_allocator]
-static ALLOCATOR: mspipe::train::alloc::MiMalloc = mspipe::train::alloc::MiMalloc;
+static ALLOCATOR: mspipe::train::alloc::Allocator = mspipe::train::alloc::Allocator;
 
 fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
@@ -118,6 +118,7 @@ fn evaluation(run: &Path) -> Value {
 }
 
 fn main() {
+    mspipe::train::alloc::keep_freed_memory();
     let dataset = arg("--dataset").unwrap_or_else(|| "wikipedia".into());
     let epochs: usize = arg("--epochs").map_or(1, |e| e.parse().expect("--epochs N"));
     let rounds: usize = arg("--rounds").map_or(2, |r| r.parse().expect("--rounds R"));

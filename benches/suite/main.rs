@@ -30,7 +30,7 @@ use serde_json::json;
 
 /// The allocator mspipe-train runs with: allocation costs are part of the step.
 #[global_allocator]
-static ALLOCATOR: mspipe::train::alloc::MiMalloc = mspipe::train::alloc::MiMalloc;
+static ALLOCATOR: mspipe::train::alloc::Allocator = mspipe::train::alloc::Allocator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
@@ -352,7 +352,7 @@ fn suite(args: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    mspipe::train::alloc::keep_freed_pages();
+    mspipe::train::alloc::keep_freed_memory();
     let args = Args::parse();
     let result = match &args.child {
         Some(job) => child::run(job).map(|value| println!("{value}")),

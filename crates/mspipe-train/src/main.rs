@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use mspipe_train::config::{ModelName, resolve};
 use mspipe_train::run::{EvalSplit, Existing};
 
-/// mimalloc, keeping freed pages (see [`mspipe_train::alloc`]).
+/// The system allocator, huge pages on large tables (see [`mspipe_train::alloc`]).
 #[global_allocator]
-static ALLOCATOR: mspipe_train::alloc::MiMalloc = mspipe_train::alloc::MiMalloc;
+static ALLOCATOR: mspipe_train::alloc::Allocator = mspipe_train::alloc::Allocator;
 
 #[derive(Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
@@ -301,7 +301,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    mspipe_train::alloc::keep_freed_pages();
+    mspipe_train::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match &cli.command {
         None => train(&cli.train),
