@@ -45,7 +45,7 @@ pub fn keep_freed_memory() {
 }
 
 /// The system allocator, asking for transparent huge pages on blocks of at least
-/// [`MMAP_THRESHOLD`] bytes (on Linux; elsewhere exactly the system allocator).
+/// 32 MiB, the blocks glibc maps on their own (on Linux; elsewhere exactly the system allocator).
 pub struct Allocator;
 
 impl Allocator {
