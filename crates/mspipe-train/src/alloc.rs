@@ -19,6 +19,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks below this come from the heap; larger ones (tables made once) are mapped on their own.
 /// glibc's upper bound for the threshold.
+#[cfg(target_os = "linux")]
 const MMAP_THRESHOLD: usize = 32 << 20;
 /// The heap grows by at least this much beyond a request, in a few large steps.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -60,6 +61,8 @@ impl Allocator {
             // (THP unavailable) leaves ordinary pages, so its result is not checked.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (block, size);
     }
 }
 
