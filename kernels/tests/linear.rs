@@ -94,6 +94,35 @@ fn same_bits_as_burns_linear() {
     }
 }
 
+/// A layer with one output (the link predictor's last) runs as dot products, not the GEMM: its
+/// output and gradients within f32 rounding of burn's, whose GEMM adds in another order.
+#[test]
+fn one_output_column_within_rounding_of_burns() {
+    for (seed, shape) in [[1200, 100, 1], [3, 17, 1], [40, 1, 1]]
+        .into_iter()
+        .enumerate()
+    {
+        let ours = run(linear, shape, [true; 3], seed as u64);
+        let theirs = run(burns, shape, [true; 3], seed as u64);
+        let [n, input, _] = shape;
+        assert_eq!(
+            ours.iter().map(Vec::len).collect::<Vec<_>>(),
+            [n, n * input, input, 1]
+        );
+        for (which, (ours, theirs)) in ["y", "dx", "dw", "db"].iter().zip(ours.iter().zip(&theirs))
+        {
+            for (o, t) in ours.iter().zip(theirs) {
+                let (o, t) = (f32::from_bits(*o), f32::from_bits(*t));
+                // Sums of up to 1,200 terms of magnitude ≤ 1: a few ulps of the sum's scale.
+                assert!(
+                    (o - t).abs() <= 1e-5 * t.abs().max(1.0),
+                    "{shape:?} {which}: {o} vs {t}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn only_tracked_inputs_get_gradients() {
     for tracked in [

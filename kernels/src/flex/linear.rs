@@ -16,7 +16,7 @@ use burn::prelude::Device;
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::{column_sums, floats, tensor};
+use super::{column_sums, floats, matvec, tensor};
 use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
@@ -353,6 +353,17 @@ unsafe fn product_at(
     if m == 0 || n == 0 {
         return;
     }
+    if n == 1
+        && k > 0
+        && let Some(column) = column_product(m, k, lhs, rhs)
+    {
+        let bias = bias.map_or(0.0, |b| b[0]);
+        for (i, v) in column.into_iter().enumerate() {
+            // SAFETY: element `i·row` of `dst` is row `i`'s only one (the caller's contract).
+            unsafe { dst.0.add(i * row).write(v + bias) };
+        }
+        return;
+    }
     let threads = if m * k * n >= PARALLEL_WORK {
         rayon::current_num_threads()
     } else {
@@ -406,6 +417,23 @@ unsafe fn product_at(
             }
         }
     });
+}
+
+/// `lhs` `[m, k]` · `rhs` `[k, 1]` by [`matvec`] when `lhs`'s rows or columns are contiguous in
+/// its buffer (the layer's input, or its transpose for the weight's gradient); `None` otherwise.
+fn column_product(m: usize, k: usize, lhs: Matrix, rhs: Matrix) -> Option<Vec<f32>> {
+    let v: Vec<f32> = (0..k)
+        .map(|j| rhs.data[j * rhs.row_stride as usize])
+        .collect();
+    let mut out = vec![0.0; m];
+    match (lhs.row_stride, lhs.col_stride) {
+        (row, 1) if row >= 0 => {
+            matvec::row_dots(lhs.data, row as usize, &v, &mut out);
+        }
+        (1, col) if col >= 0 => matvec::transposed(lhs.data, col as usize, &v, &mut out),
+        _ => return None,
+    }
+    Some(out)
 }
 
 backward_with!(
@@ -478,5 +506,37 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dw, db) = B::linear_param_grads(x.into_primitive(), grad.into_primitive());
         (constant::<B, C>(dw), constant::<B, C>(db))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Products with one output column take the dot-product route, the weight's gradient (a
+    /// transposed input) too: the same bits as [`matvec`]'s.
+    #[test]
+    fn one_column_products_are_matvec_s() {
+        let (m, k) = (70, 33);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let v: Vec<f32> = (0..k).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect();
+        let out = product(
+            [m, k, 1],
+            Matrix::rows(&x, k),
+            Matrix::rows(&v, 1),
+            Some(&[0.5]),
+        );
+        let mut want = vec![0.0; m];
+        matvec::row_dots(&x, k, &v, &mut want);
+        want.iter_mut().for_each(|w| *w += 0.5);
+        assert_eq!(floats(&out).as_ref(), want.as_slice());
+        // xᵀ·g with x stored [m, k]: `[k, m]` read as columns.
+        let g: Vec<f32> = (0..m).map(|i| (i % 5) as f32 - 2.0).collect();
+        let out = product([k, m, 1], Matrix::columns(&x, k), Matrix::rows(&g, 1), None);
+        let mut want = vec![0.0; k];
+        matvec::transposed(&x, k, &g, &mut want);
+        assert_eq!(floats(&out).as_ref(), want.as_slice());
     }
 }

@@ -16,6 +16,7 @@ mod layer_norm;
 mod linear;
 mod linear_of_columns;
 mod masked_rows;
+mod matvec;
 mod prefetch;
 mod rnn;
 mod select_rows;
