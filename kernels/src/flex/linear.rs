@@ -81,7 +81,7 @@ impl LinearBackend for Flex {
         let [n, input, out] = dims(&x, &w);
         let (x, w, b) = (floats(&x), floats(&w), floats(&b));
         let (lhs, rhs) = (Matrix::rows(&x, input), Matrix::rows(&w, out));
-        product([n, input, out], lhs, rhs, Some(&b))
+        layer_product([n, input, out], lhs, rhs, Some(&b))
     }
 
     fn linear_input_grad(w: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -93,7 +93,7 @@ impl LinearBackend for Flex {
         let ([n, input], [_, out]) = (matrix_dims(&x), matrix_dims(&grad));
         let (x, grad) = (floats(&x), floats(&grad));
         let (lhs, rhs) = (Matrix::columns(&x, input), Matrix::rows(&grad, out));
-        let dw = product([input, n, out], lhs, rhs, None);
+        let dw = layer_product([input, n, out], lhs, rhs, None);
         (
             dw,
             tensor(
@@ -353,17 +353,6 @@ unsafe fn product_at(
     if m == 0 || n == 0 {
         return;
     }
-    if n == 1
-        && k > 0
-        && let Some(column) = column_product(m, k, lhs, rhs)
-    {
-        let bias = bias.map_or(0.0, |b| b[0]);
-        for (i, v) in column.into_iter().enumerate() {
-            // SAFETY: element `i·row` of `dst` is row `i`'s only one (the caller's contract).
-            unsafe { dst.0.add(i * row).write(v + bias) };
-        }
-        return;
-    }
     let threads = if m * k * n >= PARALLEL_WORK {
         rayon::current_num_threads()
     } else {
@@ -419,21 +408,29 @@ unsafe fn product_at(
     });
 }
 
-/// `lhs` `[m, k]` · `rhs` `[k, 1]` by [`matvec`] when `lhs`'s rows or columns are contiguous in
-/// its buffer (the layer's input, or its transpose for the weight's gradient); `None` otherwise.
-fn column_product(m: usize, k: usize, lhs: Matrix, rhs: Matrix) -> Option<Vec<f32>> {
+/// [`product`], or by [`matvec`] when the product has one output column and `lhs`'s rows or
+/// columns are contiguous in its buffer (a layer's input, or its transpose for the weight's
+/// gradient). Only for a layer's output and weight gradient: an input's gradient keeps the GEMM,
+/// so that the gradients of a concatenation's parts are the bits of the whole's
+/// ([`input_grad_rows`]).
+fn layer_product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32]>) -> FlexTensor {
+    let [m, k, n] = shape;
+    if n != 1 || k == 0 || !(lhs.holds(m, k) && rhs.holds(k, n)) {
+        return product(shape, lhs, rhs, bias);
+    }
     let v: Vec<f32> = (0..k)
         .map(|j| rhs.data[j * rhs.row_stride as usize])
         .collect();
     let mut out = vec![0.0; m];
     match (lhs.row_stride, lhs.col_stride) {
-        (row, 1) if row >= 0 => {
-            matvec::row_dots(lhs.data, row as usize, &v, &mut out);
-        }
+        (row, 1) if row >= 0 => matvec::row_dots(lhs.data, row as usize, &v, &mut out),
         (1, col) if col >= 0 => matvec::transposed(lhs.data, col as usize, &v, &mut out),
-        _ => return None,
+        _ => return product(shape, lhs, rhs, bias),
     }
-    Some(out)
+    if let Some(&[b]) = bias {
+        out.iter_mut().for_each(|o| *o += b);
+    }
+    tensor(out, [m, 1])
 }
 
 backward_with!(
@@ -513,8 +510,8 @@ impl<B: LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
 mod tests {
     use super::*;
 
-    /// Products with one output column take the dot-product route, the weight's gradient (a
-    /// transposed input) too: the same bits as [`matvec`]'s.
+    /// A layer's products with one output column take the dot-product route, the weight's
+    /// gradient (a transposed input) too: the same bits as [`matvec`]'s.
     #[test]
     fn one_column_products_are_matvec_s() {
         let (m, k) = (70, 33);
@@ -522,7 +519,7 @@ mod tests {
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
             .collect();
         let v: Vec<f32> = (0..k).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect();
-        let out = product(
+        let out = layer_product(
             [m, k, 1],
             Matrix::rows(&x, k),
             Matrix::rows(&v, 1),
@@ -534,7 +531,7 @@ mod tests {
         assert_eq!(floats(&out).as_ref(), want.as_slice());
         // xᵀ·g with x stored [m, k]: `[k, m]` read as columns.
         let g: Vec<f32> = (0..m).map(|i| (i % 5) as f32 - 2.0).collect();
-        let out = product([k, m, 1], Matrix::columns(&x, k), Matrix::rows(&g, 1), None);
+        let out = layer_product([k, m, 1], Matrix::columns(&x, k), Matrix::rows(&g, 1), None);
         let mut want = vec![0.0; k];
         matvec::transposed(&x, k, &g, &mut want);
         assert_eq!(floats(&out).as_ref(), want.as_slice());
