@@ -1,11 +1,13 @@
-//! cos and sin of `f32` arguments as straight-line f64 arithmetic — no table, no branch, no libm
+//! cos and sin of `f32` arguments as straight-line arithmetic — no table, no branch, no libm
 //! call — so loops over them vectorise (libm's scalar `cosf`/`sinf` do not): the time encoding
 //! evaluates one per distinct Δt and time dimension of every batch.
 //!
 //! The argument is reduced by π/2 in f64 (Cody–Waite, the high part of π/2 short enough that
-//! `k·HI` is exact for |k| < 2³¹), then Taylor polynomials on |r| ≤ π/4 whose truncation error is
-//! below 1e-12. Results are within 1e-7 of the exact values (a few f32 ulps) for |x| < 3·10⁹,
-//! which covers Δt·w of any timestamps in seconds.
+//! `k·HI` is exact for |k| < 2³¹): Δt·w reaches 10⁹, where an f32 reduction would keep no
+//! correct bit of the remainder. The remainder |r| ≤ π/4 then goes through Taylor polynomials
+//! in f32 (truncation below 3·10⁻⁸; f32 lanes are half the cost of f64 ones, and the polynomials
+//! are most of the work). Results are within 1e-7 of the exact values (under two f32 ulps) for
+//! |x| < 3·10⁹, which covers Δt·w of any timestamps in seconds.
 
 use std::f64::consts::FRAC_2_PI;
 
@@ -26,45 +28,28 @@ fn reduce(x: f32) -> (f64, f64) {
     (r, quadrant)
 }
 
-/// `c[0] + r2·(c[1] + r2·(… + r2·c[5]))`, innermost first (Horner).
+/// `c[0] + r2·(c[1] + r2·(c[2] + r2·c[3]))`, innermost first (Horner).
 #[inline(always)]
-fn horner(r2: f64, c: [f64; 6]) -> f64 {
-    c[..5].iter().rev().fold(c[5], |p, &ci| ci + r2 * p)
+fn horner(r2: f32, c: [f32; 4]) -> f32 {
+    c[..3].iter().rev().fold(c[3], |p, &ci| ci + r2 * p)
 }
 
-/// sin r = r − r³/3! + … − r¹¹/11! + r¹³/13!.
+/// sin r = r − r³/3! + r⁵/5! − r⁷/7! + r⁹/9!.
 #[inline(always)]
-fn sin_poly(r: f64) -> f64 {
+fn sin_poly(r: f32) -> f32 {
     let r2 = r * r;
     let p = horner(
         r2,
-        [
-            -1.0 / 6.0,
-            1.0 / 120.0,
-            -1.0 / 5_040.0,
-            1.0 / 362_880.0,
-            -1.0 / 39_916_800.0,
-            1.0 / 6_227_020_800.0,
-        ],
+        [-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5_040.0, 1.0 / 362_880.0],
     );
     r + r * r2 * p
 }
 
-/// cos r = 1 − r²/2! + … − r¹⁰/10! + r¹²/12!.
+/// cos r = 1 − r²/2! + r⁴/4! − r⁶/6! + r⁸/8!.
 #[inline(always)]
-fn cos_poly(r: f64) -> f64 {
+fn cos_poly(r: f32) -> f32 {
     let r2 = r * r;
-    let p = horner(
-        r2,
-        [
-            -0.5,
-            1.0 / 24.0,
-            -1.0 / 720.0,
-            1.0 / 40_320.0,
-            -1.0 / 3_628_800.0,
-            1.0 / 479_001_600.0,
-        ],
-    );
+    let p = horner(r2, [-0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40_320.0]);
     1.0 + r2 * p
 }
 
@@ -87,12 +72,13 @@ pub fn cos_sin(x: f32) -> (f32, f32) {
 /// cos(qπ/2 + r) for quadrant `q` in 0, 1, 2, 3: cos r, −sin r, −cos r, sin r.
 #[inline(always)]
 fn cos_in_quadrant(r: f64, q: f64) -> f32 {
+    let r = r as f32;
     let v = if q == 1.0 || q == 3.0 {
         sin_poly(r)
     } else {
         cos_poly(r)
     };
-    (if q == 1.0 || q == 2.0 { -v } else { v }) as f32
+    if q == 1.0 || q == 2.0 { -v } else { v }
 }
 
 #[cfg(test)]

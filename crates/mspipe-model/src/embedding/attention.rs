@@ -10,8 +10,7 @@ use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use mspipe_kernels::{
-    GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side, concat_columns,
-    select_rows,
+    GatheredAttention, add_bias_where, batched_matmul, batched_matmul_side_by_side, select_rows,
 };
 
 use crate::draws::dropout;
@@ -203,7 +202,9 @@ impl TemporalAttention {
             None => a,
         };
         let a = dropout(&self.dropout, a);
-        let merged = relu(linear::forward(&self.merge_hidden, concat_columns(a, root)));
+        // [a ‖ root]·W as one layer on both parts: each part's gradient comes from its own rows of
+        // W, with no concatenated input gradient to split.
+        let merged = relu(linear::of_columns(&self.merge_hidden, a, root));
         linear::forward(&self.merge_out, dropout(&self.dropout, merged))
     }
 }
