@@ -1,6 +1,7 @@
 //! The linear layer on flex (`mspipe_kernels::linear`) against burn's own on the same device:
 //! forward and every gradient the same to the bit (the same GEMM calls, split by output rows), on a hand-worked case,
-//! on shapes large enough to split across threads, and with only some inputs tracked.
+//! on shapes large enough to split across threads, and with only some inputs tracked; a layer
+//! with one output (dot products) within rounding.
 #![cfg(feature = "flex")]
 
 use burn::prelude::*;

@@ -278,8 +278,7 @@ fn one_worker_thread_trains() {
 /// Per epoch (loss, val AP, test AP) of `command`'s run over `dataset`, 2 epochs, recorded by the
 /// test profile at the revision that evaluates the time encoding's polynomials in f32 and the
 /// link predictor's last layer as dot products (the same model; on this tiny stream such
-/// rounding moves the metrics by points: the dot products alone took epoch 1's test AP from
-/// 0.722 to 0.671, both together to 0.747).
+/// rounding moves the metrics by points).
 /// The tolerance allows for another CPU's floating-point rounding (flex's GEMM blocks by cache
 /// size), never for a changed protocol, sample, mask, model or update, which move these by ≫ 1e-5.
 const RECORDED: [(f64, f64, f64); 2] = [

@@ -1,6 +1,7 @@
 //! burn's linear layer `x·W + b` and its batched product on flex as operations of their own
 //! ([`LinearBackend`]), forward and backward, by the same GEMM flex calls — the same products, so
-//! the same values to the bit.
+//! the same values to the bit — but for a layer with one output, whose output and weight gradient
+//! are dot products ([`matvec`]), within rounding of the GEMM's.
 //!
 //! What it saves is around the products: flex makes every output as a zeroed byte vector and
 //! then copies it into a fresh aligned allocation, and adds the bias as a separate operation with
@@ -513,7 +514,7 @@ mod tests {
     /// A layer's products with one output column take the dot-product route, the weight's
     /// gradient (a transposed input) too: the same bits as [`matvec`]'s.
     #[test]
-    fn one_column_products_are_matvec_s() {
+    fn one_column_layer_products_take_the_dot_product_route() {
         let (m, k) = (70, 33);
         let x: Vec<f32> = (0..m * k)
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)

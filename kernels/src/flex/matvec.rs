@@ -1,17 +1,17 @@
 //! A product with one output column, `[m, k] · [k, 1]`: the link predictor's last layer and its
-//! weight's gradient. The GEMM's microkernels are built for tiles of several columns and run such
-//! a product at about half the rate of plain loops: a dot product per row when rows are
+//! weight's gradient. The GEMM's microkernels are built for tiles of several columns and waste
+//! most of each tile on one; plain loops serve it better: a dot product per row when rows are
 //! contiguous, several rows at once, else (a transpose: the weight's gradient `xᵀ·g`) the rows of
 //! the stored matrix added in order, scaled by the vector.
 
 use multiversion::multiversion;
 
-/// Independent partial sums of a dot product, one AVX2 register: with a row of 100, sixteen
-/// lanes (an AVX-512 register) left more to add up at the row's end than they saved.
+/// Independent partial sums of a dot product, one AVX2 register: a short row (the model's are
+/// 100 long) has fewer lanes to add up at its end than with an AVX-512 register's sixteen.
 const LANES: usize = 8;
 
 /// Rows whose dot products run interleaved: each row's sum is a chain of dependent additions, and
-/// a short row (the model's are 100 long: six chunks) is over before one chain's latency is hidden.
+/// a short row (the model's are 100 long: twelve chunks) is over before one chain's latency is hidden.
 const ROWS: usize = 8;
 
 /// `out[i] = Σ_j lhs[i·row + j]·v[j]` for each of the `out.len()` rows of `v.len()` contiguous
