@@ -259,6 +259,45 @@ fn gathered_attention_scale_is_dropout_on_the_weights() {
         .assert_eq(&TensorData::from([[1.0f32, 1.0], [0.0, 0.0]]), false);
 }
 
+/// Padded slots' rows are never read: two roots of three slots, the padded ones pointing at table
+/// rows only they use; those rows holding NaN give the same bits in the output and every gradient
+/// as holding zeros, and the rows get no gradient.
+#[test]
+fn gathered_attention_never_reads_padded_rows() {
+    let device = Device::flex().autodiff();
+    let run = |fill: f32| {
+        let q: Tensor<3> = common::random([2, 2, 5], &device).require_grad();
+        // Random rows, the last (the padded slots' alone) set to `fill`.
+        let table = |shape: [usize; 2]| {
+            let mut x: Vec<f32> = common::random(shape, &device).into_data().iter().collect();
+            x[(shape[0] - 1) * shape[1]..].fill(fill);
+            Tensor::<2>::from_data(TensorData::new(x, shape), &device).require_grad()
+        };
+        let (a, b) = (table([3, 3]), table([4, 2]));
+        let out = gathered_attention(GatheredAttention {
+            q: q.clone(),
+            a: a.clone(),
+            ia: Tensor::from_ints([0, 1, 2, 1, 2, 2], &device),
+            e: None,
+            b: b.clone(),
+            ib: Tensor::from_ints([0, 1, 3, 2, 3, 3], &device),
+            keep: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], &device),
+            scale: Tensor::ones([2, 2, 3], &device),
+        });
+        let grads = (out.clone() * out.clone().detach()).sum().backward();
+        let grad = |x: &Tensor<2>| bits(&x.grad(&grads).expect("a gradient"));
+        let dq = bits(&q.grad(&grads).expect("a gradient"));
+        (bits(&out), dq, grad(&a), grad(&b))
+    };
+    let seeded = |fill: f32| {
+        device.seed(11);
+        run(fill)
+    };
+    let (clean, poisoned) = (seeded(0.0), seeded(f32::NAN));
+    assert_eq!(clean, poisoned);
+    assert!(clean.2[6..].iter().chain(&clean.3[6..]).all(|&g| g == 0));
+}
+
 fn bits<const D: usize>(t: &Tensor<D>) -> Vec<u32> {
     t.to_data().iter::<f32>().map(f32::to_bits).collect()
 }

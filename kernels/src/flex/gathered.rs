@@ -4,7 +4,9 @@
 //! numbers per slot and head (what the slot's table rows get of that head's query and of its
 //! output's gradient); then each table row, owned by one task, sums its slots' terms in slot
 //! order: deterministic, no atomics, and no per-slot gradient rows written and read back. Table
-//! rows are read at random, so each pass over the slots asks for the rows a few slots ahead.
+//! rows are read at random, so each pass over the slots asks for the rows a few slots ahead. A
+//! padded slot adds nothing to any output or gradient, so no pass reads its rows (whatever they
+//! hold: padding may point at any row).
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -144,11 +146,14 @@ fn softmax(p: &mut [f32]) {
     }
 }
 
-/// Slot `j`'s masked score for the query `q`: −1e9 on padding, as in the reference (callers
-/// multiply the softmax weights by the mask afterwards).
+/// A padded slot's score, as in the reference (callers multiply the softmax weights by the mask
+/// afterwards, so a padded slot adds nothing anywhere: the passes below skip its row).
+const PADDED: f32 = -1e9;
+
+/// Slot `j`'s masked score for the query `q`, the reference's formula.
 #[inline(always)]
 fn score(q: &[f32], x: Slot<'_>, real: f32, d: Dims) -> f32 {
-    dot_row(q, x, d) * real + (1.0 - real) * -1e9
+    dot_row(q, x, d) * real + (1.0 - real) * PADDED
 }
 
 /// ⟨`v`, x⟩ for a slot row x in its parts.
@@ -243,6 +248,11 @@ pub fn forward(
 fn weights(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims, r: usize, p: &mut [f32]) {
     for j in 0..d.k {
         rows.prefetch_after(r * d.k + j, d);
+        if keep[j] == 0.0 {
+            // What `score` gives a padded slot whose row is finite.
+            (0..d.h).for_each(|head| p[head * d.k + j] = PADDED);
+            continue;
+        }
         let x = rows.slot(r * d.k + j, d);
         for head in 0..d.h {
             p[head * d.k + j] = score(&q[d.at(head, r)], x, keep[j], d);
@@ -251,8 +261,8 @@ fn weights(q: &[f32], rows: &Rows<'_>, keep: &[f32], d: Dims, r: usize, p: &mut 
     p.chunks_exact_mut(d.k).for_each(softmax);
 }
 
-/// Per root, every head in each pass over the slots, so each slot row is read twice (scores,
-/// then sums) whatever the number of heads. `out[head]` holds the block's rows of that head.
+/// Per root, every head in each pass over the real slots, so each of their rows is read twice
+/// (scores, then sums) whatever the number of heads. `out[head]` holds the block's rows of that head.
 #[multiversion(targets = "simd")]
 #[allow(clippy::too_many_arguments)] // one block's slices of every input and output
 fn forward_block(
@@ -272,7 +282,7 @@ fn forward_block(
         // `p[head·k + j]`.
         let p = &mut p_block[i * d.h * d.k..][..d.h * d.k];
         weights(q, rows, keep, d, r, p);
-        for j in 0..d.k {
+        for j in (0..d.k).filter(|&j| keep[j] != 0.0) {
             let x = rows.slot(r * d.k + j, d);
             for (head, out) in out.iter_mut().enumerate() {
                 let w = p[head * d.k + j] * keep[j] * scale[d.slot(head, r, j)];
@@ -293,7 +303,8 @@ pub fn backward(
     [rows_a, rows_b]: [usize; 2],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     // Per slot and head, what the slot's table rows get of the head's query and of its output's
-    // gradient: `[n·k, h, 2]`, every element written by its block.
+    // gradient: `[n·k, h, 2]`, written by the real slots' blocks (a padded slot's stay zero and
+    // are never read).
     let mut coef = vec![0.0f32; d.n * d.k * d.h * 2];
     let blocks = coef.par_chunks_mut((BLOCK * d.k * d.h * 2).max(1));
     let dq = accumulated(d, blocks, |block, dq, coef| {
@@ -398,7 +409,7 @@ fn add_slots(
     }
 }
 
-/// Two passes over each root's slots: ⟨g, x⟩ for every head (the softmax weights are the
+/// Two passes over each root's real slots: ⟨g, x⟩ for every head (the softmax weights are the
 /// forward's), then the gradients of the query and the coefficients of the slot's table rows
 /// for every head.
 #[multiversion(targets = "simd")]
@@ -420,8 +431,12 @@ fn backward_block(
         let r = first + i;
         let keep = &keep[r * d.k..][..d.k];
         let p = &p_block[i * d.h * d.k..][..d.h * d.k];
+        let real_slots = || (0..d.k).filter(|&j| keep[j] != 0.0);
         for j in 0..d.k {
             rows.prefetch_after(r * d.k + j, d);
+            if keep[j] == 0.0 {
+                continue;
+            }
             let x = rows.slot(r * d.k + j, d);
             for head in 0..d.h {
                 dp[head * d.k + j] = dot_row(&grad[d.at(head, r)], x, d);
@@ -429,11 +444,11 @@ fn backward_block(
         }
         for head in 0..d.h {
             let (ph, dph) = (&p[head * d.k..][..d.k], &dp[head * d.k..][..d.k]);
-            s[head] = (0..d.k)
+            s[head] = real_slots()
                 .map(|j| ph[j] * keep[j] * scale[d.slot(head, r, j)] * dph[j])
                 .sum();
         }
-        for j in 0..d.k {
+        for j in real_slots() {
             let x = rows.slot(r * d.k + j, d);
             let real = keep[j];
             for (head, dq) in dq.iter_mut().enumerate() {
