@@ -34,6 +34,9 @@ struct Gemm {
     /// whose stored mails are data beside their learned time encodings
     /// (`mspipe_kernels::linear_of_columns`).
     input_grad: usize,
+    /// Work the model does inside the attention over the gathered slot rows (one of the timed
+    /// other operations) rather than as a product: that operation's share of the floor.
+    in_gathered: bool,
 }
 
 impl Gemm {
@@ -80,6 +83,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             layer: true,
             // The mails are data; their time encodings are learned.
             input_grad: t,
+            in_gathered: false,
         },
         Gemm {
             name: "GRU hidden",
@@ -89,6 +93,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             layer: true,
             // The memory read is data (stored detached).
             input_grad: 0,
+            in_gathered: false,
         },
         Gemm {
             name: "attention query",
@@ -97,6 +102,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
             layer: false,
             input_grad: d,
+            in_gathered: false,
         },
         // Per head [R, dh] × [dh, row], batched over the heads: r·out·row multiply-adds.
         Gemm {
@@ -106,6 +112,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: row,
             layer: false,
             input_grad: out,
+            in_gathered: false,
         },
         // Scores and the weighted row sums: r·k·heads·row multiply-adds each.
         Gemm {
@@ -115,6 +122,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: 2 * heads,
             layer: false,
             input_grad: row,
+            in_gathered: true,
         },
         // Per head [R, row] × [row, dh], batched over the heads.
         Gemm {
@@ -124,6 +132,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
             layer: false,
             input_grad: row,
+            in_gathered: false,
         },
         Gemm {
             name: "merge hidden",
@@ -132,6 +141,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
             layer: true,
             input_grad: out + d,
+            in_gathered: false,
         },
         Gemm {
             name: "merge out",
@@ -140,6 +150,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
             layer: true,
             input_grad: out,
+            in_gathered: false,
         },
         Gemm {
             name: "link src + dst",
@@ -148,6 +159,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: out,
             layer: true,
             input_grad: out,
+            in_gathered: false,
         },
         Gemm {
             name: "link out",
@@ -156,6 +168,7 @@ fn tgn_gemms(shape: &BatchShape, pairs: usize, c: &Config, edge: usize) -> Vec<G
             n: 1,
             layer: true,
             input_grad: out,
+            in_gathered: false,
         },
     ]
 }
@@ -200,16 +213,19 @@ fn median_seconds<T>(device: &Device, mut call: impl FnMut() -> T) -> f64 {
     times[times.len() / 2]
 }
 
+/// An operation of the step beside its products, timed.
+struct Other {
+    name: &'static str,
+    seconds: f64,
+    /// Whether it does the work of the products marked [`Gemm::in_gathered`].
+    gathered: bool,
+}
+
 /// The step's two largest operations besides its products, forward and backward on the batch's
 /// shapes as the model runs them (random values; slots drawn real at the batch's valid share):
 /// the attention over the slots' gathered rows and the time encoding of the distinct Δt. Seconds
 /// per step of each, timed as [`time_gemm`] is.
-fn time_others(
-    shape: &BatchShape,
-    c: &Config,
-    edge: usize,
-    device: &Device,
-) -> [(&'static str, f64); 2] {
+fn time_others(shape: &BatchShape, c: &Config, edge: usize, device: &Device) -> [Other; 2] {
     let device = device.clone().autodiff();
     let round = |x: f64| (x.round() as usize).max(1);
     let (r, u, dts) = (
@@ -261,8 +277,16 @@ fn time_others(
         })
     });
     [
-        ("attention over the gathered slot rows", attention),
-        ("time encoding of the distinct Δt", encoding),
+        Other {
+            name: "attention over the gathered slot rows",
+            seconds: attention,
+            gathered: true,
+        },
+        Other {
+            name: "time encoding of the distinct Δt",
+            seconds: encoding,
+            gathered: false,
+        },
     ]
 }
 
@@ -341,11 +365,14 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
         time_gemm(g, &device);
     }
     let mut terms = Vec::new();
-    let (mut flops, mut seconds) = (0.0, 0.0);
+    let (mut flops, mut seconds, mut in_gathered) = (0.0, 0.0, 0.0);
     for (i, g) in gemms.iter().enumerate() {
         let s = time_gemm(g, &device);
         flops += g.passes() * g.flops();
         seconds += g.passes() * s;
+        if g.in_gathered {
+            in_gathered += g.passes() * s;
+        }
         terms.push(json!({
             "name": g.name, "m": g.m, "k": g.k, "n": g.n,
             "forward_gflop": g.flops() / 1e9, "gflops_per_sec": g.flops() / s / 1e9,
@@ -354,7 +381,13 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
     }
     let others: Vec<Value> = time_others(&shape, &session.config, edge, &device)
         .into_iter()
-        .map(|(name, seconds)| json!({"name": name, "seconds_per_step": seconds}))
+        .map(|o| {
+            json!({
+                "name": o.name,
+                "seconds_per_step": o.seconds,
+                "floor_seconds_per_step": if o.gathered { in_gathered } else { 0.0 },
+            })
+        })
         .collect();
     let mut out = json!({
         "dataset": dataset,
