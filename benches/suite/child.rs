@@ -40,7 +40,8 @@ pub fn last_epoch(run: &Value) -> Value {
 }
 
 /// A part's row: `fields`, then what every part records of `run` — its training events/s over
-/// all epochs, its last epoch's test AP, stage seconds and training seconds.
+/// all epochs, its last epoch's test AP, stage seconds and training seconds, and the cores'
+/// hand-over probed either side of it (null when it was not; see [`crate::placement`]).
 pub fn run_row(fields: Value, run: &Value) -> Value {
     let last = last_epoch(run);
     let mut row = fields;
@@ -49,6 +50,7 @@ pub fn run_row(fields: Value, run: &Value) -> Value {
         ("test_ap", &last["test_ap"]),
         ("stage_seconds", &last["pipeline"]["stage_seconds"]),
         ("train_seconds", &last["train_seconds"]),
+        ("hand_over", &run["hand_over"]),
     ] {
         row[key] = value.clone();
     }

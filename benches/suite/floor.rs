@@ -405,6 +405,7 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
         out["measured_seconds_per_step"] = json!(step);
         out["measured_compute_seconds_per_step"] = json!(compute);
         out["measured_over_floor"] = json!(step / seconds);
+        out["measured_hand_over"] = m["hand_over"].clone();
     }
     Ok(out)
 }

@@ -13,6 +13,7 @@ mod fidelity;
 mod floor;
 mod matrix;
 mod peer;
+mod placement;
 mod reference;
 mod report;
 mod scale;

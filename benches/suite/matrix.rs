@@ -6,6 +6,7 @@ use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
+use crate::placement::probed;
 
 /// The pipeline modes compared: TGL's sequential order, and MSPipe's online plan.
 pub const MODES: [&str; 2] = ["off", "mspipe"];
@@ -19,7 +20,7 @@ pub fn run(datasets: &[String], models: &[ModelName], epochs: usize) -> Result<V
             for mode in MODES {
                 let mut overrides = measured_run(dataset, epochs, 0);
                 overrides.push(format!("pipeline.mode={mode:?}"));
-                let run = spawn(&Job::Train { model, overrides })?;
+                let run = probed(|| spawn(&Job::Train { model, overrides }))?;
                 let row = row(dataset, model, mode, &run);
                 eprintln!("matrix: {row}");
                 rows.push(row);

@@ -24,6 +24,7 @@ use mspipe::train::session::Session;
 use serde_json::{Value, json};
 
 use crate::child::{Job, spawn};
+use crate::placement::probed;
 use crate::report::median_of;
 use crate::shape::BatchShape;
 
@@ -166,11 +167,15 @@ pub fn summarize(epochs: &[Value]) -> Value {
 /// mspipe on `data` (the exported files: the same events as the peer's, and its edge features)
 /// with `embed`, seeded `seed`.
 fn mspipe_run(data: &Exported, p: &Protocol, embed: &str, seed: usize) -> Result<Value> {
-    let run = spawn(&Job::Train {
-        model: ModelName::Tgn,
-        overrides: overrides(data, p, embed, seed),
+    let run = probed(|| {
+        spawn(&Job::Train {
+            model: ModelName::Tgn,
+            overrides: overrides(data, p, embed, seed),
+        })
     })?;
-    Ok(summarize(run["history"].as_array().map_or(&[][..], |h| h)))
+    let mut summary = summarize(run["history"].as_array().map_or(&[][..], |h| h));
+    summary["hand_over"] = run["hand_over"].clone();
+    Ok(summary)
 }
 
 /// mspipe's config keys for a run on `data` with `embed`, seeded `seed`.

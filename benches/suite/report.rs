@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::matrix::MODES;
+use crate::placement::{FAR, Placement};
 
 /// Everything the report shows. A run replaces the parts it measures and keeps the others from
 /// the directory's previous `results.json`; `runs` records which run measured what.
@@ -152,6 +153,10 @@ fn markdown(r: &Results) -> String {
             "Minor page faults per training batch in the matrix runs' last epoch: at most {max:.2}.\n"
         );
     }
+    let _ = writeln!(
+        md,
+        "The cores' placement: around each timed mspipe run of the matrix and peer parts, the suite probes what it costs the first two cores to hand a buffer to each other against each keeping its own (`benches/suite/placement.rs`); \"near\" when a hand-over costs under {FAR}× a private pass before and after the run, \"far\" when it costs more both times (the host has put the cores in two cache domains; every op split across them slows), \"changed\" when the probes disagree.\n"
+    );
     for run in &r.runs {
         // A run measured on another CPU than the machine above says which.
         let elsewhere = match run["cpu"].as_str() {
@@ -373,7 +378,7 @@ fn matrix_section(md: &mut String, r: &Results) {
     let cores = f(&r.machine["cores"]);
     md.push_str("## Datasets × models, pipeline off vs mspipe\n\n");
     md.push_str("Training events/s over all epochs, test AP/AUC after the last epoch, peak RSS of the run's process. Ideal speed-up: Στ / max(max τ, Στ / cores) from the `off` run's stage seconds.\n\n");
-    md.push_str("| dataset | model | off ev/s | mspipe ev/s | speed-up | ideal | % of ideal | off AP / AUC | mspipe AP / AUC | peak RSS GiB (off, mspipe) | largest stage (off) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| dataset | model | off ev/s | mspipe ev/s | speed-up | ideal | % of ideal | off AP / AUC | mspipe AP / AUC | peak RSS GiB (off, mspipe) | largest stage (off) | cores' placement (off, mspipe) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for off in r.matrix.iter().filter(|x| x["mode"] == MODES[0]) {
         let Some(on) = find(&r.matrix, &off["dataset"], &off["model"], MODES[1]) else {
             continue;
@@ -383,7 +388,7 @@ fn matrix_section(md: &mut String, r: &Results) {
         let (stage, share) = dominant(off);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.0} | {:.3}× | {:.3}× | {:.1}% ({}) | {:.4} / {:.4} | {:.4} / {:.4} | {}, {} | {} {:.1}% |",
+            "| {} | {} | {:.0} | {:.0} | {:.3}× | {:.3}× | {:.1}% ({}) | {:.4} / {:.4} | {:.4} / {:.4} | {}, {} | {} {:.1}% | {}, {} |",
             off["dataset"].as_str().unwrap_or("?"),
             off["model"].as_str().unwrap_or("?"),
             f(&off["train_events_per_sec"]),
@@ -400,6 +405,8 @@ fn matrix_section(md: &mut String, r: &Results) {
             gib(&on["peak_rss_bytes"]),
             stage,
             100.0 * share,
+            Placement::label(&off["hand_over"]),
+            Placement::label(&on["hand_over"]),
         );
     }
     md.push_str("\nTarget: pipelined ≥ 90% of its ideal (column \"% of ideal\").\n\n");
@@ -420,7 +427,7 @@ fn peer_section(md: &mut String, r: &Results) {
         p["epochs"],
         rounds(p),
     );
-    md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2× on the shipped streams) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | per node: ev/s, ratio (target ≥ 2× on the generated streams), test AP | roots / unique nodes per batch | largest stage (mspipe, matrix run) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| dataset | mspipe ev/s | PyG ev/s | speed ratio (target ≥ 2× on the shipped streams) | mspipe test AP | PyG test AP | AP difference, points (target ≥ −0.5) | per node: ev/s, ratio (target ≥ 2× on the generated streams), test AP | roots / unique nodes per batch | largest stage (mspipe, matrix run) | mspipe rounds by cores' placement |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in &r.peer {
         let name = row["dataset"].as_str().unwrap_or("?");
         let label = match rounds(row) == rounds(p) {
@@ -470,7 +477,7 @@ fn peer_section(md: &mut String, r: &Results) {
         };
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.0} | {:.2}× ({}) | {:.4} | {:.4} | {:+.2} ({}) | {} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2}× ({}) | {:.4} | {:.4} | {:+.2} ({}) | {} | {} | {} | {} |",
             label,
             f(&row["mspipe"]["train_events_per_sec"]),
             f(&row["pyg"]["train_events_per_sec"]),
@@ -483,10 +490,31 @@ fn peer_section(md: &mut String, r: &Results) {
             per_node,
             shape,
             stage,
+            placements(&row["mspipe_runs"]),
         );
     }
     md.push_str("\nWork per batch: mspipe's default embeds every root (an event's source, destination and negative, each at the event's time; roots sharing node, time and sample once), PyG's TGN each unique node once (column \"roots / unique nodes\"): the attention over sampled neighbours, the merge layer and the encodings of the neighbours' Δt run per root in mspipe and per unique node in PyG. The per-node column is mspipe doing PyG's work.\n");
     md.push('\n');
+}
+
+/// How many of `runs` ran in each placement of the cores ("–" when none was probed).
+fn placements(runs: &Value) -> String {
+    let runs = runs.as_array().map_or(&[][..], |r| r);
+    let counts: Vec<String> = [Placement::Near, Placement::Far, Placement::Changed]
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                runs.iter().filter(|r| Placement::of(r) == Some(p)).count(),
+            )
+        })
+        .filter(|&(_, n)| n > 0)
+        .map(|(p, n)| format!("{n} {}", p.name()))
+        .collect();
+    match counts.is_empty() {
+        true => "–".to_string(),
+        false => counts.join(", "),
+    }
 }
 
 /// Where the floor section's step goes beyond the products: the timed non-product operations and
@@ -538,7 +566,7 @@ fn floor_section(md: &mut String, r: &Results) {
     let ratio = f(&fl["measured_over_floor"]);
     let _ = writeln!(
         md,
-        "## FLOP floor (TGN, {})\n\nA training step's matrix products (forward; backward: the weight's gradient, and the input's for the inputs that are learned — not the memory updater's stored mails or the memory it reads) with the shapes of the real batches (per batch on average: {:.0} roots, {:.0} unique nodes, {:.0} of {:.0} neighbour slots valid, {:.0} distinct Δt), each timed on the training backend (a linear layer's product with its bias through mspipe's linear operation, as the model runs it; the attention's products, which the model runs per head through mspipe's batched product, as one such product of the same work; its scores and weighted sums, which the model computes inside its attention over the gathered slot rows, as a product of the same work too): {:.2} GFLOP per step at {:.1} GFLOP/s → floor {:.1} ms per step. Measured sequential step: {:.1} ms (compute stage {:.1} ms) → **{:.2}× the floor** (target ≤ 1.5×: {}).\n",
+        "## FLOP floor (TGN, {})\n\nA training step's matrix products (forward; backward: the weight's gradient, and the input's for the inputs that are learned — not the memory updater's stored mails or the memory it reads) with the shapes of the real batches (per batch on average: {:.0} roots, {:.0} unique nodes, {:.0} of {:.0} neighbour slots valid, {:.0} distinct Δt), each timed on the training backend (a linear layer's product with its bias through mspipe's linear operation, as the model runs it; the attention's products, which the model runs per head through mspipe's batched product, as one such product of the same work; its scores and weighted sums, which the model computes inside its attention over the gathered slot rows, as a product of the same work too): {:.2} GFLOP per step at {:.1} GFLOP/s → floor {:.1} ms per step. Measured sequential step: {:.1} ms (compute stage {:.1} ms; the cores' placement: {}) → **{:.2}× the floor** (target ≤ 1.5×: {}).\n",
         fl["dataset"].as_str().unwrap_or("?"),
         f(&fl["roots_per_batch"]),
         f(&fl["unique_nodes_per_batch"]),
@@ -550,6 +578,7 @@ fn floor_section(md: &mut String, r: &Results) {
         1e3 * f(&fl["floor_seconds_per_step"]),
         1e3 * f(&fl["measured_seconds_per_step"]),
         1e3 * f(&fl["measured_compute_seconds_per_step"]),
+        Placement::label(&fl["measured_hand_over"]),
         ratio,
         mark(ratio <= 1.5),
     );
