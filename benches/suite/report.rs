@@ -503,10 +503,8 @@ fn placements(runs: &Value) -> String {
     let counts: Vec<String> = [Placement::Near, Placement::Far, Placement::Changed]
         .into_iter()
         .map(|p| {
-            (
-                p,
-                runs.iter().filter(|r| Placement::of(r) == Some(p)).count(),
-            )
+            let probed = runs.iter().map(|r| Placement::of(&r["hand_over"]));
+            (p, probed.filter(|&r| r == Some(p)).count())
         })
         .filter(|&(_, n)| n > 0)
         .map(|(p, n)| format!("{n} {}", p.name()))
