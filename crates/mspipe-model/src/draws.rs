@@ -63,22 +63,28 @@ fn mask(key: u64, n: usize, keep: f64) -> Vec<f32> {
     let mut out = vec![0.0f32; n];
     out.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, chunk)| {
-            let first = (c * CHUNK) as u64;
-            for (j, m) in chunk.iter_mut().enumerate() {
-                let state = key.wrapping_add((first + j as u64).wrapping_mul(GOLDEN));
-                if splitmix(state) >> 32 < threshold {
-                    *m = kept;
-                }
-            }
-        });
+        .for_each(|(c, chunk)| keep_where_drawn(key, (c * CHUNK) as u64, chunk, threshold, kept));
     out
+}
+
+/// Sets `chunk[j]` (mask element `first + j`) to `kept` where its draw falls below `threshold`.
+/// Built for the CPU's vector extensions too: with 64-bit lane products (AVX-512) the hashing
+/// runs several lanes at once, and integer hashing gives the same draws on every path.
+#[multiversion::multiversion(targets = "simd")]
+fn keep_where_drawn(key: u64, first: u64, chunk: &mut [f32], threshold: u64, kept: f32) {
+    for (j, m) in chunk.iter_mut().enumerate() {
+        let state = key.wrapping_add((first + j as u64).wrapping_mul(GOLDEN));
+        if splitmix(state) >> 32 < threshold {
+            *m = kept;
+        }
+    }
 }
 
 /// SplitMix64's increment (2⁶⁴ / φ).
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// SplitMix64's output for `state` (before its increment): Stafford's mix13 finaliser.
+#[inline(always)]
 fn splitmix(state: u64) -> u64 {
     let mut z = state.wrapping_add(GOLDEN);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -151,6 +157,22 @@ pub(crate) mod tests {
             hs.into_iter().map(|h| h.join().expect("step")).collect()
         });
         assert!(together.iter().all(|m| *m == alone));
+    }
+
+    /// The mask, drawn in parallel chunks on the CPU's vector path, is its definition element by
+    /// element: SplitMix64's `i`-th output from the key against `keep · 2³²` — across chunk
+    /// boundaries and a tail shorter than any vector.
+    #[test]
+    fn mask_is_splitmix_element_by_element() {
+        let (key, keep, n) = (0x0123_4567_89ab_cdef_u64, 0.9, 3 * CHUNK + 13);
+        let threshold = (keep * 4_294_967_296.0) as u64;
+        let want: Vec<f32> = (0..n as u64)
+            .map(|i| {
+                let kept = splitmix(key.wrapping_add(i.wrapping_mul(GOLDEN))) >> 32 < threshold;
+                if kept { (1.0 / keep) as f32 } else { 0.0 }
+            })
+            .collect();
+        assert_eq!(mask(key, n, keep), want);
     }
 
     #[test]
