@@ -19,11 +19,11 @@ use serde_json::{Value, json};
 /// KiB per buffer: fits in the L2 of current x86 cores.
 pub const KIB: usize = 512;
 
-/// Passes per measurement, shared by the two threads (tens of milliseconds).
+/// Passes per measurement, shared by the two threads.
 pub const PASSES: usize = 4000;
 
-/// A hand-over over a private pass at or above this is the far placement (the two placements
-/// seen here differ by about 2×: `benches/report/history.md`).
+/// A hand-over over a private pass at or above this is the far placement: between the ratios of
+/// the two placements this host shows (`benches/report/history.md`).
 pub const FAR: f64 = 1.7;
 
 /// One probe: nanoseconds per KiB of a pass, either way.
