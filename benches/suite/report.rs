@@ -155,7 +155,7 @@ fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         md,
-        "The cores' placement: around each timed mspipe run of the matrix and peer parts, the suite probes what it costs the first two cores to hand a buffer to each other against each keeping its own (`benches/suite/placement.rs`); \"near\" when a hand-over costs under {FAR}× a private pass before and after the run, \"far\" when it costs more both times (the host has put the cores in two cache domains; every op split across them slows), \"changed\" when the probes disagree.\n"
+        "The cores' placement: around each timed mspipe run of the matrix, peer and workers parts (not the two runs side by side that set the workers' ideal), the suite probes what it costs the first two cores to hand a buffer to each other against each keeping its own (`benches/suite/placement.rs`); \"near\" when a hand-over costs under {FAR}× a private pass before and after the run, \"far\" when it costs more both times (the host has put the cores in two cache domains; every op split across them slows), \"changed\" when the probes disagree.\n"
     );
     for run in &r.runs {
         // A run measured on another CPU than the machine above says which.
@@ -490,7 +490,7 @@ fn peer_section(md: &mut String, r: &Results) {
             per_node,
             shape,
             stage,
-            placements(&row["mspipe_runs"]),
+            placements(row["mspipe_runs"].as_array().into_iter().flatten()),
         );
     }
     md.push_str("\nWork per batch: mspipe's default embeds every root (an event's source, destination and negative, each at the event's time; roots sharing node, time and sample once), PyG's TGN each unique node once (column \"roots / unique nodes\"): the attention over sampled neighbours, the merge layer and the encodings of the neighbours' Δt run per root in mspipe and per unique node in PyG. The per-node column is mspipe doing PyG's work.\n");
@@ -498,14 +498,14 @@ fn peer_section(md: &mut String, r: &Results) {
 }
 
 /// How many of `runs` ran in each placement of the cores ("–" when none was probed).
-fn placements(runs: &Value) -> String {
-    let runs = runs.as_array().map_or(&[][..], |r| r);
+pub fn placements<'a>(runs: impl IntoIterator<Item = &'a Value>) -> String {
+    let probed: Vec<Option<Placement>> = runs
+        .into_iter()
+        .map(|r| Placement::of(&r["hand_over"]))
+        .collect();
     let counts: Vec<String> = [Placement::Near, Placement::Far, Placement::Changed]
         .into_iter()
-        .map(|p| {
-            let probed = runs.iter().map(|r| Placement::of(&r["hand_over"]));
-            (p, probed.filter(|&r| r == Some(p)).count())
-        })
+        .map(|p| (p, probed.iter().filter(|&&r| r == Some(p)).count()))
         .filter(|&(_, n)| n > 0)
         .map(|(p, n)| format!("{n} {}", p.name()))
         .collect();

@@ -12,7 +12,8 @@ use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
-use crate::report::{f, mark, mean_std, median};
+use crate::placement::probed;
+use crate::report::{f, mark, mean_std, median, placements};
 
 /// Workers × threads per worker, the pipeline mode, and how the batch is shared.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +137,7 @@ pub fn run(plan: &Plan, cpu: &Value, earlier: Vec<Value>) -> Result<(Vec<Value>,
     for (model, dataset) in &plan.cells {
         for seed in 0..plan.seeds {
             for &setup in configs {
-                let run = spawn(&job(*model, dataset, plan.epochs, seed, setup)?)?;
+                let run = probed(|| spawn(&job(*model, dataset, plan.epochs, seed, setup)?))?;
                 // The chart belongs with the speed table; a convergence run keeps the one it has.
                 if !plan.convergence
                     && setup.workers == 2
@@ -430,7 +431,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         .unwrap_or("?");
     let _ = writeln!(
         md,
-        "### {} on {}\n\nMeasured on {cpu}.\n\n| W × T | mode | events/s | vs 1 × 2 off | test AP | mean staleness | simulator error |\n|---|---|---|---|---|---|---|",
+        "### {} on {}\n\nMeasured on {cpu}.\n\n| W × T | mode | events/s | vs 1 × 2 off | test AP | mean staleness | simulator error | runs by cores' placement |\n|---|---|---|---|---|---|---|---|",
         cell.0.as_str().unwrap_or("?"),
         cell.1.as_str().unwrap_or("?"),
     );
@@ -460,7 +461,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         let error = simulator_error(&runs, &ones, setup, cores);
         let _ = writeln!(
             md,
-            "| {} × {} | {} | {:.0} | {:.2}× | {:.4} | {:.2} | {error} |",
+            "| {} × {} | {} | {:.0} | {:.2}× | {:.4} | {:.2} | {error} | {} |",
             setup.workers,
             setup.threads,
             mode(setup),
@@ -468,6 +469,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
             speed(setup) / base,
             ap(setup),
             mean(runs.iter().map(|r| f(&r["mean_staleness"]))),
+            placements(runs.iter().copied()),
         );
     }
     let twice = 2.0 * speed(ONE);
