@@ -17,7 +17,7 @@ pub fn forward(gi: &[f32], gh: &[f32], h: &[f32], d: usize) -> Vec<f32> {
         return vec![0.0; h.len()];
     }
     let mut out = Vec::with_capacity(h.len());
-    out.spare_capacity_mut()
+    out.spare_capacity_mut()[..h.len()]
         .par_chunks_mut(BLOCK * d)
         .zip(h.par_chunks(BLOCK * d))
         .zip(
