@@ -12,7 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{by_rows, floats};
+use super::{copied_rows, floats};
 use crate::autodiff::finish;
 
 /// Columns side by side, on backend primitives.
@@ -37,12 +37,7 @@ impl ColumnsBackend for Flex {
         let [n, ca, cb] = dims(&a, &b);
         let width = ca + cb;
         let (a, b) = (floats(&a), floats(&b));
-        by_rows(n, width, |i| {
-            let row = a[i * ca..(i + 1) * ca]
-                .iter()
-                .chain(&b[i * cb..(i + 1) * cb]);
-            row.copied()
-        })
+        copied_rows(n, width, |i| [&a[i * ca..][..ca], &b[i * cb..][..cb]])
     }
 }
 

@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{by_rows, column_sums, floats, tensor};
+use super::{by_rows, column_sums, copied_rows, floats, tensor};
 use crate::autodiff::finish;
 
 /// Rows chosen by a mask, on backend primitives: `keep` `[n]` holds 1 for a chosen row, else 0.
@@ -50,9 +50,9 @@ impl MaskedRowsBackend for Flex {
         let [n, d] = rows_of(&a, &keep);
         assert_eq!(a.shape(), b.shape(), "rows_where: two shapes");
         let [keep, a, b] = [&keep, &a, &b].map(floats);
-        by_rows(n, d, |i| {
+        copied_rows(n, d, |i| {
             let from = if keep[i] != 0.0 { &a } else { &b };
-            from[i * d..(i + 1) * d].iter().copied()
+            [&from[i * d..][..d]]
         })
     }
 

@@ -16,7 +16,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn_flex::FlexTensor;
 
-use super::{by_rows, floats, par_filled, rows, tensor};
+use super::{copied_rows, floats, par_filled, rows, tensor};
 use crate::autodiff::finish;
 
 /// Floats summed at least before the backward runs in parallel (below, one task: the pool's
@@ -37,10 +37,7 @@ impl SelectRowsBackend for Flex {
         if let Some(&i) = index.iter().find(|&&i| i >= rows_in) {
             panic!("select_rows: row {i} of a table of {rows_in}");
         }
-        by_rows(index.len(), d, |r| {
-            let i = index[r];
-            table[i * d..(i + 1) * d].iter().copied()
-        })
+        copied_rows(index.len(), d, |r| [&table[index[r] * d..][..d]])
     }
 }
 
