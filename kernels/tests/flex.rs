@@ -375,6 +375,29 @@ fn select_rows_by_hand() {
     );
 }
 
+/// A table row's gradient is its gradient rows added to zero: a single −0 arrives as +0, as
+/// through burn's `select`, and rows no index picks are zero.
+#[test]
+fn select_rows_gradient_adds_to_zero() {
+    let grad_bits = |ours: bool| {
+        let device = Device::flex().autodiff();
+        let table = Tensor::<2>::zeros([3, 2], &device).require_grad();
+        let index = Tensor::<1, Int>::from_ints([0, 0, 2], &device);
+        let out = if ours {
+            mspipe_kernels::select_rows(table.clone(), index)
+        } else {
+            table.clone().select(0, index)
+        };
+        let g = Tensor::<2>::from_floats([[-0.0, 1.0], [-0.0, 2.0], [-0.0, -0.0]], &device);
+        let grads = (out * g).sum().backward();
+        bits(&table.grad(&grads).expect("tracked"))
+    };
+    let zero = 0.0f32.to_bits();
+    let three = 3.0f32.to_bits();
+    assert_eq!(grad_bits(true), vec![zero, three, zero, zero, zero, zero]);
+    assert_eq!(grad_bits(true), grad_bits(false));
+}
+
 /// Two selections from one table (as the link decoder's sources and destinations), by
 /// `select` and by burn's own: the outputs and the table's gradient.
 fn two_selections(

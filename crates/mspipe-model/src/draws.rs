@@ -8,6 +8,7 @@
 //! own — burn's `Dropout`, on the backend's generator.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 
 use burn::nn::Dropout;
 use burn::prelude::*;
@@ -60,23 +61,29 @@ pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
 fn mask(key: u64, n: usize, keep: f64) -> Vec<f32> {
     let threshold = (keep * 4_294_967_296.0) as u64;
     let kept = (1.0 / keep) as f32;
-    let mut out = vec![0.0f32; n];
-    out.par_chunks_mut(CHUNK)
+    let mut out = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, chunk)| keep_where_drawn(key, (c * CHUNK) as u64, chunk, threshold, kept));
+        .for_each(|(c, chunk)| drawn(key, (c * CHUNK) as u64, chunk, threshold, kept));
+    // SAFETY: the chunks cover the first `n` elements and `drawn` writes each.
+    unsafe { out.set_len(n) };
     out
 }
 
-/// Sets `chunk[j]` (mask element `first + j`) to `kept` where its draw falls below `threshold`.
-/// Built for the CPU's vector extensions too: with 64-bit lane products (AVX-512) the hashing
-/// runs several lanes at once, and integer hashing gives the same draws on every path.
+/// Writes `chunk[j]` (mask element `first + j`): `kept` where its draw falls below `threshold`,
+/// else 0 (every element, so the mask needs no zeroing pass first). Built for the CPU's vector
+/// extensions too: with 64-bit lane products (AVX-512) the hashing runs several lanes at once,
+/// and integer hashing gives the same draws on every path.
 #[multiversion::multiversion(targets = "simd")]
-fn keep_where_drawn(key: u64, first: u64, chunk: &mut [f32], threshold: u64, kept: f32) {
+fn drawn(key: u64, first: u64, chunk: &mut [MaybeUninit<f32>], threshold: u64, kept: f32) {
     for (j, m) in chunk.iter_mut().enumerate() {
         let state = key.wrapping_add((first + j as u64).wrapping_mul(GOLDEN));
-        if splitmix(state) >> 32 < threshold {
-            *m = kept;
-        }
+        m.write(if splitmix(state) >> 32 < threshold {
+            kept
+        } else {
+            0.0
+        });
     }
 }
 

@@ -24,10 +24,12 @@ pub struct HostFetched {
     slots: usize,
 }
 
-/// `[U', d]` updated rows (those of [`Updated::memory`]), row-major, and their times.
+/// `[U', d]` updated rows (those of [`Updated::memory`], detached), and their times. The rows stay
+/// a tensor until the write is prepared: read then, once the step's graph has let go of them, they
+/// move out of the tensor without a copy, and no copy runs on the compute stage either way.
 #[derive(Debug)]
 pub struct HostRows {
-    rows: Vec<f32>,
+    rows: Tensor<2>,
     mem_time: Vec<f64>,
 }
 
@@ -114,7 +116,7 @@ impl NodeMemory for MemoryStore {
         Updated {
             root_dt: floats(&root_dt, [batch.roots.len()], device),
             rows: HostRows {
-                rows: to_vec(memory.clone().detach()),
+                rows: memory.clone().detach(),
                 mem_time,
             },
             memory,
@@ -123,6 +125,7 @@ impl NodeMemory for MemoryStore {
 
     fn prepare_write(rows: HostRows, mailing: Mailing, edges: Option<&Features>) -> HostWrite {
         let HostRows { rows, mem_time } = rows;
+        let rows = to_vec(rows);
         let d = rows.len() / mem_time.len().max(1);
         let row = |u: u32| &rows[u as usize * d..(u as usize + 1) * d];
         let mail_dim = 2 * d + edges.map_or(0, Features::dim);

@@ -63,13 +63,15 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
 
 /// Row indices as `usize` (a negative one becomes out of range and panics where it is used).
 fn rows(t: &FlexTensor) -> Vec<usize> {
-    match t.as_slice::<i64>() {
-        Some(values) => values.iter().map(|&i| i as usize).collect(),
-        // Another int type, or a view: through burn's conversion (a copy and a dynamic iterator).
-        None => {
-            let data = t.clone().into_data();
-            data.iter::<i64>().map(|i| i as usize).collect()
-        }
+    // flex's default int is i32 (the device's setting); burn's conversion is the fallback for
+    // other int types and views (a copy and a dynamic iterator, some nanoseconds an index).
+    if let Some(values) = t.as_slice::<i32>() {
+        values.iter().map(|&i| i as usize).collect()
+    } else if let Some(values) = t.as_slice::<i64>() {
+        values.iter().map(|&i| i as usize).collect()
+    } else {
+        let data = t.clone().into_data();
+        data.iter::<i64>().map(|i| i as usize).collect()
     }
 }
 

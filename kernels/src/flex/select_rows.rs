@@ -42,8 +42,10 @@ impl SelectRowsBackend for Flex {
 }
 
 /// The table's gradient `[rows, d]` from the output's `[n, d]` (row `r` at `grad[r·stride..][..d]`):
-/// each task zeroes a range of the table's rows and adds, index by index, the gradient rows that
-/// fall in it.
+/// each task owns a range of the table's rows and adds, index by index, the gradient rows that
+/// fall in it. A row's first gradient row is written as `0 + g` — the bits of adding it to a
+/// zeroed row, −0 becoming +0 — and only rows no index selects are zeroed, so the table is not
+/// swept once more before the sums.
 fn table_grad(index: &[usize], grad: &[f32], stride: usize, rows: usize, d: usize) -> Vec<f32> {
     let tasks = if index.len() * d >= TASK {
         2 * rayon::current_num_threads()
@@ -51,22 +53,33 @@ fn table_grad(index: &[usize], grad: &[f32], stride: usize, rows: usize, d: usiz
         1
     };
     let per_task = rows.div_ceil(tasks).max(1);
-    // SAFETY: each chunk is whole table rows of `d`, all zeroed before anything is added.
-    unsafe {
-        par_filled(rows * d, per_task * d, |task, out| {
-            out.fill(MaybeUninit::new(0.0));
-            // SAFETY: just written.
-            let out = &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
-            let range = task * per_task..task * per_task + out.len() / d.max(1);
-            for (r, &i) in index.iter().enumerate() {
-                if range.contains(&i) {
-                    let row = &mut out[(i - range.start) * d..][..d];
-                    let g = &grad[r * stride..][..d];
-                    row.iter_mut().zip(g).for_each(|(s, g)| *s += g);
-                }
+    let fill = |task: usize, out: &mut [MaybeUninit<f32>]| {
+        let first = task * per_task;
+        let mut written = vec![false; out.len() / d.max(1)];
+        for (r, &i) in index.iter().enumerate() {
+            let Some(j) = i.checked_sub(first).filter(|&j| j < written.len()) else {
+                continue;
+            };
+            let (row, g) = (&mut out[j * d..][..d], &grad[r * stride..][..d]);
+            if written[j] {
+                // SAFETY: written whole at the row's first index.
+                let row = unsafe { row.assume_init_mut() };
+                row.iter_mut().zip(g).for_each(|(s, g)| *s += g);
+            } else {
+                row.iter_mut().zip(g).for_each(|(s, &g)| {
+                    s.write(0.0 + g);
+                });
+                written[j] = true;
             }
-        })
-    }
+        }
+        let unwritten = out.chunks_exact_mut(d.max(1)).zip(&written);
+        unwritten
+            .filter(|(_, w)| !**w)
+            .for_each(|(row, _)| row.fill(MaybeUninit::new(0.0)));
+    };
+    // SAFETY: each chunk is whole table rows of `d`, each row written whole: at its first index,
+    // or zeroed at the end when it has none.
+    unsafe { par_filled(rows * d, per_task * d, fill) }
 }
 
 /// A 2-D tensor whose rows are each contiguous, as its buffer from the first row and the step
