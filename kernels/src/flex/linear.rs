@@ -424,7 +424,7 @@ fn layer_product(shape: [usize; 3], lhs: Matrix, rhs: Matrix, bias: Option<&[f32
         .collect();
     let mut out = vec![0.0; m];
     match (lhs.row_stride, lhs.col_stride) {
-        (row, 1) if row >= 0 => matvec::row_dots(lhs.data, row as usize, &v, &mut out),
+        (row, 1) if row >= 0 => matvec::par_row_dots(lhs.data, row as usize, &v, &mut out),
         (1, col) if col >= 0 => matvec::transposed(lhs.data, col as usize, &v, &mut out),
         _ => return product(shape, lhs, rhs, bias),
     }
@@ -536,5 +536,24 @@ mod tests {
         let mut want = vec![0.0; k];
         matvec::transposed(&x, k, &g, &mut want);
         assert_eq!(floats(&out).as_ref(), want.as_slice());
+    }
+
+    /// A one-column product large enough to split across the pool: each row's dot product has
+    /// the bits of the single pass, at any thread count and with rows left over.
+    #[test]
+    fn split_dot_products_have_the_single_pass_bits() {
+        for (m, threads) in [(1200, 2), (1203, 3), (5000, 4)] {
+            let k = 100;
+            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let v: Vec<f32> = (0..k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut want = vec![0.0; m];
+            matvec::row_dots(&x, k, &v, &mut want);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            let mut got = vec![f32::NAN; m];
+            pool.expect("a pool")
+                .install(|| matvec::par_row_dots(&x, k, &v, &mut got));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{m} rows, {threads} threads");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! the stored matrix added in order, scaled by the vector.
 
 use multiversion::multiversion;
+use rayon::prelude::*;
 
 /// Independent partial sums of a dot product, one AVX2 register: a short row (the model's are
 /// 100 long) has fewer lanes to add up at its end than with an AVX-512 register's sixteen.
@@ -13,6 +14,26 @@ const LANES: usize = 8;
 /// Rows whose dot products run interleaved: each row's sum is a chain of dependent additions, and
 /// a short row (the model's are 100 long: twelve chunks) is over before one chain's latency is hidden.
 const ROWS: usize = 8;
+
+/// Products at least this large (`m·k`) split their rows across rayon's pool: a matrix-vector
+/// product streams its matrix once, and two cores' caches and load ports stream it faster than
+/// one, where a GEMM of this size would not yet gain from the split.
+const PARALLEL_DOTS: usize = 1 << 16;
+
+/// [`row_dots`] with the rows split across the pool when the product is large enough. Each row's
+/// sum is taken the same way whichever part it falls in: the same bits as one pass.
+pub(super) fn par_row_dots(lhs: &[f32], row: usize, v: &[f32], out: &mut [f32]) {
+    let m = out.len();
+    if m * v.len() < PARALLEL_DOTS {
+        return row_dots(lhs, row, v, out);
+    }
+    let part = m
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(ROWS);
+    out.par_chunks_mut(part)
+        .enumerate()
+        .for_each(|(c, out)| row_dots(&lhs[c * part * row..], row, v, out));
+}
 
 /// `out[i] = Σ_j lhs[i·row + j]·v[j]` for each of the `out.len()` rows of `v.len()` contiguous
 /// values `row` floats apart. Each sum is taken in [`LANES`] interleaved parts added pairwise at
