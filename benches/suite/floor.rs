@@ -18,6 +18,9 @@ use mspipe::model::kernels::GatheredAttention;
 use mspipe::train::config::{Config, ModelName, resolve};
 use mspipe::train::session::{Session, base_device};
 
+use crate::child::{Job, measured_run, run_row, spawn};
+use crate::placement::{Placement, probed};
+use crate::report::f;
 use crate::shape::{BatchShape, merge};
 use serde_json::{Value, json};
 
@@ -341,9 +344,63 @@ pub fn step_gflop(shape: &Value, pairs: usize, edge: usize) -> Result<f64> {
     Ok(gemms.iter().map(|g| g.passes() * g.flops()).sum::<f64>() / 1e9)
 }
 
-/// The floor for `dataset`, against the measured sequential step of `measured` (a matrix row of
-/// TGN on this dataset with the pipeline off: its train seconds and compute-stage seconds).
-pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
+/// `count` sequential (`off`) TGN runs of `epochs` epochs on `dataset`, as the matrix runs them,
+/// each probed for the cores' placement: rows with the last epoch's train and compute-stage
+/// seconds. One run's step moves by a tenth or more with the host's placement of the cores
+/// (`crate::placement`), more than the changes the floor is there to show.
+pub fn step_runs(dataset: &str, epochs: usize, count: usize) -> Result<Vec<Value>> {
+    (0..count)
+        .map(|_| {
+            let mut overrides = measured_run(dataset, epochs, 0);
+            overrides.push("pipeline.mode=\"off\"".into());
+            let model = ModelName::Tgn;
+            let run = probed(|| spawn(&Job::Train { model, overrides }))?;
+            Ok(run_row(json!({}), &run))
+        })
+        .collect()
+}
+
+/// Each of `runs`' (see [`step_runs`]) seconds per step of `batches`, and the median over the
+/// runs at the near placement (over all when none was).
+fn measured_steps(runs: &[Value], batches: usize) -> Value {
+    let per_step = |r: &Value, key: &str| r[key].as_f64().unwrap_or(f64::NAN) / batches as f64;
+    let steps: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            json!({
+                "seconds_per_step": per_step(r, "train_seconds"),
+                "compute_seconds_per_step": per_step(&r["stage_seconds"], "compute"),
+                "hand_over": r["hand_over"],
+            })
+        })
+        .collect();
+    let near: Vec<&Value> = steps
+        .iter()
+        .filter(|s| Placement::of(&s["hand_over"]) == Some(Placement::Near))
+        .collect();
+    let (of, from) = match near.is_empty() {
+        true => ("all", steps.iter().collect()),
+        false => ("near", near),
+    };
+    let median = |key: &str| {
+        let mut v: Vec<f64> = from
+            .iter()
+            .map(|s| s[key].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    json!({
+        "runs": steps,
+        "median_of": of,
+        "median_count": from.len(),
+        "seconds_per_step": median("seconds_per_step"),
+        "compute_seconds_per_step": median("compute_seconds_per_step"),
+    })
+}
+
+/// The floor for `dataset`, against the sequential step measured by `runs` ([`step_runs`]).
+pub fn run(dataset: &str, runs: &[Value]) -> Result<Value> {
     let config = resolve(ModelName::Tgn, None, &[format!("data.dataset={dataset:?}")])?;
     let (stream, split) = mspipe::train::run::data(&config)?;
     let mut session = Session::new(config, stream, split)?;
@@ -399,13 +456,8 @@ pub fn run(dataset: &str, measured: Option<&Value>) -> Result<Value> {
         "terms": terms,
     });
     merge(&mut out, shape.to_json());
-    if let Some(m) = measured {
-        let step = m["train_seconds"].as_f64().unwrap_or(f64::NAN) / batches as f64;
-        let compute = m["stage_seconds"]["compute"].as_f64().unwrap_or(f64::NAN) / batches as f64;
-        out["measured_seconds_per_step"] = json!(step);
-        out["measured_compute_seconds_per_step"] = json!(compute);
-        out["measured_over_floor"] = json!(step / seconds);
-        out["measured_hand_over"] = m["hand_over"].clone();
-    }
+    let measured = measured_steps(runs, batches);
+    out["measured_over_floor"] = json!(f(&measured["seconds_per_step"]) / seconds);
+    out["measured"] = measured;
     Ok(out)
 }

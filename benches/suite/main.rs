@@ -76,6 +76,10 @@ struct Args {
     /// Epochs of each matrix run.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
+    /// Sequential (`off`) TGN runs the floor part times the step on, each probed for the cores'
+    /// placement; the floor compares against their median at the near placement.
+    #[arg(long, default_value_t = 3)]
+    floor_runs: usize,
     /// Epochs of each peer run (both systems).
     #[arg(long, default_value_t = 3)]
     peer_epochs: usize,
@@ -286,10 +290,8 @@ fn suite(args: &Args) -> Result<()> {
     }
     if has(Part::Floor) {
         let dataset = &args.datasets[0];
-        let measured = results.matrix.iter().find(|r| {
-            r["dataset"] == dataset.as_str() && r["model"] == "tgn" && r["mode"] == matrix::MODES[0]
-        });
-        results.floor = Some(floor::run(dataset, measured)?);
+        let steps = floor::step_runs(dataset, args.epochs, args.floor_runs)?;
+        results.floor = Some(floor::run(dataset, &steps)?);
         report::write(&args.out, &results)?;
     }
     if has(Part::Fidelity) {
