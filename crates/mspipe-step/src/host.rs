@@ -25,8 +25,8 @@ pub struct HostFetched {
 }
 
 /// `[U', d]` updated rows (those of [`Updated::memory`], detached), and their times. The rows stay
-/// a tensor until the write is prepared: read then, once the step's graph has let go of them, they
-/// move out of the tensor without a copy, and no copy runs on the compute stage either way.
+/// a tensor until the write is prepared, usually by the update stage: the compute stage does not
+/// copy them out, and once the step's graph has let go of them they leave the tensor uncopied.
 #[derive(Debug)]
 pub struct HostRows {
     rows: Tensor<2>,

@@ -1,8 +1,10 @@
 //! Two row-aligned tensors side by side, `[a ‖ b]`, on flex as an operation of its own
 //! ([`ColumnsBackend`]): flex's `cat` copies on the training thread alone, which for APAN's
 //! updater input (ten mails a node beside their time encodings) is tens of megabytes a batch.
-//! Here blocks of rows are copied in parallel; the backward hands each input its columns of the
-//! gradient as a view, as burn's `cat` does.
+//! Here blocks of rows are copied in parallel, and so are the backward's: each tracked input gets
+//! its columns of the gradient as a tensor of its own. (A view of them, as burn's `cat` hands out,
+//! is copied later anyway, by flex's strided copy at a fraction of the speed, as soon as it is
+//! reshaped: APAN's time encodings are.)
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -51,11 +53,14 @@ impl Backward<Flex, 2> for ConcatColumnsBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (ca, width) = (ops.state, grad.shape()[1]);
+        let [n, width] = [grad.shape()[0], grad.shape()[1]];
+        let ca = ops.state;
+        let values = floats(&grad);
         let [node_a, node_b] = ops.parents;
         for (node, (from, len)) in [(node_a, (0, ca)), (node_b, (ca, width - ca))] {
             if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad.narrow(1, from, len));
+                let part = copied_rows(n, len, |i| [&values[i * width + from..][..len]]);
+                grads.register::<Flex>(node.id, part);
             }
         }
     }
