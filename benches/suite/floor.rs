@@ -19,7 +19,7 @@ use mspipe::train::config::{Config, ModelName, resolve};
 use mspipe::train::session::{Session, base_device};
 
 use crate::child::{Job, measured_run, run_row, spawn};
-use crate::placement::{Placement, probed};
+use crate::placement::{Placement, median_near, probed};
 use crate::report::f;
 use crate::shape::{BatchShape, merge};
 use serde_json::{Value, json};
@@ -374,28 +374,21 @@ fn measured_steps(runs: &[Value], batches: usize) -> Value {
             })
         })
         .collect();
-    let near: Vec<&Value> = steps
-        .iter()
-        .filter(|s| Placement::of(&s["hand_over"]) == Some(Placement::Near))
-        .collect();
-    let (of, from) = match near.is_empty() {
-        true => ("all", steps.iter().collect()),
-        false => ("near", near),
-    };
-    let median = |key: &str| {
-        let mut v: Vec<f64> = from
+    let count = |of: &str| match of {
+        "near" => steps
             .iter()
-            .map(|s| s[key].as_f64().unwrap_or(f64::NAN))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            .filter(|s| Placement::of(&s["hand_over"]) == Some(Placement::Near))
+            .count(),
+        _ => steps.len(),
     };
+    let (median, of) = median_near(&steps, |s| f(&s["seconds_per_step"]))
+        .map_or((Value::Null, "all"), |(m, of)| (m.clone(), of));
     json!({
         "runs": steps,
         "median_of": of,
-        "median_count": from.len(),
-        "seconds_per_step": median("seconds_per_step"),
-        "compute_seconds_per_step": median("compute_seconds_per_step"),
+        "median_count": count(of),
+        "seconds_per_step": median["seconds_per_step"],
+        "compute_seconds_per_step": median["compute_seconds_per_step"],
     })
 }
 

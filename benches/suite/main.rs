@@ -76,6 +76,10 @@ struct Args {
     /// Epochs of each matrix run.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
+    /// Rounds of the matrix's modes, alternated; each mode's row is its median run at the near
+    /// placement.
+    #[arg(long, default_value_t = 3)]
+    matrix_rounds: usize,
     /// Sequential (`off`) TGN runs the floor part times the step on, each probed for the cores'
     /// placement; the floor compares against their median at the near placement.
     #[arg(long, default_value_t = 3)]
@@ -272,7 +276,12 @@ fn suite(args: &Args) -> Result<()> {
     let has = |p| args.parts.contains(&p);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if has(Part::Matrix) {
-        results.matrix = matrix::run(&args.datasets, &args.models, args.epochs)?;
+        results.matrix = matrix::run(
+            &args.datasets,
+            &args.models,
+            args.epochs,
+            args.matrix_rounds,
+        )?;
         report::write(&args.out, &results)?;
     }
     if has(Part::Peer) {

@@ -1,29 +1,54 @@
 //! Datasets × models × pipeline modes: every run trains `epochs` epochs with the model's preset
-//! and reports training events/s, peak RSS and test AP/AUC after the last epoch.
+//! and reports training events/s, peak RSS and test AP/AUC after the last epoch. The modes run
+//! alternated for `rounds` rounds, each run probed for the cores' placement; a mode's row is its
+//! median run among those at the near placement (among all when none was).
 
 use anyhow::Result;
 use mspipe::train::config::ModelName;
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
-use crate::placement::probed;
+use crate::placement::{median_near, probed};
 
 /// The pipeline modes compared: TGL's sequential order, and MSPipe's online plan.
 pub const MODES: [&str; 2] = ["off", "mspipe"];
 
 /// One row per (dataset, model, mode).
-pub fn run(datasets: &[String], models: &[ModelName], epochs: usize) -> Result<Vec<Value>> {
+pub fn run(
+    datasets: &[String],
+    models: &[ModelName],
+    epochs: usize,
+    rounds: usize,
+) -> Result<Vec<Value>> {
     warm_up(datasets)?;
     let mut rows = Vec::new();
     for dataset in datasets {
         for &model in models {
-            for mode in MODES {
-                let mut overrides = measured_run(dataset, epochs, 0);
-                overrides.push(format!("pipeline.mode={mode:?}"));
-                let run = probed(|| spawn(&Job::Train { model, overrides }))?;
-                let row = row(dataset, model, mode, &run);
-                eprintln!("matrix: {row}");
-                rows.push(row);
+            let mut runs: [Vec<Value>; 2] = Default::default();
+            for _ in 0..rounds {
+                for (mode, runs) in MODES.iter().zip(&mut runs) {
+                    let mut overrides = measured_run(dataset, epochs, 0);
+                    overrides.push(format!("pipeline.mode={mode:?}"));
+                    let run = probed(|| spawn(&Job::Train { model, overrides }))?;
+                    let row = row(dataset, model, mode, &run);
+                    eprintln!("matrix: {row}");
+                    runs.push(row);
+                }
+            }
+            for runs in runs {
+                let speed = |r: &Value| r["train_events_per_sec"].as_f64().unwrap_or(f64::NAN);
+                if let Some((median, of)) = median_near(&runs, speed) {
+                    let mut row = median.clone();
+                    row["median_of"] = json!(of);
+                    let each = |r: &Value| {
+                        json!({
+                            "train_events_per_sec": r["train_events_per_sec"],
+                            "hand_over": r["hand_over"],
+                        })
+                    };
+                    row["rounds"] = json!(runs.iter().map(each).collect::<Vec<_>>());
+                    rows.push(row);
+                }
             }
         }
     }

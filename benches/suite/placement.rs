@@ -83,6 +83,21 @@ impl Placement {
     }
 }
 
+/// The row of `rows` (each with its `hand_over`, see [`probed`]) with the median `key` among those
+/// at the near placement, or among all when none was near; and which of the two it was taken from.
+pub fn median_near(rows: &[Value], key: impl Fn(&Value) -> f64) -> Option<(&Value, &'static str)> {
+    let near: Vec<&Value> = rows
+        .iter()
+        .filter(|r| Placement::of(&r["hand_over"]) == Some(Placement::Near))
+        .collect();
+    let (of, mut from) = match near.is_empty() {
+        true => ("all", rows.iter().collect()),
+        false => ("near", near),
+    };
+    from.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    from.get(from.len() / 2).map(|r| (*r, of))
+}
+
 /// `run`'s result with `"hand_over": [before, after]`, the probe's ratio either side of it.
 pub fn probed(run: impl FnOnce() -> Result<Value>) -> Result<Value> {
     let before = HandOver::measure(KIB, PASSES).ratio();

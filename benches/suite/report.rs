@@ -377,8 +377,8 @@ fn matrix_section(md: &mut String, r: &Results) {
     }
     let cores = f(&r.machine["cores"]);
     md.push_str("## Datasets × models, pipeline off vs mspipe\n\n");
-    md.push_str("Training events/s over all epochs, test AP/AUC after the last epoch, peak RSS of the run's process. Ideal speed-up: Στ / max(max τ, Στ / cores) from the `off` run's stage seconds.\n\n");
-    md.push_str("| dataset | model | off ev/s | mspipe ev/s | speed-up | ideal | % of ideal | off AP / AUC | mspipe AP / AUC | peak RSS GiB (off, mspipe) | largest stage (off) | cores' placement (off, mspipe) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("Training events/s over all epochs, test AP/AUC after the last epoch, peak RSS of the run's process; the modes alternated round by round, each mode's row its median run among those at the near placement of the cores (among all when none was). Ideal speed-up: Στ / max(max τ, Στ / cores) from the `off` run's stage seconds.\n\n");
+    md.push_str("| dataset | model | off ev/s | mspipe ev/s | speed-up | ideal | % of ideal | off AP / AUC | mspipe AP / AUC | peak RSS GiB (off, mspipe) | largest stage (off) | runs by cores' placement (off; mspipe) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for off in r.matrix.iter().filter(|x| x["mode"] == MODES[0]) {
         let Some(on) = find(&r.matrix, &off["dataset"], &off["model"], MODES[1]) else {
             continue;
@@ -388,7 +388,7 @@ fn matrix_section(md: &mut String, r: &Results) {
         let (stage, share) = dominant(off);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.0} | {:.3}× | {:.3}× | {:.1}% ({}) | {:.4} / {:.4} | {:.4} / {:.4} | {}, {} | {} {:.1}% | {}, {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.3}× | {:.3}× | {:.1}% ({}) | {:.4} / {:.4} | {:.4} / {:.4} | {}, {} | {} {:.1}% | {}; {} |",
             off["dataset"].as_str().unwrap_or("?"),
             off["model"].as_str().unwrap_or("?"),
             f(&off["train_events_per_sec"]),
@@ -405,11 +405,20 @@ fn matrix_section(md: &mut String, r: &Results) {
             gib(&on["peak_rss_bytes"]),
             stage,
             100.0 * share,
-            Placement::label(&off["hand_over"]),
-            Placement::label(&on["hand_over"]),
+            rounds(off),
+            rounds(on),
         );
     }
     md.push_str("\nTarget: pipelined ≥ 90% of its ideal (column \"% of ideal\").\n\n");
+}
+
+/// How a matrix row's rounds ran by the cores' placement (the row's own run for a row measured
+/// in one round).
+fn rounds(row: &Value) -> String {
+    match row["rounds"].as_array() {
+        Some(runs) => placements(runs),
+        None => placements([row]),
+    }
 }
 
 fn peer_section(md: &mut String, r: &Results) {
