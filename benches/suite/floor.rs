@@ -19,7 +19,7 @@ use mspipe::train::config::{Config, ModelName, resolve};
 use mspipe::train::session::{Session, base_device};
 
 use crate::child::{Job, measured_run, run_row, spawn};
-use crate::placement::{Placement, median_near, probed};
+use crate::placement::{median_near, probed};
 use crate::report::f;
 use crate::shape::{BatchShape, merge};
 use serde_json::{Value, json};
@@ -374,22 +374,17 @@ fn measured_steps(runs: &[Value], batches: usize) -> Value {
             })
         })
         .collect();
-    let count = |of: &str| match of {
-        "near" => steps
-            .iter()
-            .filter(|s| Placement::of(&s["hand_over"]) == Some(Placement::Near))
-            .count(),
-        _ => steps.len(),
-    };
-    let (median, of) = median_near(&steps, |s| f(&s["seconds_per_step"]))
-        .map_or((Value::Null, "all"), |(m, of)| (m.clone(), of));
-    json!({
-        "runs": steps,
+    let median = median_near(&steps, |s| f(&s["seconds_per_step"]));
+    let pick = |key: &str| median.as_ref().map_or(Value::Null, |m| m.row[key].clone());
+    let (of, count) = median.as_ref().map_or(("all", 0), |m| (m.of(), m.count));
+    let mut out = json!({
         "median_of": of,
-        "median_count": count(of),
-        "seconds_per_step": median["seconds_per_step"],
-        "compute_seconds_per_step": median["compute_seconds_per_step"],
-    })
+        "median_count": count,
+        "seconds_per_step": pick("seconds_per_step"),
+        "compute_seconds_per_step": pick("compute_seconds_per_step"),
+    });
+    out["runs"] = json!(steps);
+    out
 }
 
 /// The floor for `dataset`, against the sequential step measured by `runs` ([`step_runs`]).

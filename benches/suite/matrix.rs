@@ -37,9 +37,9 @@ pub fn run(
             }
             for runs in runs {
                 let speed = |r: &Value| r["train_events_per_sec"].as_f64().unwrap_or(f64::NAN);
-                if let Some((median, of)) = median_near(&runs, speed) {
-                    let mut row = median.clone();
-                    row["median_of"] = json!(of);
+                if let Some(median) = median_near(&runs, speed) {
+                    let mut row = median.row.clone();
+                    row["median_of"] = json!(median.of());
                     let each = |r: &Value| {
                         json!({
                             "train_events_per_sec": r["train_events_per_sec"],

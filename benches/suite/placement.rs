@@ -83,19 +83,37 @@ impl Placement {
     }
 }
 
-/// The row of `rows` (each with its `hand_over`, see [`probed`]) with the median `key` among those
-/// at the near placement, or among all when none was near; and which of the two it was taken from.
-pub fn median_near(rows: &[Value], key: impl Fn(&Value) -> f64) -> Option<(&Value, &'static str)> {
+/// The median of runs by some measure, taken among those at the near placement when any was.
+pub struct Median<'a> {
+    /// The median run.
+    pub row: &'a Value,
+    /// Whether it was taken among the near runs alone (else among all).
+    pub near: bool,
+    /// How many runs it was taken among.
+    pub count: usize,
+}
+
+impl Median<'_> {
+    /// `"near"` or `"all"`, as results record which runs the median was taken among.
+    pub fn of(&self) -> &'static str {
+        if self.near { "near" } else { "all" }
+    }
+}
+
+/// The run of `rows` (each with its `hand_over`, see [`probed`]) with the median `key` among those
+/// at the near placement, or among all when none was near; `None` for no rows.
+pub fn median_near(rows: &[Value], key: impl Fn(&Value) -> f64) -> Option<Median<'_>> {
     let near: Vec<&Value> = rows
         .iter()
         .filter(|r| Placement::of(&r["hand_over"]) == Some(Placement::Near))
         .collect();
-    let (of, mut from) = match near.is_empty() {
-        true => ("all", rows.iter().collect()),
-        false => ("near", near),
+    let (near, mut from) = match near.is_empty() {
+        true => (false, rows.iter().collect()),
+        false => (true, near),
     };
     from.sort_by(|a, b| key(a).total_cmp(&key(b)));
-    from.get(from.len() / 2).map(|r| (*r, of))
+    let count = from.len();
+    from.get(count / 2).map(|row| Median { row, near, count })
 }
 
 /// `run`'s result with `"hand_over": [before, after]`, the probe's ratio either side of it.
