@@ -346,8 +346,8 @@ pub fn step_gflop(shape: &Value, pairs: usize, edge: usize) -> Result<f64> {
 
 /// `count` sequential (`off`) TGN runs of `epochs` epochs on `dataset`, as the matrix runs them,
 /// each probed for the cores' placement: rows with the last epoch's train and compute-stage
-/// seconds. One run's step moves by a tenth or more with the host's placement of the cores
-/// (`crate::placement`), more than the changes the floor is there to show.
+/// seconds. One run's step moves with the host's placement of the cores (`crate::placement`)
+/// more than the changes the floor is there to show.
 pub fn step_runs(dataset: &str, epochs: usize, count: usize) -> Result<Vec<Value>> {
     (0..count)
         .map(|_| {

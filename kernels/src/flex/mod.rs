@@ -64,7 +64,7 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
 /// Row indices as `usize` (a negative one becomes out of range and panics where it is used).
 fn rows(t: &FlexTensor) -> Vec<usize> {
     // flex's default int is i32 (the device's setting); burn's conversion is the fallback for
-    // other int types and views (a copy and a dynamic iterator, some nanoseconds an index).
+    // other int types and views (a copy and a dynamic iterator).
     if let Some(values) = t.as_slice::<i32>() {
         values.iter().map(|&i| i as usize).collect()
     } else if let Some(values) = t.as_slice::<i64>() {
