@@ -138,6 +138,27 @@ fn by_column_ranges(width: usize, work: usize, add: impl Fn(usize, &mut [f32]) +
 /// Floats written per parallel task at least by [`by_rows`].
 const ROWS_TASK: usize = 1 << 14;
 
+/// `[n, d]` rows, each written whole by `write(i, row)`, blocks of rows in parallel.
+///
+/// # Panics
+/// If `write` reports another number of values written than `d` (its return value).
+fn written_rows(
+    n: usize,
+    d: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) -> usize + Sync,
+) -> FlexTensor {
+    let per_task = (ROWS_TASK / d.max(1)).max(1);
+    // SAFETY: every row of every chunk is written whole (asserted).
+    let out = unsafe {
+        par_filled(n * d, per_task * d, |task, out| {
+            for (i, out) in (task * per_task..).zip(out.chunks_exact_mut(d)) {
+                assert_eq!(write(i, out), d, "a row of {d} values");
+            }
+        })
+    };
+    tensor(out, [n, d])
+}
+
 /// `[n, d]` rows, row `i` the `d` values of `row(i)`, blocks of rows in parallel.
 ///
 /// # Panics
@@ -147,21 +168,14 @@ fn by_rows<I: Iterator<Item = f32>>(
     d: usize,
     row: impl Fn(usize) -> I + Sync,
 ) -> FlexTensor {
-    let per_task = (ROWS_TASK / d.max(1)).max(1);
-    // SAFETY: every row of every chunk is written whole (asserted).
-    let out = unsafe {
-        par_filled(n * d, per_task * d, |task, out| {
-            for (j, out) in out.chunks_exact_mut(d).enumerate() {
-                let mut written = 0;
-                for (o, v) in out.iter_mut().zip(row(task * per_task + j)) {
-                    o.write(v);
-                    written += 1;
-                }
-                assert_eq!(written, d, "a row of {d} values");
-            }
-        })
-    };
-    tensor(out, [n, d])
+    written_rows(n, d, |i, out| {
+        let mut written = 0;
+        for (o, v) in out.iter_mut().zip(row(i)) {
+            o.write(v);
+            written += 1;
+        }
+        written
+    })
 }
 
 /// `[n, d]` rows, row `i` the slices of `parts(i)` one after another (`d` floats in all), blocks
@@ -175,21 +189,15 @@ fn copied_rows<'a, P: IntoIterator<Item = &'a [f32]>>(
     d: usize,
     parts: impl Fn(usize) -> P + Sync,
 ) -> FlexTensor {
-    let per_task = (ROWS_TASK / d.max(1)).max(1);
-    // SAFETY: every row of every chunk is written whole (asserted).
-    let out = unsafe {
-        par_filled(n * d, per_task * d, |task, out| {
-            for (i, mut out) in (task * per_task..).zip(out.chunks_exact_mut(d)) {
-                for part in parts(i) {
-                    let (to, rest) = out.split_at_mut(part.len());
-                    to.write_copy_of_slice(part);
-                    out = rest;
-                }
-                assert!(out.is_empty(), "a row of {d} values");
-            }
-        })
-    };
-    tensor(out, [n, d])
+    written_rows(n, d, |i, out| {
+        let mut written = 0;
+        for part in parts(i) {
+            // Panics (a slice out of range) when the parts run past the row.
+            out[written..written + part.len()].write_copy_of_slice(part);
+            written += part.len();
+        }
+        written
+    })
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
