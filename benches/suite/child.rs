@@ -49,6 +49,7 @@ pub fn run_row(fields: Value, run: &Value) -> Value {
         ("train_events_per_sec", &run["train_events_per_sec"]),
         ("test_ap", &last["test_ap"]),
         ("stage_seconds", &last["pipeline"]["stage_seconds"]),
+        ("pool_busy_share", &last["pipeline"]["pool_busy_share"]),
         ("train_seconds", &last["train_seconds"]),
         ("hand_over", &run["hand_over"]),
     ] {

@@ -370,6 +370,7 @@ fn measured_steps(runs: &[Value], batches: usize) -> Value {
             json!({
                 "seconds_per_step": per_step(r, "train_seconds"),
                 "compute_seconds_per_step": per_step(&r["stage_seconds"], "compute"),
+                "pool_busy_share": r["pool_busy_share"],
                 "hand_over": r["hand_over"],
             })
         })
@@ -382,6 +383,7 @@ fn measured_steps(runs: &[Value], batches: usize) -> Value {
         "median_count": count,
         "seconds_per_step": pick("seconds_per_step"),
         "compute_seconds_per_step": pick("compute_seconds_per_step"),
+        "pool_busy_share": pick("pool_busy_share"),
     });
     out["runs"] = json!(steps);
     out

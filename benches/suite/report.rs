@@ -153,6 +153,20 @@ fn markdown(r: &Results) -> String {
             "Minor page faults per training batch in the matrix runs' last epoch: at most {max:.2}.\n"
         );
     }
+    let busy: Vec<f64> = (r.matrix.iter())
+        .filter_map(|row| row["pool_busy_share"].as_f64())
+        .collect();
+    if !busy.is_empty() {
+        let (lo, hi) = busy
+            .iter()
+            .fold((1.0f64, 0.0f64), |(l, h), &b| (l.min(b), h.max(b)));
+        let _ = writeln!(
+            md,
+            "The pool's other threads ran its work {:.0}–{:.0} % of the matrix runs' training time in their last epoch (the rest they wait for the training thread's single-threaded stretches and for the joins of split ops: a second thread speeds training up by less than that share).\n",
+            100.0 * lo,
+            100.0 * hi
+        );
+    }
     let _ = writeln!(
         md,
         "The cores' placement: around each timed mspipe run of the matrix, peer and workers parts (not the two runs side by side that set the workers' ideal), the suite probes what it costs the first two cores to hand a buffer to each other against each keeping its own (`benches/suite/placement.rs`); \"near\" when a hand-over costs under {FAR}× a private pass before and after the run, \"far\" when it costs more both times (the host has put the cores in two cache domains; every op split across them slows), \"changed\" when the probes disagree.\n"
@@ -539,8 +553,15 @@ fn measured_step(m: &Value) -> String {
         Some("near") => format!("the {} runs at the near placement", m["median_count"]),
         _ => "all runs".to_string(),
     };
+    let busy = match m["pool_busy_share"].as_f64() {
+        Some(b) => format!(
+            "; in that run the pool's second thread ran its work {:.0} % of the training time",
+            100.0 * b
+        ),
+        None => String::new(),
+    };
     format!(
-        "{:.1} ms (compute stage {:.1} ms), the median over {of} of {} sequential runs of the matrix's kind (each: {})",
+        "{:.1} ms (compute stage {:.1} ms), the median over {of} of {} sequential runs of the matrix's kind (each: {}){busy}",
         1e3 * f(&m["seconds_per_step"]),
         1e3 * f(&m["compute_seconds_per_step"]),
         runs.len(),

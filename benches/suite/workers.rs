@@ -12,7 +12,7 @@ use mspipe::train::config::{ModelName, resolve};
 use serde_json::{Value, json};
 
 use crate::child::{Job, last_epoch, measured_run, run_row, spawn};
-use crate::placement::probed;
+use crate::placement::{median_near, probed};
 use crate::report::{f, mark, mean_std, median, placements};
 
 /// Workers × threads per worker, the pipeline mode, and how the batch is shared.
@@ -499,12 +499,7 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
         -loss,
         mark(loss <= 0.5),
     );
-    let scaling = base / speed(ONE);
-    let _ = write!(
-        md,
-        " Thread scaling of one worker, 1 × 2 `off` over 1 × 1 `off`: {scaling:.2}× (target ≥ 1.7×: {}).",
-        mark(scaling >= 1.7),
-    );
+    thread_scaling(md, &of(rows, cell, BASE, false), speed(ONE));
     if !of(rows, cell, TWO_SPLIT, false).is_empty() {
         let _ = write!(
             md,
@@ -515,6 +510,38 @@ fn cell_table(md: &mut String, rows: &[Value], cell: (&Value, &Value), cores: us
     }
     md.push_str("\n\n");
     predictions(md, &ones);
+}
+
+/// One worker's 1 × 2 `off` speed (its median run at the near placement: a split op slows when
+/// the host puts the two cores in two cache domains) over its 1 × 1 `off` speed `one`, and how
+/// busy that run kept its second thread.
+fn thread_scaling(md: &mut String, twos: &[&Value], one: f64) {
+    let twos: Vec<Value> = twos.iter().map(|&r| r.clone()).collect();
+    let Some(median) = median_near(&twos, |r| f(&r["train_events_per_sec"])) else {
+        return;
+    };
+    let scaling = f(&median.row["train_events_per_sec"]) / one;
+    let _ = write!(
+        md,
+        " Thread scaling of one worker, 1 × 2 `off` (its median run among the {} {}) over 1 × 1 `off`: {scaling:.2}× (target ≥ 1.7×: {})",
+        median.count,
+        if median.near {
+            "at the near placement"
+        } else {
+            "of all placements"
+        },
+        mark(scaling >= 1.7),
+    );
+    match median.row["pool_busy_share"].as_f64() {
+        Some(busy) => {
+            let _ = write!(
+                md,
+                "; that run's second thread ran the pool's work {:.0} % of its training time, the rest waiting for the training thread's single-threaded stretches and for the joins of split ops.",
+                100.0 * busy
+            );
+        }
+        None => md.push('.'),
+    }
 }
 
 /// The simulator's mean error over seeds on `runs` (one-thread workers on whole batches only: the

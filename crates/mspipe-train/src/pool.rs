@@ -7,9 +7,32 @@
 //! run on sits idle. Awake, each spins — taking the pool's work the moment it is queued and
 //! yielding the core to any other thread that wants it — as OpenMP runtimes do for their block
 //! time. The values computed are the same; only who waits, and how, changes.
+//!
+//! The awake workers count the time they spend running the pool's work ([`busy_seconds`]): the
+//! rest of their time is the second core lost to the training thread's single-threaded stretches
+//! and to the joins of split ops, which bounds how much a second thread can speed training up.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Nanoseconds the awake workers have spent running the pool's work, summed over them.
+static BUSY_NANOS: AtomicU64 = AtomicU64::new(0);
+/// Workers the running [`train_on_pool`]s keep awake.
+static AWAKE: AtomicUsize = AtomicUsize::new(0);
+
+/// Seconds the pool's awake workers (all but the training thread, while [`train_on_pool`] runs)
+/// have spent running the pool's work so far, summed over them: divided by a stretch's wall time
+/// and [`awake_workers`], the share of their time the training kept them busy.
+pub fn busy_seconds() -> f64 {
+    BUSY_NANOS.load(Ordering::Relaxed) as f64 * 1e-9
+}
+
+/// How many workers [`train_on_pool`] keeps awake now (0 outside it, and with one thread; summed
+/// over pools when several train at once).
+pub fn awake_workers() -> usize {
+    AWAKE.load(Ordering::Relaxed)
+}
 
 /// Runs `f` as one of the pool's workers, with the pool's other workers awake until it returns
 /// (or panics). With a single worker `f` runs on the calling thread: the pipeline's stage
@@ -21,7 +44,9 @@ pub fn train_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
     rayon::scope(|_| {
         let stop = Arc::new(AtomicBool::new(false));
-        let _stop = StopOnDrop(stop.clone());
+        let awake = rayon::current_num_threads() - 1;
+        AWAKE.fetch_add(awake, Ordering::Relaxed);
+        let _stop = StopOnDrop(stop.clone(), awake);
         let trainer = rayon::current_thread_index();
         // One job per worker, each bound to its thread: the training thread's returns at once.
         rayon::spawn_broadcast(move |worker| {
@@ -36,17 +61,22 @@ pub fn train_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// Runs the pool's queued work as it comes, yielding the core while there is none, until `stop`.
 fn stay_awake(stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
-        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+        let start = Instant::now();
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            BUSY_NANOS.fetch_add(nanos, Ordering::Relaxed);
+        } else {
             std::thread::yield_now();
         }
     }
 }
 
-/// Sets the flag when dropped, so the awake workers stop however training ends.
-struct StopOnDrop(Arc<AtomicBool>);
+/// Sets the flag when dropped, so the awake workers (this many) stop however training ends.
+struct StopOnDrop(Arc<AtomicBool>, usize);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
+        AWAKE.fetch_sub(self.1, Ordering::Relaxed);
         self.0.store(true, Ordering::Release);
     }
 }
@@ -55,7 +85,10 @@ impl Drop for StopOnDrop {
 mod tests {
     use rayon::prelude::*;
 
-    use super::train_on_pool;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::{awake_workers, busy_seconds, train_on_pool};
 
     fn pool(threads: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
@@ -76,6 +109,34 @@ mod tests {
             assert!(on_worker, "{threads} threads");
             assert_eq!(sum, (0..100_000u64).map(|i| i * i).sum::<u64>());
         }
+    }
+
+    #[test]
+    fn work_an_awake_worker_runs_counts_as_busy() {
+        let nap = Duration::from_millis(30);
+        let (awake, busy) = pool(2).install(|| {
+            train_on_pool(|| {
+                let before = busy_seconds();
+                let started = AtomicBool::new(false);
+                // The caller runs the first closure and waits in it until the second has
+                // started: the awake worker took it, and sleeps in it.
+                rayon::join(
+                    || {
+                        while !started.load(Ordering::Acquire) {
+                            std::hint::spin_loop();
+                        }
+                    },
+                    || {
+                        started.store(true, Ordering::Release);
+                        std::thread::sleep(nap);
+                    },
+                );
+                (awake_workers(), busy_seconds() - before)
+            })
+        });
+        // Other tests may train on pools of their own meanwhile: both counts only add up.
+        assert!(awake >= 1);
+        assert!(busy >= nap.as_secs_f64(), "busy {busy} s");
     }
 
     #[test]

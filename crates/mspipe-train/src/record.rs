@@ -55,6 +55,12 @@ pub struct PipelineStats {
     /// the kernel, each cleared by it: allocation traffic that reuse would avoid).
     #[serde(default)]
     pub minor_faults_per_batch: f64,
+    /// The share of the training batches' wall time that the pool's other workers, kept awake
+    /// while one trains, spent running the pool's work (split halves of parallel ops, sampling);
+    /// none with one thread, or with several compute workers. A second thread can speed
+    /// training up by at most about this share.
+    #[serde(default)]
+    pub pool_busy_share: Option<f64>,
 }
 
 /// What an epoch of training measured (EdgeBank, which trains nothing, has none).
@@ -151,10 +157,10 @@ mod tests {
 
     /// The flat line (keys sorted, NaN as null) reads into the record and writes back to the
     /// same text through `serde_json::Value`, as `run` writes it; a line of a binary from before
-    /// `forward_seconds` and `minor_faults_per_batch` reads with 0 there.
+    /// `forward_seconds`, `minor_faults_per_batch` and `pool_busy_share` reads with 0 (none) there.
     #[test]
     fn an_epoch_line_round_trips_flat() {
-        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"forward_seconds":1.0,"max_staleness":1,"mean_staleness":0.5,"minor_faults_per_batch":0.25,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
+        let line = r#"{"epoch":2,"loss":0.5,"pipeline":{"forward_seconds":1.0,"max_staleness":1,"mean_staleness":0.5,"minor_faults_per_batch":0.25,"pool_busy_share":0.75,"stage_seconds":{"compute":2.0}},"seconds":3.0,"test_ap":0.75,"test_ap_new_node_events":null,"test_ap_pooled":0.25,"test_auc":0.5,"test_auc_new_node_events":1.0,"test_auc_pooled":0.125,"train_events_per_sec":10.0,"train_seconds":2.5,"val_ap":0.875,"val_ap_new_node_events":null,"val_ap_pooled":0.25,"val_auc":0.5,"val_auc_new_node_events":1.0,"val_auc_pooled":0.125}"#;
         let record: EpochRecord = serde_json::from_str(line).expect("parses");
         assert_eq!(record.epoch, 2);
         assert_eq!(record.val.ap, 0.875);
@@ -166,13 +172,16 @@ mod tests {
         let value = serde_json::to_value(&record).expect("serializes");
         assert_eq!(value.to_string(), line);
         assert_eq!(training.pipeline.minor_faults_per_batch, 0.25);
+        assert_eq!(training.pipeline.pool_busy_share, Some(0.75));
         let older = line
             .replace(r#""forward_seconds":1.0,"#, "")
-            .replace(r#""minor_faults_per_batch":0.25,"#, "");
+            .replace(r#""minor_faults_per_batch":0.25,"#, "")
+            .replace(r#""pool_busy_share":0.75,"#, "");
         let record: EpochRecord = serde_json::from_str(&older).expect("parses");
         let training = record.training.expect("a trained epoch");
         assert_eq!(training.pipeline.forward_seconds, 0.0);
         assert_eq!(training.pipeline.minor_faults_per_batch, 0.0);
+        assert_eq!(training.pipeline.pool_busy_share, None);
     }
 
     /// A checkpoint's history reads back to the very f64s it was written from (a two-worker run's

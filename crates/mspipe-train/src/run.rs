@@ -179,6 +179,35 @@ struct EpochProgress {
     /// Minor page faults during the training batches.
     #[serde(default)]
     minor_faults: u64,
+    /// Seconds the pool's awake workers ran its work during the training batches, and the
+    /// seconds they were awake (wall time × their count).
+    #[serde(default)]
+    pool_seconds: PoolSeconds,
+}
+
+/// Busy and awake seconds of the pool's awake workers ([`crate::pool`]) over some stretches.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+struct PoolSeconds {
+    busy: f64,
+    awake: f64,
+}
+
+impl PoolSeconds {
+    /// The pool's state now, to measure a stretch from.
+    fn mark() -> (Instant, f64) {
+        (Instant::now(), crate::pool::busy_seconds())
+    }
+
+    /// Adds the stretch since `mark`.
+    fn add(&mut self, (start, busy): (Instant, f64)) {
+        self.busy += crate::pool::busy_seconds() - busy;
+        self.awake += start.elapsed().as_secs_f64() * crate::pool::awake_workers() as f64;
+    }
+
+    /// The share of their awake time the workers were busy (none when none was awake).
+    fn busy_share(&self) -> Option<f64> {
+        (self.awake > 0.0).then(|| (self.busy / self.awake).min(1.0))
+    }
 }
 
 impl EpochProgress {
@@ -204,6 +233,7 @@ impl EpochProgress {
                 .collect(),
             forward_seconds: self.forward_seconds,
             minor_faults_per_batch: self.minor_faults as f64 / n,
+            pool_busy_share: self.pool_seconds.busy_share(),
         }
     }
 }
@@ -415,6 +445,7 @@ fn train_session<S: NodeMemory>(
         while p.next_batch < batches {
             let end = ((p.next_batch / every + 1) * every).min(batches);
             let (stretch_start, faults) = (Instant::now(), minor_faults());
+            let pool = PoolSeconds::mark();
             let losses = &mut p.losses;
             let stretch = session.train_pipelined(epoch, p.next_batch..end, &executor, |loss| {
                 losses.push(loss);
@@ -422,6 +453,7 @@ fn train_session<S: NodeMemory>(
             })?;
             p.train_seconds += stretch_start.elapsed().as_secs_f64();
             p.minor_faults += minor_faults().saturating_sub(faults);
+            p.pool_seconds.add(pool);
             p.next_batch = end;
             if p.staleness.is_empty() {
                 write_atomic(&out.join("gantt.svg"), &stretch.svg(GANTT_WINDOW))?;

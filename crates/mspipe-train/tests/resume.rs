@@ -75,7 +75,12 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
                 v.as_object_mut().expect("object").remove(k);
             }
             let pipeline = v["pipeline"].as_object_mut().expect("pipeline stats");
-            for k in ["stage_seconds", "forward_seconds", "minor_faults_per_batch"] {
+            for k in [
+                "stage_seconds",
+                "forward_seconds",
+                "minor_faults_per_batch",
+                "pool_busy_share",
+            ] {
                 pipeline.remove(k);
             }
             v
