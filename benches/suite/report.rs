@@ -610,6 +610,17 @@ fn other_work(md: &mut String, fl: &Value) {
         1e3 * 0.5 * floor,
         1e3 * (timed - inside),
     );
+    if let Some(busy) = fl["measured"]["pool_busy_share"].as_f64() {
+        // The training thread is busy nearly all the step: the work is about (1 + busy)·step
+        // thread-seconds, which two threads never idle would finish in half that.
+        let busy_both = 0.5 * (1.0 + busy) * step;
+        let _ = writeln!(
+            md,
+            "Had the second thread been busy all of the step with the same work, the step would take about {:.1} ms, {:.2}× the floor: the miss is the work beside the products more than the second thread's waiting.\n",
+            1e3 * busy_both,
+            busy_both / floor,
+        );
+    }
 }
 
 fn floor_section(md: &mut String, r: &Results) {

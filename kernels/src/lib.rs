@@ -192,10 +192,12 @@ pub fn linear_of_columns(a: Tensor<2>, b: Tensor<2>, w: Tensor<2>, bias: Tensor<
     linear(concat_columns(a, b), w, bias)
 }
 
-/// burn's batched `lhs.matmul(rhs)` for a few large matrices (one per head, say): on flex one
-/// operation, forward and backward, whose outputs are written once (strided views read in
-/// place; `lhs`'s gradient laid out as `lhs` is, so the views that made it need no copy to
-/// undo); the same values to the bit.
+/// burn's batched `lhs.matmul(rhs)`: on flex one operation, forward and backward, whose outputs
+/// are written once (strided views read in place; `lhs`'s gradient laid out as `lhs` is, so the
+/// views that made it need no copy to undo). A few large matrices (one per head, say) are
+/// multiplied by the GEMM burn calls, the same values to the bit; many small ones (a node's
+/// mailbox by its query) by plain loops, which a GEMM call's set-up would outweigh — within
+/// rounding of burn's values, the same bits at any thread count.
 ///
 /// # Shapes
 /// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[B, m, n]`.

@@ -17,7 +17,7 @@ use burn::prelude::Device;
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
-use super::{column_sums, floats, matvec, tensor};
+use super::{column_sums, floats, matvec, small_product, tensor};
 use crate::autodiff::{backward_with, constant, finish, register, register_tracked};
 
 /// The linear layer on backend primitives: `x` `[n, in]`, `w` `[in, out]`, `b` `[out]`.
@@ -177,25 +177,28 @@ impl Placement {
 }
 
 /// `lhs` · `rhs` batch by batch, each batch's product written where `place` puts it (the batches
-/// in parallel, a large product split further by rows).
+/// in parallel, a large product split further by rows, a small one by plain loops:
+/// [`small_product`]).
 fn batched(lhs: &FlexTensor, rhs: &FlexTensor, place: Placement) -> FlexTensor {
     let [batches, m, k, n] = batched_dims(lhs, rhs);
     let len = batches * m * n;
     let mut out = Vec::<f32>::with_capacity(len);
     let dst = Out(out.as_mut_ptr());
+    let small = m * k * n <= small_product::SMALL_PRODUCT;
     (0..batches).into_par_iter().for_each(|b| {
         let (a, c) = (Matrix::batch(lhs, b), Matrix::batch(rhs, b));
+        assert!(
+            a.holds(m, k) && c.holds(k, n),
+            "batched product: operand smaller than its shape"
+        );
         // SAFETY: the placements of a stacked or side-by-side layout give each (batch, row,
         // column) its own element of the `len` allocated: batches write disjoint elements.
         unsafe {
-            product_at(
-                dst.offset(b * place.batch),
-                place.row,
-                [m, k, n],
-                a,
-                c,
-                None,
-            )
+            let dst = dst.offset(b * place.batch);
+            match small {
+                true => small_product::product_at(dst.0, place.row, [m, k, n], a, c),
+                false => product_at(dst, place.row, [m, k, n], a, c, None),
+            }
         }
     });
     // SAFETY: every batch's product wrote its `[m, n]` elements, which together are all `len`.
@@ -261,16 +264,16 @@ fn matrix_dims(t: &FlexTensor) -> [usize; 2] {
 
 /// A matrix read from a row-major buffer, as stored or transposed.
 #[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
+pub(super) struct Matrix<'a> {
+    pub(super) data: &'a [f32],
     /// Step between consecutive rows and columns of the matrix meant.
-    row_stride: isize,
-    col_stride: isize,
+    pub(super) row_stride: isize,
+    pub(super) col_stride: isize,
 }
 
 impl<'a> Matrix<'a> {
     /// The buffer's matrix, rows of `width`.
-    fn rows(data: &'a [f32], width: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], width: usize) -> Self {
         Matrix {
             data,
             row_stride: width as isize,
@@ -305,12 +308,30 @@ impl<'a> Matrix<'a> {
     }
 
     /// The transpose of the buffer's matrix of rows of `width`.
-    fn columns(data: &'a [f32], width: usize) -> Self {
+    pub(super) fn columns(data: &'a [f32], width: usize) -> Self {
         Matrix {
             data,
             row_stride: 1,
             col_stride: width as isize,
         }
+    }
+
+    /// Element `(i, j)` (strides non-negative).
+    #[inline(always)]
+    pub(super) fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride as usize + j * self.col_stride as usize]
+    }
+
+    /// The first `len` elements of row `i` (its columns adjacent: `col_stride` 1).
+    #[inline(always)]
+    pub(super) fn row(&self, i: usize, len: usize) -> &'a [f32] {
+        &self.data[i * self.row_stride as usize..][..len]
+    }
+
+    /// The first `len` elements of column `j` (its rows adjacent: `row_stride` 1).
+    #[inline(always)]
+    pub(super) fn column(&self, j: usize, len: usize) -> &'a [f32] {
+        &self.data[j * self.col_stride as usize..][..len]
     }
 }
 

@@ -21,6 +21,7 @@ mod prefetch;
 mod rnn;
 mod select_rows;
 mod slot_rows;
+mod small_product;
 mod time_encoding;
 mod trig;
 
