@@ -337,8 +337,11 @@ fn mailbox_attention_matches_tgl_transformer_updater() {
             _ => false,
         })
         .collect();
+    // Each entry's first two values as its mail, the rest as its time encoding.
+    let entries = floats(&mails, [n, m, input], &dev);
     let got = to_vec(att.forward(
-        floats(&mails, [n, m, input], &dev),
+        entries.clone().narrow(2, 0, 2),
+        entries.narrow(2, 2, input - 2),
         bools(&mask, [n, m], &dev),
         floats(&h, [n, hidden], &dev),
     ));
@@ -427,7 +430,9 @@ fn mailbox_attention_gradients_match_keys_and_values_formed() {
         let out = if formed {
             mailbox_attention_formed(&att, mails.clone(), mask.clone(), h.clone())
         } else {
-            att.forward(mails.clone(), mask.clone(), h.clone())
+            // Mail and encoding parts as views: the gradient reaches both parts' columns.
+            let part = |from, len| mails.clone().narrow(2, from, len);
+            att.forward(part(0, 3), part(3, input - 3), mask.clone(), h.clone())
         };
         let grads = (out.clone() * probe.clone()).sum().backward();
         let grad = |t: Tensor<2>| to_vec(t.grad(&grads).expect("a gradient"));

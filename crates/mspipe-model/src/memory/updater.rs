@@ -34,44 +34,22 @@ pub enum MemoryUpdater {
 pub struct Mails {
     mail: Tensor<3>,
     time: Tensor<3>,
-    /// `[mail ‖ time]` when the caller already holds it side by side (a device fetch writes it
-    /// so): the attention updater reads it as it is rather than concatenating the parts again.
-    joined: Option<Tensor<3>>,
 }
 
 impl Mails {
     /// `mail` `[N, M, mail]` (oldest first) and their time encodings `time` `[N, M, time]`.
     pub fn new(mail: Tensor<3>, time: Tensor<3>) -> Self {
-        Mails {
-            mail,
-            time,
-            joined: None,
-        }
+        Mails { mail, time }
     }
 
     /// Mails and encodings side by side in `joined` `[N, M, mail + time]`, the first `mail`
-    /// columns the mails.
+    /// columns the mails (read in place).
     pub fn side_by_side(joined: Tensor<3>, mail: usize) -> Self {
         let width = joined.dims()[2];
         Mails {
             mail: joined.clone().narrow(2, 0, mail),
-            time: joined.clone().narrow(2, mail, width - mail),
-            joined: Some(joined),
+            time: joined.narrow(2, mail, width - mail),
         }
-    }
-
-    /// `[N, M, mail + time]`, each mail beside its encoding.
-    pub fn concatenated(self) -> Tensor<3> {
-        if let Some(joined) = self.joined {
-            return joined;
-        }
-        let [n, m, width] = self.mail.dims();
-        let t = self.time.dims()[2];
-        let rows = mspipe_kernels::concat_columns(
-            self.mail.reshape([n * m, width]),
-            self.time.reshape([n * m, t]),
-        );
-        rows.reshape([n, m, width + t])
     }
 }
 
@@ -90,7 +68,7 @@ impl MemoryUpdater {
         let reduced = |x| reduce(x, mask.clone(), combine);
         let updated = match self {
             MemoryUpdater::Transformer(att) => {
-                att.forward(mails.concatenated(), mask.clone(), memory.clone())
+                att.forward(mails.mail, mails.time, mask.clone(), memory.clone())
             }
             MemoryUpdater::Gru(cell) => {
                 cell.forward(reduced(mails.mail), reduced(mails.time), memory.clone())
