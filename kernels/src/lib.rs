@@ -194,10 +194,11 @@ pub fn linear_of_columns(a: Tensor<2>, b: Tensor<2>, w: Tensor<2>, bias: Tensor<
 
 /// burn's batched `lhs.matmul(rhs)`: on flex one operation, forward and backward, whose outputs
 /// are written once (strided views read in place; `lhs`'s gradient laid out as `lhs` is, so the
-/// views that made it need no copy to undo). A few large matrices (one per head, say) are
-/// multiplied by the GEMM burn calls, the same values to the bit; many small ones (a node's
-/// mailbox by its query) by plain loops, which a GEMM call's set-up would outweigh — within
-/// rounding of burn's values, the same bits at any thread count.
+/// views that made it need no copy to undo). Products like the attention's per-head ones run on
+/// the GEMM burn calls, the same values to the bit; those whose output rows take few
+/// multiply-adds through a thin side (at most 8,192, through at most 16: a node's mailbox by its
+/// query) as plain loops, which a GEMM call's set-up would outweigh — within rounding of burn's
+/// values, each row's bits the same whatever the other rows and the thread count.
 ///
 /// # Shapes
 /// - `lhs`: `[B, m, k]`, `rhs`: `[B, k, n]`; output: `[B, m, n]`.

@@ -233,21 +233,18 @@ fn run_batched(
     vec![values(y), values(dl), values(dr)]
 }
 
-/// Products of at most this many multiply-adds (`m·k·n`) run as plain loops (the kernels'
-/// limit), larger ones by the GEMM burn calls.
-const PLAIN_LOOPS_UP_TO: usize = 1 << 15;
-
 /// Each of `ours` against `theirs` (the same outputs and gradients, of batches `[B, m, k, n]`):
-/// to the bit where the products are the GEMM's, else within the rounding of sums of products of
+/// to the bit when `gemm` (no product, forward or backward, has a side of 16 or fewer besides its
+/// rows: they all run on the GEMM burn calls), else within the rounding of sums of products of
 /// values below 1.
-fn assert_matches(ours: &[Vec<f32>], theirs: &[Vec<f32>], [_, m, k, n]: [usize; 4]) {
+fn assert_matches(ours: &[Vec<f32>], theirs: &[Vec<f32>], [_, m, k, n]: [usize; 4], gemm: bool) {
     let what = format!("{:?}", [m, k, n]);
     assert_eq!(ours.len(), theirs.len(), "{what}");
     let depth = m.max(k).max(n).max(1) as f32;
     for (o, t) in ours.iter().zip(theirs) {
         assert_eq!(o.len(), t.len(), "{what}");
         for (x, y) in o.iter().zip(t) {
-            match m * k * n > PLAIN_LOOPS_UP_TO {
+            match gemm {
                 true => assert_eq!(x.to_bits(), y.to_bits(), "{what}: {x} against {y}"),
                 false => assert!(
                     (x - y).abs() <= 4.0 * f32::EPSILON * depth * (1.0 + y.abs()),
@@ -258,13 +255,21 @@ fn assert_matches(ours: &[Vec<f32>], theirs: &[Vec<f32>], [_, m, k, n]: [usize; 
     }
 }
 
+/// Shapes `[B, m, k, n]` whose every product (forward and backward, of either test) is the GEMM's:
+/// one split across the pool, one not.
+const GEMM_SHAPES: [[usize; 4]; 2] = [[2, 1790, 50, 200], [2, 100, 90, 100]];
+
+/// `shapes` marked as the GEMM's (`true`) or not.
+fn cases(small: &[[usize; 4]]) -> Vec<([usize; 4], bool)> {
+    let gemm = GEMM_SHAPES.iter().map(|&s| (s, true));
+    gemm.chain(small.iter().map(|&s| (s, false))).collect()
+}
+
 #[test]
 fn batched_product_matches_burns_matmul() {
     let matmul = |a: Tensor<3>, b: Tensor<3>| a.matmul(b);
-    // The GEMM's: one product of each batch split across the pool, one not. Plain loops: APAN's
-    // per-node shapes (a mailbox of 10 mails of 47 values, 2 heads), an empty product, an
-    // empty output.
-    let large = [[2, 1790, 100, 200], [2, 40, 30, 40]];
+    // Plain loops: APAN's per-node shapes (a mailbox of 10 mails of 47 values, 2 heads), an
+    // empty product, an empty output.
     let small = [
         [1, 3, 2, 4],
         [3, 10, 47, 2],
@@ -272,9 +277,9 @@ fn batched_product_matches_burns_matmul() {
         [2, 0, 3, 2],
         [2, 3, 0, 2],
     ];
-    for shape in large.into_iter().chain(small) {
+    for (shape, gemm) in cases(&small) {
         let ours = run_batched(mspipe_kernels::batched_matmul, shape);
-        assert_matches(&ours, &run_batched(matmul, shape), shape);
+        assert_matches(&ours, &run_batched(matmul, shape), shape, gemm);
     }
 }
 
@@ -322,20 +327,14 @@ fn heads_side_by_side_match_burns() {
         a.matmul(w).swap_dims(0, 1).reshape([m, b * n])
     };
     let matmul = |a: Tensor<3>, b: Tensor<3>| a.matmul(b);
-    // The GEMM's (the second split across the pool, as the model's are) and plain loops.
-    for shape in [
-        [2, 40, 30, 40],
-        [2, 1790, 50, 200],
-        [1, 3, 2, 4],
-        [2, 5, 3, 4],
-        [3, 0, 2, 2],
-    ] {
+    // The GEMM's (one split across the pool, as the model's are) and plain loops.
+    for (shape, gemm) in cases(&[[1, 3, 2, 4], [2, 5, 3, 4], [3, 0, 2, 2]]) {
         let ours = run_heads(
             mspipe_kernels::batched_matmul,
             mspipe_kernels::batched_matmul_side_by_side,
             shape,
         );
-        assert_matches(&ours, &run_heads(matmul, concat, shape), shape);
+        assert_matches(&ours, &run_heads(matmul, concat, shape), shape, gemm);
     }
 }
 

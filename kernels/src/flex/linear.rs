@@ -176,31 +176,51 @@ impl Placement {
     }
 }
 
-/// `lhs` · `rhs` batch by batch, each batch's product written where `place` puts it (the batches
-/// in parallel, a large product split further by rows, a small one by plain loops:
-/// [`small_product`]).
+/// `lhs` · `rhs` batch by batch, each batch's product written where `place` puts it: the batches
+/// in parallel, a large product split further by rows; products with little work per output row
+/// through a thin side by plain loops, blocks of rows in parallel ([`small_product`]).
 fn batched(lhs: &FlexTensor, rhs: &FlexTensor, place: Placement) -> FlexTensor {
     let [batches, m, k, n] = batched_dims(lhs, rhs);
     let len = batches * m * n;
     let mut out = Vec::<f32>::with_capacity(len);
     let dst = Out(out.as_mut_ptr());
-    let small = m * k * n <= small_product::SMALL_PRODUCT;
-    (0..batches).into_par_iter().for_each(|b| {
+    let operands = |b| {
         let (a, c) = (Matrix::batch(lhs, b), Matrix::batch(rhs, b));
         assert!(
             a.holds(m, k) && c.holds(k, n),
             "batched product: operand smaller than its shape"
         );
-        // SAFETY: the placements of a stacked or side-by-side layout give each (batch, row,
-        // column) its own element of the `len` allocated: batches write disjoint elements.
-        unsafe {
-            let dst = dst.offset(b * place.batch);
-            match small {
-                true => small_product::product_at(dst.0, place.row, [m, k, n], a, c),
-                false => product_at(dst, place.row, [m, k, n], a, c, None),
+        (a, c)
+    };
+    // SAFETY (both arms): the placements of a stacked or side-by-side layout give each (batch,
+    // row, column) its own element of the `len` allocated: tasks write disjoint elements.
+    if small_product::runs_here([k, n]) {
+        let per_task = small_product::rows_per_task([k, n]);
+        let blocks = m.div_ceil(per_task);
+        (0..batches * blocks).into_par_iter().for_each(|task| {
+            let (b, first) = (task / blocks, task % blocks * per_task);
+            let (a, c) = operands(b);
+            let rows = per_task.min(m - first);
+            unsafe {
+                let dst = dst.offset(b * place.batch + first * place.row).0;
+                small_product::product_at(dst, place.row, [rows, k, n], a.rows_from(first), c)
             }
-        }
-    });
+        });
+    } else {
+        (0..batches).into_par_iter().for_each(|b| {
+            let (a, c) = operands(b);
+            unsafe {
+                product_at(
+                    dst.offset(b * place.batch),
+                    place.row,
+                    [m, k, n],
+                    a,
+                    c,
+                    None,
+                )
+            }
+        });
+    }
     // SAFETY: every batch's product wrote its `[m, n]` elements, which together are all `len`.
     unsafe { out.set_len(len) };
     let strides = vec![place.batch as isize, place.row as isize, 1];
@@ -313,6 +333,14 @@ impl<'a> Matrix<'a> {
             data,
             row_stride: 1,
             col_stride: width as isize,
+        }
+    }
+
+    /// The matrix from row `first` on.
+    pub(super) fn rows_from(&self, first: usize) -> Self {
+        Matrix {
+            data: &self.data[first * self.row_stride as usize..],
+            ..*self
         }
     }
 

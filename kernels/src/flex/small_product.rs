@@ -1,19 +1,32 @@
 //! Products too small for a GEMM call. APAN's attention over each node's mailbox multiplies, per
 //! node, `[mails, input]` by `[input, heads]` and `[heads, mails]` by `[mails, input]` (and, in
-//! the backward, their transposes): some ten thousand multiply-adds a product, thousands of
-//! products a step. A GEMM call spends more than that around them (dispatch, packing the operands
-//! into buffers it allocates, a tile mostly empty); plain loops over the operands where they lie
-//! serve them better. The innermost loop runs along whichever of the output's rows, the sums'
-//! depth or the output's columns has contiguous operands and is longest. Each product runs on
-//! one thread in a fixed order, so its bits do not depend on the thread count (they are not the
-//! GEMM's, whose order of summation follows its tiling).
+//! the backward, their transposes): thousands of products a step, each of a few thousand
+//! multiply-adds per output row. A GEMM call spends more than that around them (dispatch, packing
+//! the operands into buffers it allocates, a tile mostly empty); plain loops over the operands
+//! where they lie serve them better. Whether a product runs here depends on the shape of one
+//! output row's work (`k` and `n`), and each output row is summed the same way whatever the other rows — so a
+//! row's bits do not depend on how many rows the product has, how they are split across tasks or
+//! threads (a model that embeds each distinct row once and gathers gets the bits of embedding
+//! every row). They are not the GEMM's, whose order of summation follows its tiling.
 
 use multiversion::multiversion;
 
 use super::linear::Matrix;
 
-/// Products of at most this much work (`m·k·n` multiply-adds) run here, larger ones by the GEMM.
-pub(super) const SMALL_PRODUCT: usize = 1 << 15;
+/// Products whose output rows take at most this many multiply-adds each (`k·n`)...
+const SMALL_ROW: usize = 1 << 13;
+
+/// ...through a side (`k` or `n`) at most this long run here: a GEMM's tiles would be mostly
+/// empty. Others, however many rows, run on the GEMM.
+const THIN: usize = 16;
+
+/// Whether `[m, k]·[k, n]` products run here, whatever `m`.
+pub(super) fn runs_here([k, n]: [usize; 2]) -> bool {
+    k * n <= SMALL_ROW && k.min(n) <= THIN
+}
+
+/// Multiply-adds a parallel task of rows takes at least ([`rows_per_task`]).
+const TASK_WORK: usize = 1 << 15;
 
 /// Independent partial sums of a dot product (one AVX-512 register of `f32`).
 const LANES: usize = 16;
@@ -24,28 +37,35 @@ const COLUMN_PART: usize = 64;
 /// What the innermost loop runs along.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Inner {
-    /// An output row: `out[i, ·] += lhs[i, p]·rhs[p, ·]` (`rhs`'s rows contiguous).
+    /// An output row: `out[i, ·] += lhs[i, p]·rhs[p, ·]` in order of `p`.
     Row,
-    /// The depth: `out[i, j] = lhs[i, ·]·rhs[·, j]` (`lhs`'s rows and `rhs`'s columns contiguous).
+    /// The depth: `out[i, j] = lhs[i, ·]·rhs[·, j]` in [`LANES`] partial sums.
     Depth,
-    /// An output column: `out[·, j] += lhs[·, p]·rhs[p, j]` (`lhs`'s columns contiguous).
+    /// An output column: `out[·, j] += lhs[·, p]·rhs[p, j]` in order of `p`.
     Column,
 }
 
 impl Inner {
-    /// The longest contiguous run among the loop orders the operands allow (an output row, with
-    /// strided reads, when none does).
-    fn of([m, k, n]: [usize; 3], lhs: &Matrix, rhs: &Matrix) -> Self {
-        [
-            (Inner::Row, n, rhs.col_stride == 1),
-            (Inner::Depth, k, lhs.col_stride == 1 && rhs.row_stride == 1),
-            (Inner::Column, m, lhs.row_stride == 1),
-        ]
-        .into_iter()
-        .filter(|&(_, _, contiguous)| contiguous)
-        .max_by_key(|&(_, len, _)| len)
-        .map_or(Inner::Row, |(inner, _, _)| inner)
+    /// The loop order for the operands' layouts. Whether the sums run in lanes ([`Inner::Depth`],
+    /// where `lhs`'s rows and `rhs`'s columns are contiguous and the depth is the longer run) or
+    /// in order of `p` is decided without the row count, so a row's bits never depend on it; an
+    /// output row or column, which add in the same order, then by the longer contiguous run.
+    fn of(rows: usize, [k, n]: [usize; 2], lhs: &Matrix, rhs: &Matrix) -> Self {
+        let (row, column) = (rhs.col_stride == 1, lhs.row_stride == 1);
+        let depth = lhs.col_stride == 1 && rhs.row_stride == 1;
+        if depth && (!row || k > n) {
+            Inner::Depth
+        } else if column && (!row || rows > n) {
+            Inner::Column
+        } else {
+            Inner::Row
+        }
     }
+}
+
+/// Output rows per parallel task for `[k, n]` products, at least one.
+pub(super) fn rows_per_task([k, n]: [usize; 2]) -> usize {
+    (TASK_WORK / (k * n).max(1)).max(1)
 }
 
 /// Writes `lhs` `[m, k]` · `rhs` `[k, n]` as rows `row` floats apart from `dst`, on the calling
@@ -69,7 +89,7 @@ pub(super) unsafe fn product_at(
         // An empty sum (the operands may hold no element to read).
         return (0..m).for_each(|i| out_row(i).fill(0.0));
     }
-    match Inner::of(shape, &lhs, &rhs) {
+    match Inner::of(m, [k, n], &lhs, &rhs) {
         Inner::Row => (0..m).for_each(|i| along_row(out_row(i), i, k, &lhs, &rhs)),
         Inner::Depth => (0..m).for_each(|i| {
             let a = lhs.row(i, k);
@@ -206,7 +226,7 @@ mod tests {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (sa, sb) = (stored(&a, [m, k], ta), stored(&b, [k, n], tb));
                 let (lhs, rhs) = (matrix(&sa, [m, k], ta), matrix(&sb, [k, n], tb));
-                seen.push(Inner::of(shape, &lhs, &rhs));
+                seen.push(Inner::of(m, [k, n], &lhs, &rhs));
                 let mut out = vec![f32::NAN; m * n];
                 unsafe { product_at(out.as_mut_ptr(), n, shape, lhs, rhs) };
                 for (got, want) in out.iter().zip(&want) {
@@ -220,6 +240,31 @@ mod tests {
         }
         for inner in [Inner::Row, Inner::Depth, Inner::Column] {
             assert!(seen.contains(&inner), "{inner:?} not exercised");
+        }
+    }
+
+    /// Each output row has the same bits in a product of many rows as in a product of just its
+    /// own, for every layout: a model may embed each distinct row once and gather.
+    #[test]
+    fn a_row_does_not_depend_on_the_other_rows() {
+        let (m, k, n) = (70, 33, 5);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 5.0)
+            .collect();
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let (sa, sb) = (stored(&a, [m, k], ta), stored(&b, [k, n], tb));
+            let (lhs, rhs) = (matrix(&sa, [m, k], ta), matrix(&sb, [k, n], tb));
+            let mut all = vec![0.0f32; m * n];
+            unsafe { product_at(all.as_mut_ptr(), n, [m, k, n], lhs, rhs) };
+            for i in [0, 1, 31, m - 1] {
+                let mut one = vec![0.0f32; n];
+                unsafe { product_at(one.as_mut_ptr(), n, [1, k, n], lhs.rows_from(i), rhs) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&one), bits(&all[i * n..][..n]), "row {i}, {ta} {tb}");
+            }
         }
     }
 }
