@@ -190,6 +190,13 @@ mod tests {
         }
     }
 
+    /// Row-major `[m, k]` and `[k, n]` of small, varied values.
+    fn operands([m, k, n]: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..m * k).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0);
+        let b = (0..k * n).map(|i| ((i * 13 % 19) as f32 - 9.0) / 5.0);
+        (a.collect(), b.collect())
+    }
+
     #[test]
     fn hand_worked() {
         // [1 2; 3 4]·[5 6; 7 8] = [19 22; 43 50], its rows 3 floats apart.
@@ -216,12 +223,7 @@ mod tests {
         ];
         let mut seen = Vec::new();
         for shape @ [m, k, n] in shapes {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 13 % 19) as f32 - 9.0) / 5.0)
-                .collect();
+            let (a, b) = operands([m, k, n]);
             let want = reference(&a, &b, shape);
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (sa, sb) = (stored(&a, [m, k], ta), stored(&b, [k, n], tb));
@@ -248,12 +250,7 @@ mod tests {
     #[test]
     fn a_row_does_not_depend_on_the_other_rows() {
         let (m, k, n) = (70, 33, 5);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 13 % 19) as f32 - 9.0) / 5.0)
-            .collect();
+        let (a, b) = operands([m, k, n]);
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             let (sa, sb) = (stored(&a, [m, k], ta), stored(&b, [k, n], tb));
             let (lhs, rhs) = (matrix(&sa, [m, k], ta), matrix(&sb, [k, n], tb));
