@@ -4,10 +4,11 @@
 //! multiply-adds per output row. A GEMM call spends more than that around them (dispatch, packing
 //! the operands into buffers it allocates, a tile mostly empty); plain loops over the operands
 //! where they lie serve them better. Whether a product runs here depends on the shape of one
-//! output row's work (`k` and `n`), and each output row is summed the same way whatever the other rows — so a
-//! row's bits do not depend on how many rows the product has, how they are split across tasks or
-//! threads (a model that embeds each distinct row once and gathers gets the bits of embedding
-//! every row). They are not the GEMM's, whose order of summation follows its tiling.
+//! output row's work (`k` and `n`), and each output row is summed the same way whatever the other
+//! rows — so a row's bits do not depend on how many rows the product has, nor on how they are
+//! split across tasks or threads (a model that embeds each distinct row once and gathers gets the
+//! bits of embedding every row). They are not the GEMM's, whose order of summation follows its
+//! tiling.
 
 use multiversion::multiversion;
 
